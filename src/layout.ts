@@ -1,0 +1,112 @@
+// Every host path is derived here, from K8S_ROOT and the snap environment.
+// No other module builds a host path by hand.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository (dev install) or $SNAP (snap install) that holds dist/, snap/ and the bundled binaries. */
+export const installRoot: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface LayoutEnv {
+  K8S_ROOT?: string;
+  SNAP?: string;
+  SNAP_COMMON?: string;
+  SNAP_DATA?: string;
+  K8S_COMPONENT_CACHE?: string;
+  XDG_CACHE_HOME?: string;
+  HOME?: string;
+}
+
+export class Layout {
+  readonly root: string;
+  readonly snap: string;
+  readonly snapCommon: string;
+  readonly inSnap: boolean;
+  private readonly env: LayoutEnv;
+
+  constructor(env: LayoutEnv = process.env) {
+    this.env = env;
+    this.root = path.resolve(env.K8S_ROOT || '/');
+    this.inSnap = Boolean(env.SNAP && env.SNAP_COMMON);
+    this.snap = env.SNAP || installRoot;
+    this.snapCommon = this.inSnap && !env.K8S_ROOT ? env.SNAP_COMMON! : this.host('/var/snap/k8s/common');
+  }
+
+  /** Re-roots an absolute host path under K8S_ROOT. */
+  host(absolute: string): string {
+    return path.join(this.root, absolute);
+  }
+
+  common(...parts: string[]): string {
+    return path.join(this.snapCommon, ...parts);
+  }
+
+  // Kubernetes configuration and PKI (same place as the upstream snap).
+  get kubernetesDir(): string { return this.host('/etc/kubernetes'); }
+  get pkiDir(): string { return path.join(this.kubernetesDir, 'pki'); }
+  pki(file: string): string { return path.join(this.pkiDir, file); }
+  kubeconfig(name: string): string { return path.join(this.kubernetesDir, name); }
+
+  // Service arguments and config files.
+  get argsDir(): string { return this.common('args'); }
+  args(service: string): string { return path.join(this.argsDir, service); }
+  get confDir(): string { return this.common('args', 'conf.d'); }
+  conf(file: string): string { return path.join(this.confDir, file); }
+  get etcDir(): string { return this.common('etc'); }
+
+  // k8sd state.
+  get k8sdStateDir(): string { return this.common('var', 'lib', 'k8sd', 'state'); }
+  get controlSocket(): string { return path.join(this.k8sdStateDir, 'control.socket'); }
+  get nodeStateFile(): string { return path.join(this.k8sdStateDir, 'node.json'); }
+  get k8sdPidFile(): string { return path.join(this.k8sdStateDir, 'k8sd.pid'); }
+  get clusterCert(): string { return path.join(this.k8sdStateDir, 'cluster.crt'); }
+  get clusterKey(): string { return path.join(this.k8sdStateDir, 'cluster.key'); }
+
+  // Datastore.
+  get etcdDataDir(): string { return this.common('var', 'lib', 'etcd', 'data'); }
+
+  // Logs: one per process.
+  get logDir(): string { return this.common('var', 'log'); }
+  log(name: string): string { return path.join(this.logDir, `${name}.log`); }
+  get auditLogDir(): string { return this.host('/var/log/kubernetes'); }
+
+  // Runtime files of services (pid files, sockets).
+  get runDir(): string { return this.common('run'); }
+
+  // Worker components.
+  get imagesDir(): string { return this.common('images'); }
+  get kubeletRootDir(): string { return this.host('/var/lib/kubelet'); }
+  get containerdConfigDir(): string { return this.host('/etc/containerd'); }
+  get containerdRootDir(): string { return this.host('/var/lib/containerd'); }
+  get containerdStateDir(): string { return this.host('/run/containerd'); }
+  get containerdSocket(): string { return path.join(this.containerdStateDir, 'containerd.sock'); }
+  get cniBinDir(): string { return this.host('/opt/cni/bin'); }
+  get cniConfDir(): string { return this.host('/etc/cni/net.d'); }
+
+  /** Root of the component build cache: outside the repo, keyed by component and version. */
+  get componentCacheRoot(): string {
+    const env = this.env;
+    return env.K8S_COMPONENT_CACHE || path.join(env.XDG_CACHE_HOME || path.join(env.HOME || homedir(), '.cache'), 'k8s-ts', 'components');
+  }
+
+  /** Pinned version of a component, from its recipe under snap/components/. */
+  componentVersion(component: string): string {
+    const file = path.join(installRoot, 'snap', 'components', component, 'version');
+    return readFileSync(file, 'utf8').trim();
+  }
+
+  /**
+   * Path of a component binary: $SNAP/bin in a snap, otherwise the recipe's cached build output.
+   * `component` is the recipe name (kubernetes, etcd, containerd, ...), `binary` the executable.
+   */
+  componentBinary(component: string, binary: string): string {
+    if (this.inSnap) return path.join(this.snap, 'bin', binary);
+    const version = this.componentVersion(component);
+    return path.join(this.componentCacheRoot, component, version, 'bin', binary);
+  }
+
+  componentBuilt(component: string, binary: string): boolean {
+    return existsSync(this.componentBinary(component, binary));
+  }
+}
