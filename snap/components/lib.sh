@@ -18,3 +18,62 @@ go_env() {
 # stamp_done DIR: mark a cache entry complete (written last, so a crash mid-build never looks cached).
 stamp_done() { date -u +%FT%TZ > "$1/.complete"; }
 is_done() { [[ -f "$1/.complete" ]]; }
+
+# mod_field MOD@VER FIELD: one string field (GoMod, Dir, Zip, Info, Sum) of `go mod download -json`.
+mod_field() {
+  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -1
+}
+
+# mod_go_line MOD@VER: the `go` directive of that module's go.mod (GODEBUG defaults follow the main module).
+mod_go_line() { sed -n 's/^go \([0-9.]*\).*/\1/p' "$(mod_field "$1" GoMod)"; }
+
+# mod_commit MOD@VER: the VCS commit if the proxy recorded an Origin (it usually does not); empty otherwise.
+mod_commit() { sed -n 's/.*"Hash":"\([0-9a-f]\{40\}\)".*/\1/p' "$(mod_field "$1" Info)" | head -1; }
+
+# publish_out TMP OUT: stamp TMP complete, then move it into place as OUT and print OUT/bin.
+publish_out() {
+  stamp_done "$1"
+  rm -rf "$2"; mkdir -p "$(dirname "$2")"; mv "$1" "$2"
+  echo "$2/bin"
+}
+
+# oci_archive OUT_TAR IMAGE_NAME ROOTFS_DIR [ENTRYPOINT_JSON] [CMD_JSON] [USER]
+# Writes a single-platform (linux/amd64) OCI image layout as a tar archive that `ctr images import`
+# accepts: oci-layout, index.json (ref.name + io.containerd.image.name annotations) and sha256 blobs
+# (gzip layer, config, manifest). ENTRYPOINT_JSON/CMD_JSON are JSON arrays, e.g. '["/pause"]';
+# USER is e.g. 65535:65535 (empty = root).
+oci_archive() {
+  local out_tar="$1" image="$2" rootfs="$3" entrypoint="${4:-null}" cmd="${5:-null}" user="${6:-}"
+  local d; d="$(mktemp -d)"
+  mkdir -p "$d/blobs/sha256"
+  # Layer: deterministic-ish tar (sorted, root-owned, fixed mtime) of the rootfs contents.
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='@0' -C "$rootfs" -cf "$d/layer.tar" .
+  local diff_id; diff_id="$(sha256sum "$d/layer.tar" | cut -d' ' -f1)"
+  gzip -n -9 "$d/layer.tar"
+  local layer_digest layer_size
+  layer_digest="$(sha256sum "$d/layer.tar.gz" | cut -d' ' -f1)"; layer_size="$(stat -c %s "$d/layer.tar.gz")"
+  mv "$d/layer.tar.gz" "$d/blobs/sha256/$layer_digest"
+
+  printf '{"created":"1970-01-01T00:00:00Z","architecture":"amd64","os":"linux","config":{"User":"%s","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":%s,"Cmd":%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"k8s-ts oci_archive"}]}' \
+    "$user" "$entrypoint" "$cmd" "$diff_id" > "$d/config.json"
+  local cfg_digest cfg_size
+  cfg_digest="$(sha256sum "$d/config.json" | cut -d' ' -f1)"; cfg_size="$(stat -c %s "$d/config.json")"
+  mv "$d/config.json" "$d/blobs/sha256/$cfg_digest"
+
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+    "$cfg_digest" "$cfg_size" "$layer_digest" "$layer_size" > "$d/manifest.json"
+  local man_digest man_size
+  man_digest="$(sha256sum "$d/manifest.json" | cut -d' ' -f1)"; man_size="$(stat -c %s "$d/manifest.json")"
+  mv "$d/manifest.json" "$d/blobs/sha256/$man_digest"
+
+  local tag="${image##*:}"
+  [[ "$image" == *:* && "$tag" != */* ]] || tag=latest
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$man_digest" "$man_size" "$image" "$tag" > "$d/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$d/oci-layout"
+
+  mkdir -p "$(dirname "$out_tar")"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='@0' -C "$d" -cf "$out_tar.tmp" oci-layout index.json blobs
+  mv "$out_tar.tmp" "$out_tar"
+  rm -rf "$d"
+}
