@@ -1,0 +1,145 @@
+// k8sd's cluster state, kept in etcd under its own key prefix (no second database),
+// and the small local record that says this node belongs to a cluster.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../host/files.js';
+import { Layout } from '../layout.js';
+import { CaName } from '../pki/table.js';
+import { CaMaterial } from '../pki/signer.js';
+import { KeyAlgorithm } from '../crypto/types.js';
+import { EtcdClient } from './etcd.js';
+
+export const PREFIX = '/k8sd/';
+
+export interface ClusterConfig {
+  podCidr: string;
+  serviceCidr: string;
+  securePort: number;
+  etcdPort: number;
+  etcdPeerPort: number;
+  datastoreType: 'etcd' | 'external';
+  datastoreServers: string[];
+  clusterDomain: string;
+  dnsServiceIp?: string;
+  keyType: KeyAlgorithm;
+  fips: boolean;
+  failCgroupV1: boolean;
+  auditLevel: 'Policy' | 'Metadata' | 'None';
+  podSecurity: { enforce: string; audit: string; warn: string; exemptNamespaces: string[] };
+  secretsEncryption: 'kms' | 'aesgcm' | 'none';
+  extraSans: string[];
+  /** Leaf lifetime for newly issued certificates. */
+  leafLifetimeDays: number;
+  createdAt: string;
+}
+
+export interface NodeRecord {
+  name: string;
+  address: string;
+  role: 'control-plane' | 'worker';
+  /** PEM of the node's k8sd cluster certificate (port 6400); members trust each other by it. */
+  clusterCert: string;
+  joinedAt: string;
+}
+
+export interface TokenRecord {
+  name: string;
+  role: 'control-plane' | 'worker';
+  /** SHA-256 of the token secret, hex. The secret itself is never stored. */
+  secretHash: string;
+  expiresAt: string;
+  createdAt: string;
+}
+
+export interface PkiRecord {
+  cas: Record<CaName, CaMaterial>;
+  serviceAccountKey: string;
+}
+
+/** Typed access to the /k8sd/ prefix. */
+export class ClusterState {
+  constructor(readonly etcd: EtcdClient) {}
+
+  async getConfig(): Promise<ClusterConfig | undefined> {
+    const v = await this.etcd.get(`${PREFIX}cluster/config`);
+    return v ? (JSON.parse(v) as ClusterConfig) : undefined;
+  }
+  async putConfig(c: ClusterConfig): Promise<void> {
+    await this.etcd.put(`${PREFIX}cluster/config`, JSON.stringify(c));
+  }
+
+  async getPki(): Promise<PkiRecord | undefined> {
+    const v = await this.etcd.get(`${PREFIX}pki/cluster`);
+    return v ? (JSON.parse(v) as PkiRecord) : undefined;
+  }
+  async putPki(p: PkiRecord): Promise<void> {
+    await this.etcd.put(`${PREFIX}pki/cluster`, JSON.stringify(p));
+  }
+
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    const v = await this.etcd.get(`${PREFIX}nodes/${name}`);
+    return v ? (JSON.parse(v) as NodeRecord) : undefined;
+  }
+  async putNode(n: NodeRecord): Promise<void> {
+    await this.etcd.put(`${PREFIX}nodes/${n.name}`, JSON.stringify(n));
+  }
+  async deleteNode(name: string): Promise<void> {
+    await this.etcd.delete(`${PREFIX}nodes/${name}`);
+  }
+  async listNodes(): Promise<NodeRecord[]> {
+    return Object.values(await this.etcd.list(`${PREFIX}nodes/`)).map((v) => JSON.parse(v) as NodeRecord);
+  }
+
+  async putTokenIfAbsent(t: TokenRecord): Promise<boolean> {
+    return this.etcd.create(`${PREFIX}tokens/${t.name}`, JSON.stringify(t));
+  }
+  async getToken(name: string): Promise<{ record: TokenRecord; raw: string } | undefined> {
+    const v = await this.etcd.get(`${PREFIX}tokens/${name}`);
+    return v ? { record: JSON.parse(v) as TokenRecord, raw: v } : undefined;
+  }
+  /** Consumes a token atomically: only one caller can succeed. */
+  async consumeToken(name: string, raw: string): Promise<boolean> {
+    return this.etcd.deleteIfValue(`${PREFIX}tokens/${name}`, raw);
+  }
+  async deleteToken(name: string): Promise<boolean> {
+    return (await this.etcd.delete(`${PREFIX}tokens/${name}`)) > 0;
+  }
+  async listTokens(): Promise<TokenRecord[]> {
+    return Object.values(await this.etcd.list(`${PREFIX}tokens/`)).map((v) => JSON.parse(v) as TokenRecord);
+  }
+
+  /** A cluster-wide lock held through an etcd lease (joins are queued behind it). */
+  async tryLock(name: string, holder: string, ttlSeconds: number): Promise<string | undefined> {
+    const lease = await this.etcd.grantLease(ttlSeconds);
+    if (await this.etcd.create(`${PREFIX}locks/${name}`, holder, lease)) return lease;
+    await this.etcd.revokeLease(lease);
+    return undefined;
+  }
+  async unlock(lease: string): Promise<void> {
+    await this.etcd.revokeLease(lease);
+  }
+}
+
+/** Local record: present once this node has bootstrapped or joined a cluster. */
+export interface LocalNodeState {
+  name: string;
+  address: string;
+  role: 'control-plane' | 'worker';
+  clusterPort: number;
+  /** etcd client endpoints k8sd uses (control plane: the local member first). */
+  etcdEndpoints: string[];
+  securePort: number;
+  bootstrappedAt: string;
+}
+
+export function readLocalNode(layout: Layout): LocalNodeState | undefined {
+  if (!existsSync(layout.nodeStateFile)) return undefined;
+  return JSON.parse(readFileSync(layout.nodeStateFile, 'utf8')) as LocalNodeState;
+}
+
+export function writeLocalNode(layout: Layout, s: LocalNodeState): void {
+  writeFileAtomic(layout.nodeStateFile, JSON.stringify(s, null, 2) + '\n', 0o600);
+}
+
+export function removeLocalNode(layout: Layout): void {
+  rmSync(layout.nodeStateFile, { force: true });
+}

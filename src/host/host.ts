@@ -1,0 +1,68 @@
+// The host and the snap environment, behind one interface. Flows and controllers
+// reach paths, services and host facts only through a Host, so tests can swap it.
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import net from 'node:net';
+import { hostname } from 'node:os';
+import { defaultNodeAddress, localAddresses } from '../config/net.js';
+import { Layout } from '../layout.js';
+import { Logger } from '../log.js';
+import { ServiceManager, SnapServiceManager, Supervisor } from '../services/manager.js';
+
+export interface Host {
+  readonly layout: Layout;
+  readonly services: ServiceManager;
+  hostname(): string;
+  defaultAddress(): string;
+  localAddresses(): string[];
+  /** 1 on hybrid/legacy cgroup v1 hosts, 2 on unified hosts. */
+  cgroupVersion(): 1 | 2;
+  /** True when a TCP listener could bind address:port right now. */
+  portFree(address: string, port: number): Promise<boolean>;
+}
+
+const CGROUP2_MAGIC = 0x63677270;
+
+export class LocalHost implements Host {
+  readonly services: ServiceManager;
+
+  constructor(readonly layout: Layout, log: Logger, services?: ServiceManager) {
+    this.services = services ?? (layout.inSnap ? new SnapServiceManager() : new Supervisor(layout, log));
+  }
+
+  hostname(): string {
+    const override = process.env.K8S_NODE_NAME;
+    return (override || hostname()).toLowerCase();
+  }
+
+  defaultAddress(): string {
+    return defaultNodeAddress();
+  }
+
+  localAddresses(): string[] {
+    return localAddresses();
+  }
+
+  cgroupVersion(): 1 | 2 {
+    try {
+      return statfsSync('/sys/fs/cgroup').type === CGROUP2_MAGIC ? 2 : 1;
+    } catch {
+      return existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
+    }
+  }
+
+  portFree(address: string, port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(true)));
+    });
+  }
+}
+
+export function readProcFile(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

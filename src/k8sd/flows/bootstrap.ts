@@ -1,0 +1,252 @@
+// Bootstrap: turn an unclustered node into the first control-plane node.
+import { existsSync, rmSync } from 'node:fs';
+import { BootstrapConfig } from '../../config/bootstrap.js';
+import { CryptoBackend } from '../../crypto/types.js';
+import { EtcdClient } from '../../datastore/etcd.js';
+import { ClusterConfig, ClusterState, readLocalNode, writeLocalNode, removeLocalNode } from '../../datastore/state.js';
+import { commitFileSet, FileSpec, removeFiles } from '../../host/files.js';
+import { Host } from '../../host/host.js';
+import { Logger } from '../../log.js';
+import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';
+import { LEAF_LIFETIME_DAYS, CaName } from '../../pki/table.js';
+import { Args } from '../../services/args.js';
+import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
+import {
+  controlPlaneArgsFiles,
+  controlPlaneServices,
+  crashWatch,
+  etcdClientUrl,
+  etcdPeerUrl,
+  nodeIdentity,
+  serviceContext,
+  startKubernetesControlPlane,
+  waitEtcdHealthy,
+} from '../controlplane.js';
+import { ClusterIdentity } from '../identity.js';
+import { runFlow, Step, StepEvent } from './flow.js';
+
+/** Security settings turned into files and apiserver flags (audit, admission, encryption at rest). */
+export interface SecurityProvider {
+  files(config: ClusterConfig): Promise<FileSpec[]>;
+  apiserverArgs(config: ClusterConfig): Args;
+  /** Starts anything the apiserver needs before it starts (the KMS plugin). */
+  beforeApiserver(config: ClusterConfig): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface BootstrapRequest {
+  config: BootstrapConfig;
+  name: string;
+  address: string;
+  timeoutMs: number;
+}
+
+export interface BootstrapDeps {
+  host: Host;
+  crypto: CryptoBackend;
+  log: Logger;
+  identity: ClusterIdentity;
+  security: SecurityProvider;
+}
+
+interface Ctx extends BootstrapDeps {
+  req: BootstrapRequest;
+  cluster: ClusterConfig;
+  bundle?: PkiBundle;
+  written: string[];
+  etcd?: EtcdClient;
+  deadline: number;
+}
+
+export class AlreadyBootstrappedError extends Error {
+  constructor(name: string, role: string) {
+    super(`this node is already part of a cluster (node "${name}", ${role}); run "k8s status", or remove it first with "k8s remove-node"`);
+    this.name = 'AlreadyBootstrappedError';
+  }
+}
+
+export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
+  const dnsIp = c.raw['cluster-config']?.dns?.['service-ip'];
+  return {
+    podCidr: c.podCidrs.map((x) => x.text).join(','),
+    serviceCidr: c.serviceCidrs.map((x) => x.text).join(','),
+    securePort: c.securePort,
+    etcdPort: c.etcdPort,
+    etcdPeerPort: c.etcdPeerPort,
+    datastoreType: c.datastoreType,
+    datastoreServers: c.datastoreServers,
+    clusterDomain: c.clusterDomain,
+    ...(dnsIp ? { dnsServiceIp: dnsIp } : {}),
+    keyType: c.keyType,
+    fips: c.fips,
+    failCgroupV1: c.failCgroupV1,
+    auditLevel: c.auditLevel,
+    podSecurity: c.podSecurity,
+    secretsEncryption: c.secretsEncryption,
+    extraSans: c.extraSans,
+    leafLifetimeDays: LEAF_LIFETIME_DAYS,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+const remaining = (ctx: Ctx): number => Math.max(1000, ctx.deadline - Date.now());
+
+const steps: Step<Ctx>[] = [
+  {
+    name: 'preflight',
+    title: 'Checking the node',
+    async run(ctx) {
+      const existing = readLocalNode(ctx.host.layout);
+      if (existing) throw new AlreadyBootstrappedError(existing.name, existing.role);
+      const missing = controlPlaneServices(ctx.cluster)
+        .map((s) => BINARIES[s])
+        .filter((b) => !ctx.host.layout.componentBuilt(b.component, b.binary))
+        .map((b) => ctx.host.layout.componentBinary(b.component, b.binary));
+      if (missing.length) throw new Error(`component binaries are missing: ${missing.join(', ')}; build them with snap/components/build-all.sh`);
+      const addr = ctx.req.address;
+      const local = localAddress({ nodeAddress: addr });
+      const ports: Array<[string, number, string]> = [
+        [addr, ctx.cluster.securePort, 'kube-apiserver'],
+        [local, 10257, 'kube-controller-manager'],
+        [local, 10259, 'kube-scheduler'],
+      ];
+      if (ctx.cluster.datastoreType === 'etcd') {
+        ports.push([addr, ctx.cluster.etcdPort, 'etcd client'], [addr, ctx.cluster.etcdPeerPort, 'etcd peer'], [local, ctx.cluster.etcdPort, 'etcd client']);
+      }
+      for (const [a, p, what] of ports) {
+        if (!(await ctx.host.portFree(a, p))) throw new Error(`port ${a}:${p} (${what}) is already in use; stop whatever listens there, or pick another port in the bootstrap file`);
+      }
+      if (existsSync(ctx.host.layout.etcdDataDir)) {
+        throw new Error(`${ctx.host.layout.etcdDataDir} already exists from an earlier cluster; remove it to bootstrap a new one`);
+      }
+    },
+  },
+  {
+    name: 'pki',
+    title: 'Generating certificates',
+    async run(ctx) {
+      const cfg = ctx.req.config;
+      const cas = await ensureCas(ctx.crypto, cfg.keyType, {
+        ca: cfg.supplied.ca,
+        'client-ca': cfg.supplied['client-ca'],
+        'front-proxy-ca': cfg.supplied['front-proxy-ca'],
+        'etcd-ca': cfg.supplied['etcd-ca'],
+      } as Partial<Record<CaName, { crt?: string; key?: string }>>);
+      const node = nodeIdentity(ctx.host, ctx.req, ctx.cluster);
+      const { leaves, kubeconfigs } = await issueNodeCertificates(ctx.crypto, cas, node, 'control-plane', { keyType: cfg.keyType }, cfg.supplied);
+      const serviceAccountKey = cfg.raw['service-account-key'] ?? (await generateServiceAccountKey(ctx.crypto, cfg.keyType));
+      ctx.bundle = { cas, leaves, kubeconfigs, serviceAccountKey };
+    },
+  },
+  {
+    name: 'write-config',
+    title: 'Writing certificates, kubeconfigs and service arguments',
+    async run(ctx) {
+      const { host, req, cluster } = ctx;
+      const server = apiServerUrl({ nodeAddress: req.address, securePort: cluster.securePort });
+      const sctx = serviceContext(
+        host,
+        req,
+        cluster,
+        { initialCluster: `${req.name}=${etcdPeerUrl(req.address, cluster.etcdPeerPort)}`, state: 'new' },
+        ctx.security.apiserverArgs(cluster),
+      );
+      const files = [
+        ...pkiFiles(host.layout, ctx.bundle!, server, 'control-plane'),
+        ...(await ctx.security.files(cluster)),
+        ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
+      ];
+      if (cluster.datastoreType === 'external') {
+        const raw = req.config.raw;
+        files.push(
+          { path: host.layout.pki('etcd/ca.crt'), content: raw['datastore-ca-crt']!, mode: 0o644 },
+          { path: host.layout.pki('apiserver-etcd-client.crt'), content: raw['datastore-client-crt']!, mode: 0o644 },
+          { path: host.layout.pki('apiserver-etcd-client.key'), content: raw['datastore-client-key']!, mode: 0o600 },
+        );
+      }
+      ctx.written = files.map((f) => f.path);
+      commitFileSet(files, host.layout.k8sdStateDir);
+    },
+    async rollback(ctx) {
+      removeFiles(ctx.written);
+    },
+  },
+  {
+    name: 'start-datastore',
+    title: 'Starting etcd',
+    async run(ctx) {
+      const { host, cluster, req } = ctx;
+      const l = host.layout;
+      const local = localAddress({ nodeAddress: req.address });
+      if (cluster.datastoreType === 'etcd') await host.services.start('etcd');
+      const endpoints = cluster.datastoreType === 'etcd' ? [etcdClientUrl(local, cluster.etcdPort)] : cluster.datastoreServers;
+      const files = cluster.datastoreType === 'etcd'
+        ? { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') }
+        : { ca: l.pki('etcd/ca.crt'), cert: l.pki('apiserver-etcd-client.crt'), key: l.pki('apiserver-etcd-client.key') };
+      ctx.etcd = EtcdClient.fromFiles(endpoints, files);
+      await waitEtcdHealthy(ctx.etcd, remaining(ctx), crashWatch(host, 'etcd', l.log('etcd')));
+    },
+    async rollback(ctx) {
+      ctx.etcd?.close();
+      if (ctx.cluster.datastoreType === 'etcd') {
+        await ctx.host.services.stop('etcd');
+        rmSync(ctx.host.layout.etcdDataDir, { recursive: true, force: true });
+      }
+    },
+  },
+  {
+    name: 'store-state',
+    title: 'Storing cluster state',
+    async run(ctx) {
+      const state = new ClusterState(ctx.etcd!);
+      if (await state.getConfig()) {
+        throw new Error('the datastore already holds a k8sd cluster; use an empty etcd, or join that cluster instead');
+      }
+      const b = ctx.bundle!;
+      await state.putPki({ cas: b.cas, serviceAccountKey: b.serviceAccountKey });
+      await state.putConfig(ctx.cluster);
+      await state.putNode({ name: ctx.req.name, address: ctx.req.address, role: 'control-plane', clusterCert: ctx.identity.cert, joinedAt: new Date().toISOString() });
+    },
+    async rollback(ctx) {
+      // Only reached with an external datastore (managed etcd data is removed wholesale).
+      if (ctx.cluster.datastoreType === 'external' && ctx.etcd) await ctx.etcd.deletePrefix('/k8sd/').catch(() => 0);
+    },
+  },
+  {
+    name: 'start-control-plane',
+    title: 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
+    async run(ctx) {
+      await ctx.security.beforeApiserver(ctx.cluster);
+      await startKubernetesControlPlane(ctx.host, remaining(ctx));
+    },
+    async rollback(ctx) {
+      for (const s of ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const) await ctx.host.services.stop(s);
+      await ctx.security.stop();
+    },
+  },
+  {
+    name: 'mark-bootstrapped',
+    title: 'Recording node membership',
+    async run(ctx) {
+      const local = localAddress({ nodeAddress: ctx.req.address });
+      writeLocalNode(ctx.host.layout, {
+        name: ctx.req.name,
+        address: ctx.req.address,
+        role: 'control-plane',
+        clusterPort: 6400,
+        etcdEndpoints: ctx.cluster.datastoreType === 'etcd' ? [etcdClientUrl(local, ctx.cluster.etcdPort)] : ctx.cluster.datastoreServers,
+        securePort: ctx.cluster.securePort,
+        bootstrappedAt: new Date().toISOString(),
+      });
+    },
+    async rollback(ctx) {
+      removeLocalNode(ctx.host.layout);
+    },
+  },
+];
+
+export async function bootstrap(deps: BootstrapDeps, req: BootstrapRequest, onEvent?: (e: StepEvent) => void): Promise<{ etcd: EtcdClient; cluster: ClusterConfig }> {
+  const ctx: Ctx = { ...deps, req, cluster: clusterConfigFrom(req.config), written: [], deadline: Date.now() + req.timeoutMs };
+  await runFlow('bootstrap', steps, ctx, onEvent);
+  return { etcd: ctx.etcd!, cluster: ctx.cluster };
+}

@@ -1,0 +1,58 @@
+// Service argument files: $SNAP_COMMON/args/<service>, one --flag=value per line.
+import { existsSync, readFileSync } from 'node:fs';
+
+export type Args = Record<string, string>;
+export type ArgOverrides = Record<string, string | null>;
+
+/** Extra args override defaults; a null value deletes the flag. */
+export function mergeArgs(defaults: Args, ...overrides: Array<ArgOverrides | undefined>): Args {
+  const out: Args = { ...defaults };
+  for (const o of overrides) {
+    if (!o) continue;
+    for (const [flag, value] of Object.entries(o)) {
+      const name = flag.replace(/^-+/, '');
+      if (value === null) delete out[name];
+      else out[name] = value;
+    }
+  }
+  return out;
+}
+
+export function renderArgsFile(args: Args): string {
+  return Object.entries(args)
+    .map(([k, v]) => `--${k}=${v}`)
+    .join('\n') + '\n';
+}
+
+export function parseArgsFile(text: string): Args {
+  const out: Args = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^--([^=\s]+)(?:=(.*))?$/.exec(line);
+    if (!m) continue;
+    let value = m[2] ?? 'true';
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    out[m[1]!] = value;
+  }
+  return out;
+}
+
+export function readArgsFile(file: string): Args {
+  return existsSync(file) ? parseArgsFile(readFileSync(file, 'utf8')) : {};
+}
+
+export function argsToArgv(args: Args): string[] {
+  return Object.entries(args).map(([k, v]) => `--${k}=${v}`);
+}
+
+/** KEY=value lines of a <service>-env file. */
+export function readEnvFile(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  const out: Record<string, string> = {};
+  for (const raw of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(raw);
+    if (m) out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+  }
+  return out;
+}
