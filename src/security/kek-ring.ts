@@ -187,6 +187,11 @@ export interface KekStoreOptions {
   crypto: CryptoBackend;
   /** Create a ring with one KEK when the file does not exist (bootstrap). Default true. */
   create?: boolean;
+  /**
+   * A ring received from another control-plane node (join). Written when the file does
+   * not exist, merged into it when it does; takes precedence over `create`.
+   */
+  seed?: KekRingDocument;
   logger?: SecurityLogger;
   /** Writer for the ring file; defaults to the atomic writer in ./files.ts. */
   write?: (file: SecurityFile) => Promise<void>;
@@ -221,7 +226,18 @@ export class KekStore {
     };
     await ensureSecretDir(path.dirname(options.file));
     const existing = await KekStore.readRing(resolved.file, resolved.crypto, resolved.logger);
-    if (existing) return new KekStore(resolved, existing.ring, existing.stamp);
+    if (existing) {
+      const store = new KekStore(resolved, existing.ring, existing.stamp);
+      if (options.seed) await store.adopt(options.seed, 'seed ring');
+      return store;
+    }
+    if (options.seed) {
+      const seed = parseKekRing(JSON.stringify(options.seed), 'seed ring');
+      await verifyRingFingerprints(resolved.crypto, seed, 'seed ring');
+      await resolved.write(ringFile(resolved.file, seed));
+      resolved.logger?.info('installed KMS KEK ring from another control-plane node', { file: resolved.file, keyId: seed.current });
+      return new KekStore(resolved, seed, await KekStore.stamp(resolved.file));
+    }
     if (options.create === false) {
       throw new KekRingError(options.file, 'does not exist; copy the ring from another control-plane node (k8sd does this on join)');
     }
