@@ -2,6 +2,7 @@
 // the PodSecurity defaults and the EventRateLimit limits inline, plus the
 // --enable-admission-plugins list. CIS 1.2.3, 1.2.9–1.2.14 and 5.2.x.
 import type { Layout } from '../layout.js';
+import type { Args } from '../services/args.js';
 import { SecuritySettingsError } from './errors.js';
 import { SECRET_FILE_MODE, toYaml, type SecurityFile } from './files.js';
 
@@ -238,10 +239,10 @@ export function enabledAdmissionPlugins(input: AdmissionSettingsInput = {}): str
 }
 
 /** kube-apiserver admission flags. Nothing is disabled, so CIS 1.2.12/1.2.13 hold. */
-export function admissionArgs(layout: Layout, input: AdmissionSettingsInput = {}): Record<string, string> {
+export function admissionArgs(layout: Layout, input: AdmissionSettingsInput = {}): Args {
   return {
-    '--enable-admission-plugins': enabledAdmissionPlugins(input).join(','),
-    '--admission-control-config-file': admissionPaths(layout).configFile,
+    'enable-admission-plugins': enabledAdmissionPlugins(input).join(','),
+    'admission-control-config-file': admissionPaths(layout).configFile,
   };
 }
 

@@ -2,19 +2,22 @@
 // CIS 1.2.16–1.2.19 (log path and rotation) and 3.2.1–3.2.2 (policy and its coverage).
 import path from 'node:path';
 import type { Layout } from '../layout.js';
+import type { Args } from '../services/args.js';
 import { SecuritySettingsError } from './errors.js';
 import { SECRET_FILE_MODE, toYaml, type SecurityFile } from './files.js';
 
 export type AuditLevel = 'None' | 'Metadata' | 'Request' | 'RequestResponse';
+export type AuditDetail = 'Policy' | 'Metadata' | 'None';
 
 export interface AuditSettings {
   /** false: no policy, no audit flags (CIS 1.2.16–19 and 3.2.1 then fail). */
   enabled: boolean;
   /**
-   * Most detail any rule may log. 'RequestResponse' keeps the policy as designed;
-   * 'Metadata' caps every rule at Metadata; 'None' keeps the flags but logs nothing.
+   * Most detail any rule may log. 'Policy' keeps the policy as designed (up to
+   * RequestResponse for RBAC changes); 'Metadata' caps every rule at Metadata; 'None'
+   * keeps the flags (so CIS 1.2.16–19 and 3.2.1 still pass) but the policy logs nothing.
    */
-  level: 'RequestResponse' | 'Metadata' | 'None';
+  level: AuditDetail;
   maxAgeDays: number;
   maxBackups: number;
   maxSizeMB: number;
@@ -22,7 +25,7 @@ export interface AuditSettings {
 
 export const DEFAULT_AUDIT_SETTINGS: Readonly<AuditSettings> = Object.freeze({
   enabled: true,
-  level: 'RequestResponse',
+  level: 'Policy',
   maxAgeDays: 30,
   maxBackups: 10,
   maxSizeMB: 100,
@@ -130,8 +133,8 @@ function fullPolicyRules(): AuditPolicyRule[] {
 
 function resolve(settings: Partial<AuditSettings>): AuditSettings {
   const resolved: AuditSettings = { ...DEFAULT_AUDIT_SETTINGS, ...settings };
-  if (!['RequestResponse', 'Metadata', 'None'].includes(resolved.level)) {
-    throw new SecuritySettingsError('audit.level', `"${String(resolved.level)}" must be RequestResponse, Metadata or None`);
+  if (!['Policy', 'Metadata', 'None'].includes(resolved.level)) {
+    throw new SecuritySettingsError('audit.level', `"${String(resolved.level)}" must be Policy, Metadata or None`);
   }
   for (const key of ['maxAgeDays', 'maxBackups', 'maxSizeMB'] as const) {
     const value = resolved[key];
@@ -143,11 +146,10 @@ function resolve(settings: Partial<AuditSettings>): AuditSettings {
 /** The audit policy for these settings. */
 export function auditPolicy(settings: Partial<AuditSettings> = {}): AuditPolicy {
   const resolved = resolve(settings);
-  const ceiling = LEVEL_ORDER.indexOf(resolved.level);
-  const rules =
-    resolved.level === 'None'
-      ? [{ level: 'None' as const }]
-      : fullPolicyRules().map((rule) => (LEVEL_ORDER.indexOf(rule.level) > ceiling ? { ...rule, level: resolved.level } : rule));
+  let rules: AuditPolicyRule[];
+  if (resolved.level === 'None') rules = [{ level: 'None' }];
+  else if (resolved.level === 'Metadata') rules = fullPolicyRules().map((rule) => (LEVEL_ORDER.indexOf(rule.level) > LEVEL_ORDER.indexOf('Metadata') ? { ...rule, level: 'Metadata' } : rule));
+  else rules = fullPolicyRules();
   return { apiVersion: 'audit.k8s.io/v1', kind: 'Policy', omitStages: ['RequestReceived'], rules };
 }
 
@@ -156,22 +158,22 @@ export function auditPolicyYaml(settings: Partial<AuditSettings> = {}): string {
 }
 
 /** kube-apiserver audit flags; empty when audit is disabled. */
-export function auditArgs(layout: Layout, settings: Partial<AuditSettings> = {}): Record<string, string> {
+export function auditArgs(layout: Layout, settings: Partial<AuditSettings> = {}): Args {
   const resolved = resolve(settings);
   if (!resolved.enabled) return {};
   const paths = auditPaths(layout);
   return {
-    '--audit-policy-file': paths.policyFile,
-    '--audit-log-path': paths.logFile,
-    '--audit-log-maxage': String(resolved.maxAgeDays),
-    '--audit-log-maxbackup': String(resolved.maxBackups),
-    '--audit-log-maxsize': String(resolved.maxSizeMB),
+    'audit-policy-file': paths.policyFile,
+    'audit-log-path': paths.logFile,
+    'audit-log-maxage': String(resolved.maxAgeDays),
+    'audit-log-maxbackup': String(resolved.maxBackups),
+    'audit-log-maxsize': String(resolved.maxSizeMB),
   };
 }
 
 /**
- * Files to write. The log directory (layout.auditLogDir) must exist before the
- * apiserver starts; k8sd creates it 0700 (the log records who read which Secret).
+ * Files to write. kube-apiserver creates the log directory and a 0600 log file itself;
+ * k8sd may pre-create layout.auditLogDir as 0700 (the log records who read which Secret).
  */
 export function files(layout: Layout, settings: Partial<AuditSettings> = {}): SecurityFile[] {
   const resolved = resolve(settings);

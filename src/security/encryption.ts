@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { CryptoBackend } from '../crypto/types.js';
 import type { Layout } from '../layout.js';
+import type { Args } from '../services/args.js';
 import { SecuritySettingsError } from './errors.js';
 import { SECRET_FILE_MODE, toYaml, type SecurityFile } from './files.js';
 import { kmsPaths, type KekInfo } from './kek-ring.js';
@@ -250,12 +251,12 @@ export function files(layout: Layout, settings: Partial<EncryptionSettings> = {}
 }
 
 /** kube-apiserver flags (CIS 1.2.27). Empty when encryption is off. */
-export function encryptionArgs(layout: Layout, settings: Partial<EncryptionSettings> = {}): Record<string, string> {
+export function encryptionArgs(layout: Layout, settings: Partial<EncryptionSettings> = {}): Args {
   const resolved = resolveEncryptionSettings(settings);
   if (resolved.provider === 'off') return {};
   return {
-    '--encryption-provider-config': encryptionPaths(layout).configFile,
-    '--encryption-provider-config-automatic-reload': String(resolved.automaticReload),
+    'encryption-provider-config': encryptionPaths(layout).configFile,
+    'encryption-provider-config-automatic-reload': String(resolved.automaticReload),
   };
 }
 

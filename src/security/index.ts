@@ -53,6 +53,7 @@ export {
   auditPolicy,
   auditPolicyYaml,
   files as auditFiles,
+  type AuditDetail,
   type AuditLevel,
   type AuditPaths,
   type AuditPolicy,
@@ -79,3 +80,11 @@ export {
   type PodSecurityLevel,
   type PodSecuritySettings,
 } from './admission.js';
+export {
+  SecurityManager,
+  readAesgcmKeys,
+  securitySettingsFrom,
+  type ClusterSecurityConfig,
+  type SecurityManagerOptions,
+  type SecuritySettings,
+} from './manager.js';

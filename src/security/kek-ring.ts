@@ -14,7 +14,8 @@ import path from 'node:path';
 import type { CryptoBackend } from '../crypto/types.js';
 import type { Layout } from '../layout.js';
 import { CiphertextError, KekRingConflictError, KekRingError, SecuritySettingsError, UnknownKeyIdError } from './errors.js';
-import { SECRET_FILE_MODE, ensureSecretDir, writeFileAtomic, type SecurityFile } from './files.js';
+import { writeFileAtomic } from '../host/files.js';
+import { SECRET_FILE_MODE, ensureSecretDir, type SecurityFile } from './files.js';
 import type { SecurityLogger } from './logger.js';
 
 export const KEK_RING_FORMAT = 'k8sd-kms-kek-ring/v1';
@@ -193,7 +194,7 @@ export interface KekStoreOptions {
    */
   seed?: KekRingDocument;
   logger?: SecurityLogger;
-  /** Writer for the ring file; defaults to the atomic writer in ./files.ts. */
+  /** Writer for the ring file; defaults to the host atomic writer (temp file + fsync + rename). */
   write?: (file: SecurityFile) => Promise<void>;
   now?: () => Date;
 }
@@ -220,7 +221,7 @@ export class KekStore {
     const resolved = {
       file: options.file,
       crypto: options.crypto,
-      write: options.write ?? ((file: SecurityFile) => writeFileAtomic(file, 0o700)),
+      write: options.write ?? (async (file: SecurityFile) => writeFileAtomic(file.path, file.content, file.mode)),
       now: options.now ?? (() => new Date()),
       logger: options.logger,
     };

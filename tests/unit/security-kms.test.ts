@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Layout } from '../../src/layout.js';
 import { KekRingConflictError, KekRingError, KmsCallError, KmsSocketError } from '../../src/security/errors.js';
-import { writeFileAtomic } from '../../src/security/files.js';
+import { writeFileAtomic } from '../../src/host/files.js';
 import { KekStore, MAX_WRAP_PLAINTEXT_BYTES, kmsPaths } from '../../src/security/kek-ring.js';
 import { createKmsClient, startKmsServer, type KmsClient, type KmsServer } from '../../src/security/kms.js';
 import type { SecurityLogger } from '../../src/security/logger.js';
@@ -158,7 +158,7 @@ describe('KMS v2 plugin over a unix socket', () => {
       await peer.rotate();
       const dek = await crypto.randomBytes(32);
       const fromPeer = await peer.wrap(dek);
-      await writeFileAtomic({ path: kmsPaths(layout).ringFile, content: JSON.stringify(peer.exportRing()), mode: 0o600 });
+      await writeFileAtomic(kmsPaths(layout).ringFile, JSON.stringify(peer.exportRing()), 0o600);
       expect((await client.decrypt({ ciphertext: fromPeer.ciphertext, keyId: fromPeer.keyId })).equals(dek)).toBe(true);
       expect((await client.status()).keyId).toBe(peer.currentKeyId);
     } finally {
@@ -202,7 +202,7 @@ describe('KEK ring', () => {
 
   it('refuses concurrent rotations on two nodes (same generation, different keys)', async () => {
     const a = await KekStore.open({ file: path.join(root, 'a', 'ring.json'), crypto });
-    await writeFileAtomic({ path: path.join(root, 'b', 'ring.json'), content: JSON.stringify(a.exportRing()), mode: 0o600 });
+    await writeFileAtomic(path.join(root, 'b', 'ring.json'), JSON.stringify(a.exportRing()), 0o600);
     const b = await KekStore.open({ file: path.join(root, 'b', 'ring.json'), crypto, create: false });
     await a.rotate();
     await b.rotate();
