@@ -227,7 +227,7 @@ describe('KEK ring', () => {
 
   it('tightens a ring file that became group/world readable', async () => {
     const file = path.join(root, 'a', 'ring.json');
-    const a = await KekStore.open({ file, crypto });
+    await KekStore.open({ file, crypto });
     await chmod(file, 0o644);
     await KekStore.open({ file, crypto });
     expect((await stat(file)).mode & 0o777).toBe(0o600);
