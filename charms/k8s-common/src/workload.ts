@@ -1,0 +1,263 @@
+// The workload as the charms drive it: the k8s snap (through `snap`) and the cluster
+// (through the `k8s` CLI). Interfaces first, so tests can swap in a fake cluster.
+import { execa } from 'execa';
+
+export class WorkloadCommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly args: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+  ) {
+    super(`'${[command, ...args].join(' ')}' failed (exit ${exitCode ?? 'unknown'}): ${stderr.trim() || 'no error output'}`);
+    this.name = 'WorkloadCommandError';
+  }
+}
+
+export class WorkloadOutputError extends Error {
+  constructor(command: string, expected: string) {
+    super(`'${command}' printed something other than ${expected}; check that the k8s snap matches this charm's revision`);
+    this.name = 'WorkloadOutputError';
+  }
+}
+
+export interface SnapInfo {
+  readonly version: string;
+  readonly held: boolean;
+}
+
+export interface K8sSnap {
+  /** undefined when the snap is not installed. */
+  info(): Promise<SnapInfo | undefined>;
+  /** `snap install k8s --classic` */
+  install(): Promise<void>;
+  /** `snap refresh --hold k8s`: no automatic refreshes. */
+  hold(): Promise<void>;
+  /** `snap remove k8s --purge` */
+  remove(): Promise<void>;
+}
+
+export interface ClusterStatus {
+  readonly ready: boolean;
+  readonly nodeName: string;
+  readonly role: 'control-plane' | 'worker';
+  /** Names of the cluster members k8s reports. */
+  readonly members: readonly string[];
+}
+
+export interface NodeIdentity {
+  readonly name: string;
+  readonly address: string;
+}
+
+export interface K8sCli {
+  /** `k8s bootstrap --file - --name N --address A`, the YAML on stdin. */
+  bootstrap(configYaml: string, node: NodeIdentity): Promise<void>;
+  /** `k8s status --output-format json`; throws when this node is not part of a cluster (or k8sd is down). */
+  status(): Promise<ClusterStatus>;
+  /** `k8s get-join-token <name> [--worker]` */
+  getJoinToken(name: string, worker: boolean): Promise<string>;
+  /** `k8s join-cluster <token> --name N --address A [--file -]` */
+  joinCluster(token: string, node: NodeIdentity, configYaml?: string): Promise<void>;
+  /** `k8s remove-node <name> [--force]` */
+  removeNode(name: string, force: boolean): Promise<void>;
+  /** `k8s list-join-tokens --output-format json`: names of outstanding tokens. */
+  listJoinTokens(): Promise<string[]>;
+  /** `k8s revoke-join-token <name>` */
+  revokeJoinToken(name: string): Promise<void>;
+  /** `k8s config [--server URL]`: the admin kubeconfig. */
+  kubeconfig(server?: string): Promise<string>;
+  /** `k8s refresh-certs --expires-in D [--extra-sans S]…` */
+  refreshCerts(expiresIn: string, extraSans: readonly string[]): Promise<string>;
+  /** `k8s set key=value…` (cluster configuration, e.g. 'dns.enabled=true'). */
+  setClusterConfig(values: Readonly<Record<string, string>>): Promise<void>;
+  /** `k8s kubectl label node <name> k=v… k-… --overwrite` */
+  labelNode(name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void>;
+}
+
+export interface CommandOptions {
+  readonly snapCommand: string;
+  readonly k8sCommand: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Which commands to run: K8S_CHARM_SNAP_CMD and K8S_CHARM_K8S_CMD override them (tests, or a dev snap). */
+export function commandOptionsFromEnv(env: NodeJS.ProcessEnv): CommandOptions {
+  return {
+    snapCommand: env.K8S_CHARM_SNAP_CMD || 'snap',
+    // The unit agent's PATH does not include /snap/bin.
+    k8sCommand: env.K8S_CHARM_K8S_CMD || '/snap/bin/k8s',
+    env,
+  };
+}
+
+const MINUTE = 60_000;
+
+interface RunOptions {
+  readonly input?: string;
+  readonly timeoutMs?: number;
+  /** Arguments shown as <redacted> in errors (tokens). */
+  readonly secretArgs?: readonly string[];
+}
+
+async function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv | undefined, options: RunOptions = {}): Promise<string> {
+  const result = await execa(command, args, {
+    ...(env ? { env } : {}),
+    input: options.input ?? '',
+    reject: false,
+    timeout: options.timeoutMs ?? 5 * MINUTE,
+  });
+  const redact = (text: string): string =>
+    (options.secretArgs ?? []).reduce((acc, secret) => (secret ? acc.split(secret).join('<redacted>') : acc), text);
+  if (result.failed) {
+    const detail = typeof result.stderr === 'string' && result.stderr.trim() !== '' ? result.stderr : (result.shortMessage ?? '');
+    throw new WorkloadCommandError(
+      command,
+      args.map((arg) => redact(arg)),
+      result.exitCode,
+      redact(detail),
+    );
+  }
+  return typeof result.stdout === 'string' ? result.stdout : '';
+}
+
+export class ExecaK8sSnap implements K8sSnap {
+  constructor(private readonly options: CommandOptions) {}
+
+  async info(): Promise<SnapInfo | undefined> {
+    let output: string;
+    try {
+      output = await run(this.options.snapCommand, ['list', 'k8s'], this.options.env);
+    } catch (error) {
+      if (error instanceof WorkloadCommandError) return undefined;
+      throw error;
+    }
+    return parseSnapList(output);
+  }
+
+  async install(): Promise<void> {
+    await run(this.options.snapCommand, ['install', 'k8s', '--classic'], this.options.env, { timeoutMs: 15 * MINUTE });
+  }
+
+  async hold(): Promise<void> {
+    await run(this.options.snapCommand, ['refresh', '--hold', 'k8s'], this.options.env);
+  }
+
+  async remove(): Promise<void> {
+    await run(this.options.snapCommand, ['remove', 'k8s', '--purge'], this.options.env, { timeoutMs: 15 * MINUTE });
+  }
+}
+
+/** Parses `snap list k8s`: a header, then 'Name Version Rev Tracking Publisher Notes'. */
+export function parseSnapList(output: string): SnapInfo | undefined {
+  const row = output
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[0] === 'k8s');
+  if (!row || row[1] === undefined) return undefined;
+  const notes = row[5] ?? '';
+  return { version: row[1], held: notes.split(',').includes('held') };
+}
+
+export class ExecaK8sCli implements K8sCli {
+  constructor(private readonly options: CommandOptions) {}
+
+  private k8s(args: readonly string[], options: RunOptions = {}): Promise<string> {
+    return run(this.options.k8sCommand, args, this.options.env, options);
+  }
+
+  async bootstrap(configYaml: string, node: NodeIdentity): Promise<void> {
+    await this.k8s(['bootstrap', '--file', '-', '--name', node.name, '--address', node.address], {
+      input: configYaml,
+      timeoutMs: 15 * MINUTE,
+    });
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const output = await this.k8s(['status', '--output-format', 'json'], { timeoutMs: MINUTE });
+    return parseClusterStatus(output);
+  }
+
+  async getJoinToken(name: string, worker: boolean): Promise<string> {
+    const output = await this.k8s(['get-join-token', name, ...(worker ? ['--worker'] : [])]);
+    const token = output.trim().split('\n').pop()?.trim() ?? '';
+    if (token === '') throw new WorkloadOutputError('k8s get-join-token', 'a join token');
+    return token;
+  }
+
+  async joinCluster(token: string, node: NodeIdentity, configYaml?: string): Promise<void> {
+    const args = ['join-cluster', token, '--name', node.name, '--address', node.address, ...(configYaml ? ['--file', '-'] : [])];
+    await this.k8s(args, { ...(configYaml ? { input: configYaml } : {}), timeoutMs: 15 * MINUTE, secretArgs: [token] });
+  }
+
+  async removeNode(name: string, force: boolean): Promise<void> {
+    await this.k8s(['remove-node', name, ...(force ? ['--force'] : [])], { timeoutMs: 10 * MINUTE });
+  }
+
+  async listJoinTokens(): Promise<string[]> {
+    return parseJoinTokenNames(await this.k8s(['list-join-tokens', '--output-format', 'json']));
+  }
+
+  async revokeJoinToken(name: string): Promise<void> {
+    await this.k8s(['revoke-join-token', name]);
+  }
+
+  async kubeconfig(server?: string): Promise<string> {
+    return this.k8s(['config', ...(server ? ['--server', server] : [])]);
+  }
+
+  async refreshCerts(expiresIn: string, extraSans: readonly string[]): Promise<string> {
+    const sans = extraSans.flatMap((san) => ['--extra-sans', san]);
+    return this.k8s(['refresh-certs', '--expires-in', expiresIn, ...sans], { timeoutMs: 10 * MINUTE });
+  }
+
+  async setClusterConfig(values: Readonly<Record<string, string>>): Promise<void> {
+    const pairs = Object.entries(values).map(([key, value]) => `${key}=${value}`);
+    if (pairs.length > 0) await this.k8s(['set', ...pairs]);
+  }
+
+  async labelNode(name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {
+    const changes = [...Object.entries(set).map(([key, value]) => `${key}=${value}`), ...remove.map((key) => `${key}-`)];
+    if (changes.length > 0) await this.k8s(['kubectl', 'label', 'node', name, ...changes, '--overwrite']);
+  }
+}
+
+function parseJson(text: string, command: string, expected: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new WorkloadOutputError(command, expected);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function memberName(member: unknown): string | undefined {
+  if (typeof member === 'string') return member;
+  if (isRecord(member)) {
+    const name = member.name ?? member['node-name'];
+    if (typeof name === 'string') return name;
+  }
+  return undefined;
+}
+
+export function parseClusterStatus(output: string): ClusterStatus {
+  const value = parseJson(output, 'k8s status --output-format json', 'JSON');
+  if (!isRecord(value) || typeof value.ready !== 'boolean') {
+    throw new WorkloadOutputError('k8s status --output-format json', "a JSON object with 'ready'");
+  }
+  const role = value.role === 'worker' ? 'worker' : 'control-plane';
+  const members = Array.isArray(value.members) ? value.members.map(memberName).filter((name): name is string => name !== undefined) : [];
+  return { ready: value.ready, nodeName: typeof value['node-name'] === 'string' ? value['node-name'] : '', role, members };
+}
+
+/** Accepts a list of names, a list of {name}, or {tokens: […]}. */
+export function parseJoinTokenNames(output: string): string[] {
+  if (output.trim() === '') return [];
+  const value = parseJson(output, 'k8s list-join-tokens --output-format json', 'JSON');
+  const list = Array.isArray(value) ? value : isRecord(value) && Array.isArray(value.tokens) ? value.tokens : undefined;
+  if (!list) throw new WorkloadOutputError('k8s list-join-tokens --output-format json', 'a JSON list of tokens');
+  return list.map(memberName).filter((name): name is string => name !== undefined);
+}

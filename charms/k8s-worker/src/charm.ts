@@ -1,0 +1,71 @@
+// The k8s-worker charm: a Canonical Kubernetes worker node per unit. It relates to the
+// control plane on `cluster` (limit 1) and joins with the token the k8s leader grants it.
+import type { Charm, HookEvent } from '../../runtime/src/charm.js';
+import type { Config, Model } from '../../runtime/src/model.js';
+import { reconcile, type Reconciliation } from '../../runtime/src/reconcile.js';
+import { joinWithToken } from '../../k8s-common/src/join.js';
+import {
+  checkFips,
+  checkOptions,
+  ensureSnap,
+  isClustered,
+  isLeaving,
+  leaveCluster,
+  noteDeparture,
+  nodeIdentity,
+  reconcileNodeLabels,
+  toYaml,
+  waitForK8sd,
+  type CharmDeps,
+} from '../../k8s-common/src/node.js';
+import { extraNodeArgs, parseNodeLabels } from '../../k8s-common/src/options.js';
+
+export const CLUSTER_ENDPOINT = 'cluster';
+
+export function k8sWorkerCharm(deps: CharmDeps): Charm {
+  return {
+    async onHook(event: HookEvent, model: Model): Promise<void> {
+      // Losing the control plane (relation broken) means leaving the cluster too.
+      await noteDeparture(event, model, CLUSTER_ENDPOINT, true);
+      await reconcile(model, (r) => reconcileWorker(r, deps));
+    },
+    actions: {},
+  };
+}
+
+/** The document for `k8s join-cluster --file -` on a worker; undefined when empty. */
+export function workerJoinDocument(config: Config): Record<string, unknown> | undefined {
+  const document = extraNodeArgs(config, 'worker');
+  return Object.keys(document).length > 0 ? document : undefined;
+}
+
+async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void> {
+  const { model } = r;
+  const nodeName = deps.host.nodeName();
+  if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: false });
+
+  await ensureSnap(r, deps.snap);
+  const config = await model.config();
+  await checkFips(r, config, deps.host);
+  const joinDocument = checkOptions(r, () => {
+    parseNodeLabels('node-labels', config.string('node-labels'));
+    return workerJoinDocument(config);
+  });
+
+  const relation = await model.relation(CLUSTER_ENDPOINT);
+  if (!relation) r.block('Missing cluster integration');
+  await waitForK8sd(r, deps.host);
+  const node = await nodeIdentity(r, deps.host, CLUSTER_ENDPOINT);
+
+  await joinWithToken({
+    r,
+    model,
+    k8s: deps.k8s,
+    relation,
+    leaderBag: await relation.remoteAppBag(),
+    node,
+    ...(joinDocument ? { joinConfig: await toYaml(joinDocument) } : {}),
+    alreadyClustered: () => isClustered(deps.k8s),
+  });
+  await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s-worker');
+}

@@ -1,0 +1,6 @@
+// Entry point of the packed k8s-worker charm: `dispatch` runs this with the bundled Node.
+import { productionDeps } from '../../k8s-common/src/node.js';
+import { dispatch } from '../../runtime/src/dispatch.js';
+import { k8sWorkerCharm } from './charm.js';
+
+process.exitCode = await dispatch(k8sWorkerCharm(productionDeps(process.env)));

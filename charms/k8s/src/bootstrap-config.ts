@@ -1,0 +1,89 @@
+// Charm config → the bootstrap and control-plane join documents the k8s CLI reads,
+// and the record of the options that cannot change once the cluster exists.
+import type { Config } from '../../runtime/src/model.js';
+import { extraNodeArgs, FEATURE_OPTIONS, OptionValueError, parseCidrs, parseSans } from '../../k8s-common/src/options.js';
+
+/** The options k8s fixes at bootstrap. */
+export const IMMUTABLE_OPTIONS = ['bootstrap-datastore', 'bootstrap-pod-cidr', 'bootstrap-service-cidr'] as const;
+export type ImmutableOption = (typeof IMMUTABLE_OPTIONS)[number];
+export type BootstrapRecord = Readonly<Record<ImmutableOption, string>>;
+
+export function datastoreType(config: Config): 'etcd' | undefined {
+  const value = config.string('bootstrap-datastore');
+  if (value === '') return undefined;
+  if (value === 'etcd') return 'etcd';
+  if (value === 'external') {
+    throw new OptionValueError('bootstrap-datastore', "'external' needs an etcd integration this charm does not offer; use '' or 'etcd'");
+  }
+  throw new OptionValueError('bootstrap-datastore', `'${value}' is not '' (k8s' default) or 'etcd'`);
+}
+
+export function bootstrapRecord(config: Config): BootstrapRecord {
+  return {
+    'bootstrap-datastore': config.string('bootstrap-datastore'),
+    'bootstrap-pod-cidr': config.string('bootstrap-pod-cidr'),
+    'bootstrap-service-cidr': config.string('bootstrap-service-cidr'),
+  };
+}
+
+export function parseBootstrapRecord(text: string | undefined): BootstrapRecord | undefined {
+  if (!text) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null) return undefined;
+    const record: Record<string, string> = {};
+    for (const option of IMMUTABLE_OPTIONS) {
+      const item = (value as Record<string, unknown>)[option];
+      record[option] = typeof item === 'string' ? item : '';
+    }
+    return record as BootstrapRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "<option> is immutable; revert to '<value>'" for each option changed since bootstrap. */
+export function immutabilityViolations(config: Config, record: BootstrapRecord): string[] {
+  const current = bootstrapRecord(config);
+  return IMMUTABLE_OPTIONS.filter((option) => current[option] !== record[option]).map(
+    (option) => `${option} is immutable; revert to '${record[option]}'`,
+  );
+}
+
+export function desiredFeatures(config: Config): Record<string, boolean> {
+  return Object.fromEntries(FEATURE_OPTIONS.map(({ feature, option }) => [feature, config.boolean(option)]));
+}
+
+export function extraSans(config: Config): string[] {
+  return parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
+}
+
+/** The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config. */
+export function bootstrapDocument(config: Config): Record<string, unknown> {
+  const features = desiredFeatures(config);
+  const podCidrs = parseCidrs('bootstrap-pod-cidr', config.string('bootstrap-pod-cidr'));
+  const serviceCidrs = parseCidrs('bootstrap-service-cidr', config.string('bootstrap-service-cidr'));
+  const datastore = datastoreType(config);
+  const sans = extraSans(config);
+  return {
+    'cluster-config': Object.fromEntries(Object.entries(features).map(([feature, enabled]) => [feature, { enabled }])),
+    ...(podCidrs.length > 0 ? { 'pod-cidr': podCidrs.join(',') } : {}),
+    ...(serviceCidrs.length > 0 ? { 'service-cidr': serviceCidrs.join(',') } : {}),
+    ...(datastore ? { 'datastore-type': datastore } : {}),
+    ...(sans.length > 0 ? { 'extra-sans': sans } : {}),
+    ...extraNodeArgs(config, 'control-plane'),
+    ...(config.boolean('fips') ? { fips: true } : {}),
+  };
+}
+
+/** The document for `k8s join-cluster --file -` on a control-plane node; undefined when empty. */
+export function controlPlaneJoinDocument(config: Config): Record<string, unknown> | undefined {
+  const sans = extraSans(config);
+  const document = { ...(sans.length > 0 ? { 'extra-sans': sans } : {}), ...extraNodeArgs(config, 'control-plane') };
+  return Object.keys(document).length > 0 ? document : undefined;
+}
+
+/** Validates every option the control plane uses, so a bad value blocks before anything runs. */
+export function validateControlPlaneOptions(config: Config): void {
+  bootstrapDocument(config);
+}
