@@ -30,6 +30,26 @@ mod_go_line() { sed -n 's/^go \([0-9.]*\).*/\1/p' "$(mod_field "$1" GoMod)"; }
 # mod_commit MOD@VER: the VCS commit if the proxy recorded an Origin (it usually does not); empty otherwise.
 mod_commit() { sed -n 's/.*"Hash":"\([0-9a-f]\{40\}\)".*/\1/p' "$(mod_field "$1" Info)" | head -1; }
 
+# go_wrapper_module NAME MOD@VER [MOD@VER...]: turn the current (empty) directory into a wrapper
+# module requiring each MOD@VER, for mains that `go install pkg@version` cannot build (replace
+# directives, or a proxy that refuses the module's version list). The go line and a one-line
+# godebug directive are copied from the first module, since GODEBUG defaults follow the main module.
+go_wrapper_module() {
+  local name="$1" m godebug modfile
+  shift
+  go mod init "k8s-ts/$name" >&2
+  modfile="$(mod_field "$1" GoMod)"
+  go mod edit -go="$(mod_go_line "$1")"
+  godebug="$(sed -n 's/^godebug \([^(].*\)/\1/p' "$modfile")"
+  [[ -z "$godebug" ]] || go mod edit -godebug="$godebug"
+  {
+    printf '//go:build tools\n\n// Package tools pins the modules whose mains this wrapper builds.\npackage tools\n\nimport (\n'
+    for m in "$@"; do go mod edit -require="$m"; printf '\t_ "%s"\n' "${m%@*}"; done
+    printf ')\n'
+  } > tools.go
+  go mod tidy >&2
+}
+
 # publish_out TMP OUT: stamp TMP complete, then move it into place as OUT and print OUT/bin.
 publish_out() {
   stamp_done "$1"

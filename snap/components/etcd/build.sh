@@ -15,24 +15,8 @@ work="$(mktemp -d)"; tmp_out="$out.tmp.$$"
 trap 'rm -rf "$work" "$tmp_out"' EXIT
 cd "$work"
 
-go mod init k8s-ts/etcd-wrapper >&2
-go mod edit -go="$(mod_go_line "go.etcd.io/etcd/server/v3@$version")"
 mods=(go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3 go.etcd.io/etcd/etcdutl/v3)
-for m in "${mods[@]}"; do go mod edit -require="$m@$version"; done
-# A tools-style file keeps the requirements through `go mod tidy`.
-cat > tools.go <<'GO'
-//go:build tools
-
-// Package tools pins the etcd main modules this wrapper builds.
-package tools
-
-import (
-	_ "go.etcd.io/etcd/etcdctl/v3"
-	_ "go.etcd.io/etcd/etcdutl/v3"
-	_ "go.etcd.io/etcd/server/v3"
-)
-GO
-go mod tidy >&2
+go_wrapper_module etcd-wrapper "${mods[@]/%/@$version}"
 
 ld="-s -w"
 sha="$(mod_commit "go.etcd.io/etcd/server/v3@$version")"
