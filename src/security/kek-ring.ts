@@ -245,7 +245,8 @@ export class KekStore {
     const first = await KekStore.newRecord(resolved.crypto, 1, resolved.now());
     const ring: KekRingDocument = { format: KEK_RING_FORMAT, current: first.id, keys: [first] };
     await resolved.write(ringFile(resolved.file, ring));
-    resolved.logger?.info('created KMS KEK ring', { file: resolved.file, keyId: first.id });
+    // Right on bootstrap; wrong on a node that joined a cluster (its peers lack this KEK).
+    resolved.logger?.warn('created a new KMS KEK ring; on a joined control-plane node this is a mistake: copy the cluster ring instead', { file: resolved.file, keyId: first.id });
     return new KekStore(resolved, ring, await KekStore.stamp(resolved.file));
   }
 

@@ -4,8 +4,7 @@
 // Encrypt wraps the DEK the apiserver sends under the current KEK of a KekStore;
 // Decrypt picks the KEK by key_id; Status reports the current key_id, which is how
 // the apiserver learns about a rotation. The service definition is loaded from
-// ./kms-v2.proto at runtime (no codegen); the build must ship that file next to this
-// module (dist/security/kms-v2.proto).
+// kms-v2.proto at runtime (no codegen); see kmsProtoPath for where it is looked up.
 import { existsSync } from 'node:fs';
 import { chmod, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
@@ -13,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { installRoot } from '../layout.js';
 import { CiphertextError, KmsCallError, KmsSocketError, SecurityError, UnknownKeyIdError } from './errors.js';
 import { ensureSecretDir } from './files.js';
 import type { KekStore } from './kek-ring.js';
@@ -55,9 +55,14 @@ interface EncryptResponseMessage { ciphertext: Buffer; key_id: string; annotatio
 interface DecryptRequestMessage { ciphertext: Buffer; uid: string; key_id: string; annotations: Record<string, Buffer> }
 interface DecryptResponseMessage { plaintext: Buffer }
 
-/** Path of the .proto shipped next to this module. */
+/**
+ * Path of kms-v2.proto: next to this module (src/ under vitest, or dist/ when the build
+ * copies it), else the source copy under the install root (dist/ run from a checkout or
+ * a snap that ships src/security/kms-v2.proto).
+ */
 export function kmsProtoPath(): string {
-  return fileURLToPath(new URL('./kms-v2.proto', import.meta.url));
+  const candidates = [fileURLToPath(new URL('./kms-v2.proto', import.meta.url)), path.join(installRoot, 'src', 'security', 'kms-v2.proto')];
+  return candidates.find((candidate) => existsSync(candidate)) ?? candidates[0]!;
 }
 
 type KmsServiceDefinition = protoLoader.ServiceDefinition & {
@@ -76,7 +81,7 @@ let cachedDefinition: KmsServiceDefinition | undefined;
 export function kmsServiceDefinition(protoFile: string = kmsProtoPath()): KmsServiceDefinition {
   if (cachedDefinition && protoFile === kmsProtoPath()) return cachedDefinition;
   if (!existsSync(protoFile)) {
-    throw new SecurityError(`KMS proto ${protoFile} is missing; the build must copy src/security/kms-v2.proto next to kms.js`);
+    throw new SecurityError(`KMS proto ${protoFile} is missing; ship src/security/kms-v2.proto (or copy it next to dist/security/kms.js)`);
   }
   const pkg = protoLoader.loadSync(protoFile, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   const service = pkg[SERVICE_NAME];
