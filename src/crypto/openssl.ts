@@ -259,10 +259,16 @@ function parseMultilineDn(lines: string[]): DistinguishedName {
   for (const line of lines) {
     const match = /^\s+([A-Za-z]+)=(.*)$/.exec(line);
     if (!match) continue;
-    if (match[1] === 'CN') commonName = match[2]!;
-    if (match[1] === 'O') organization.push(match[2]!);
+    const value = unescapeNameValue(match[2]!);
+    if (match[1] === 'CN') commonName = value;
+    if (match[1] === 'O') organization.push(value);
   }
   return organization.length ? { commonName, organization } : { commonName };
+}
+
+/** Undoes esc_ctrl: \\ for a backslash, \XX (hex) for a control character. */
+function unescapeNameValue(value: string): string {
+  return value.replace(/\\([0-9A-Fa-f]{2}|.)/g, (_, esc: string) => (esc.length === 2 ? String.fromCharCode(parseInt(esc, 16)) : esc));
 }
 
 const NAMEOPT = 'sep_multiline,sname,utf8,esc_ctrl';
