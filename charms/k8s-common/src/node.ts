@@ -133,10 +133,11 @@ export async function leaveCluster(r: Reconciliation, { deps, nodeName, removeOw
   r.finish('Removed from the cluster');
 }
 
+/** A removed node's k8s no longer answers `status`; a control plane still answering must also be listed. */
 async function stillMember(k8s: K8sCli, nodeName: string): Promise<boolean> {
   try {
     const status = await k8s.status();
-    return status.members.includes(nodeName);
+    return status.role === 'worker' || status.members.includes(nodeName);
   } catch {
     return false;
   }

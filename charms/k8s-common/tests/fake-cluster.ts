@@ -49,6 +49,8 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   readonly refreshedCerts: Array<{ expiresIn: string; extraSans: readonly string[] }> = [];
   readonly sleeps: number[] = [];
   joinDocument: string | undefined;
+  /** Makes `snap install` fail with this message. */
+  installError: string | undefined;
 
   constructor(
     readonly cluster: FakeCluster,
@@ -98,6 +100,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
 
   async install(): Promise<void> {
     this.log('snap install k8s --classic');
+    if (this.installError) fail('snap install k8s --classic', this.installError);
     this.snap = { version: 'v1.36.0', held: false };
   }
 

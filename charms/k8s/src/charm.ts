@@ -14,7 +14,6 @@ import {
   leaveCluster,
   noteDeparture,
   nodeIdentity,
-  parseStringMap,
   reconcileNodeLabels,
   toYaml,
   waitForK8sd,
@@ -152,10 +151,10 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
   shared.set(nodeKey(model.unit.name), deps.host.nodeName());
 
   const wanted = desiredFeatures(config);
-  const applied = parseStringMap(shared.get(APP_FEATURES));
+  const applied = parseBooleanMap(shared.get(APP_FEATURES));
   const changes = Object.fromEntries(
     Object.entries(wanted)
-      .filter(([feature, enabled]) => applied[feature] !== undefined && String(enabled) !== String(applied[feature]))
+      .filter(([feature, enabled]) => applied[feature] !== undefined && enabled !== applied[feature])
       .map(([feature, enabled]) => [`${feature}.enabled`, String(enabled)]),
   );
   if (Object.keys(changes).length > 0) {
@@ -216,6 +215,16 @@ async function refreshCerts(action: Action, model: Model, deps: CharmDeps): Prom
     await action.setResults({ result: output.trim() || 'certificates refreshed', 'extra-sans': sans.join(',') });
   } catch (error) {
     await action.fail(`refresh-certs failed: ${describe(error)}`);
+  }
+}
+
+function parseBooleanMap(text: string | undefined): Record<string, boolean> {
+  try {
+    const value: unknown = JSON.parse(text ?? '{}');
+    if (typeof value !== 'object' || value === null) return {};
+    return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, boolean] => typeof entry[1] === 'boolean'));
+  } catch {
+    return {};
   }
 }
 

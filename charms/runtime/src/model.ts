@@ -175,7 +175,14 @@ export class Relation {
     const local = isApp ? owner === this.model.unit.app : owner === this.model.unit.name;
     let readOnlyReason: string | undefined;
     if (!local) readOnlyReason = 'a unit writes only its own unit bag and, as leader, its own application bag';
-    else if (isApp && !(await this.model.isLeader())) readOnlyReason = 'only the leader writes application data';
+    else if (isApp && !(await this.model.isLeader())) {
+      if (!this.isPeer) {
+        throw new RelationDataAccessError(
+          `${this.model.unit.name} is not the leader: only the leader can read or write its own application data on ${this.id}`,
+        );
+      }
+      readOnlyReason = 'only the leader writes application data';
+    }
     const data = await this.model.tools.relationGet(this.id, { owner, app: isApp });
     return new RelationBag(this.id, owner, isApp, data, readOnlyReason);
   }
