@@ -186,10 +186,14 @@ export interface FipsProviderLocation {
   modulesDir: string;
   /** <modulesDir>/fips.so */
   modulePath: string;
-  /** The fipsmodule.cnf written by `openssl fipsinstall` for that module. */
-  moduleConfigPath: string;
-  /** Its section name, normally fips_sect. */
-  moduleConfigSection: string;
+  /** The host openssl.cnf (OPENSSL_CONF, else OPENSSLDIR/openssl.cnf). */
+  hostConfigPath?: string;
+  /**
+   * The fipsmodule.cnf written by `openssl fipsinstall` for that module, with its section
+   * name (normally fips_sect). Absent when the host config carries the module settings
+   * inline; Node then reads the host config itself (--openssl-shared-config).
+   */
+  moduleConfig?: { path: string; section: string };
 }
 
 /** `openssl version -m` → MODULESDIR; `-d` → OPENSSLDIR. */
@@ -272,14 +276,15 @@ export async function locateFipsProvider(tool: OpenSSLTool): Promise<FipsProvide
     ...baseDirs.map((d) => path.join(d, 'fipsmodule.cnf')),
     path.join(modulesDir, 'fipsmodule.cnf'),
   ];
+  const location: FipsProviderLocation = { modulesDir, modulePath };
+  if (configPath) location.hostConfigPath = configPath;
   for (const candidate of candidates) {
     const section = await fipsModuleSection(candidate);
-    if (section) {
-      return { modulesDir, modulePath, moduleConfigPath: path.resolve(candidate), moduleConfigSection: section };
-    }
+    if (section) return { ...location, moduleConfig: { path: path.resolve(candidate), section } };
   }
+  if (configPath && (await fipsModuleSection(configPath))) return location;
   throw new FipsUnavailableError(
-    [`no fipsmodule.cnf for ${modulePath} (looked in: ${[...new Set(candidates)].join(', ')}); run "openssl fipsinstall -module ${modulePath} -out <dir>/fipsmodule.cnf"`],
+    [`no fipsmodule.cnf for ${modulePath} (looked in: ${[...new Set([...candidates, ...(configPath ? [configPath] : [])])].join(', ')}); run "openssl fipsinstall -module ${modulePath} -out <dir>/fipsmodule.cnf"`],
     [],
   );
 }
@@ -322,20 +327,20 @@ const NODE_FIPS_CONFIG_FILE = 'node-fips.cnf';
  * --openssl-shared-config), so the host's openssl.cnf is not enough on its own; openssl_conf
  * is set too so the same file serves the openssl CLI.
  */
-export function nodeFipsConfig(location: FipsProviderLocation): string {
+export function nodeFipsConfig(moduleConfig: { path: string; section: string }): string {
   return [
     '# Written by k8sd: runs Node on the host FIPS provider. Regenerated at start; do not edit.',
     'nodejs_conf = k8s_fips_init',
     'openssl_conf = k8s_fips_init',
     '',
-    `.include ${location.moduleConfigPath}`,
+    `.include ${moduleConfig.path}`,
     '',
     '[k8s_fips_init]',
     'providers = k8s_fips_providers',
     'alg_section = k8s_fips_algorithms',
     '',
     '[k8s_fips_providers]',
-    `fips = ${location.moduleConfigSection}`,
+    `fips = ${moduleConfig.section}`,
     'base = k8s_fips_base',
     '',
     '[k8s_fips_base]',
@@ -351,13 +356,27 @@ function quoteNodeOption(value: string): string {
   return /[\s"\\]/.test(value) ? `"${value.replace(/(["\\])/g, '\\$1')}"` : value;
 }
 
-/** Writes <dir>/node-fips.cnf and returns the settings to relaunch Node with. */
+/**
+ * Writes <dir>/node-fips.cnf and returns the settings to relaunch Node with. When the host
+ * has no separate fipsmodule.cnf (its openssl.cnf carries the module settings inline), Node
+ * is pointed at the host config itself with --openssl-shared-config, so it loads exactly
+ * what the host openssl loads; the self-test then checks that this restricts Node to FIPS.
+ */
 export async function writeNodeFipsRuntime(location: FipsProviderLocation, dir: string): Promise<NodeFipsRuntime> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  const configPath = path.resolve(dir, NODE_FIPS_CONFIG_FILE);
-  // Holds paths only, no secrets.
-  await writeFile(configPath, nodeFipsConfig(location), { mode: 0o644 });
-  const execArgv = [`--openssl-config=${configPath}`, '--force-fips'];
+  let configPath: string;
+  let execArgv: string[];
+  if (location.moduleConfig) {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    configPath = path.resolve(dir, NODE_FIPS_CONFIG_FILE);
+    // Holds paths only, no secrets.
+    await writeFile(configPath, nodeFipsConfig(location.moduleConfig), { mode: 0o644 });
+    execArgv = [`--openssl-config=${configPath}`, '--force-fips'];
+  } else if (location.hostConfigPath) {
+    configPath = location.hostConfigPath;
+    execArgv = [`--openssl-config=${configPath}`, '--openssl-shared-config', '--force-fips'];
+  } else {
+    throw new FipsUnavailableError([`no OpenSSL configuration for the FIPS provider at ${location.modulePath}`], []);
+  }
   return {
     configPath,
     modulesDir: location.modulesDir,

@@ -2,7 +2,7 @@
 // provider, the algorithm policy, the OpenSSL backend's refusals, the Go settings and
 // the shared TLS settings.
 import { execa } from 'execa';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -172,7 +172,7 @@ describe('OpenSSL provider listing and Node config generation', () => {
   });
 
   it('writes a nodejs_conf that includes the module config, activates fips and base, and defaults to fips=yes', () => {
-    const text = nodeFipsConfig({ modulesDir: '/m', modulePath: '/m/fips.so', moduleConfigPath: '/etc/ssl/fipsmodule.cnf', moduleConfigSection: 'fips_sect' });
+    const text = nodeFipsConfig({ path: '/etc/ssl/fipsmodule.cnf', section: 'fips_sect' });
     expect(text).toMatch(/^nodejs_conf = k8s_fips_init$/m);
     expect(text).toMatch(/^\.include \/etc\/ssl\/fipsmodule\.cnf$/m);
     expect(text).toMatch(/^fips = fips_sect$/m);
@@ -307,11 +307,33 @@ describe.skipIf(!provider)(`with the test-built FIPS provider${provider ? '' : `
     await expect(attempt).rejects.toThrow(/the FIPS provider is not active in the host OpenSSL \(loaded providers: default\)/);
   });
 
+  it('runs Node on the host config itself (--openssl-shared-config) when it has no separate fipsmodule.cnf', async () => {
+    // A host whose openssl.cnf carries the fipsinstall settings inline, and whose modules directory holds only fips.so.
+    const modules = await mkdtemp(path.join(scratch, 'inline-modules-'));
+    await symlink(path.join(provider!.dir, 'fips.so'), path.join(modules, 'fips.so'));
+    const moduleSettings = await readFile(path.join(provider!.dir, 'fipsmodule.cnf'), 'utf8');
+    const hostConf = path.join(await mkdtemp(path.join(scratch, 'inline-etc-')), 'openssl.cnf');
+    await writeFile(
+      hostConf,
+      `openssl_conf = init\n[init]\nproviders = p\nalg_section = a\n[p]\nfips = fips_sect\nbase = b\n[b]\nactivate = 1\n[a]\ndefault_properties = fips=yes\n${moduleSettings}`,
+    );
+    const inline = await resolveFipsMode({
+      env: { K8S_FIPS: '1', OPENSSL_CONF: hostConf, OPENSSL_MODULES: modules },
+      fipsEnabledPath: NO_KERNEL,
+      runtimeDir: path.join(scratch, 'unused-inline'),
+      nodeBinary: PINNED_NODE,
+    });
+    if (!inline.enabled) throw new Error('expected FIPS mode');
+    expect(inline.location.moduleConfig).toBeUndefined();
+    expect(inline.runtime.execArgv).toEqual([`--openssl-config=${hostConf}`, '--openssl-shared-config', '--force-fips']);
+    expect(inline.selfTest).toEqual({ getFips: 1, sha256: true, md5Refused: true, ecdsaP256: true });
+  });
+
   it('fails the self-test when Node is not restricted to the provider (MD5 still works)', async () => {
     const location = await locateFipsProvider({ binary: 'openssl', env: provider!.env });
     const loose = path.join(scratch, 'loose.cnf');
     // fips loaded, but default too and no fips=yes: getFips() is 0 and MD5 works.
-    await writeFile(loose, `nodejs_conf = init\n.include ${location.moduleConfigPath}\n[init]\nproviders = p\n[p]\nfips = fips_sect\ndefault = d\n[d]\nactivate = 1\n`);
+    await writeFile(loose, `nodejs_conf = init\n.include ${location.moduleConfig!.path}\n[init]\nproviders = p\n[p]\nfips = fips_sect\ndefault = d\n[d]\nactivate = 1\n`);
     const runtime: NodeFipsRuntime = {
       configPath: loose, modulesDir: provider!.dir, env: { OPENSSL_CONF: loose, OPENSSL_MODULES: provider!.dir },
       execArgv: [`--openssl-config=${loose}`], nodeOptions: '',
