@@ -105,6 +105,7 @@ async function run(command: string, args: readonly string[], env: NodeJS.Process
     ...(env ? { env } : {}),
     input: options.input ?? '',
     reject: false,
+    stripFinalNewline: false,
     timeout: options.timeoutMs ?? 5 * MINUTE,
   });
   const redact = (text: string): string =>

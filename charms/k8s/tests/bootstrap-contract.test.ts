@@ -1,0 +1,57 @@
+// Contract with the daemon: what the charm sends `k8s bootstrap --file -` must pass the
+// daemon's own strict bootstrap schema (src/config/bootstrap.ts).
+import { describe, expect, it } from 'vitest';
+import { Config } from '../../runtime/src/model.js';
+import { bootstrapDocument, controlPlaneJoinDocument } from '../src/bootstrap-config.js';
+import { k8sMeta } from '../../k8s-common/tests/scenario-helpers.js';
+
+interface BootstrapModule {
+  validateBootstrapConfig(document: unknown): { podCidrs: unknown[]; extraSans: string[]; fips: boolean };
+}
+
+// Imported by URL so that the charms' tsconfig (rootDir charms/) does not compile src/.
+const daemonBootstrap = new URL('../../../src/config/bootstrap.ts', import.meta.url).href;
+
+function configWith(values: Record<string, string | number | boolean>): Config {
+  const defaults = Object.fromEntries(
+    Object.entries(k8sMeta.config).flatMap(([option, spec]) => (spec.default === undefined ? [] : [[option, spec.default]])),
+  );
+  return new Config({ ...defaults, ...values });
+}
+
+describe('the bootstrap document the k8s charm sends', () => {
+  it('passes the daemon schema with defaults and with every option set', async () => {
+    const { validateBootstrapConfig } = (await import(daemonBootstrap)) as BootstrapModule;
+    expect(() => validateBootstrapConfig(bootstrapDocument(configWith({})))).not.toThrow();
+
+    const full = validateBootstrapConfig(
+      bootstrapDocument(
+        configWith({
+          'bootstrap-datastore': 'etcd',
+          'bootstrap-pod-cidr': '10.1.0.0/16,fd01::/108',
+          'bootstrap-service-cidr': '10.152.183.0/24,fd98::/108',
+          'load-balancer-enabled': true,
+          'kube-apiserver-extra-args': 'audit-log-maxage=30',
+          'kube-controller-manager-extra-args': 'v=2',
+          'kube-scheduler-extra-args': 'v=2',
+          'kube-proxy-extra-args': 'v=2',
+          'kubelet-extra-args': 'max-pods=200',
+          'datastore-extra-args': 'quota-backend-bytes=8589934592',
+          'kube-apiserver-extra-sans': 'api.example.com 10.0.0.100',
+          fips: true,
+        }),
+      ),
+    );
+    expect(full.extraSans).toEqual(['api.example.com', '10.0.0.100']);
+    expect(full.fips).toBe(true);
+    expect(full.podCidrs).toHaveLength(2);
+  });
+
+  it('sends a control-plane join document only when there is something to say', () => {
+    expect(controlPlaneJoinDocument(configWith({}))).toBeUndefined();
+    expect(controlPlaneJoinDocument(configWith({ 'kube-apiserver-extra-sans': 'a.example.com', 'kubelet-extra-args': 'v=2' }))).toEqual({
+      'extra-sans': ['a.example.com'],
+      'extra-node-kubelet-args': { '--v': '2' },
+    });
+  });
+});
