@@ -244,13 +244,28 @@ function memberName(member: unknown): string | undefined {
   return undefined;
 }
 
+/** `k8s status` answered, but this node is not part of a cluster (role 'none'). */
+export class NodeNotClusteredError extends Error {
+  constructor() {
+    super('k8s status reports that this node is not part of a cluster');
+    this.name = 'NodeNotClusteredError';
+  }
+}
+
+/**
+ * Reads `k8s status --output-format json`: {ready, node-name, role, members | datastore.members}.
+ * Throws NodeNotClusteredError for role 'none'.
+ */
 export function parseClusterStatus(output: string): ClusterStatus {
   const value = parseJson(output, 'k8s status --output-format json', 'JSON');
   if (!isRecord(value) || typeof value.ready !== 'boolean') {
     throw new WorkloadOutputError('k8s status --output-format json', "a JSON object with 'ready'");
   }
+  if (value.role === 'none') throw new NodeNotClusteredError();
   const role = value.role === 'worker' ? 'worker' : 'control-plane';
-  const members = Array.isArray(value.members) ? value.members.map(memberName).filter((name): name is string => name !== undefined) : [];
+  const datastore = value.datastore;
+  const listed = Array.isArray(value.members) ? value.members : isRecord(datastore) && Array.isArray(datastore.members) ? datastore.members : [];
+  const members = listed.map(memberName).filter((name): name is string => name !== undefined);
   return { ready: value.ready, nodeName: typeof value['node-name'] === 'string' ? value['node-name'] : '', role, members };
 }
 

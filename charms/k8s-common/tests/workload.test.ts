@@ -9,6 +9,7 @@ import {
   parseClusterStatus,
   parseJoinTokenNames,
   parseSnapList,
+  NodeNotClusteredError,
   WorkloadCommandError,
   WorkloadOutputError,
 } from '../src/workload.js';
@@ -115,6 +116,12 @@ describe('parsers for k8s and snap output', () => {
     expect(() => parseClusterStatus('{"members": []}')).toThrow(WorkloadOutputError);
     expect(() => parseClusterStatus('Error: not bootstrapped')).toThrow(/printed something other than JSON/);
     expect(parseClusterStatus('{"ready": false, "role": "worker"}')).toEqual({ ready: false, nodeName: '', role: 'worker', members: [] });
+    expect(() => parseClusterStatus('{"ready": false, "role": "none", "node-name": "n0"}')).toThrow(NodeNotClusteredError);
+  });
+
+  it("reads members at the top level or under 'datastore' (as src/cli's status prints them)", () => {
+    const status = { ready: true, 'node-name': 'n0', role: 'control-plane', datastore: { type: 'etcd', members: [{ name: 'n0', address: '10.0.0.5', role: 'voter' }] } };
+    expect(parseClusterStatus(JSON.stringify(status)).members).toEqual(['n0']);
   });
 
   it('accepts the join-token list as names, objects or {tokens}', () => {
