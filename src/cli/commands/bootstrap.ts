@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { Flags, ux } from '@oclif/core';
+import { K8sCommand, parseDuration, timeoutFlagWith } from '../base.js';
+import { parseBootstrapYaml } from '../../config/bootstrap.js';
+
+export default class Bootstrap extends K8sCommand {
+  static override description = 'Bootstrap a new Kubernetes cluster on this node';
+  static override examples = [
+    'sudo <%= config.bin %> bootstrap',
+    'sudo <%= config.bin %> bootstrap --file bootstrap.yaml --name cp1 --address 10.0.0.5',
+    'cat bootstrap.yaml | sudo <%= config.bin %> bootstrap --file -',
+  ];
+  static override flags = {
+    file: Flags.string({ description: 'bootstrap configuration YAML file, or - for stdin' }),
+    name: Flags.string({ description: 'node name (default: the hostname)' }),
+    address: Flags.string({ description: 'node address (IP or CIDR) that other nodes and services use' }),
+    timeout: timeoutFlagWith('120s'),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Bootstrap);
+    const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
+    const text = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
+    // Validate locally first, so a bad file fails fast with the key named.
+    parseBootstrapYaml(text);
+    const client = this.client(timeoutMs + 30_000);
+    const node = await client.node();
+    if (node.clustered) this.error(`this node is already part of a cluster (node "${node.name}", ${node.role}); nothing was changed`, { exit: 1 });
+    const tty = Boolean(process.stderr.isTTY);
+    let current = '';
+    const result = await client
+      .bootstrap({ config: text, ...(flags.name ? { name: flags.name } : {}), ...(flags.address ? { address: flags.address } : {}), timeoutSeconds: timeoutMs / 1000 }, (e) => {
+        if (e.type === 'step') {
+          if (tty) {
+            if (current) ux.action.stop('done');
+            ux.action.start(e.title);
+          } else {
+            this.logToStderr(`bootstrap: ${e.title}`);
+          }
+          current = e.title;
+        } else if (e.type === 'rollback') {
+          if (!tty) this.logToStderr(`bootstrap: rolled back ${e.step}${e.error ? ` (${e.error})` : ''}`);
+        }
+      })
+      .catch((err: Error) => {
+        if (tty && current) ux.action.stop('failed');
+        throw err;
+      });
+    if (tty && current) ux.action.stop('done');
+    this.log(`Bootstrapped a new Kubernetes cluster with node address "${String(result.address)}" in ${Number(result.seconds).toFixed(1)} s.`);
+    this.log('The node will be Ready as soon as its services report ready. Check with "k8s status --wait-ready".');
+  }
+}

@@ -1,0 +1,43 @@
+import { Flags } from '@oclif/core';
+import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlag } from '../base.js';
+import type { ClusterStatus } from '../../k8sd/status.js';
+
+export default class Status extends K8sCommand {
+  static override description = 'Show the state of the cluster and of this node';
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --wait-ready --timeout 2m', '<%= config.bin %> status --output-format json'];
+  static override flags = {
+    'wait-ready': Flags.boolean({ description: 'wait until the cluster is ready' }),
+    timeout: timeoutFlag,
+    'output-format': outputFormatFlag,
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Status);
+    const client = this.client();
+    const deadline = Date.now() + parseDuration(flags.timeout, 'timeout');
+    let st: ClusterStatus = await client.status();
+    while (flags['wait-ready'] && !st.ready && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      st = await client.status();
+    }
+    this.render(st, flags['output-format'] as OutputFormat, () => plain(st));
+    if (st.role === 'none') this.exit(1);
+    if (flags['wait-ready'] && !st.ready) this.error('the cluster did not become ready in time', { exit: 1 });
+  }
+}
+
+function plain(st: ClusterStatus): string {
+  if (st.role === 'none') return 'Error: this node is not part of a cluster; run "k8s bootstrap" or "k8s join-cluster"';
+  const members = st.datastore.members.map((m) => `${m.name} ${m.address} (${m.role})`);
+  const lines = [
+    `cluster status:           ${st.ready ? 'ready' : 'not ready'}`,
+    `node:                     ${st['node-name']} (${st.role}, ${st.address})`,
+    `high availability:        ${st.ha ? 'yes' : 'no'}`,
+    `datastore:                ${st.datastore.type}${st.datastore.error ? ` (${st.datastore.error})` : ''}`,
+    ...members.map((m, i) => `${i === 0 ? 'datastore members:        ' : '                          '}${m}`),
+    `versions:                 ${Object.entries(st.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    'services:',
+    ...st.services.map((s) => `  ${s.name.padEnd(24)}${s.state}${s.pid ? ` (pid ${s.pid})` : ''}${s.restarts ? `, ${s.restarts} restarts` : ''}`),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,4 @@
+// Entry point of `k8s`.
+import { execute } from '@oclif/core';
+
+await execute({ dir: import.meta.url });

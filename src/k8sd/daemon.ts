@@ -1,0 +1,241 @@
+// k8sd: the daemon. Serves the local API on a root-only unix socket and the cluster
+// API on HTTPS :6400 with mutual TLS; starts and supervises this node's services.
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { ServerResponse } from 'node:http';
+import { validateBootstrapConfig, parseBootstrapYaml, ConfigError } from '../config/bootstrap.js';
+import { defaultNodeAddress } from '../config/net.js';
+import { CryptoBackend } from '../crypto/types.js';
+import { EtcdClient } from '../datastore/etcd.js';
+import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.js';
+import { recoverFileSets, writeFileAtomic } from '../host/files.js';
+import { Host, LocalHost } from '../host/host.js';
+import { Layout } from '../layout.js';
+import { createLogger, Logger } from '../log.js';
+import { Supervisor } from '../services/manager.js';
+import { localAddress, ServiceId } from '../services/specs.js';
+import { controlPlaneServices, crashWatch, etcdClientUrl, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
+import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
+import { FlowError, StepEvent } from './flows/flow.js';
+import { ApiError, makeDispatcher, Request, Route } from './http.js';
+import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
+import { clusterStatus } from './status.js';
+import { serverTlsOptions } from './tls.js';
+import { createCryptoBackend } from './runtime.js';
+import { createSecurityProvider } from './security.js';
+
+export const K8SD_PORT = 6400;
+
+export interface DaemonOptions {
+  layout?: Layout;
+  log?: Logger;
+}
+
+export class K8sd {
+  readonly layout: Layout;
+  readonly log: Logger;
+  readonly host: Host;
+  crypto!: CryptoBackend;
+  identity!: ClusterIdentity;
+  security!: SecurityProvider;
+  etcd?: EtcdClient;
+  state?: ClusterState;
+  private localServer?: http.Server;
+  private clusterServer?: https.Server;
+  private busy = false;
+  private stopping = false;
+
+  constructor(opts: DaemonOptions = {}) {
+    this.layout = opts.layout ?? new Layout();
+    this.log = opts.log ?? createLogger('k8sd', this.layout.log('k8sd'));
+    this.host = new LocalHost(this.layout, this.log);
+  }
+
+  node(): LocalNodeState | undefined {
+    return readLocalNode(this.layout);
+  }
+
+  async start(): Promise<void> {
+    const l = this.layout;
+    mkdirSync(l.k8sdStateDir, { recursive: true, mode: 0o700 });
+    chmodSync(l.k8sdStateDir, 0o700);
+    const recovered = recoverFileSets(l.k8sdStateDir);
+    if (recovered) this.log.warn('completed interrupted file-set writes', { count: recovered });
+    this.crypto = await createCryptoBackend(this.log);
+    this.identity = await ensureClusterIdentity(l, this.crypto, this.host.hostname(), [this.host.defaultAddress()]);
+    this.security = createSecurityProvider(this);
+    if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
+    writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
+    await this.startLocalApi();
+    const node = this.node();
+    if (node) {
+      try {
+        await this.startNodeServices(node);
+      } catch (err) {
+        this.log.error('could not start the node services; k8sd keeps serving so that status shows why', { error: (err as Error).message });
+      }
+    }
+    this.log.info('k8sd started', { socket: l.controlSocket, clustered: Boolean(node) });
+  }
+
+  /** Brings up the services of a node that is already part of a cluster (after a restart). */
+  private async startNodeServices(node: LocalNodeState): Promise<void> {
+    if (node.role !== 'control-plane') return;
+    const l = this.layout;
+    const managedEtcd = existsSync(l.args('etcd'));
+    if (managedEtcd) await this.host.services.start('etcd');
+    const files = managedEtcd
+      ? { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') }
+      : { ca: l.pki('etcd/ca.crt'), cert: l.pki('apiserver-etcd-client.crt'), key: l.pki('apiserver-etcd-client.key') };
+    this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, files);
+    this.state = new ClusterState(this.etcd);
+    await waitEtcdHealthy(this.etcd, 60_000, crashWatch(this.host, 'etcd', l.log('etcd')));
+    const config = await this.state.getConfig();
+    if (!config) throw new Error('the datastore holds no cluster configuration');
+    await this.security.beforeApiserver(config);
+    await startKubernetesControlPlane(this.host, 120_000);
+    await this.startClusterApi(node);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info('k8sd stopping');
+    this.clusterServer?.close();
+    this.localServer?.close();
+    await this.host.services.stopAll();
+    await this.security?.stop();
+    this.etcd?.close();
+    rmSync(this.layout.controlSocket, { force: true });
+    rmSync(this.layout.k8sdPidFile, { force: true });
+    this.log.info('k8sd stopped');
+  }
+
+  private routes(): Route[] {
+    return [
+      { method: 'GET', path: '/1.0/k8sd/node', handler: async () => this.nodeInfo() },
+      { method: 'POST', path: '/1.0/k8sd/cluster', handler: (req, res) => this.handleBootstrap(req, res) },
+      { method: 'GET', path: '/1.0/k8sd/cluster', handler: async () => clusterStatus(this) },
+      { method: 'GET', path: '/1.0/k8sd/kubeconfig', handler: async (req) => this.kubeconfig(req) },
+      { method: 'GET', path: '/1.0/k8sd/services', handler: async () => this.serviceStates() },
+    ];
+  }
+
+  private nodeInfo(): unknown {
+    const node = this.node();
+    return node
+      ? { clustered: true, name: node.name, address: node.address, role: node.role }
+      : { clustered: false, name: this.host.hostname(), address: this.host.defaultAddress() };
+  }
+
+  private requireControlPlane(): LocalNodeState {
+    const node = this.node();
+    if (!node) throw new ApiError(409, 'this node is not part of a cluster; run "k8s bootstrap" or "k8s join-cluster" first');
+    if (node.role !== 'control-plane') throw new ApiError(403, 'this command runs on a control-plane node only');
+    return node;
+  }
+
+  private kubeconfig(req: Request): unknown {
+    this.requireControlPlane();
+    let text = readFileSync(this.layout.kubeconfig('admin.conf'), 'utf8');
+    const server = req.query.get('server');
+    if (server) {
+      const url = /^https?:\/\//.test(server) ? server : `https://${server}`;
+      text = text.replace(/server: .*/, `server: ${url}`);
+    }
+    return { kubeconfig: text };
+  }
+
+  async serviceStates(): Promise<unknown> {
+    const node = this.node();
+    const names: ServiceId[] = node?.role === 'control-plane' ? controlPlaneServices({ datastoreType: existsSync(this.layout.args('etcd')) ? 'etcd' : 'external' }) : [];
+    return Promise.all(names.map((n) => this.host.services.status(n)));
+  }
+
+  private async handleBootstrap(req: Request, res: ServerResponse): Promise<undefined> {
+    const body = req.body as { config?: string | Record<string, unknown>; name?: string; address?: string; timeoutSeconds?: number };
+    const existing = this.node();
+    if (existing) throw new ApiError(409, new AlreadyBootstrappedError(existing.name, existing.role).message);
+    if (this.busy) throw new ApiError(409, 'another bootstrap or join is in progress on this node');
+    let config;
+    try {
+      config = typeof body.config === 'string' ? parseBootstrapYaml(body.config) : validateBootstrapConfig(body.config ?? {});
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ApiError(400, err.message);
+      throw err;
+    }
+    const name = (body.name || this.host.hostname()).toLowerCase();
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) throw new ApiError(400, `invalid node name "${name}": use lower-case letters, digits, "-" and "."`);
+    const address = body.address ? body.address.replace(/\/\d+$/, '') : defaultNodeAddress();
+    this.busy = true;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const emit = (e: StepEvent | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
+      res.write(JSON.stringify(e) + '\n');
+    };
+    try {
+      const started = Date.now();
+      const { etcd } = await bootstrap(
+        { host: this.host, crypto: this.crypto, log: this.log, identity: this.identity, security: this.security },
+        { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },
+        (e) => {
+          this.log.info(e.type === 'step' ? `bootstrap: ${e.title}` : `bootstrap: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});
+          emit(e);
+        },
+      );
+      this.etcd = etcd;
+      this.state = new ClusterState(etcd);
+      await this.startClusterApi(this.node()!);
+      this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
+      emit({ type: 'done', metadata: { name, address, seconds: (Date.now() - started) / 1000 } });
+    } catch (err) {
+      const msg = err instanceof FlowError ? err.message : (err as Error).message;
+      this.log.error('bootstrap failed', { error: msg });
+      emit({ type: 'error', error: msg });
+    } finally {
+      this.busy = false;
+      res.end();
+    }
+    return undefined;
+  }
+
+  private async startLocalApi(): Promise<void> {
+    const sock = this.layout.controlSocket;
+    rmSync(sock, { force: true });
+    const dispatch = makeDispatcher(this.routes(), async () => {}, (err) => this.log.error('local API error', { error: err.message }));
+    this.localServer = http.createServer(dispatch);
+    this.localServer.requestTimeout = 0; // bootstrap streams for minutes
+    await new Promise<void>((resolve, reject) => {
+      this.localServer!.once('error', reject);
+      // umask so the socket is never briefly world-accessible, then chmod to be explicit.
+      const old = process.umask(0o177);
+      this.localServer!.listen(sock, () => {
+        process.umask(old);
+        chmodSync(sock, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  private async startClusterApi(node: LocalNodeState): Promise<void> {
+    if (this.clusterServer) return;
+    const routes: Route[] = [{ method: 'GET', path: '/1.0', handler: async () => ({ name: node.name, role: node.role }) }];
+    const authorize = async (route: Route, req: Request): Promise<void> => {
+      if (route.untrusted) return;
+      if (!req.peerFingerprint || !this.state) throw new ApiError(403, 'a cluster member certificate is required');
+      const members = await this.state.listNodes();
+      const ok = members.some((m) => this.crypto.parseCertificate(m.clusterCert).fingerprint256.replace(/:/g, '').toLowerCase() === req.peerFingerprint);
+      if (!ok) throw new ApiError(403, 'the client certificate does not belong to a cluster member');
+    };
+    const dispatch = makeDispatcher(routes, authorize, (err) => this.log.error('cluster API error', { error: err.message }));
+    this.clusterServer = https.createServer({ ...serverTlsOptions(), cert: this.identity.cert, key: this.identity.key, requestCert: true, rejectUnauthorized: false }, dispatch);
+    const bind = localAddress({ nodeAddress: node.address }) === '127.0.0.1' ? node.address : node.address;
+    await new Promise<void>((resolve, reject) => {
+      this.clusterServer!.once('error', reject);
+      this.clusterServer!.listen(K8SD_PORT, bind, () => resolve());
+    });
+    this.log.info('cluster API listening', { address: `${bind}:${K8SD_PORT}` });
+  }
+}
+
+export { etcdClientUrl };

@@ -1,0 +1,62 @@
+// `k8s status`: readiness, membership, versions and service states of this node.
+import { existsSync } from 'node:fs';
+import type { K8sd } from './daemon.js';
+import { apiserverReady } from './kube.js';
+import { ServiceStatus } from '../services/manager.js';
+
+export interface DatastoreMember {
+  name: string;
+  address: string;
+  role: 'voter' | 'learner';
+}
+
+export interface ClusterStatus {
+  ready: boolean;
+  'node-name': string;
+  role: 'control-plane' | 'worker' | 'none';
+  address: string;
+  ha: boolean;
+  datastore: { type: 'etcd' | 'external'; members: DatastoreMember[]; error?: string };
+  versions: Record<string, string>;
+  services: ServiceStatus[];
+}
+
+export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
+  const node = d.node();
+  const l = d.layout;
+  const versions: Record<string, string> = {
+    kubernetes: safeVersion(() => l.componentVersion('kubernetes')),
+    etcd: safeVersion(() => l.componentVersion('etcd')),
+  };
+  if (!node) {
+    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [] };
+  }
+  const managed = existsSync(l.args('etcd'));
+  const [ready, services, datastore] = await Promise.all([
+    apiserverReady(l.kubeconfig('admin.conf'), 1500),
+    d.serviceStates() as Promise<ServiceStatus[]>,
+    (async () => {
+      if (!d.etcd) return { type: managed ? 'etcd' : 'external', members: [], error: 'datastore not connected' } as ClusterStatus['datastore'];
+      try {
+        const members = (await d.etcd.members()).map((m) => ({
+          name: m.name,
+          address: (m.peerURLs[0] ?? '').replace(/^https:\/\//, '').replace(/:\d+$/, ''),
+          role: m.isLearner ? ('learner' as const) : ('voter' as const),
+        }));
+        return { type: managed ? 'etcd' : 'external', members } as ClusterStatus['datastore'];
+      } catch (err) {
+        return { type: managed ? 'etcd' : 'external', members: [], error: (err as Error).message } as ClusterStatus['datastore'];
+      }
+    })(),
+  ]);
+  const voters = datastore.members.filter((m) => m.role === 'voter').length;
+  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services };
+}
+
+function safeVersion(f: () => string): string {
+  try {
+    return f();
+  } catch {
+    return 'unknown';
+  }
+}
