@@ -1,13 +1,13 @@
 // Packs both charms with charms/pack.sh, unpacks them as Juju would, and runs their dispatch
 // with the bundled Node against fake hook tools, a fake `snap` and a fake `k8s`.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import yaml from 'js-yaml';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeJuju, FAKE_HOOK_TOOL, FAKE_SNAP, type FakeJuju } from './fixtures/fake-juju.js';
 
 const packScript = fileURLToPath(new URL('../pack.sh', import.meta.url));
@@ -24,6 +24,9 @@ beforeAll(async () => {
     charmDirs[charm] = dir;
   }
 }, 600_000);
+
+// Two .charm files and their unpacked trees are ~600 MB.
+afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 function charmDir(charm: string): string {
   const dir = charmDirs[charm];
