@@ -5,7 +5,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { ServerResponse } from 'node:http';
 import { validateBootstrapConfig, parseBootstrapYaml, ConfigError } from '../config/bootstrap.js';
-import { defaultNodeAddress } from '../config/net.js';
+import { defaultNodeAddress, isLoopback } from '../config/net.js';
+import { isIP } from 'node:net';
 import { CryptoBackend } from '../crypto/types.js';
 import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.js';
@@ -24,6 +25,7 @@ import { clusterStatus } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend } from './runtime.js';
 import { createSecurityProvider } from './security.js';
+import { registerModules } from './modules.js';
 
 export const K8SD_PORT = 6400;
 
@@ -65,6 +67,7 @@ export class K8sd {
     this.crypto = await createCryptoBackend(this.log);
     this.identity = await ensureClusterIdentity(l, this.crypto, this.host.hostname(), [this.host.defaultAddress()]);
     this.security = createSecurityProvider(this);
+    registerModules(this);
     if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
     writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
     await this.startLocalApi();
@@ -95,13 +98,14 @@ export class K8sd {
     if (!config) throw new Error('the datastore holds no cluster configuration');
     await this.security.beforeApiserver(config);
     await startKubernetesControlPlane(this.host, 120_000);
-    await this.startClusterApi(node);
+    await this.clustered(node);
   }
 
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info('k8sd stopping');
+    for (const f of this.onStop) await f().catch((err: Error) => this.log.warn('stop hook failed', { error: err.message }));
     this.clusterServer?.close();
     this.localServer?.close();
     await this.host.services.stopAll();
@@ -112,8 +116,17 @@ export class K8sd {
     this.log.info('k8sd stopped');
   }
 
+  /** Extension points: modules (membership, certificates, ...) register routes and controllers here. */
+  readonly extraLocalRoutes: Route[] = [];
+  readonly extraClusterRoutes: Route[] = [];
+  /** Called once the node is clustered and its datastore is connected (at start-up and after bootstrap/join). */
+  readonly onClustered: Array<(node: LocalNodeState) => Promise<void>> = [];
+  /** Called on shutdown, before services stop. */
+  readonly onStop: Array<() => Promise<void>> = [];
+
   private routes(): Route[] {
     return [
+      ...this.extraLocalRoutes,
       { method: 'GET', path: '/1.0/k8sd/node', handler: async () => this.nodeInfo() },
       { method: 'POST', path: '/1.0/k8sd/cluster', handler: (req, res) => this.handleBootstrap(req, res) },
       { method: 'GET', path: '/1.0/k8sd/cluster', handler: async () => clusterStatus(this) },
@@ -129,7 +142,7 @@ export class K8sd {
       : { clustered: false, name: this.host.hostname(), address: this.host.defaultAddress() };
   }
 
-  private requireControlPlane(): LocalNodeState {
+  requireControlPlane(): LocalNodeState {
     const node = this.node();
     if (!node) throw new ApiError(409, 'this node is not part of a cluster; run "k8s bootstrap" or "k8s join-cluster" first');
     if (node.role !== 'control-plane') throw new ApiError(403, 'this command runs on a control-plane node only');
@@ -168,6 +181,10 @@ export class K8sd {
     const name = (body.name || this.host.hostname()).toLowerCase();
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) throw new ApiError(400, `invalid node name "${name}": use lower-case letters, digits, "-" and "."`);
     const address = body.address ? body.address.replace(/\/\d+$/, '') : defaultNodeAddress();
+    if (isIP(address) === 0) throw new ApiError(400, `invalid node address "${address}": give an IP address (or CIDR) of this host`);
+    if (isLoopback(address)) {
+      throw new ApiError(400, `invalid node address "${address}": kube-apiserver cannot advertise a loopback address; give the address of a real interface (--address)`);
+    }
     this.busy = true;
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     const emit = (e: StepEvent | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
@@ -185,7 +202,7 @@ export class K8sd {
       );
       this.etcd = etcd;
       this.state = new ClusterState(etcd);
-      await this.startClusterApi(this.node()!);
+      await this.clustered(this.node()!);
       this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
       emit({ type: 'done', metadata: { name, address, seconds: (Date.now() - started) / 1000 } });
     } catch (err) {
@@ -217,9 +234,17 @@ export class K8sd {
     });
   }
 
+  /** Runs when the node has a cluster: cluster API up, then every registered onClustered hook. */
+  async clustered(node: LocalNodeState): Promise<void> {
+    await this.startClusterApi(node);
+    for (const f of this.onClustered) {
+      await f(node).catch((err: Error) => this.log.error('post-cluster hook failed', { error: err.message }));
+    }
+  }
+
   private async startClusterApi(node: LocalNodeState): Promise<void> {
     if (this.clusterServer) return;
-    const routes: Route[] = [{ method: 'GET', path: '/1.0', handler: async () => ({ name: node.name, role: node.role }) }];
+    const routes: Route[] = [{ method: 'GET', path: '/1.0', handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
     const authorize = async (route: Route, req: Request): Promise<void> => {
       if (route.untrusted) return;
       if (!req.peerFingerprint || !this.state) throw new ApiError(403, 'a cluster member certificate is required');

@@ -48,6 +48,8 @@ export interface PkiBundle {
   leaves: Record<string, IssuedCert>;
   kubeconfigs: Record<string, IssuedCert>;
   serviceAccountKey: string;
+  /** SPKI PEM of the service-account key (the apiserver verifies tokens with it). */
+  serviceAccountPub: string;
 }
 
 export interface IssueOptions {
@@ -249,7 +251,9 @@ export function pkiFiles(layout: Layout, bundle: Partial<PkiBundle>, apiServer: 
   if (bundle.serviceAccountKey) {
     files.push({ path: layout.pki(SERVICE_ACCOUNT_KEY), content: bundle.serviceAccountKey, mode: 0o600 });
   }
+  if (bundle.serviceAccountPub) {
+    files.push({ path: layout.pki(SERVICE_ACCOUNT_PUB), content: bundle.serviceAccountPub, mode: 0o644 });
+  }
   return files;
 }
 
-export { SERVICE_ACCOUNT_PUB };

@@ -121,7 +121,7 @@ export function kubeApiserverArgs(ctx: ServiceContext): Args {
     'kubelet-client-key': l.pki('apiserver-kubelet-client.key'),
     'kubelet-preferred-address-types': 'InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP',
     'service-account-issuer': 'https://kubernetes.default.svc', // CIS 1.2.22
-    'service-account-key-file': l.pki('serviceaccount.key'), // CIS 1.2.23
+    'service-account-key-file': l.pki('serviceaccount.pub'), // CIS 1.2.23
     'service-account-signing-key-file': l.pki('serviceaccount.key'),
     'service-account-lookup': 'true', // CIS 1.2.21
     'service-cluster-ip-range': ctx.serviceCidr,

@@ -135,7 +135,7 @@ const steps: Step<Ctx>[] = [
       const node = nodeIdentity(ctx.host, ctx.req, ctx.cluster);
       const { leaves, kubeconfigs } = await issueNodeCertificates(ctx.crypto, cas, node, 'control-plane', { keyType: cfg.keyType }, cfg.supplied);
       const serviceAccountKey = cfg.raw['service-account-key'] ?? (await generateServiceAccountKey(ctx.crypto, cfg.keyType));
-      ctx.bundle = { cas, leaves, kubeconfigs, serviceAccountKey };
+      ctx.bundle = { cas, leaves, kubeconfigs, serviceAccountKey, serviceAccountPub: await ctx.crypto.publicKeyOf(serviceAccountKey) };
     },
   },
   {
