@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFakeJuju, FAKE_HOOK_TOOL, FAKE_SNAP, type FakeJuju } from './fixtures/fake-juju.js';
+import { createFakeJuju, removeFakeJujus, FAKE_HOOK_TOOL, FAKE_SNAP, type FakeJuju } from './fixtures/fake-juju.js';
+
+afterAll(removeFakeJujus);
 
 const packScript = fileURLToPath(new URL('../pack.sh', import.meta.url));
 const out = mkdtempSync(path.join(tmpdir(), 'charms-'));
@@ -26,7 +28,7 @@ beforeAll(async () => {
 }, 600_000);
 
 // Two .charm files and their unpacked trees are ~600 MB.
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+afterAll(() => rmSync(out, { recursive: true, force: true }), 120_000);
 
 function charmDir(charm: string): string {
   const dir = charmDirs[charm];

@@ -1,7 +1,7 @@
 import { symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { createFakeJuju, FAKE_HOOK_TOOL, FAKE_SNAP, type FakeJuju } from '../../tests/fixtures/fake-juju.js';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { createFakeJuju, removeFakeJujus, FAKE_HOOK_TOOL, FAKE_SNAP, type FakeJuju } from '../../tests/fixtures/fake-juju.js';
 import {
   commandOptionsFromEnv,
   ExecaK8sCli,
@@ -13,6 +13,8 @@ import {
   WorkloadCommandError,
   WorkloadOutputError,
 } from '../src/workload.js';
+
+afterAll(removeFakeJujus);
 
 describe('ExecaK8sSnap (K8S_CHARM_SNAP_CMD)', () => {
   it('installs k8s classic, holds it, reports its version and removes it', async () => {

@@ -1,7 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Charm, HookEvent } from '../src/charm.js';
 import { dispatch } from '../src/dispatch.js';
-import { createFakeJuju } from '../../tests/fixtures/fake-juju.js';
+import { createFakeJuju, removeFakeJujus } from '../../tests/fixtures/fake-juju.js';
+
+afterAll(removeFakeJujus);
 
 function recordingCharm(events: HookEvent[], fail?: Error): Charm {
   return {

@@ -1,7 +1,9 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { HookToolError, HookToolOutputError } from '../src/errors.js';
 import { ExecaHookTools } from '../src/execa-hooktools.js';
-import { createFakeJuju, type FakeJuju } from '../../tests/fixtures/fake-juju.js';
+import { createFakeJuju, removeFakeJujus, type FakeJuju } from '../../tests/fixtures/fake-juju.js';
+
+afterAll(removeFakeJujus);
 
 describe('ExecaHookTools against fake hook tools', () => {
   let juju: FakeJuju;
