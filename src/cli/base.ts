@@ -1,6 +1,5 @@
 // Shared flags and rendering for every `k8s` command.
 import { Command, Flags } from '@oclif/core';
-import yaml from 'js-yaml';
 import { K8sdClient, K8sdError } from '../client/index.js';
 import { Layout } from '../layout.js';
 
@@ -37,9 +36,9 @@ export abstract class K8sCommand extends Command {
     return new K8sdClient(this.layout, timeoutMs);
   }
 
-  protected render(data: unknown, format: OutputFormat, plain: () => string): void {
+  protected async render(data: unknown, format: OutputFormat, plain: () => string): Promise<void> {
     if (format === 'json') this.log(JSON.stringify(data, null, 2));
-    else if (format === 'yaml') this.log(yaml.dump(data).trimEnd());
+    else if (format === 'yaml') this.log((await import('js-yaml')).default.dump(data).trimEnd());
     else this.log(plain());
   }
 

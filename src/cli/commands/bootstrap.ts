@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Flags, ux } from '@oclif/core';
 import { K8sCommand, parseDuration, timeoutFlagWith } from '../base.js';
-import { parseBootstrapYaml } from '../../config/bootstrap.js';
 
 export default class Bootstrap extends K8sCommand {
   static override description = 'Bootstrap a new Kubernetes cluster on this node';
@@ -22,6 +21,7 @@ export default class Bootstrap extends K8sCommand {
     const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
     const text = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
     // Validate locally first, so a bad file fails fast with the key named.
+    const { parseBootstrapYaml } = await import('../../config/bootstrap.js');
     parseBootstrapYaml(text);
     const client = this.client(timeoutMs + 30_000);
     const node = await client.node();

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { execa } from 'execa';
 import { K8sCommand } from '../base.js';
 
 export default class Kubectl extends K8sCommand {
@@ -15,6 +14,7 @@ export default class Kubectl extends K8sCommand {
     if (!existsSync(kubectl)) this.error(`kubectl is not installed at ${kubectl}; build the components with snap/components/build-all.sh`, { exit: 1 });
     const admin = this.layout.kubeconfig('admin.conf');
     const kubeconfig = existsSync(admin) ? admin : this.layout.kubeconfig('kubelet.conf');
+    const { execa } = await import('execa');
     const r = await execa(kubectl, argv, { env: { KUBECONFIG: kubeconfig }, stdio: 'inherit', reject: false });
     this.exit(r.exitCode ?? 1);
   }

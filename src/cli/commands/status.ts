@@ -20,7 +20,7 @@ export default class Status extends K8sCommand {
       await new Promise((r) => setTimeout(r, 500));
       st = await client.status();
     }
-    this.render(st, flags['output-format'] as OutputFormat, () => plain(st));
+    await this.render(st, flags['output-format'] as OutputFormat, () => plain(st));
     if (st.role === 'none') this.exit(1);
     if (flags['wait-ready'] && !st.ready) this.error('the cluster did not become ready in time', { exit: 1 });
   }
