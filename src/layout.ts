@@ -62,6 +62,8 @@ export class Layout {
   get k8sdPidFile(): string { return path.join(this.k8sdStateDir, 'k8sd.pid'); }
   get clusterCert(): string { return path.join(this.k8sdStateDir, 'cluster.crt'); }
   get clusterKey(): string { return path.join(this.k8sdStateDir, 'cluster.key'); }
+  /** Names of certificates the user supplied (externally managed: never re-signed by k8sd). */
+  get externalCertsFile(): string { return path.join(this.k8sdStateDir, 'external-certificates.json'); }
 
   // Datastore.
   get etcdDataDir(): string { return this.common('var', 'lib', 'etcd', 'data'); }
@@ -83,6 +85,15 @@ export class Layout {
   get containerdSocket(): string { return path.join(this.containerdStateDir, 'containerd.sock'); }
   get cniBinDir(): string { return this.host('/opt/cni/bin'); }
   get cniConfDir(): string { return this.host('/etc/cni/net.d'); }
+  get containerdConfigFile(): string { return path.join(this.containerdConfigDir, 'config.toml'); }
+  /** runc's state (--root), per node so that several nodes on one host never share it. */
+  get runcRootDir(): string { return path.join(this.containerdStateDir, 'runc'); }
+  /** host-local IPAM leases. */
+  get cniStateDir(): string { return this.host('/var/lib/cni'); }
+  get podLogsDir(): string { return this.host('/var/log/pods'); }
+
+  // Membership: the cluster members this node trusts on the cluster API (cached for when the datastore is gone).
+  get peersFile(): string { return path.join(this.k8sdStateDir, 'peers.json'); }
 
   /** Root of the component build cache: outside the repo, keyed by component and version. */
   get componentCacheRoot(): string {
@@ -102,6 +113,8 @@ export class Layout {
    */
   componentBinary(component: string, binary: string): string {
     if (this.inSnap) return path.join(this.snap, 'bin', binary);
+    // Our own launchers (k8s-apiserver-proxy) live in the install's bin/.
+    if (component === 'k8s') return path.join(installRoot, 'bin', binary);
     const version = this.componentVersion(component);
     return path.join(this.componentCacheRoot, component, version, 'bin', binary);
   }

@@ -66,6 +66,19 @@ const clusterConfig = z.strictObject({
   annotations: z.record(z.string(), z.string()).optional(),
 });
 
+const duration = z.string().regex(/^(\d+(ms|mo|s|m|h|d|y))+$/, 'must be a duration such as 90m, 24h, 30d or 1y');
+
+const certificatesConfig = z.strictObject({
+  /** Lifetime of leaf certificates (CAs always get 10 years). */
+  lifetime: duration.optional(),
+  /** Renew when less than this fraction of the lifetime is left ... */
+  'renew-before-fraction': z.number().gt(0).lt(1).optional(),
+  /** ... or when less than this is left, whichever comes first. */
+  'renew-before': duration.optional(),
+  /** How often k8sd checks certificate expiry. */
+  'check-interval': duration.optional(),
+});
+
 const securityConfig = z.strictObject({
   /** Audit logging: on by default at the policy's levels; "None" turns it off. */
   'audit-level': z.enum(['Policy', 'Metadata', 'None']).optional(),
@@ -121,6 +134,7 @@ export const bootstrapSchema = z.strictObject({
   fips: z.boolean().optional(),
   'fail-cgroup-v1': z.boolean().optional(),
   security: securityConfig.optional(),
+  certificates: certificatesConfig.optional(),
   ...certShape,
   ...extraArgsShape,
 });
@@ -147,6 +161,16 @@ export interface BootstrapConfig {
   auditLevel: 'Policy' | 'Metadata' | 'None';
   podSecurity: { enforce: string; audit: string; warn: string; exemptNamespaces: string[] };
   secretsEncryption: 'kms' | 'aesgcm' | 'none';
+  certificates: { lifetimeMs: number; renewFraction: number; renewBeforeMs: number; checkIntervalMs: number };
+}
+
+const DAY = 86_400_000;
+/** Parses 90s / 5m / 24h / 30d / 4mo / 1y and combinations such as 1h30m. */
+export function parseDurationMs(text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY, mo: 30 * DAY, y: 365 * DAY };
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|mo|s|m|h|d|y)/g)) total += Number(m[1]) * units[m[2]!]!;
+  return total;
 }
 
 export const DEFAULT_POD_CIDR = '10.1.0.0/16';
@@ -275,5 +299,16 @@ export function validateBootstrapConfig(doc: unknown): BootstrapConfig {
       exemptNamespaces: ps['exempt-namespaces'] ?? ['kube-system'],
     },
     secretsEncryption: sec['secrets-encryption'] ?? 'kms',
+    certificates: certificateSettings(raw.certificates ?? {}),
   };
+}
+
+function certificateSettings(c: NonNullable<BootstrapConfigInput['certificates']>): BootstrapConfig['certificates'] {
+  const lifetimeMs = c.lifetime ? parseDurationMs(c.lifetime) : 365 * DAY;
+  if (lifetimeMs < 60_000) throw new ConfigError('certificates.lifetime', 'must be at least 1m');
+  if (lifetimeMs > 10 * 365 * DAY) throw new ConfigError('certificates.lifetime', 'must not exceed the 10-year CA lifetime');
+  const renewBeforeMs = c['renew-before'] ? parseDurationMs(c['renew-before']) : 30 * DAY;
+  const checkIntervalMs = c['check-interval'] ? parseDurationMs(c['check-interval']) : 3_600_000;
+  if (checkIntervalMs < 1000) throw new ConfigError('certificates.check-interval', 'must be at least 1s');
+  return { lifetimeMs, renewFraction: c['renew-before-fraction'] ?? 1 / 3, renewBeforeMs, checkIntervalMs };
 }

@@ -27,8 +27,8 @@ export interface ClusterConfig {
   podSecurity: { enforce: string; audit: string; warn: string; exemptNamespaces: string[] };
   secretsEncryption: 'kms' | 'aesgcm' | 'none';
   extraSans: string[];
-  /** Leaf lifetime for newly issued certificates. */
-  leafLifetimeDays: number;
+  /** Leaf lifetime and renewal policy for certificates k8sd issues. */
+  certificates: { lifetimeMs: number; renewFraction: number; renewBeforeMs: number; checkIntervalMs: number };
   createdAt: string;
 }
 

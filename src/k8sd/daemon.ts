@@ -101,6 +101,23 @@ export class K8sd {
     await this.clustered(node);
   }
 
+  /** Re-opens the datastore client with the certificate files on disk (after they were renewed). */
+  async reconnectDatastore(): Promise<void> {
+    const node = this.node();
+    if (!node || !this.etcd) return;
+    const l = this.layout;
+    const old = this.etcd;
+    const managed = existsSync(l.args('etcd'));
+    this.etcd = EtcdClient.fromFiles(
+      node.etcdEndpoints,
+      managed
+        ? { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') }
+        : { ca: l.pki('etcd/ca.crt'), cert: l.pki('apiserver-etcd-client.crt'), key: l.pki('apiserver-etcd-client.key') },
+    );
+    this.state = new ClusterState(this.etcd);
+    old.close();
+  }
+
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;

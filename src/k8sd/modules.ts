@@ -1,6 +1,7 @@
 // Registry of k8sd modules: each adds its API routes, controllers and hooks to the daemon.
 import type { K8sd } from './daemon.js';
+import { registerCertificates } from './certs/index.js';
 
-export function registerModules(_d: K8sd): void {
-  // Modules register here, e.g. registerMembership(d), registerCertificates(d).
+export function registerModules(d: K8sd): void {
+  registerCertificates(d);
 }

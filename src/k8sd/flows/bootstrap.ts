@@ -8,7 +8,7 @@ import { commitFileSet, FileSpec, removeFiles } from '../../host/files.js';
 import { Host } from '../../host/host.js';
 import { Logger } from '../../log.js';
 import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';
-import { LEAF_LIFETIME_DAYS, CaName } from '../../pki/table.js';
+import { CaName } from '../../pki/table.js';
 import { Args } from '../../services/args.js';
 import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
 import {
@@ -84,7 +84,7 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
     podSecurity: c.podSecurity,
     secretsEncryption: c.secretsEncryption,
     extraSans: c.extraSans,
-    leafLifetimeDays: LEAF_LIFETIME_DAYS,
+    certificates: c.certificates,
     createdAt: new Date().toISOString(),
   };
 }
@@ -133,7 +133,7 @@ const steps: Step<Ctx>[] = [
         'etcd-ca': cfg.supplied['etcd-ca'],
       } as Partial<Record<CaName, { crt?: string; key?: string }>>);
       const node = nodeIdentity(ctx.host, ctx.req, ctx.cluster);
-      const { leaves, kubeconfigs } = await issueNodeCertificates(ctx.crypto, cas, node, 'control-plane', { keyType: cfg.keyType }, cfg.supplied);
+      const { leaves, kubeconfigs } = await issueNodeCertificates(ctx.crypto, cas, node, 'control-plane', { keyType: cfg.keyType, leafLifetimeMs: cfg.certificates.lifetimeMs }, cfg.supplied);
       const serviceAccountKey = cfg.raw['service-account-key'] ?? (await generateServiceAccountKey(ctx.crypto, cfg.keyType));
       ctx.bundle = { cas, leaves, kubeconfigs, serviceAccountKey, serviceAccountPub: await ctx.crypto.publicKeyOf(serviceAccountKey) };
     },
@@ -156,6 +156,10 @@ const steps: Step<Ctx>[] = [
         ...(await ctx.security.files(cluster)),
         ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
       ];
+      const b = ctx.bundle!;
+      const external = [...Object.entries(b.leaves), ...Object.entries(b.kubeconfigs)].filter(([, c]) => c.external).map(([n]) => n);
+      const externalCas = Object.entries(b.cas).filter(([, ca]) => !ca.key).map(([n]) => n);
+      files.push({ path: host.layout.externalCertsFile, content: JSON.stringify({ certificates: external, cas: externalCas }) + '\n', mode: 0o600 });
       if (cluster.datastoreType === 'external') {
         const raw = req.config.raw;
         files.push(

@@ -1,0 +1,77 @@
+// Certificates module: certs-status, refresh-certs (local and external), automatic renewal
+// and online CA rotation, registered into k8sd.
+import type { K8sd } from '../daemon.js';
+import { ApiError } from '../http.js';
+import { inventory } from './inventory.js';
+import { installExternal, refreshControlPlane } from './refresh.js';
+import { RenewalController } from './renewal.js';
+import { rotateCas } from './rotate-ca.js';
+
+export function registerCertificates(d: K8sd): void {
+  const renewal = new RenewalController(d);
+  let rotating = false;
+  d.extraLocalRoutes.push(
+    {
+      method: 'GET',
+      path: '/1.0/k8sd/certs-status',
+      handler: async () => {
+        const node = d.node();
+        if (!node) throw new ApiError(409, 'this node is not part of a cluster');
+        return { node: node.name, role: node.role, certificates: inventory(d.layout, d.crypto, node.role) };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/1.0/k8sd/refresh-certs/run',
+      handler: async (req) => {
+        const b = req.body as { certificates?: string[]; expirationSeconds?: number; extraSANs?: string[] };
+        if (b.expirationSeconds !== undefined && !(b.expirationSeconds >= 60)) throw new ApiError(400, 'expires-in must be at least 1m');
+        return refreshControlPlane(d, {
+          ...(b.certificates?.length ? { certificates: b.certificates } : {}),
+          ...(b.expirationSeconds ? { lifetimeMs: b.expirationSeconds * 1000 } : {}),
+          ...(b.extraSANs?.length ? { extraSans: b.extraSANs } : {}),
+        });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/1.0/k8sd/refresh-certs/update',
+      handler: async (req) => installExternal(d, String((req.body as { certificates?: string }).certificates ?? '')),
+    },
+    {
+      method: 'POST',
+      path: '/1.0/k8sd/certs/renew-now',
+      handler: async () => ({ renewed: await renewal.check() }),
+    },
+    {
+      method: 'POST',
+      path: '/1.0/k8sd/rotate-ca',
+      handler: async (_req, res) => {
+        d.requireControlPlane();
+        if (rotating) throw new ApiError(409, 'a CA rotation is already running');
+        rotating = true;
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        try {
+          const result = await rotateCas(d, (e) => {
+            d.log.info(`rotate-ca: ${e.title}`);
+            res.write(JSON.stringify(e) + '\n');
+          });
+          res.write(JSON.stringify({ type: 'done', metadata: result }) + '\n');
+        } catch (err) {
+          d.log.error('CA rotation failed', { error: (err as Error).message });
+          res.write(JSON.stringify({ type: 'error', error: (err as Error).message }) + '\n');
+        } finally {
+          rotating = false;
+          res.end();
+        }
+        return undefined;
+      },
+    },
+  );
+  d.onClustered.push(async (node) => {
+    if (node.role !== 'control-plane' || !d.state) return;
+    const config = await d.state.getConfig();
+    renewal.start(Number(process.env.K8S_CERT_CHECK_INTERVAL_MS) || config?.certificates.checkIntervalMs || 3_600_000);
+  });
+  d.onStop.push(async () => renewal.stop());
+}

@@ -1,0 +1,85 @@
+// Automatic renewal: k8sd renews a leaf certificate when less than a configurable part
+// of its lifetime is left. It raises a Kubernetes Event before renewing and logs after.
+import { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import { ClusterConfig } from '../../datastore/state.js';
+import { loadKubeconfig } from '../kube.js';
+import type { K8sd } from '../daemon.js';
+import { CertEntry, inventory } from './inventory.js';
+import { refreshControlPlane } from './refresh.js';
+
+/**
+ * Remaining lifetime below which a certificate is renewed: the fraction of its lifetime
+ * (default 1/3) or the fixed window (default 30 days), whichever comes first — capped at
+ * half the lifetime so that short-lived certificates are not renewed in a loop.
+ */
+export function renewalThresholdMs(lifetimeMs: number, policy: ClusterConfig['certificates']): number {
+  return Math.max(lifetimeMs * policy.renewFraction, Math.min(policy.renewBeforeMs, lifetimeMs / 2));
+}
+
+export function dueForRenewal(entries: CertEntry[], policy: ClusterConfig['certificates'], now = Date.now()): CertEntry[] {
+  return entries.filter((e) => {
+    if (e.kind === 'ca' || e.externallyManaged) return false;
+    const lifetime = Date.parse(e.expires) - Date.parse(e.notBefore);
+    return Date.parse(e.expires) - now < renewalThresholdMs(lifetime, policy);
+  });
+}
+
+async function raiseEvent(d: K8sd, nodeName: string, due: CertEntry[]): Promise<void> {
+  const core = loadKubeconfig(d.layout.kubeconfig('admin.conf')).makeApiClient(CoreV1Api);
+  const now = new Date();
+  const soonest = due.map((e) => e.expires).sort()[0];
+  const event: CoreV1Event = {
+    metadata: { generateName: `${nodeName}.certificate-expiration.`, namespace: 'kube-system' },
+    involvedObject: { kind: 'Node', name: nodeName, apiVersion: 'v1' },
+    reason: 'CertificateExpirationWarning',
+    type: 'Warning',
+    message: `certificates ${due.map((e) => e.name).join(', ')} on node ${nodeName} expire (soonest at ${soonest}); k8sd is renewing them`,
+    source: { component: 'k8sd', host: nodeName },
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  };
+  await core.createNamespacedEvent({ namespace: 'kube-system', body: event });
+}
+
+export class RenewalController {
+  private timer?: NodeJS.Timeout;
+  private running = false;
+
+  constructor(private readonly d: K8sd) {}
+
+  start(intervalMs: number): void {
+    this.stop();
+    this.timer = setInterval(() => void this.check(), intervalMs);
+    this.timer.unref();
+    void this.check();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One pass: find due certificates, warn, renew, log. Safe to call concurrently (skips). */
+  async check(): Promise<string[]> {
+    if (this.running) return [];
+    this.running = true;
+    try {
+      const node = this.d.node();
+      if (!node || node.role !== 'control-plane' || !this.d.state) return [];
+      const config = await this.d.state.getConfig();
+      if (!config) return [];
+      const due = dueForRenewal(inventory(this.d.layout, this.d.crypto, node.role), config.certificates);
+      if (!due.length) return [];
+      await raiseEvent(this.d, node.name, due).catch((err: Error) => this.d.log.warn('could not record the certificate expiration event', { error: err.message }));
+      const result = await refreshControlPlane(this.d, { certificates: due.map((e) => e.name) });
+      this.d.log.info('renewed expiring certificates', { certificates: result.certificates, expires: result.expires, restarted: result.restarted });
+      return result.certificates;
+    } catch (err) {
+      this.d.log.error('certificate renewal failed; will retry', { error: (err as Error).message });
+      return [];
+    } finally {
+      this.running = false;
+    }
+  }
+}
