@@ -62,6 +62,8 @@ export class Layout {
   get k8sdPidFile(): string { return path.join(this.k8sdStateDir, 'k8sd.pid'); }
   get clusterCert(): string { return path.join(this.k8sdStateDir, 'cluster.crt'); }
   get clusterKey(): string { return path.join(this.k8sdStateDir, 'cluster.key'); }
+  /** Node's OpenSSL config for the FIPS provider (written by k8sd in FIPS mode). */
+  get fipsRuntimeDir(): string { return path.join(this.k8sdStateDir, 'fips'); }
   /** Names of certificates the user supplied (externally managed: never re-signed by k8sd). */
   get externalCertsFile(): string { return path.join(this.k8sdStateDir, 'external-certificates.json'); }
 

@@ -23,7 +23,8 @@ import { ApiError, makeDispatcher, Request, Route } from './http.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
 import { clusterStatus } from './status.js';
 import { serverTlsOptions } from './tls.js';
-import { createCryptoBackend } from './runtime.js';
+import { createCryptoBackend, fipsMode } from './runtime.js';
+import { FipsMode, goFipsSettings } from '../crypto/fips.js';
 import { createSecurityProvider } from './security.js';
 import { registerModules } from './modules.js';
 
@@ -39,6 +40,7 @@ export class K8sd {
   readonly log: Logger;
   readonly host: Host;
   crypto!: CryptoBackend;
+  fips: FipsMode = { enabled: false, request: { requested: false, requestedBy: [] } };
   identity!: ClusterIdentity;
   security!: SecurityProvider;
   etcd?: EtcdClient;
@@ -64,7 +66,11 @@ export class K8sd {
     chmodSync(l.k8sdStateDir, 0o700);
     const recovered = recoverFileSets(l.k8sdStateDir);
     if (recovered) this.log.warn('completed interrupted file-set writes', { count: recovered });
-    this.crypto = await createCryptoBackend(this.log);
+    this.fips = await fipsMode(l);
+    if (this.fips.enabled) {
+      this.log.info('FIPS mode', { requestedBy: this.fips.request.requestedBy, provider: `${this.fips.provider.name} ${this.fips.provider.version}` });
+    }
+    this.crypto = createCryptoBackend(this.fips, this.log);
     this.identity = await ensureClusterIdentity(l, this.crypto, this.host.hostname(), [this.host.defaultAddress()]);
     this.security = createSecurityProvider(this);
     registerModules(this);
@@ -210,7 +216,15 @@ export class K8sd {
     try {
       const started = Date.now();
       const { etcd } = await bootstrap(
-        { host: this.host, crypto: this.crypto, log: this.log, identity: this.identity, security: this.security },
+        {
+          host: this.host,
+          crypto: this.crypto,
+          log: this.log,
+          identity: this.identity,
+          security: this.security,
+          goEnv: this.fips.enabled ? goFipsSettings(process.env.GODEBUG).env : {},
+          fipsEnabled: this.fips.enabled,
+        },
         { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },
         (e) => {
           this.log.info(e.type === 'step' ? `bootstrap: ${e.title}` : `bootstrap: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});

@@ -19,6 +19,7 @@ export interface ClusterStatus {
   datastore: { type: 'etcd' | 'external'; members: DatastoreMember[]; error?: string };
   versions: Record<string, string>;
   services: ServiceStatus[];
+  fips: { enabled: boolean; provider?: string; version?: string; requestedBy: string[] };
 }
 
 export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
@@ -28,8 +29,11 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
     kubernetes: safeVersion(() => l.componentVersion('kubernetes')),
     etcd: safeVersion(() => l.componentVersion('etcd')),
   };
+  const fips: ClusterStatus['fips'] = d.fips.enabled
+    ? { enabled: true, provider: d.fips.provider.name, version: d.fips.provider.version, requestedBy: d.fips.request.requestedBy }
+    : { enabled: false, requestedBy: [] };
   if (!node) {
-    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [] };
+    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [], fips };
   }
   const managed = existsSync(l.args('etcd'));
   const [ready, services, datastore] = await Promise.all([
@@ -50,7 +54,7 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
     })(),
   ]);
   const voters = datastore.members.filter((m) => m.role === 'voter').length;
-  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services };
+  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, fips };
 }
 
 function safeVersion(f: () => string): string {

@@ -3,18 +3,14 @@
 import { Layout } from '../layout.js';
 import { isLoopback } from '../config/net.js';
 import { Args } from './args.js';
+import { goTlsSettings } from '../crypto/tls.js';
 
 export const CONTROL_PLANE_SERVICES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
 export const WORKER_SERVICES = ['containerd', 'kubelet', 'kube-proxy', 'k8s-apiserver-proxy'] as const;
 export type ServiceId = (typeof CONTROL_PLANE_SERVICES)[number] | (typeof WORKER_SERVICES)[number];
 
 /** Go cipher-suite names: ECDHE with AES-GCM only (TLS 1.3 suites are not configurable in Go and are all AEAD). */
-export const GO_TLS_CIPHER_SUITES = [
-  'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256',
-  'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384',
-  'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256',
-  'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384',
-];
+export const GO_TLS_CIPHER_SUITES: string[] = goTlsSettings().cipherSuites.split(',');
 
 export interface ServiceBinary {
   component: string;

@@ -35,6 +35,7 @@ function plain(st: ClusterStatus): string {
     `high availability:        ${st.ha ? 'yes' : 'no'}`,
     `datastore:                ${st.datastore.type}${st.datastore.error ? ` (${st.datastore.error})` : ''}`,
     ...members.map((m, i) => `${i === 0 ? 'datastore members:        ' : '                          '}${m}`),
+    `fips:                     ${st.fips?.enabled ? `enabled (${st.fips.provider} ${st.fips.version})` : 'disabled'}`,
     `versions:                 ${Object.entries(st.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     'services:',
     ...st.services.map((s) => `  ${s.name.padEnd(24)}${s.state}${s.pid ? ` (pid ${s.pid})` : ''}${s.restarts ? `, ${s.restarts} restarts` : ''}`),

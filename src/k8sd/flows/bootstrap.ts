@@ -47,6 +47,9 @@ export interface BootstrapDeps {
   log: Logger;
   identity: ClusterIdentity;
   security: SecurityProvider;
+  /** Environment for the Go components (GODEBUG=fips140=on in FIPS mode). */
+  goEnv: Record<string, string>;
+  fipsEnabled: boolean;
 }
 
 interface Ctx extends BootstrapDeps {
@@ -98,6 +101,10 @@ const steps: Step<Ctx>[] = [
     async run(ctx) {
       const existing = readLocalNode(ctx.host.layout);
       if (existing) throw new AlreadyBootstrappedError(existing.name, existing.role);
+      if (ctx.cluster.fips && !ctx.fipsEnabled) {
+        throw new Error('fips: true is set but k8sd is not running in FIPS mode; start k8sd with K8S_FIPS=1 (snap: snap set k8s fips=true) on a host with an active OpenSSL FIPS provider');
+      }
+      ctx.cluster.fips = ctx.fipsEnabled;
       const missing = controlPlaneServices(ctx.cluster)
         .map((s) => BINARIES[s])
         .filter((b) => !ctx.host.layout.componentBuilt(b.component, b.binary))
@@ -155,6 +162,11 @@ const steps: Step<Ctx>[] = [
         ...pkiFiles(host.layout, ctx.bundle!, server, 'control-plane'),
         ...(await ctx.security.files(cluster)),
         ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
+        ...controlPlaneServices(cluster).map((svc) => ({
+          path: host.layout.args(`${svc}-env`),
+          content: Object.entries(ctx.goEnv).map(([k, v]) => `${k}=${v}\n`).join(''),
+          mode: 0o600,
+        })),
       ];
       const b = ctx.bundle!;
       const external = [...Object.entries(b.leaves), ...Object.entries(b.kubeconfigs)].filter(([, c]) => c.external).map(([n]) => n);
