@@ -101,6 +101,13 @@ export class Supervisor implements ServiceManager {
       s = { name, desired: 'running', state: 'stopped', restarts: 0, backoffMs: MIN_BACKOFF_MS };
       this.services.set(name, s);
     }
+    if (s.desired === 'stopped') {
+      // A start after an explicit stop is a new run: crash counts of the old one (which
+      // crashWatch reads) must not fail it, e.g. a bootstrap retried after a rolled-back one.
+      s.restarts = 0;
+      s.backoffMs = MIN_BACKOFF_MS;
+      delete s.lastExit;
+    }
     s.desired = 'running';
     if (s.child && s.state !== 'stopped') return;
     if (s.timer) clearTimeout(s.timer);
