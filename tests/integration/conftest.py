@@ -1,0 +1,92 @@
+"""Fixtures for the integration tests: a session-wide test bed (one bridge, nodes on demand) and
+a bootstrapped single-node cluster shared by the tests that only read from it.
+
+Environment:
+  K8S_TEST_KEEP=1      keep the work dir (K8S_ROOTs, logs) after the run; the namespaces are removed
+  K8S_TEST_WORKDIR     where to put node roots (default /tmp/k8s-it-<prefix>; keep it short: unix
+                       socket paths are limited to 108 bytes)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from testbed import REPO, TestBed, component_bin  # noqa: E402
+
+REQUIRED = [("etcd", "etcd"), ("etcd", "etcdctl"), ("kubernetes", "kube-apiserver"), ("kubernetes", "kubectl")]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a minute")
+
+
+def _preflight() -> str | None:
+    if os.geteuid() != 0:
+        return "integration tests need root (network namespaces)"
+    if not (REPO / "dist" / "k8sd" / "main.js").exists():
+        return "dist/ is not built: run bin/dev-setup"
+    for component, binary in REQUIRED:
+        if not (component_bin(component) / binary).exists():
+            return f"{component}/{binary} is not built: run bin/dev-setup"
+    return None
+
+
+@pytest.fixture(scope="session")
+def testbed(request: pytest.FixtureRequest):
+    problem = _preflight()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    bed_dir = os.environ.get("K8S_TEST_WORKDIR")
+    bed = TestBed(Path(bed_dir) if bed_dir else None)
+    bed.setup()
+    request.config._k8s_testbed = bed  # for failure reports
+    try:
+        yield bed
+    finally:
+        failed = request.session.testsfailed > 0
+        try:
+            bed.teardown()
+        finally:
+            if os.environ.get("K8S_TEST_KEEP") or failed:
+                print(f"\ntest bed work dir kept: {bed.workdir}", file=sys.stderr)
+            else:
+                shutil.rmtree(bed.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(testbed: TestBed):
+    """One bootstrapped control-plane node, ready. Tests that use it must leave it healthy."""
+    node = testbed.add_node("cp")
+    node.start_k8sd()
+    r = node.bootstrap()
+    assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{node.diagnostics()}"
+    node.wait_ready()
+    yield node
+    testbed.remove_node(node)
+
+
+@pytest.fixture(scope="session")
+def kube_client(cluster):
+    """The official Python client, from the root netns, with the admin kubeconfig of `k8s config`."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig()))
+    yield client.CoreV1Api(api)
+    api.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        bed = getattr(item.config, "_k8s_testbed", None)
+        if bed is not None and bed.nodes:
+            rep.sections.append(("k8s test bed logs", bed.diagnostics()))

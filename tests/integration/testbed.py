@@ -1,0 +1,445 @@
+"""A test bed of k8s nodes on one machine: one network namespace and one K8S_ROOT per node.
+
+Layout (all names carry a per-session prefix, so parallel runs never clash):
+
+    root netns:  bridge <prefix>br  with <subnet>.1/24
+    node i:      netns  <prefix>-<name>, veth <prefix>h<i> (bridge side) <-> eth0 (netns side)
+                 with <subnet>.<10+i>/24, lo up; K8S_ROOT = <workdir>/<name>/root
+
+k8sd runs inside the node's netns (`nsenter --net`, not `ip netns exec`, which remounts /sys and
+hides cgroupfs). The CLI reaches k8sd over the unix socket under K8S_ROOT, so it can run from the
+root netns; anything that talks to 127.0.0.1 on the node (kubectl with admin.conf) runs inside.
+
+Teardown is thorough and only touches what this bed made: every process inside the bed's
+namespaces or carrying one of its K8S_ROOTs in its environment is killed, then the namespaces,
+veths and bridge are deleted, and /run/netns is unmounted if this bed was the one that mounted it
+and no namespace is left in it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "bin" / "k8s"
+K8SD = REPO / "bin" / "k8sd"
+NETNS_DIR = Path("/run/netns")
+
+
+def component_bin(name: str) -> Path:
+    """Cache bin dir of a pinned component (the same resolution the product uses)."""
+    out = subprocess.run(
+        ["bash", str(REPO / "snap" / "components" / "bin-dir.sh"), name], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip())
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def _is_mountpoint(path: Path) -> bool:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == str(path) for line in f)
+    except OSError:
+        return False
+
+
+def _proc_env(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, _, v = item.partition(b"=")
+            env[k.decode(errors="replace")] = v.decode(errors="replace")
+    return env
+
+
+def process_alive(pid: int) -> bool:
+    """True for a live process; a zombie (PID 1 here reaps late) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+def processes_of_root(root: Path) -> list[int]:
+    """Live processes whose environment carries K8S_ROOT=root or whose command line names root."""
+    pids = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if _proc_env(pid).get("K8S_ROOT") == str(root) or f"{root}/" in cmdline:
+            if process_alive(pid):
+                pids.append(pid)
+    return pids
+
+
+def proc_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def kill_and_wait(pids: Iterable[int], timeout: float = 20) -> None:
+    pids = [p for p in pids if process_alive(p)]
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(process_alive(p) for p in pids):
+        time.sleep(0.1)
+    for p in pids:
+        if process_alive(p):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + 5
+    while time.time() < deadline and any(process_alive(p) for p in pids):
+        time.sleep(0.1)
+
+
+def tree_snapshot(root: Path, volatile: Iterable[str] = ("var/snap/k8s/common/var/log/",)) -> dict[str, tuple]:
+    """Every path under root with its type, mode, size and (for regular files) a content digest.
+
+    Files under a `volatile` prefix (logs) are recorded by path only: the daemon logs a refused
+    request, which is expected.
+    """
+    import hashlib
+
+    snap: dict[str, tuple] = {}
+    volatile = tuple(volatile)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            st = p.lstat()
+            kind = "d" if p.is_dir() and not p.is_symlink() else "l" if p.is_symlink() else "s" if p.is_socket() else "f"
+            if any(rel.startswith(v) for v in volatile) and kind == "f":
+                snap[rel] = (kind,)
+                continue
+            digest = ""
+            if kind == "f":
+                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+            snap[rel] = (kind, oct(st.st_mode & 0o7777), st.st_size if kind == "f" else 0, digest)
+    return snap
+
+
+def diff_snapshots(before: Mapping[str, tuple], after: Mapping[str, tuple]) -> list[str]:
+    out = [f"added   {p}" for p in sorted(set(after) - set(before))]
+    out += [f"removed {p}" for p in sorted(set(before) - set(after))]
+    out += [f"changed {p}: {before[p]} -> {after[p]}" for p in sorted(set(before) & set(after)) if before[p] != after[p]]
+    return out
+
+
+@dataclass
+class Node:
+    bed: "TestBed"
+    name: str
+    index: int
+    address: str
+    netns: str
+    veth_host: str
+    workdir: Path
+
+    def __post_init__(self) -> None:
+        self.root = self.workdir / "root"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.k8sd_proc: subprocess.Popen | None = None
+
+    # ---- paths -----------------------------------------------------------------------------
+    @property
+    def common(self) -> Path:
+        return self.root / "var/snap/k8s/common"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "etc/kubernetes/pki"
+
+    @property
+    def admin_conf(self) -> Path:
+        return self.root / "etc/kubernetes/admin.conf"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.common / "var/lib/k8sd/state"
+
+    @property
+    def socket(self) -> Path:
+        return self.state_dir / "control.socket"
+
+    def log(self, svc: str) -> Path:
+        return self.common / "var/log" / f"{svc}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(K8S_ROOT=str(self.root), K8S_NODE_NAME=self.name)
+        return env
+
+    # ---- running things --------------------------------------------------------------------
+    def nsenter(self, *cmd: str) -> list[str]:
+        """A command line that runs cmd inside this node's netns with its K8S_ROOT and name."""
+        return ["nsenter", f"--net={NETNS_DIR / self.netns}", "env", f"K8S_ROOT={self.root}", f"K8S_NODE_NAME={self.name}", *cmd]
+
+    def sh(self, *cmd: str, check: bool = False, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+        """Runs cmd inside the netns."""
+        return subprocess.run(self.nsenter(*cmd), capture_output=True, text=True, timeout=timeout, check=check, input=input)
+
+    def start_k8sd(self, timeout: float = 30) -> None:
+        console = self.workdir / "k8sd.console.log"
+        out = open(console, "ab")
+        self.k8sd_proc = subprocess.Popen(
+            self.nsenter(str(K8SD)), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        out.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.socket.exists():
+                return
+            if self.k8sd_proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"k8sd on {self.name} did not open {self.socket}:\n{self.diagnostics()}")
+
+    def k8s(self, *args: str, input: str | None = None, timeout: float = 300, netns: bool = False) -> subprocess.CompletedProcess:
+        """Runs the real CLI (from the root netns unless netns=True) against this node's k8sd."""
+        cmd = self.nsenter(str(K8S), *args) if netns else [str(K8S), *args]
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
+
+    def bootstrap(self, config: str | dict | None = None, *extra: str, timeout: str = "180s") -> subprocess.CompletedProcess:
+        args = ["bootstrap", "--name", self.name, "--timeout", timeout, *extra]
+        text = None
+        if config is not None:
+            text = config if isinstance(config, str) else yaml.safe_dump(config)
+            args += ["--file", "-"]
+        return self.k8s(*args, input=text, timeout=600)
+
+    def kubectl(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+        """The bundled kubectl binary with admin.conf, inside the netns (server https://127.0.0.1:6443)."""
+        kubectl = str(component_bin("kubernetes") / "kubectl")
+        return self.sh(kubectl, f"--kubeconfig={self.admin_conf}", *args, timeout=timeout, input=input)
+
+    def status(self, timeout: float = 60) -> dict:
+        r = self.k8s("status", "--output-format", "json", timeout=timeout)
+        try:
+            return json.loads(r.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"k8s status printed no JSON (rc {r.returncode}):\n{r.stdout}\n{r.stderr}") from None
+
+    def wait_ready(self, timeout: float = 180) -> dict:
+        r = self.k8s("status", "--wait-ready", "--timeout", f"{int(timeout)}s", timeout=timeout + 30)
+        assert r.returncode == 0, f"{self.name} not ready: {r.stdout}\n{r.stderr}\n{self.diagnostics()}"
+        return self.status()
+
+    def kubeconfig(self, server: str | None = None) -> Path:
+        """Admin kubeconfig for clients in the root netns (server defaults to <address>:6443)."""
+        server = server or f"{self.address}:6443"
+        r = self.k8s("config", "--server", server)
+        assert r.returncode == 0, r.stderr
+        path = self.workdir / f"kubeconfig-{server.replace(':', '_').replace('/', '_')}"
+        path.write_text(r.stdout)
+        path.chmod(0o600)
+        return path
+
+    def service_pid(self, svc: str) -> int | None:
+        for s in self.status().get("services", []):
+            if s["name"] == svc:
+                return s.get("pid")
+        return None
+
+    def stop(self, timeout: float = 120) -> subprocess.CompletedProcess:
+        """`npm stop` for this node (bin/dev-stop with its K8S_ROOT)."""
+        r = subprocess.run(
+            ["bash", str(REPO / "bin" / "dev-stop")], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if self.k8sd_proc is not None:
+            try:
+                self.k8sd_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        return r
+
+    def processes(self) -> list[int]:
+        """Live processes that belong to this node: in its netns, or carrying its K8S_ROOT."""
+        pids = set(processes_of_root(self.root))
+        r = run(["ip", "netns", "pids", self.netns], check=False)
+        pids.update(int(p) for p in r.stdout.split() if p.strip().isdigit() and process_alive(int(p)))
+        return sorted(pids)
+
+    def kill_everything(self) -> None:
+        """k8sd, its services and anything else left in the netns or holding the root."""
+        for _ in range(3):
+            pids = self.processes()
+            if not pids:
+                return
+            kill_and_wait(pids)
+
+    def diagnostics(self, lines: int = 30, service_lines: int = 8) -> str:
+        """Tails of k8sd's logs (longer) and of each service log (shorter), for failure reports."""
+        parts = [f"==== node {self.name} ({self.address}, netns {self.netns}, root {self.root})"]
+        logs = [(self.workdir / "k8sd.console.log", lines)]
+        for f in sorted((self.common / "var/log").glob("*.log")):
+            logs.append((f, lines if f.name.startswith("k8sd") else service_lines))
+        for f, n in logs:
+            if f.exists() and f.name != "k8sd.log":  # k8sd.log repeats the console log as JSON
+                tail = [line[:400] for line in f.read_text(errors="replace").splitlines()[-n:]]
+                parts.append(f"---- {f.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+class TestBed:
+    """A bridge plus N nodes. Use as a context manager or call teardown() yourself."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, workdir: Path | None = None, prefix: str | None = None, subnet: str | None = None) -> None:
+        self.prefix = prefix or f"k8t{secrets.token_hex(2)}"
+        assert len(self.prefix) <= 8, "interface names are limited to 15 characters"
+        self.bridge = f"{self.prefix}br"
+        # Short by default: unix socket paths under K8S_ROOT are limited to 108 bytes.
+        self.workdir = Path(workdir) if workdir else Path("/tmp") / f"k8s-it-{self.prefix}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.network = ipaddress.ip_network(subnet) if subnet else self._free_subnet()
+        self.gateway = str(self.network.network_address + 1)
+        self.nodes: list[Node] = []
+        self._next_index = 1
+        self._mounted_netns_dir = False
+        self._up = False
+
+    # ---- set-up ----------------------------------------------------------------------------
+    @staticmethod
+    def _free_subnet() -> ipaddress.IPv4Network:
+        used = []
+        for line in run(["ip", "-4", "route", "show", "table", "all"], check=False).stdout.splitlines():
+            first = line.split()[0] if line.split() else ""
+            if first in ("local", "broadcast") and len(line.split()) > 1:
+                first = line.split()[1]
+            try:
+                used.append(ipaddress.ip_network(first, strict=False))
+            except ValueError:
+                continue
+        for _ in range(200):
+            candidate = ipaddress.ip_network(f"10.{secrets.choice(range(232, 250))}.{secrets.randbelow(256)}.0/24")
+            if not any(candidate.overlaps(u) for u in used if u.prefixlen > 0):
+                return candidate
+        raise RuntimeError("no free /24 in 10.232.0.0-10.249.255.0")
+
+    def setup(self) -> "TestBed":
+        if os.geteuid() != 0:
+            raise PermissionError("the test bed needs root (network namespaces, k8sd)")
+        self._mounted_netns_dir = not _is_mountpoint(NETNS_DIR)
+        self._up = True
+        run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        run(["ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+        return self
+
+    def __enter__(self) -> "TestBed":
+        return self.setup()
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+    def add_node(self, name: str | None = None) -> Node:
+        index = self._next_index
+        self._next_index += 1
+        name = name or f"n{index}"
+        address = str(self.network.network_address + 10 + index)
+        netns = f"{self.prefix}-{name}"
+        veth_host, veth_node = f"{self.prefix}h{index}", f"{self.prefix}n{index}"
+        node = Node(self, name, index, address, netns, veth_host, self.workdir / name)
+        self.nodes.append(node)
+        run(["ip", "netns", "add", netns])
+        run(["ip", "link", "add", veth_host, "type", "veth", "peer", "name", veth_node])
+        run(["ip", "link", "set", veth_host, "master", self.bridge])
+        run(["ip", "link", "set", veth_host, "up"])
+        run(["ip", "link", "set", veth_node, "netns", netns])
+        inside = ["ip", "netns", "exec", netns]
+        run([*inside, "ip", "link", "set", veth_node, "name", "eth0"])
+        run([*inside, "ip", "addr", "add", f"{address}/{self.network.prefixlen}", "dev", "eth0"])
+        run([*inside, "ip", "link", "set", "eth0", "up"])
+        run([*inside, "ip", "link", "set", "lo", "up"])
+        return node
+
+    def add_nodes(self, count: int) -> list[Node]:
+        return [self.add_node() for _ in range(count)]
+
+    # ---- tear-down -------------------------------------------------------------------------
+    def remove_node(self, node: Node) -> None:
+        errors = []
+        try:
+            if node.socket.exists() or (node.state_dir / "k8sd.pid").exists():
+                node.stop(timeout=60)
+        except Exception as e:  # keep tearing down
+            errors.append(f"dev-stop: {e}")
+        node.kill_everything()
+        left = node.processes()
+        if left:
+            errors.append(f"processes left on {node.name}: {[(p, proc_name(p)) for p in left]}")
+        run(["ip", "netns", "del", node.netns], check=False)
+        run(["ip", "link", "del", node.veth_host], check=False)
+        if node in self.nodes:
+            self.nodes.remove(node)
+        if errors:
+            raise RuntimeError("; ".join(errors))
+
+    def teardown(self) -> None:
+        if not self._up:
+            return
+        errors = []
+        for node in list(self.nodes):
+            try:
+                self.remove_node(node)
+            except Exception as e:
+                errors.append(str(e))
+        run(["ip", "link", "del", self.bridge], check=False)
+        if self._mounted_netns_dir and _is_mountpoint(NETNS_DIR):
+            others = [p for p in NETNS_DIR.iterdir()] if NETNS_DIR.exists() else []
+            if not others:
+                run(["umount", str(NETNS_DIR)], check=False)
+        self._up = False
+        if errors:
+            raise RuntimeError("test bed teardown: " + "; ".join(errors))
+
+    def diagnostics(self) -> str:
+        return "\n".join(n.diagnostics() for n in self.nodes)
+
+    def reachable(self, node: Node, port: int, timeout: float = 1.0) -> bool:
+        try:
+            with socket.create_connection((node.address, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
