@@ -25,7 +25,7 @@ import { clusterStatus } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode, goFipsSettings } from '../crypto/fips.js';
-import { createSecurityProvider } from './security.js';
+import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
 
 export const K8SD_PORT = 6400;
@@ -72,7 +72,9 @@ export class K8sd {
     }
     this.crypto = createCryptoBackend(this.fips, this.log);
     this.identity = await ensureClusterIdentity(l, this.crypto, this.host.hostname(), [this.host.defaultAddress()]);
-    this.security = createSecurityProvider(this);
+    const security = createSecurityProvider(this);
+    this.security = security;
+    registerSecretsEncryption(this, security.manager);
     registerModules(this);
     if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
     writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
@@ -90,7 +92,8 @@ export class K8sd {
 
   /** Brings up the services of a node that is already part of a cluster (after a restart). */
   private async startNodeServices(node: LocalNodeState): Promise<void> {
-    if (node.role !== 'control-plane') return;
+    // Workers have no datastore: their services start in the membership module's onClustered hook.
+    if (node.role !== 'control-plane') return this.clustered(node);
     const l = this.layout;
     const managedEtcd = existsSync(l.args('etcd'));
     if (managedEtcd) await this.host.services.start('etcd');
