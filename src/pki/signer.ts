@@ -1,8 +1,7 @@
 // Walks the PKI table: creates CAs, issues leaves and kubeconfig client certificates,
 // validates user-supplied material, and renders everything into files.
 import yaml from 'js-yaml';
-import { CertificateTemplate, CryptoBackend, Issuer, KeyAlgorithm, KeyPair } from '../crypto/types.js';
-import { keyAlgorithmOf } from '../crypto/node.js';
+import { CertificateTemplate, CryptoBackend, Issuer, KeyAlgorithm } from '../crypto/types.js';
 import { FileSpec } from '../host/files.js';
 import { Layout } from '../layout.js';
 import {
@@ -85,10 +84,6 @@ export function leafTemplate(spec: LeafSpec | KubeconfigSpec, node: NodeIdentity
 export async function generateCa(backend: CryptoBackend, commonName: string, keyType: KeyAlgorithm, now = new Date()): Promise<CaMaterial> {
   const key = await backend.generateKeyPair(keyType);
   return { cert: await backend.createCertificate(caTemplate(commonName, now), key), key: key.privateKeyPem };
-}
-
-async function keyPairFromPem(backend: CryptoBackend, privateKeyPem: string): Promise<KeyPair> {
-  return { algorithm: keyAlgorithmOf(privateKeyPem), privateKeyPem, publicKeyPem: await backend.publicKeyOf(privateKeyPem) };
 }
 
 /** Creates every CA not supplied; validates the supplied ones (cert is a CA, key matches, not expired). */
