@@ -1,7 +1,9 @@
 // Registry of k8sd modules: each adds its API routes, controllers and hooks to the daemon.
 import type { K8sd } from './daemon.js';
 import { registerCertificates } from './certs/index.js';
+import { registerMembership } from './membership/index.js';
 
 export function registerModules(d: K8sd): void {
   registerCertificates(d);
+  registerMembership(d);
 }

@@ -5,6 +5,11 @@ import RefreshCerts from './refresh-certs.js';
 import RotateCertsCa from './rotate-certs-ca.js';
 import SecretsEncryption from './secrets-encryption.js';
 import Config from './config.js';
+import GetJoinToken from './get-join-token.js';
+import JoinCluster from './join-cluster.js';
+import ListJoinTokens from './list-join-tokens.js';
+import RemoveNode from './remove-node.js';
+import RevokeJoinToken from './revoke-join-token.js';
 import Kubectl from './kubectl.js';
 import Status from './status.js';
 
@@ -15,6 +20,11 @@ export const COMMANDS = {
   'rotate-certs-ca': RotateCertsCa,
   'secrets-encryption': SecretsEncryption,
   config: Config,
+  'get-join-token': GetJoinToken,
+  'join-cluster': JoinCluster,
+  'list-join-tokens': ListJoinTokens,
+  'remove-node': RemoveNode,
+  'revoke-join-token': RevokeJoinToken,
   kubectl: Kubectl,
   status: Status,
 };

@@ -1,0 +1,33 @@
+import { Args, Flags } from '@oclif/core';
+import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration } from '../base.js';
+
+export default class GetJoinToken extends K8sCommand {
+  static override description = `Issue a single-use token for a node to join this cluster
+
+The token names the node it is for (for workers the name is optional), expires, and can be
+used once. It carries the addresses and certificate fingerprints of the control-plane nodes,
+so the joining node verifies the cluster before it sends the token's secret. k8sd keeps only
+a hash of the secret: the token cannot be shown again (revoke it and ask again).`;
+  static override examples = [
+    'sudo <%= config.bin %> get-join-token cp2',
+    'sudo <%= config.bin %> get-join-token w1 --worker --expires-in 2h',
+    'sudo <%= config.bin %> get-join-token --worker --output-format json',
+  ];
+  static override args = {
+    name: Args.string({ description: 'name of the node that will join (required for control-plane nodes)' }),
+  };
+  static override flags = {
+    worker: Flags.boolean({ description: 'the node joins as a worker' }),
+    'expires-in': Flags.string({ description: 'how long the token stays valid (1s to 365d), e.g. 30m, 24h, 7d', default: '24h' }),
+    'output-format': outputFormatFlag,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(GetJoinToken);
+    const ttl = Math.round(parseDuration(flags['expires-in'], 'expires-in') / 1000);
+    if (!flags.worker && !args.name) this.error('a control-plane token needs the name of the node that will join: k8s get-join-token <node-name>', { exit: 2 });
+    const { MembershipClient } = await import('../../client/membership.js');
+    const t = await new MembershipClient(this.client()).issueToken({ ...(args.name ? { name: args.name } : {}), worker: flags.worker, expiresInSeconds: ttl });
+    await this.render(t, flags['output-format'] as OutputFormat, () => t.token);
+  }
+}

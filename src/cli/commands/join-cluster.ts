@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import { Args, Flags, ux } from '@oclif/core';
+import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlagWith } from '../base.js';
+
+export default class JoinCluster extends K8sCommand {
+  static override description = `Join this node to a cluster with a token from "k8s get-join-token"
+
+The token says whether the node joins the control plane or as a worker. k8sd checks the token
+(format, checksum, expiry), the name, the address and the join file before it changes anything,
+and verifies the control-plane node's certificate against the token before it sends the secret.`;
+  static override examples = [
+    'sudo <%= config.bin %> join-cluster k8sj1_eyJ2Ijo... --name cp2 --address 10.0.0.6',
+    'sudo <%= config.bin %> join-cluster "$TOKEN" --file join.yaml',
+    'cat join.yaml | sudo <%= config.bin %> join-cluster "$TOKEN" --file -',
+  ];
+  static override args = {
+    token: Args.string({ description: 'the join token', required: true }),
+  };
+  static override flags = {
+    name: Flags.string({ description: 'node name (default: the name the token is for, else the hostname)' }),
+    address: Flags.string({ description: 'node address (IP or CIDR) that other nodes and services use' }),
+    file: Flags.string({ description: 'join configuration YAML (extra-sans, extra-node-*-args, ...), or - for stdin' }),
+    timeout: timeoutFlagWith('5m'),
+    'output-format': outputFormatFlag,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(JoinCluster);
+    const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
+    const token = args.token.trim();
+    if (!token.startsWith('k8sj1_')) this.error('invalid join token: it does not start with "k8sj1_"; copy the whole output of "k8s get-join-token"', { exit: 1 });
+    const config = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
+    const client = this.client(timeoutMs + 30_000);
+    const node = await client.node();
+    if (node.clustered) this.error(`this node is already part of a cluster (node "${node.name}", ${node.role}); nothing was changed`, { exit: 1 });
+    const { MembershipClient } = await import('../../client/membership.js');
+    const format = flags['output-format'] as OutputFormat;
+    const tty = Boolean(process.stderr.isTTY) && format === 'plain';
+    let current = '';
+    const result = await new MembershipClient(client)
+      .join(
+        { token, config, timeoutSeconds: timeoutMs / 1000, ...(flags.name ? { name: flags.name } : {}), ...(flags.address ? { address: flags.address } : {}) },
+        (e) => {
+          if (e.type === 'step') {
+            if (tty) {
+              if (current) ux.action.stop('done');
+              ux.action.start(e.title);
+            } else {
+              this.logToStderr(`join: ${e.title}`);
+            }
+            current = e.title;
+          } else if (e.type === 'info') {
+            this.logToStderr(`join: ${e.message}`);
+          } else if (e.type === 'rollback') {
+            if (!tty) this.logToStderr(`join: rolled back ${e.step}${e.error ? ` (${e.error})` : ''}`);
+          }
+        },
+      )
+      .catch((err: Error) => {
+        if (tty && current) ux.action.stop('failed');
+        throw err;
+      });
+    if (tty && current) ux.action.stop('done');
+    await this.render(result, format, () =>
+      [
+        `Joined the cluster as ${String(result.role)} node "${String(result.name)}" (${String(result.address)}) in ${Number(result.seconds).toFixed(1)} s.`,
+        result.role === 'worker' ? 'The node is Ready once its pod network is configured; check with "k8s kubectl get nodes" on a control-plane node.' : 'Check the cluster with "k8s status".',
+      ].join('\n'),
+    );
+  }
+}

@@ -1,0 +1,63 @@
+// Which kubelet serving-certificate requests k8sd approves. Pure: the signer controller feeds it
+// the CSR (as the API server recorded it and as parsed from its PEM) and the registered nodes.
+import { DistinguishedName } from '../../crypto/types.js';
+
+export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
+const ALLOWED_USAGES = new Set(['digital signature', 'key encipherment', 'server auth']);
+
+export interface KubeletServingRequest {
+  signerName: string;
+  /** Who created the CSR, as authenticated by the API server. */
+  username: string;
+  groups: string[];
+  usages: string[];
+  /** Parsed from spec.request (its self-signature already verified). */
+  subject: DistinguishedName;
+  dnsNames: string[];
+  ipAddresses: string[];
+}
+
+/** A node k8sd registered (joined through a token), with the addresses it may claim. */
+export interface RegisteredNode {
+  name: string;
+  addresses: string[];
+}
+
+export type CsrDecision = { approve: true } | { approve: false; reason: string; message: string };
+
+const deny = (reason: string, message: string): CsrDecision => ({ approve: false, reason, message });
+
+function normalizeIp(ip: string): string {
+  return ip.toLowerCase().replace(/^::ffff:/, '');
+}
+
+export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name: string) => RegisteredNode | undefined): CsrDecision {
+  if (csr.signerName !== KUBELET_SERVING_SIGNER) return deny('WrongSigner', `k8sd only signs ${KUBELET_SERVING_SIGNER}`);
+  const m = /^system:node:(.+)$/.exec(csr.username);
+  if (!m || !csr.groups.includes('system:nodes')) {
+    return deny('NotANode', `requested by "${csr.username}", not by a node (system:node:<name> in group system:nodes)`);
+  }
+  const nodeName = m[1]!;
+  const node = lookup(nodeName);
+  if (!node) return deny('UnknownNode', `node "${nodeName}" is not registered with k8sd (it did not join with a token)`);
+  if (csr.subject.commonName !== `system:node:${nodeName}`) {
+    return deny('SubjectMismatch', `the subject CN "${csr.subject.commonName}" must be "system:node:${nodeName}", the requesting node`);
+  }
+  const orgs = csr.subject.organization ?? [];
+  if (orgs.length !== 1 || orgs[0] !== 'system:nodes') {
+    return deny('SubjectMismatch', `the subject organization must be exactly "system:nodes", not "${orgs.join(',')}"`);
+  }
+  const badUsages = csr.usages.filter((u) => !ALLOWED_USAGES.has(u));
+  if (badUsages.length || !csr.usages.includes('server auth')) {
+    return deny('BadUsages', `usages must include "server auth" and be among ${[...ALLOWED_USAGES].join(', ')}; got ${csr.usages.join(', ')}`);
+  }
+  if (csr.dnsNames.length === 0 && csr.ipAddresses.length === 0) return deny('NoSubjectAltNames', 'the request names no DNS name or IP address');
+  const badDns = csr.dnsNames.filter((d) => d.toLowerCase() !== node.name.toLowerCase());
+  if (badDns.length) return deny('ForeignSubjectAltName', `DNS names ${badDns.join(', ')} do not belong to node "${node.name}" (only "${node.name}" is allowed)`);
+  const allowedIps = new Set(node.addresses.map(normalizeIp));
+  const badIps = csr.ipAddresses.filter((ip) => !allowedIps.has(normalizeIp(ip)));
+  if (badIps.length) {
+    return deny('ForeignSubjectAltName', `IP addresses ${badIps.join(', ')} are not addresses of node "${node.name}" (allowed: ${node.addresses.join(', ')})`);
+  }
+  return { approve: true };
+}

@@ -1,0 +1,260 @@
+// Membership: join tokens, control-plane and worker joins, node removal, the worker node
+// components, and the controllers that keep membership facts current (peers, API server
+// endpoints, pod network config, kubelet serving certificates).
+import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { LocalNodeState } from '../../datastore/state.js';
+import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
+import { renderKubeconfig } from '../../pki/signer.js';
+import { ServiceId } from '../../services/specs.js';
+import { apiserverProxyEndpointsPath, cniConflistPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
+import type { K8sd } from '../daemon.js';
+import { ApiError } from '../http.js';
+import { loadKubeconfig } from '../kube.js';
+import { KubeletServingSigner } from './csr-signer.js';
+import { handleJoinCluster } from './join-flow.js';
+import { controlPlanePeers, joinServerRoutes, K8SD_CLUSTER_PORT, MembersReply, WORKER_CLIENT_CERTS, WorkerClientCert } from './join-server.js';
+import { startNodeComponents } from './node-components.js';
+import { PeerIdentity, peerRequest, peerTarget, PeerRecord, readPeers, writePeers } from './peer.js';
+import { removeRoutes } from './remove.js';
+import { registerSecurityJoinPayloads } from './security-join.js';
+import { MembershipStore } from './store.js';
+import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
+
+const SYNC_INTERVAL_MS = 15_000;
+
+export class Membership {
+  /** A join or removal runs on this node. */
+  busy = false;
+  /** This node is tearing itself down after removal. */
+  leaving = false;
+  private timers: NodeJS.Timeout[] = [];
+  private signer?: KubeletServingSigner;
+  private lastSyncError = '';
+
+  constructor(readonly d: K8sd) {}
+
+  get log(): K8sd['log'] {
+    return this.d.log;
+  }
+
+  store(): MembershipStore {
+    if (!this.d.state) throw new ApiError(503, 'the datastore is not connected on this node; check "k8s status"');
+    return new MembershipStore(this.d.state);
+  }
+
+  peerIdentity(): PeerIdentity {
+    return { cert: this.d.identity.cert, key: this.d.identity.key };
+  }
+
+  /** Control plane: peers.json from the node records. */
+  async refreshPeers(): Promise<void> {
+    const node = this.d.node();
+    if (!node || node.role !== 'control-plane' || !this.d.state) return;
+    const peers = await controlPlanePeers(this, this.store());
+    if (!peers.some((p) => p.name === node.name)) {
+      peers.push({ name: node.name, address: node.address, role: 'control-plane', fingerprint: this.d.identity.fingerprint, clusterPort: K8SD_CLUSTER_PORT });
+    }
+    writePeers(this.d.layout, peers);
+  }
+
+  async onClustered(node: LocalNodeState): Promise<void> {
+    this.stopControllers();
+    if (node.role === 'worker') {
+      const kubelet = await this.d.host.services.status('kubelet');
+      if (kubelet.state !== 'running' && kubelet.state !== 'starting') await startNodeComponents(this.d.host, this.log, 'worker', 120_000);
+      this.every(SYNC_INTERVAL_MS, () => this.syncWorker());
+      void this.syncWorker();
+      return;
+    }
+    this.signer = new KubeletServingSigner(this);
+    this.signer.start();
+    this.every(SYNC_INTERVAL_MS, () => this.syncControlPlane());
+    await this.syncControlPlane();
+  }
+
+  private every(ms: number, f: () => Promise<void>): void {
+    let running = false;
+    this.timers.push(
+      setInterval(() => {
+        if (running) return;
+        running = true;
+        void f().finally(() => (running = false));
+      }, ms),
+    );
+  }
+
+  stopControllers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.signer?.stop();
+    this.signer = undefined;
+  }
+
+  private async syncControlPlane(): Promise<void> {
+    try {
+      await this.refreshPeers();
+      await purgeExpiredTokens(this);
+      await this.labelNodes();
+    } catch (err) {
+      this.noteSyncError(err as Error);
+    }
+  }
+
+  /** Adds node-role.kubernetes.io/<role> to registered nodes (kubelets may not set it themselves). */
+  private async labelNodes(): Promise<void> {
+    const admin = this.d.layout.kubeconfig('admin.conf');
+    if (!existsSync(admin)) return;
+    const api = loadKubeconfig(admin).makeApiClient(CoreV1Api);
+    for (const rec of await this.store().members()) {
+      const label = `node-role.kubernetes.io/${rec.role}`;
+      try {
+        const node = await api.readNode({ name: rec.name });
+        if (node.metadata?.labels?.[label] !== undefined) continue;
+        await api.patchNode({ name: rec.name, body: { metadata: { labels: { [label]: '' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        this.log.info('labelled node', { node: rec.name, label });
+      } catch (err) {
+        if (!(err instanceof ApiException && err.code === 404)) throw err;
+      }
+    }
+  }
+
+  private noteSyncError(err: Error): void {
+    if (err.message !== this.lastSyncError) this.log.warn('membership sync failed; retrying', { error: err.message });
+    this.lastSyncError = err.message;
+  }
+
+  /** Asks a control-plane node for the current members, trying each known one. */
+  async fetchMembers(): Promise<MembersReply> {
+    const cps = readPeers(this.d.layout).filter((p) => p.role === 'control-plane');
+    if (!cps.length) throw new Error('no control-plane node is known (peers.json is empty); re-join this node');
+    const start = Math.floor(Math.random() * cps.length);
+    let last: Error | undefined;
+    for (const p of [...cps.slice(start), ...cps.slice(0, start)]) {
+      try {
+        return await peerRequest<MembersReply>(this.peerIdentity(), peerTarget(p), 'GET', '/1.0/k8sd/members', undefined, 10_000);
+      } catch (err) {
+        last = err as Error;
+      }
+    }
+    throw last ?? new Error('no control-plane node answered');
+  }
+
+  /** Worker: control-plane members and API server endpoints from the cluster; pod network config from the Node. */
+  async syncWorker(): Promise<void> {
+    const l = this.d.layout;
+    try {
+      const reply = await this.fetchMembers();
+      if (reply.members.length) writePeers(l, reply.members);
+      const endpoints = renderApiserverProxyEndpoints(reply.apiservers);
+      const file = apiserverProxyEndpointsPath(l);
+      if (reply.apiservers.length && (!existsSync(file) || readFileSync(file, 'utf8') !== endpoints)) {
+        writeFileAtomic(file, endpoints, 0o644);
+        this.log.info('updated the API server endpoints of k8s-apiserver-proxy', { endpoints: reply.apiservers });
+      }
+      this.lastSyncError = '';
+    } catch (err) {
+      this.noteSyncError(err as Error);
+    }
+    await this.writePodNetworkConfig().catch((err: Error) => this.noteSyncError(err));
+  }
+
+  /** Writes the bridge CNI config once the controller manager has given this node its pod CIDR. */
+  async writePodNetworkConfig(): Promise<boolean> {
+    const node = this.d.node();
+    const l = this.d.layout;
+    if (!node || !existsSync(l.kubeconfig('kubelet.conf'))) return false;
+    let cidrs: string[];
+    try {
+      const n = await loadKubeconfig(l.kubeconfig('kubelet.conf')).makeApiClient(CoreV1Api).readNode({ name: node.name });
+      cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return false;
+      throw err;
+    }
+    if (!cidrs.length) return false;
+    const text = renderCniConflist(l, cidrs);
+    const file = cniConflistPath(l);
+    if (existsSync(file) && readFileSync(file, 'utf8') === text) return false;
+    writeFileAtomic(file, text, 0o644);
+    this.log.info('wrote the pod network config', { file, podCidrs: cidrs });
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopControllers();
+  }
+}
+
+let instance: Membership | undefined;
+
+export function registerMembership(d: K8sd): Membership {
+  const m = new Membership(d);
+  instance = m;
+  const removal = removeRoutes(m);
+  d.extraLocalRoutes.push(
+    ...tokenRoutes(m),
+    { method: 'POST', path: '/1.0/k8sd/cluster/join', handler: (req, res) => handleJoinCluster(m, req, res) },
+    ...removal.local,
+  );
+  d.extraClusterRoutes.push(...joinServerRoutes(m), ...removal.cluster);
+  d.onClustered.push((node) => m.onClustered(node));
+  d.onStop.push(() => m.stop());
+  registerSecurityJoinPayloads(d);
+  return m;
+}
+
+/** Certificates renewWorkerCertificates can renew: the two client kubeconfigs and the kubelet serving certificate. */
+export type WorkerCertificate = WorkerClientCert | 'kubelet';
+
+/**
+ * Renews a worker's certificates: new keys and CSRs for the client certificates (kubelet.conf,
+ * proxy.conf), signed by a control-plane k8sd over mTLS; for the kubelet serving certificate,
+ * a fresh kubernetes.io/kubelet-serving CSR (the kubelet makes it when its current one is gone).
+ * Restarts only the services whose certificates changed. For the certificates work (refresh-certs
+ * and automatic renewal on workers).
+ */
+export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[]): Promise<{ renewed: WorkerCertificate[]; restarted: ServiceId[] }> {
+  const m = instance?.d === d ? instance : new Membership(d);
+  const node = d.node();
+  if (!node || node.role !== 'worker') throw new ApiError(409, 'renewWorkerCertificates runs on a worker node');
+  const l = d.layout;
+  const clientCerts = WORKER_CLIENT_CERTS.filter((c) => names.includes(c));
+  const restarted = new Set<ServiceId>();
+  if (clientCerts.length) {
+    const keys: Partial<Record<WorkerClientCert, string>> = {};
+    const csrs: Partial<Record<WorkerClientCert, string>> = {};
+    for (const c of clientCerts) {
+      const kp = await d.crypto.generateKeyPair('ecdsa-p256');
+      keys[c] = kp.privateKeyPem;
+      csrs[c] = await d.crypto.createCsr(c === 'kubelet.conf' ? { commonName: `system:node:${node.name}`, organization: ['system:nodes'] } : { commonName: 'system:kube-proxy' }, kp);
+    }
+    const cps = readPeers(l).filter((p: PeerRecord) => p.role === 'control-plane');
+    let reply: { certificates: Partial<Record<WorkerClientCert, string>>; caCert: string } | undefined;
+    let last: Error | undefined;
+    for (const p of cps) {
+      try {
+        reply = await peerRequest(m.peerIdentity(), peerTarget(p), 'POST', '/1.0/k8sd/members/certificates', { name: node.name, csrs }, 30_000);
+        break;
+      } catch (err) {
+        last = err as Error;
+      }
+    }
+    if (!reply) throw new ApiError(503, `no control-plane node signed the renewed certificates: ${last?.message ?? 'none is known'}`);
+    const server = `https://127.0.0.1:${node.securePort}`;
+    const files: FileSpec[] = clientCerts.map((c) => ({ path: l.kubeconfig(c), content: renderKubeconfig(server, [reply.caCert], reply.certificates[c]!, keys[c]!), mode: 0o600 }));
+    commitFileSet(files, l.k8sdStateDir);
+    if (clientCerts.includes('kubelet.conf')) restarted.add('kubelet');
+    if (clientCerts.includes('proxy.conf')) restarted.add('kube-proxy');
+  }
+  if (names.includes('kubelet')) {
+    // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.
+    for (const f of ['kubelet-server-current.pem']) rmSync(path.join(l.kubeletRootDir, 'pki', f), { force: true });
+    restarted.add('kubelet');
+  }
+  for (const svc of restarted) await d.host.services.restart(svc);
+  d.log.info('renewed worker certificates', { certificates: names, restarted: [...restarted] });
+  return { renewed: names, restarted: [...restarted] };
+}
+

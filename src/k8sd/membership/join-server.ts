@@ -1,0 +1,432 @@
+// The control-plane side of joins, on the cluster API (port 6400).
+//   POST /1.0/k8sd/members/join        untrusted: authenticated by the join token
+//   POST /1.0/k8sd/members/promote     the joining control-plane node, once its etcd learner runs
+//   POST /1.0/k8sd/members/abort       the joining node, when its join fails after registering
+//   GET  /1.0/k8sd/members             members: control-plane nodes and API server endpoints
+//   POST /1.0/k8sd/members/certificates a worker renewing its client certificates (CSRs)
+// Every rejection happens before anything is written: a bad token changes nothing.
+import { isIP } from 'node:net';
+import { ClusterConfig, PkiRecord } from '../../datastore/state.js';
+import { isLoopback } from '../../config/net.js';
+import { CertificateTemplate } from '../../crypto/types.js';
+import { leafTemplate, trustBundle } from '../../pki/signer.js';
+import { KUBECONFIGS, NodeIdentity } from '../../pki/table.js';
+import { etcdPeerUrl } from '../controlplane.js';
+import { ApiError, Request, Route } from '../http.js';
+import { fingerprintOf } from '../identity.js';
+import { joinPayloadProviders } from './extensions.js';
+import type { Membership } from './index.js';
+import { joinHostPort, PeerRecord } from './peer.js';
+import { JoinInFlight, JoinTokenRecord, MemberRecord, MembershipStore } from './store.js';
+import { JoinRole, secretMatches } from './token.js';
+
+export const K8SD_CLUSTER_PORT = 6400;
+/** How long a control-plane join may hold the join lock (learner added → promoted). */
+export const JOIN_LOCK_TTL_SECONDS = 90;
+/** How long the server waits for the join lock before telling the joiner to retry. */
+const LOCK_WAIT_MS = 20_000;
+/** Client certificates a worker gets from the control plane (kubeconfig names of the PKI table). */
+export const WORKER_CLIENT_CERTS = ['kubelet.conf', 'proxy.conf'] as const;
+export type WorkerClientCert = (typeof WORKER_CLIENT_CERTS)[number];
+
+export interface JoinRequestBody {
+  token: { name: string; secret: string };
+  role: JoinRole;
+  node: { name: string; address: string; clusterCert: string };
+  /** Worker only: PEM CSRs for kubelet.conf and proxy.conf (keys stay on the worker). */
+  csrs?: Partial<Record<WorkerClientCert, string>>;
+}
+
+export interface ControlPlaneJoinReply {
+  role: 'control-plane';
+  joinId: string;
+  memberId: string;
+  config: ClusterConfig;
+  pki: PkiRecord;
+  etcd: { initialCluster: string; peerUrl: string };
+  members: PeerRecord[];
+  extras: Record<string, unknown>;
+}
+
+/** What a worker needs of the cluster config. */
+export interface WorkerClusterConfig {
+  podCidr: string;
+  serviceCidr: string;
+  clusterDomain: string;
+  dnsServiceIp?: string;
+  securePort: number;
+  failCgroupV1: boolean;
+  keyType: ClusterConfig['keyType'];
+  leafLifetimeMs: number;
+}
+
+export interface WorkerJoinReply {
+  role: 'worker';
+  certificates: Record<WorkerClientCert, string>;
+  caCert: string;
+  clientCaCert: string;
+  config: WorkerClusterConfig;
+  apiservers: string[];
+  members: PeerRecord[];
+}
+
+export interface MembersReply {
+  members: PeerRecord[];
+  apiservers: string[];
+  caCert: string;
+  clientCaCert: string;
+}
+
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const DAY_MS = 86_400_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Lifetime of the leaf certificates this cluster issues. */
+export function leafLifetimeMs(c: ClusterConfig): number {
+  return c.certificates?.lifetimeMs ?? 365 * DAY_MS;
+}
+
+export function workerClusterConfig(c: ClusterConfig): WorkerClusterConfig {
+  return {
+    podCidr: c.podCidr,
+    serviceCidr: c.serviceCidr,
+    clusterDomain: c.clusterDomain,
+    ...(c.dnsServiceIp ? { dnsServiceIp: c.dnsServiceIp } : {}),
+    securePort: c.securePort,
+    failCgroupV1: c.failCgroupV1,
+    keyType: c.keyType,
+    leafLifetimeMs: leafLifetimeMs(c),
+  };
+}
+
+function parseJoinBody(m: Membership, req: Request): JoinRequestBody {
+  const b = req.body as Partial<JoinRequestBody>;
+  const bad = (what: string): never => {
+    throw new ApiError(400, `malformed join request: ${what}`);
+  };
+  if (!b || typeof b !== 'object') bad('no body');
+  if (typeof b.token?.name !== 'string' || typeof b.token?.secret !== 'string') bad('token name and secret are required');
+  if (b.role !== 'control-plane' && b.role !== 'worker') bad('role must be control-plane or worker');
+  const n = b.node;
+  if (!n || typeof n.name !== 'string' || !NAME_RE.test(n.name)) bad('node.name must be a lower-case DNS label');
+  if (typeof n!.address !== 'string' || isIP(n!.address) === 0) bad('node.address must be an IP address');
+  if (isLoopback(n!.address)) throw new ApiError(400, `node address ${n!.address} is a loopback address; join with --address set to an address the other nodes can reach`);
+  if (typeof n!.clusterCert !== 'string') bad('node.clusterCert is required');
+  let fp: string;
+  try {
+    fp = fingerprintOf(m.d.crypto, n!.clusterCert);
+  } catch {
+    return bad('node.clusterCert is not a PEM certificate');
+  }
+  if (!req.peerFingerprint || fp !== req.peerFingerprint) {
+    throw new ApiError(400, 'the certificate in the join request is not the TLS client certificate of this connection');
+  }
+  return b as JoinRequestBody;
+}
+
+/** Checks the token against the cluster's record. Changes nothing. */
+async function verifyToken(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<{ record: JoinTokenRecord; raw: string }> {
+  const name = body.token.name;
+  const t = await store.token(name);
+  const unknown = new ApiError(401, `join token "${name}" is not valid in this cluster: it was already used, revoked, or never issued here; ask for a new one with "k8s get-join-token"`);
+  if (!t) throw unknown;
+  if (!(await secretMatches(m.d.crypto, body.token.secret, t.record.secretHash))) throw unknown;
+  if (new Date(t.record.expiresAt).getTime() <= Date.now()) {
+    throw new ApiError(401, `join token "${name}" expired at ${t.record.expiresAt}; ask for a new one with "k8s get-join-token"`);
+  }
+  if (t.record.role !== body.role) {
+    throw new ApiError(403, `join token "${name}" is for a ${t.record.role} node, but this node asked to join as a ${body.role}`);
+  }
+  if (t.record.bound && body.node.name !== t.record.name) {
+    throw new ApiError(403, `join token "${name}" is for node "${t.record.name}", not "${body.node.name}"; join with --name ${t.record.name}, or ask for a token for "${body.node.name}"`);
+  }
+  return t;
+}
+
+export async function controlPlanePeers(m: Membership, store: MembershipStore): Promise<PeerRecord[]> {
+  return (await store.members())
+    .filter((r) => r.role === 'control-plane' && !r.joining)
+    .map((r) => ({ name: r.name, address: r.address, role: r.role, fingerprint: fingerprintOf(m.d.crypto, r.clusterCert), clusterPort: K8SD_CLUSTER_PORT }));
+}
+
+export function apiserverEndpoints(peers: PeerRecord[], securePort: number): string[] {
+  return peers.filter((p) => p.role === 'control-plane').map((p) => joinHostPort(p.address, securePort));
+}
+
+async function requireConfig(store: MembershipStore): Promise<{ config: ClusterConfig; pki: PkiRecord }> {
+  const [config, pki] = await Promise.all([store.state.getConfig(), store.state.getPki()]);
+  if (!config || !pki) throw new ApiError(503, 'the cluster state holds no configuration or CA material; this control-plane node cannot admit nodes');
+  return { config, pki };
+}
+
+/** The caller must be the node it names (its TLS certificate is that node's cluster certificate). */
+async function requireCallerIs(m: Membership, store: MembershipStore, req: Request, name: string): Promise<MemberRecord | undefined> {
+  const rec = await store.member(name);
+  if (!rec) return undefined;
+  if (fingerprintOf(m.d.crypto, rec.clusterCert) !== req.peerFingerprint) {
+    throw new ApiError(403, `only node "${name}" itself may do this`);
+  }
+  return rec;
+}
+
+async function handleJoin(m: Membership, req: Request): Promise<unknown> {
+  const node = m.d.node();
+  if (!node || node.role !== 'control-plane' || !m.d.state) {
+    throw new ApiError(503, 'this node is not a control-plane member of a cluster; join through another control-plane node');
+  }
+  const body = parseJoinBody(m, req);
+  const store = m.store();
+  await verifyToken(m, store, body);
+  return body.role === 'control-plane' ? joinControlPlane(m, store, body) : joinWorker(m, store, body);
+}
+
+async function waitForJoinLock(m: Membership, store: MembershipStore, holder: string): Promise<string> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    const lease = await store.lockJoin(holder, JOIN_LOCK_TTL_SECONDS);
+    if (lease) return lease;
+    if (Date.now() > deadline) {
+      const current = (await store.joinLockHolder()) ?? 'another node';
+      throw new ApiError(409, `another node ("${current}") is joining the control plane right now; joins are queued, retry in a few seconds`);
+    }
+    await sleep(250 + Math.floor(Math.random() * 250));
+  }
+}
+
+async function joinControlPlane(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
+  const { name, address, clusterCert } = body.node;
+  const { config, pki } = await requireConfig(store);
+  if (config.datastoreType !== 'etcd') {
+    throw new ApiError(501, 'control-plane joins with an external datastore are not supported yet; join this node as a worker');
+  }
+  const etcd = store.state.etcd;
+  const lease = await waitForJoinLock(m, store, name);
+  let consumed: string | undefined;
+  let registered = false;
+  let memberId: string | undefined;
+  try {
+    // Re-check under the lock: another joiner may have used the token meanwhile.
+    const t = await verifyToken(m, store, body);
+    const peerUrl = etcdPeerUrl(address, config.etcdPeerPort);
+    const existing = await store.member(name);
+    const members = await etcd.members();
+    if (existing && !existing.joining) {
+      throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
+    }
+    // A stale half-join (the joiner died before promotion): clear it before starting again.
+    for (const mem of members.filter((x) => x.peerURLs.includes(peerUrl) || (existing && x.name === name))) {
+      if (!mem.isLearner && mem.name) {
+        throw new ApiError(409, `address ${address} is already used by datastore member "${mem.name}"; remove that node first`);
+      }
+      m.log.warn('removing the etcd learner of an unfinished join', { node: name, member: mem.id });
+      await etcd.removeMember(mem.id);
+    }
+    const others = await store.members();
+    const clash = others.find((o) => o.address === address && o.name !== name);
+    if (clash) throw new ApiError(409, `address ${address} is already used by node "${clash.name}"; join with another --address or remove "${clash.name}"`);
+
+    if (!(await store.consumeToken(t.record.name, t.raw))) {
+      throw new ApiError(401, `join token "${t.record.name}" was used by another join a moment ago; ask for a new one`);
+    }
+    consumed = t.raw;
+    await store.putMember({ name, address, role: 'control-plane', clusterCert, joinedAt: new Date().toISOString(), joining: true });
+    registered = true;
+    let added;
+    try {
+      added = await etcd.addLearner(peerUrl);
+    } catch (err) {
+      throw new ApiError(409, `the datastore refused the new member: ${(err as Error).message}`);
+    }
+    memberId = added.member.id;
+    const inFlight: JoinInFlight = { name, address, memberId, lease, tokenRaw: t.raw, startedAt: new Date().toISOString() };
+    await store.recordJoin(inFlight);
+    const initialCluster = added.members
+      .map((mem) => (mem.id === memberId ? `${name}=${peerUrl}` : mem.name ? `${mem.name}=${mem.peerURLs[0]}` : ''))
+      .filter(Boolean)
+      .join(',');
+    const extras: Record<string, unknown> = {};
+    for (const p of joinPayloadProviders()) extras[p.key] = await p.export();
+    m.log.info('control-plane join accepted; etcd learner added', { node: name, address, member: memberId });
+    return {
+      role: 'control-plane',
+      joinId: lease,
+      memberId,
+      config,
+      pki,
+      etcd: { initialCluster, peerUrl },
+      members: await controlPlanePeers(m, store),
+      extras,
+    };
+  } catch (err) {
+    if (memberId) await etcd.removeMember(memberId).catch(() => undefined);
+    if (registered) await store.deleteMember(name).catch(() => undefined);
+    if (consumed) await store.restoreToken(consumed).catch(() => undefined);
+    await store.unlock(lease);
+    throw err;
+  }
+}
+
+async function signWorkerCsrs(
+  m: Membership,
+  name: string,
+  csrs: Partial<Record<WorkerClientCert, string>>,
+  config: ClusterConfig,
+  pki: PkiRecord,
+): Promise<Partial<Record<WorkerClientCert, string>>> {
+  const ca = pki.cas['client-ca'];
+  if (!ca.key) throw new ApiError(501, 'the client CA key is external; worker client certificates must be supplied by whoever holds it');
+  const identity: NodeIdentity = { hostname: name, address: '', localAddresses: [], serviceIps: [], extraSans: [], clusterDomain: config.clusterDomain };
+  const out: Partial<Record<WorkerClientCert, string>> = {};
+  for (const certName of WORKER_CLIENT_CERTS) {
+    const pem = csrs[certName];
+    if (!pem) continue;
+    const spec = KUBECONFIGS.find((k) => k.name === certName)!;
+    const template: CertificateTemplate = leafTemplate(spec, identity, leafLifetimeMs(config));
+    try {
+      // The subject and usages come from the PKI table, never from the request.
+      out[certName] = await m.d.crypto.signCsr(pem, template, { certificatePem: ca.cert, privateKeyPem: ca.key });
+    } catch (err) {
+      throw new ApiError(400, `the ${certName} certificate request is invalid: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+async function checkCsrs(m: Membership, csrs: JoinRequestBody['csrs'], required: readonly WorkerClientCert[]): Promise<Partial<Record<WorkerClientCert, string>>> {
+  const out: Partial<Record<WorkerClientCert, string>> = {};
+  for (const name of required) {
+    const pem = csrs?.[name];
+    if (typeof pem !== 'string') throw new ApiError(400, `malformed join request: a certificate request for ${name} is required`);
+    try {
+      await m.d.crypto.parseCsr(pem);
+    } catch (err) {
+      throw new ApiError(400, `the ${name} certificate request is invalid: ${(err as Error).message}`);
+    }
+    out[name] = pem;
+  }
+  return out;
+}
+
+async function joinWorker(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<WorkerJoinReply> {
+  const { name, address, clusterCert } = body.node;
+  const csrs = await checkCsrs(m, body.csrs, WORKER_CLIENT_CERTS);
+  const { config, pki } = await requireConfig(store);
+  const existing = await store.member(name);
+  if (existing) throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
+  const t = await store.token(body.token.name);
+  if (!t || !(await store.consumeToken(t.record.name, t.raw))) {
+    throw new ApiError(401, `join token "${body.token.name}" was used by another join a moment ago; ask for a new one`);
+  }
+  let registered = false;
+  try {
+    // Kept for a few minutes so that a worker whose local setup fails can put its token back.
+    const lease = await store.state.etcd.grantLease(600);
+    await store.forgetJoin(name);
+    await store.recordJoin({ name, address, memberId: '', lease, tokenRaw: t.raw, startedAt: new Date().toISOString() });
+    await store.putMember({ name, address, role: 'worker', clusterCert, joinedAt: new Date().toISOString() });
+    registered = true;
+    const certificates = (await signWorkerCsrs(m, name, csrs, config, pki)) as Record<WorkerClientCert, string>;
+    const members = await controlPlanePeers(m, store);
+    m.log.info('worker join accepted', { node: name, address });
+    return {
+      role: 'worker',
+      certificates,
+      caCert: trustBundle(pki.cas.ca),
+      clientCaCert: trustBundle(pki.cas['client-ca']),
+      config: workerClusterConfig(config),
+      apiservers: apiserverEndpoints(members, config.securePort),
+      members,
+    };
+  } catch (err) {
+    if (registered) await store.deleteMember(name).catch(() => undefined);
+    await store.restoreToken(t.raw).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function handlePromote(m: Membership, req: Request): Promise<unknown> {
+  const { name, memberId } = req.body as { name?: string; memberId?: string };
+  if (typeof name !== 'string' || typeof memberId !== 'string') throw new ApiError(400, 'malformed promote request: name and memberId are required');
+  const store = m.store();
+  const rec = await requireCallerIs(m, store, req, name);
+  if (!rec) throw new ApiError(404, `node "${name}" has no pending join (it was aborted or expired); join again`);
+  const etcd = store.state.etcd;
+  const member = (await etcd.members()).find((x) => x.id === memberId);
+  if (!member) throw new ApiError(404, `datastore member ${memberId} of node "${name}" no longer exists; join again`);
+  const config = await store.state.getConfig();
+  if (!config || !member.peerURLs.includes(etcdPeerUrl(rec.address, config.etcdPeerPort))) {
+    throw new ApiError(403, `datastore member ${memberId} does not belong to node "${name}"`);
+  }
+  if (member.isLearner) {
+    try {
+      await etcd.promote(memberId);
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (/in sync|not ready|too many requests/i.test(msg)) throw new ApiError(409, `the etcd learner of "${name}" is still catching up: ${msg}`);
+      throw new ApiError(500, `could not promote the etcd learner of "${name}": ${msg}`);
+    }
+  }
+  const { joining: _joining, ...done } = rec;
+  await store.putMember(done);
+  const inFlight = await store.join(name);
+  if (inFlight) await store.unlock(inFlight.lease);
+  m.log.info('control-plane join: etcd member promoted to voter', { node: name, member: memberId });
+  await m.refreshPeers().catch(() => undefined);
+  return { promoted: true };
+}
+
+async function handleAbort(m: Membership, req: Request): Promise<unknown> {
+  const { name, memberId } = req.body as { name?: string; memberId?: string };
+  if (typeof name !== 'string') throw new ApiError(400, 'malformed abort request: name is required');
+  const store = m.store();
+  const rec = await requireCallerIs(m, store, req, name);
+  // Nothing registered under that name: nothing this caller may undo.
+  if (!rec) return { aborted: false };
+  const inFlight = await store.join(name);
+  if (memberId) {
+    const etcd = store.state.etcd;
+    const config = await store.state.getConfig();
+    const member = (await etcd.members()).find((x) => x.id === memberId);
+    // Only the caller's own member (by its peer URL) may be removed this way.
+    if (member && config && member.peerURLs.includes(etcdPeerUrl(rec.address, config.etcdPeerPort))) await etcd.removeMember(memberId);
+  }
+  await store.deleteMember(name);
+  if (inFlight) {
+    await store.restoreToken(inFlight.tokenRaw).catch(() => undefined);
+    await store.unlock(inFlight.lease);
+  }
+  m.log.warn('join aborted by the joining node; its token is usable again', { node: name });
+  return { aborted: true };
+}
+
+async function handleMembers(m: Membership): Promise<MembersReply> {
+  const store = m.store();
+  const { config, pki } = await requireConfig(store);
+  const members = await controlPlanePeers(m, store);
+  return { members, apiservers: apiserverEndpoints(members, config.securePort), caCert: trustBundle(pki.cas.ca), clientCaCert: trustBundle(pki.cas['client-ca']) };
+}
+
+async function handleCertificates(m: Membership, req: Request): Promise<unknown> {
+  const { name, csrs } = req.body as { name?: string; csrs?: Partial<Record<WorkerClientCert, string>> };
+  if (typeof name !== 'string' || !csrs || typeof csrs !== 'object') throw new ApiError(400, 'malformed request: name and csrs are required');
+  const store = m.store();
+  const rec = await requireCallerIs(m, store, req, name);
+  if (!rec || rec.role !== 'worker') throw new ApiError(403, `"${name}" is not a worker node of this cluster`);
+  const wanted = WORKER_CLIENT_CERTS.filter((c) => csrs[c] !== undefined);
+  if (!wanted.length) throw new ApiError(400, `no certificate requests; send any of ${WORKER_CLIENT_CERTS.join(', ')}`);
+  const checked = await checkCsrs(m, csrs, wanted);
+  const { config, pki } = await requireConfig(store);
+  const certificates = await signWorkerCsrs(m, name, checked, config, pki);
+  m.log.info('signed renewed worker client certificates', { node: name, certificates: wanted });
+  return { certificates, caCert: trustBundle(pki.cas.ca), clientCaCert: trustBundle(pki.cas['client-ca']) };
+}
+
+export function joinServerRoutes(m: Membership): Route[] {
+  return [
+    { method: 'POST', path: '/1.0/k8sd/members/join', untrusted: true, handler: (req) => handleJoin(m, req) },
+    { method: 'POST', path: '/1.0/k8sd/members/promote', handler: (req) => handlePromote(m, req) },
+    { method: 'POST', path: '/1.0/k8sd/members/abort', handler: (req) => handleAbort(m, req) },
+    { method: 'GET', path: '/1.0/k8sd/members', handler: () => handleMembers(m) },
+    { method: 'POST', path: '/1.0/k8sd/members/certificates', handler: (req) => handleCertificates(m, req) },
+  ];
+}

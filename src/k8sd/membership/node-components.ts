@@ -1,0 +1,214 @@
+// The node components k8sd runs on a worker: containerd (with runc and the CNI plugins),
+// k8s-apiserver-proxy, kubelet and kube-proxy. Their files, start order, image side-loading
+// and a clean stop that leaves no containers or mounts behind.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, lstatSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { execa } from 'execa';
+import { FileSpec } from '../../host/files.js';
+import { Host } from '../../host/host.js';
+import { Layout } from '../../layout.js';
+import { Logger } from '../../log.js';
+import { ArgOverrides, mergeArgs, readArgsFile, renderArgsFile } from '../../services/args.js';
+import { ServiceId } from '../../services/specs.js';
+import {
+  containerdConfig,
+  containerdPath,
+  KUBE_PROXY_HEALTHZ_PORT,
+  KUBE_PROXY_METRICS_PORT,
+  KUBELET_HEALTHZ_PORT,
+  KUBELET_PORT,
+  kubeletConfigPath,
+  mergeToml,
+  NODE_ARG_BUILDERS,
+  NodeServiceContext,
+  NodeServiceId,
+  renderKubeletConfig,
+  renderToml,
+} from '../../services/worker-specs.js';
+import { crashWatch } from '../controlplane.js';
+
+/** Start order; stop runs the other way round. */
+export function nodeServices(role: 'control-plane' | 'worker'): NodeServiceId[] {
+  return role === 'worker' ? ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy'] : ['containerd', 'kubelet', 'kube-proxy'];
+}
+
+/** Binaries a worker needs, as [component, binary]. */
+export function nodeBinaries(role: 'control-plane' | 'worker'): Array<[string, string]> {
+  return [
+    ['containerd', 'containerd'],
+    ['containerd', 'containerd-shim-runc-v2'],
+    ['containerd', 'ctr'],
+    ['runc', 'runc'],
+    ['cni', 'bridge'],
+    ['cni', 'host-local'],
+    ['cni', 'loopback'],
+    ['cni', 'portmap'],
+    ['kubernetes', 'kubelet'],
+    ['kubernetes', 'kube-proxy'],
+    ...(role === 'worker' ? ([['k8s', 'k8s-apiserver-proxy']] as Array<[string, string]>) : []),
+  ];
+}
+
+export function missingNodeBinaries(l: Layout, role: 'control-plane' | 'worker'): string[] {
+  return nodeBinaries(role)
+    .filter(([c, b]) => !l.componentBuilt(c, b))
+    .map(([c, b]) => l.componentBinary(c, b));
+}
+
+/** Ports the node components listen on: [address, port, what]. */
+export function nodePorts(role: 'control-plane' | 'worker', apiserverPort: number): Array<[string, number, string]> {
+  return [
+    ['0.0.0.0', KUBELET_PORT, 'kubelet'],
+    ['127.0.0.1', KUBELET_HEALTHZ_PORT, 'kubelet healthz'],
+    ['127.0.0.1', KUBE_PROXY_HEALTHZ_PORT, 'kube-proxy healthz'],
+    ['127.0.0.1', KUBE_PROXY_METRICS_PORT, 'kube-proxy metrics'],
+    ...(role === 'worker' ? ([['127.0.0.1', apiserverPort, 'k8s-apiserver-proxy']] as Array<[string, number, string]>) : []),
+  ];
+}
+
+/** Args files, config files and the containerd environment of the node components. */
+export function nodeComponentFiles(
+  ctx: NodeServiceContext,
+  extraArgs: Partial<Record<string, ArgOverrides>>,
+  containerdExtra: Record<string, unknown>,
+  inheritedPath: string = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+): FileSpec[] {
+  const l = ctx.layout;
+  const files: FileSpec[] = nodeServices(ctx.role).map((svc) => ({
+    path: l.args(svc),
+    content: renderArgsFile(mergeArgs(NODE_ARG_BUILDERS[svc](ctx), extraArgs[svc])),
+    mode: 0o600,
+  }));
+  files.push(
+    { path: l.args('containerd-env'), content: `PATH=${containerdPath(l, inheritedPath)}\n`, mode: 0o600 },
+    { path: l.containerdConfigFile, content: renderToml(mergeToml(containerdConfig(ctx), containerdExtra)), mode: 0o600 },
+    { path: kubeletConfigPath(l), content: renderKubeletConfig(ctx), mode: 0o600 },
+  );
+  return files;
+}
+
+/** The CNI plugins, linked into the node's CNI bin dir (containerd looks there). */
+export function linkCniPlugins(l: Layout): void {
+  mkdirSync(l.cniBinDir, { recursive: true, mode: 0o755 });
+  const src = path.dirname(l.componentBinary('cni', 'bridge'));
+  for (const plugin of readdirSync(src)) {
+    const target = path.join(l.cniBinDir, plugin);
+    const want = path.join(src, plugin);
+    try {
+      if (lstatSync(target).isSymbolicLink() && readlinkSync(target) === want) continue;
+      rmSync(target, { force: true });
+    } catch {
+      // absent
+    }
+    symlinkSync(want, target);
+  }
+}
+
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, isAlive: () => Promise<string | undefined>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    const dead = await isAlive();
+    if (dead) throw new Error(dead);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not come up within ${Math.round(timeoutMs / 1000)} s; see its log`);
+}
+
+function ctr(l: Layout, args: string[], timeoutMs = 60_000) {
+  return execa(l.componentBinary('containerd', 'ctr'), ['--address', l.containerdSocket, '--namespace', 'k8s.io', ...args], { reject: false, timeout: timeoutMs });
+}
+
+/** OCI archives to side-load: $SNAP_COMMON/images/*.tar, plus the pause image from its component build. */
+export function imageArchives(l: Layout): string[] {
+  const out = existsSync(l.imagesDir) ? readdirSync(l.imagesDir).filter((f) => f.endsWith('.tar')).sort().map((f) => path.join(l.imagesDir, f)) : [];
+  if (!out.some((f) => path.basename(f) === 'pause.tar') && !l.inSnap && l.componentBuilt('pause', 'pause.tar')) out.push(l.componentBinary('pause', 'pause.tar'));
+  return out;
+}
+
+export async function sideLoadImages(l: Layout, log: Logger): Promise<void> {
+  for (const file of imageArchives(l)) {
+    const started = Date.now();
+    const r = await ctr(l, ['images', 'import', file], 120_000);
+    if (r.exitCode !== 0) {
+      log.error('could not side-load an image archive', { file, error: String(r.stderr).trim().slice(-300) });
+      continue;
+    }
+    log.info('side-loaded image archive', { file, ms: Date.now() - started });
+  }
+}
+
+/** Makes the kubelet's --cgroup-root exist on a cgroup v1 host (the kubelet refuses a missing one). */
+function ensureCgroupRoot(host: Host): void {
+  const root = readArgsFile(host.layout.args('kubelet'))['cgroup-root'];
+  if (!root || root === '/' || host.cgroupVersion() !== 1) return;
+  for (const ctl of readdirSync('/sys/fs/cgroup')) {
+    const dir = path.join('/sys/fs/cgroup', ctl);
+    if (ctl === 'unified') continue;
+    try {
+      mkdirSync(path.join(dir, root), { recursive: true });
+    } catch {
+      // not a controller hierarchy
+    }
+  }
+}
+
+export async function startNodeComponents(host: Host, log: Logger, role: 'control-plane' | 'worker', timeoutMs: number): Promise<void> {
+  const l = host.layout;
+  linkCniPlugins(l);
+  for (const dir of [l.cniConfDir, l.cniStateDir, l.kubeletRootDir, l.podLogsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  await host.services.start('containerd');
+  await waitFor('containerd', timeoutMs, () => socketAnswers(l.containerdSocket), crashWatch(host, 'containerd', l.log('containerd')));
+  await sideLoadImages(l, log);
+  ensureCgroupRoot(host);
+  for (const svc of nodeServices(role).filter((s) => s !== 'containerd')) await host.services.start(svc);
+}
+
+/** Stops the node components and removes every container they ran. */
+export async function stopNodeComponents(host: Host, log: Logger, role: 'control-plane' | 'worker'): Promise<void> {
+  const l = host.layout;
+  for (const svc of ['kube-proxy', 'kubelet', 'k8s-apiserver-proxy'] as ServiceId[]) await host.services.stop(svc);
+  if (await socketAnswers(l.containerdSocket)) {
+    const tasks = await ctr(l, ['tasks', 'ls', '-q']);
+    const ids = String(tasks.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean);
+    for (const id of ids) await ctr(l, ['tasks', 'kill', '--signal', 'SIGKILL', id], 10_000);
+    for (const id of ids) await ctr(l, ['tasks', 'delete', '--force', id], 20_000);
+    const containers = await ctr(l, ['containers', 'ls', '-q']);
+    for (const id of String(containers.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean)) await ctr(l, ['containers', 'delete', id], 10_000);
+    if (ids.length) log.info('removed the containers of this node', { count: ids.length });
+  }
+  if (role === 'worker' || nodeServices(role).includes('containerd')) await host.services.stop('containerd');
+}
+
+/** Unmounts everything mounted under the given directories (pod volumes, sandbox netns and shm, rootfs). */
+export async function unmountUnder(dirs: string[], log: Logger): Promise<void> {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const roots = dirs.map((d) => path.resolve(d) + '/');
+  const points = text
+    .split('\n')
+    .map((line) => unescape(line.split(' ')[4] ?? ''))
+    .filter((p) => p && roots.some((r) => (p + '/').startsWith(r)))
+    .sort((a, b) => b.length - a.length);
+  for (const p of [...new Set(points)]) {
+    const r = await execa('umount', ['-l', p], { reject: false });
+    if (r.exitCode !== 0) log.warn('could not unmount', { path: p, error: r.stderr.trim() });
+  }
+}

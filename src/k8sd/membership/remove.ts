@@ -1,0 +1,223 @@
+// Removing nodes.
+//   POST /1.0/k8sd/cluster/remove  {name, force}  local API, on a control-plane node
+//   POST /1.0/k8sd/members/leave   cluster API: a control-plane node tells a removed node to clean up
+// A control-plane removal first checks quorum (quorum.ts), then removes the etcd member, the
+// node record and the Kubernetes Node, and finally asks the node to clean itself (best effort).
+// A node removing itself answers the request first and tears down afterwards, so the CLI
+// gets its answer instead of an EOF. A removed node keeps k8sd running, unclustered, and can
+// join again under the same name.
+import { ApiException, CoreV1Api } from '@kubernetes/client-node';
+import { existsSync, rmSync } from 'node:fs';
+import { ServerResponse } from 'node:http';
+import { EtcdClient, EtcdMember } from '../../datastore/etcd.js';
+import { removeLocalNode } from '../../datastore/state.js';
+import { KUBECONFIGS } from '../../pki/table.js';
+import { etcdPeerUrl } from '../controlplane.js';
+import { ApiError, Request, Route } from '../http.js';
+import { fingerprintOf } from '../identity.js';
+import { loadKubeconfig } from '../kube.js';
+import { leaveHookList } from './extensions.js';
+import type { Membership } from './index.js';
+import { K8SD_CLUSTER_PORT } from './join-server.js';
+import { nodeRuntimeDirs } from './join-flow.js';
+import { stopNodeComponents, unmountUnder } from './node-components.js';
+import { joinHostPort, peerRequest, readPeers } from './peer.js';
+import { removalSafety, VoterHealth } from './quorum.js';
+import { MemberRecord, MembershipStore } from './store.js';
+
+export interface RemoveReply {
+  removed: string;
+  /** True when this node removed itself and is now cleaning up. */
+  self: boolean;
+  warnings: string[];
+}
+
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+async function voterHealth(m: Membership, members: EtcdMember[]): Promise<VoterHealth[]> {
+  const l = m.d.layout;
+  const files = { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') };
+  return Promise.all(
+    members.map(async (mem) => {
+      if (mem.isLearner || !mem.clientURLs.length) return { name: mem.name || mem.id, voter: !mem.isLearner, healthy: false };
+      const probe = EtcdClient.fromFiles(mem.clientURLs, files, 2000);
+      try {
+        await probe.status(mem.clientURLs[0]!);
+        return { name: mem.name || mem.id, voter: true, healthy: true };
+      } catch {
+        return { name: mem.name || mem.id, voter: true, healthy: false };
+      } finally {
+        probe.close();
+      }
+    }),
+  );
+}
+
+/** Deletes the Kubernetes Node; returns a warning when the API server cannot be asked. */
+async function deleteKubernetesNode(m: Membership, name: string): Promise<string | undefined> {
+  const admin = m.d.layout.kubeconfig('admin.conf');
+  if (!existsSync(admin)) return undefined;
+  try {
+    await loadKubeconfig(admin).makeApiClient(CoreV1Api).deleteNode({ name });
+    return undefined;
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return undefined;
+    return `the Kubernetes node "${name}" could not be deleted (${(err as Error).message}); delete it with "k8s kubectl delete node ${name}"`;
+  }
+}
+
+function etcdMemberOf(members: EtcdMember[], name: string, rec: MemberRecord | undefined, peerPort: number): EtcdMember | undefined {
+  return members.find((x) => x.name === name) ?? (rec ? members.find((x) => x.peerURLs.includes(etcdPeerUrl(rec.address, peerPort))) : undefined);
+}
+
+async function handleRemove(m: Membership, req: Request, res: ServerResponse): Promise<RemoveReply> {
+  const { name, force } = req.body as { name?: string; force?: boolean };
+  if (typeof name !== 'string' || !NAME_RE.test(name)) throw new ApiError(400, 'give the name of the node to remove (see "k8s status" or "k8s kubectl get nodes")');
+  const self = m.d.node();
+  if (!self) throw new ApiError(409, 'this node is not part of a cluster; there is nothing to remove');
+  const isSelf = name === self.name;
+  if (self.role !== 'control-plane') {
+    if (isSelf && force) {
+      res.once('finish', () => void leaveCluster(m, 'removed itself with --force'));
+      return { removed: name, self: true, warnings: ['the control plane was not told: run "k8s remove-node ' + name + '" on a control-plane node to delete its records'] };
+    }
+    throw new ApiError(403, `run remove-node on a control-plane node (or "k8s remove-node ${self.name} --force" here to leave without telling the cluster)`);
+  }
+  if (m.busy) throw new ApiError(409, 'another join or removal is in progress on this node');
+  m.busy = true;
+  try {
+    if (!m.d.state) {
+      if (isSelf && force) return scheduleSelfCleanup(m, res, name, ['the datastore was not reachable: the other members were not updated']);
+      throw new ApiError(503, 'the datastore is not connected on this node; check "k8s status", or use another control-plane node');
+    }
+    const store = new MembershipStore(m.d.state);
+    let rec: MemberRecord | undefined;
+    let members: EtcdMember[];
+    let peerPort: number;
+    try {
+      rec = await store.member(name);
+      members = await m.d.state.etcd.members();
+      peerPort = (await m.d.state.getConfig())?.etcdPeerPort ?? 2380;
+    } catch (err) {
+      if (isSelf && force) return scheduleSelfCleanup(m, res, name, [`the datastore did not answer (${(err as Error).message}): the other members were not updated`]);
+      throw new ApiError(503, `the datastore did not answer: ${(err as Error).message}`);
+    }
+    const member = etcdMemberOf(members, name, rec, peerPort);
+    if (!rec && !member) {
+      if (!force) {
+        throw new ApiError(404, `k8sd has no node named "${name}" in this cluster (see "k8s status"); to delete only a leftover Kubernetes Node of that name, add --force`);
+      }
+      const warning = await deleteKubernetesNode(m, name);
+      return { removed: name, self: false, warnings: warning ? [warning] : [] };
+    }
+    if (member && !member.isLearner) {
+      const verdict = removalSafety(await voterHealth(m, members), member.name || name);
+      if (!verdict.safe) {
+        if (!force) throw new ApiError(409, `refusing to remove "${name}": ${verdict.reason}; use --force to remove it anyway`);
+        m.log.warn('removing a node despite the quorum check (--force)', { node: name, reason: verdict.reason });
+      }
+    }
+    const warnings: string[] = [];
+    if (isSelf) {
+      if (rec) await store.deleteMember(name);
+      const w = await deleteKubernetesNode(m, name);
+      if (w) warnings.push(w);
+      const others = members.filter((x) => x.id !== member?.id);
+      // Last: removing our own member stops the etcd this node talks to.
+      if (member && others.length) await m.d.state.etcd.removeMember(member.id);
+      m.log.warn('this node removed itself from the cluster', { node: name });
+      return scheduleSelfCleanup(m, res, name, warnings);
+    }
+    if (member) {
+      try {
+        await m.d.state.etcd.removeMember(member.id);
+      } catch (err) {
+        throw new ApiError(500, `could not remove the datastore member of "${name}" (nothing was changed): ${(err as Error).message}`);
+      }
+    }
+    if (rec) await store.deleteMember(name);
+    const w = await deleteKubernetesNode(m, name);
+    if (w) warnings.push(w);
+    if (rec) {
+      const target = { address: joinHostPort(rec.address, K8SD_CLUSTER_PORT), fingerprints: [fingerprintOf(m.d.crypto, rec.clusterCert)] };
+      try {
+        await peerRequest(m.peerIdentity(), target, 'POST', '/1.0/k8sd/members/leave', { name }, 15_000);
+      } catch (err) {
+        warnings.push(`node "${name}" could not be told to clean up (${(err as Error).message}); run "k8s remove-node ${name} --force" on it before it joins again`);
+      }
+    }
+    await m.refreshPeers().catch(() => undefined);
+    m.log.info('removed a node', { node: name, role: rec?.role ?? 'control-plane', warnings: warnings.length });
+    return { removed: name, self: false, warnings };
+  } finally {
+    m.busy = false;
+  }
+}
+
+function scheduleSelfCleanup(m: Membership, res: ServerResponse, name: string, warnings: string[]): RemoveReply {
+  // Answer first: the CLI must get the reply before the services (and maybe the socket's owner) go away.
+  res.once('finish', () => void leaveCluster(m, 'removed itself'));
+  return { removed: name, self: true, warnings };
+}
+
+async function handleLeave(m: Membership, req: Request, res: ServerResponse): Promise<unknown> {
+  const node = m.d.node();
+  if (!node) return { leaving: false };
+  const fp = req.peerFingerprint;
+  let known = readPeers(m.d.layout).some((p) => p.role === 'control-plane' && p.fingerprint === fp);
+  if (!known && m.d.state) {
+    known = await new MembershipStore(m.d.state)
+      .members()
+      .then((ms) => ms.some((r) => r.role === 'control-plane' && fingerprintOf(m.d.crypto, r.clusterCert) === fp))
+      .catch(() => false);
+  }
+  if (!known) throw new ApiError(403, 'only a control-plane member of this node’s cluster may ask it to leave');
+  res.once('finish', () => void leaveCluster(m, 'removed by a control-plane node'));
+  return { leaving: node.name };
+}
+
+/** Stops everything, forgets the cluster and removes this node's cluster files. k8sd keeps running. */
+export async function leaveCluster(m: Membership, reason: string): Promise<void> {
+  if (m.leaving) return;
+  m.leaving = true;
+  const d = m.d;
+  const l = d.layout;
+  const node = d.node();
+  m.log.warn('leaving the cluster: stopping services and removing cluster files', { reason, node: node?.name });
+  try {
+    m.stopControllers();
+    if (existsSync(l.args('kubelet')) || existsSync(l.args('containerd'))) await stopNodeComponents(d.host, m.log, node?.role ?? 'worker').catch((err: Error) => m.log.warn('stopping node components', { error: err.message }));
+    await d.host.services.stopAll();
+    await d.security.stop().catch((err: Error) => m.log.warn('stopping security services', { error: err.message }));
+    d.etcd?.close();
+    d.etcd = undefined;
+    d.state = undefined;
+    for (const h of leaveHookList()) await h.run().catch((err: Error) => m.log.warn('leave hook failed', { hook: h.name, error: err.message }));
+    await unmountUnder(nodeRuntimeDirs(m), m.log);
+    const paths = [
+      l.pkiDir,
+      ...KUBECONFIGS.map((k) => l.kubeconfig(k.name)),
+      l.argsDir,
+      l.etcdDataDir,
+      ...nodeRuntimeDirs(m),
+      l.containerdConfigDir,
+      l.cniConfDir,
+      l.cniBinDir,
+      l.peersFile,
+    ];
+    for (const p of paths) rmSync(p, { recursive: true, force: true });
+    removeLocalNode(l);
+    m.log.warn('left the cluster; k8sd keeps running and this node can join again', { node: node?.name });
+  } catch (err) {
+    m.log.error('cleaning up after leaving the cluster failed; remove the remaining files by hand', { error: (err as Error).message });
+  } finally {
+    m.leaving = false;
+  }
+}
+
+export function removeRoutes(m: Membership): { local: Route[]; cluster: Route[] } {
+  return {
+    local: [{ method: 'POST', path: '/1.0/k8sd/cluster/remove', handler: (req, res) => handleRemove(m, req, res) }],
+    cluster: [{ method: 'POST', path: '/1.0/k8sd/members/leave', untrusted: true, handler: (req, res) => handleLeave(m, req, res) }],
+  };
+}

@@ -1,0 +1,140 @@
+// Join tokens on the local API (control-plane nodes only):
+//   POST /1.0/k8sd/cluster/tokens         {name?, worker?, expiresInSeconds?} → the token, once
+//   GET  /1.0/k8sd/cluster/tokens         open tokens (names, roles, expiry; never secrets)
+//   POST /1.0/k8sd/cluster/tokens/revoke  {name}
+import { ApiException, CoreV1Api } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { ApiError, Request, Route } from '../http.js';
+import { loadKubeconfig } from '../kube.js';
+import type { Membership } from './index.js';
+import { joinHostPort } from './peer.js';
+import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
+import { JoinTokenRecord } from './store.js';
+import { encodeToken, JoinEndpoint, newSecret } from './token.js';
+
+export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600;
+const MIN_TTL_SECONDS = 1;
+const MAX_TTL_SECONDS = 365 * 24 * 3600;
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+export interface IssuedToken {
+  name: string;
+  role: 'control-plane' | 'worker';
+  token: string;
+  expiresAt: string;
+}
+
+export interface TokenInfo {
+  name: string;
+  role: 'control-plane' | 'worker';
+  bound: boolean;
+  createdAt: string;
+  expiresAt: string;
+  expired: boolean;
+  issuedBy?: string;
+}
+
+async function kubernetesNodeExists(m: Membership, name: string): Promise<boolean> {
+  const admin = m.d.layout.kubeconfig('admin.conf');
+  if (!existsSync(admin)) return false;
+  try {
+    await loadKubeconfig(admin).makeApiClient(CoreV1Api).readNode({ name });
+    return true;
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return false;
+    // The API server is down: do not block issuing a token on it.
+    m.log.warn('could not check for an existing Kubernetes node before issuing a token', { node: name, error: (err as Error).message });
+    return false;
+  }
+}
+
+async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
+  const self = m.d.requireControlPlane();
+  const body = req.body as { name?: string; worker?: boolean; expiresInSeconds?: number };
+  const role = body.worker ? 'worker' : 'control-plane';
+  const ttl = body.expiresInSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+  if (!Number.isFinite(ttl) || ttl < MIN_TTL_SECONDS || ttl > MAX_TTL_SECONDS) {
+    throw new ApiError(400, `--expires-in must be between 1s and 365d (got ${ttl} s)`);
+  }
+  let name = body.name?.toLowerCase();
+  const bound = Boolean(name);
+  if (!name) {
+    if (role === 'control-plane') throw new ApiError(400, 'a control-plane token needs the name of the node that will join: k8s get-join-token <node-name>');
+    name = `worker-${(await m.d.crypto.randomBytes(4)).toString('hex')}`;
+  }
+  if (!NAME_RE.test(name) || name.length > 63) throw new ApiError(400, `invalid node name "${name}": use lower-case letters, digits, "-" and "." (at most 63)`);
+  const store = m.store();
+  if (bound) {
+    if (await store.member(name)) throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
+    if (await kubernetesNodeExists(m, name)) throw new ApiError(409, `a Kubernetes node named "${name}" already exists; delete it or pick another name`);
+  }
+  const existing = await store.token(name);
+  if (existing) {
+    if (new Date(existing.record.expiresAt).getTime() > Date.now()) {
+      throw new ApiError(409, `an open join token for "${name}" already exists (expires ${existing.record.expiresAt}); k8sd keeps only a hash of it, so it cannot be shown again: revoke it with "k8s revoke-join-token ${name}" and ask again`);
+    }
+    await store.consumeToken(name, existing.raw);
+  }
+  const peers = await controlPlanePeers(m, store);
+  const endpoints: JoinEndpoint[] = [
+    // This node first: it issued the token and is known to be up.
+    { address: joinHostPort(self.address, K8SD_CLUSTER_PORT), fingerprint: m.d.identity.fingerprint },
+    ...peers.filter((p) => p.name !== self.name).map((p) => ({ address: joinHostPort(p.address, p.clusterPort), fingerprint: p.fingerprint })),
+  ];
+  const { secret, secretHash } = await newSecret(m.d.crypto);
+  const now = new Date();
+  const expiresAt = new Date(now.getTime() + ttl * 1000);
+  const record: JoinTokenRecord = { name, role, bound, secretHash, createdAt: now.toISOString(), expiresAt: expiresAt.toISOString(), issuedBy: self.name };
+  if (!(await store.createToken(record))) throw new ApiError(409, `another join token for "${name}" was created at the same moment; revoke it and ask again`);
+  const token = await encodeToken(m.d.crypto, { name, role, bound, secret, endpoints, expiresAt });
+  m.log.info('issued a join token', { tokenName: name, role, expiresAt: record.expiresAt });
+  return { name, role, token, expiresAt: record.expiresAt };
+}
+
+export function tokenInfo(r: JoinTokenRecord, now = Date.now()): TokenInfo {
+  return {
+    name: r.name,
+    role: r.role,
+    bound: r.bound ?? true,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    expired: new Date(r.expiresAt).getTime() <= now,
+    ...(r.issuedBy ? { issuedBy: r.issuedBy } : {}),
+  };
+}
+
+async function listTokens(m: Membership): Promise<{ tokens: TokenInfo[] }> {
+  m.d.requireControlPlane();
+  const tokens = (await m.store().tokens()).map((r) => tokenInfo(r)).sort((a, b) => a.name.localeCompare(b.name));
+  return { tokens };
+}
+
+async function revokeToken(m: Membership, req: Request): Promise<{ revoked: string }> {
+  m.d.requireControlPlane();
+  const { name } = req.body as { name?: string };
+  if (typeof name !== 'string' || !name) throw new ApiError(400, 'give the name of the token to revoke (see "k8s list-join-tokens")');
+  if (!(await m.store().revokeToken(name))) throw new ApiError(404, `there is no open join token named "${name}" (it may have been used already); see "k8s list-join-tokens"`);
+  m.log.info('revoked a join token', { tokenName: name });
+  return { revoked: name };
+}
+
+/** Drops tokens that expired more than an hour ago (kept briefly so "list" can show them as expired). */
+export async function purgeExpiredTokens(m: Membership): Promise<number> {
+  const store = m.store();
+  let n = 0;
+  for (const t of await store.tokens()) {
+    if (new Date(t.expiresAt).getTime() < Date.now() - 3600_000) {
+      const cur = await store.token(t.name);
+      if (cur && (await store.consumeToken(t.name, cur.raw))) n++;
+    }
+  }
+  return n;
+}
+
+export function tokenRoutes(m: Membership): Route[] {
+  return [
+    { method: 'POST', path: '/1.0/k8sd/cluster/tokens', handler: (req) => createToken(m, req) },
+    { method: 'GET', path: '/1.0/k8sd/cluster/tokens', handler: () => listTokens(m) },
+    { method: 'POST', path: '/1.0/k8sd/cluster/tokens/revoke', handler: (req) => revokeToken(m, req) },
+  ];
+}

@@ -1,0 +1,265 @@
+// Node components (workers, and control-plane nodes that run workloads): containerd, kubelet,
+// kube-proxy and k8s-apiserver-proxy. Argument builders with secure defaults plus the
+// config files they read. CIS Kubernetes Benchmark ids next to the settings they satisfy.
+import yaml from 'js-yaml';
+import path from 'node:path';
+import { Layout } from '../layout.js';
+import { Args } from './args.js';
+import { GO_TLS_CIPHER_SUITES, ServiceId } from './specs.js';
+
+/** The sandbox ("pause") image; the pause component builds it under this name. */
+export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.2';
+export const NODE_SERVICES = ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy'] as const satisfies readonly ServiceId[];
+export type NodeServiceId = (typeof NODE_SERVICES)[number];
+
+export const KUBELET_PORT = 10250;
+export const KUBELET_HEALTHZ_PORT = 10248;
+export const KUBE_PROXY_HEALTHZ_PORT = 10256;
+export const KUBE_PROXY_METRICS_PORT = 10249;
+
+export interface NodeServiceContext {
+  layout: Layout;
+  role: 'control-plane' | 'worker';
+  nodeName: string;
+  nodeAddress: string;
+  podCidr: string;
+  serviceCidr: string;
+  clusterDomain: string;
+  dnsServiceIp?: string;
+  /** false lets the kubelet run on a cgroup v1 host (Kubernetes >= 1.35 refuses by default). */
+  failCgroupV1: boolean;
+  /** Port of the API server as seen from this node (127.0.0.1:<port>: the proxy on workers). */
+  apiserverPort: number;
+}
+
+/** Config files of the node components, by path. */
+export function kubeletConfigPath(l: Layout): string {
+  return l.conf('kubelet-config.yaml');
+}
+export function apiserverProxyEndpointsPath(l: Layout): string {
+  return l.conf('k8s-apiserver-proxy.json');
+}
+export function cniConflistPath(l: Layout): string {
+  return path.join(l.cniConfDir, '10-k8s-bridge.conflist');
+}
+
+export function containerdArgs(ctx: NodeServiceContext): Args {
+  const l = ctx.layout;
+  return {
+    config: l.containerdConfigFile,
+    address: l.containerdSocket,
+    root: l.containerdRootDir,
+    state: l.containerdStateDir,
+    'log-level': 'warn',
+  };
+}
+
+/** PATH for containerd: it finds containerd-shim-runc-v2 (and the shim finds runc) there. */
+export function containerdPath(l: Layout, inheritedPath: string): string {
+  const dirs = [path.dirname(l.componentBinary('containerd', 'containerd')), path.dirname(l.componentBinary('runc', 'runc'))];
+  return [...new Set([...dirs, ...inheritedPath.split(':').filter(Boolean)])].join(':');
+}
+
+export type TomlValue = string | number | boolean | TomlValue[] | { [k: string]: TomlValue };
+export type TomlTable = { [k: string]: TomlValue };
+
+export function containerdConfig(ctx: NodeServiceContext): TomlTable {
+  const l = ctx.layout;
+  return {
+    version: 3,
+    root: l.containerdRootDir,
+    state: l.containerdStateDir,
+    imports: [path.join(l.containerdConfigDir, 'conf.d', '*.toml')],
+    grpc: { address: l.containerdSocket },
+    ttrpc: { address: `${l.containerdSocket}.ttrpc` },
+    plugins: {
+      'io.containerd.cri.v1.images': {
+        snapshotter: 'overlayfs',
+        pinned_images: { sandbox: PAUSE_IMAGE },
+        registry: { config_path: path.join(l.containerdConfigDir, 'hosts.d') },
+      },
+      'io.containerd.cri.v1.runtime': {
+        enable_cdi: false,
+        // Pod network namespaces under containerd's state dir, not the host's /var/run/netns.
+        netns_mounts_under_state_dir: true,
+        containerd: {
+          default_runtime_name: 'runc',
+          runtimes: {
+            runc: {
+              runtime_type: 'io.containerd.runc.v2',
+              options: {
+                // No systemd on these hosts: the cgroupfs driver, matching the kubelet.
+                SystemdCgroup: false,
+                BinaryName: l.componentBinary('runc', 'runc'),
+                Root: l.runcRootDir,
+              },
+            },
+          },
+        },
+        cni: { bin_dirs: [l.cniBinDir], conf_dir: l.cniConfDir, max_conf_num: 1 },
+      },
+      'io.containerd.grpc.v1.cri': { stream_server_address: '127.0.0.1', stream_server_port: '0', enable_tls_streaming: false },
+      'io.containerd.internal.v1.opt': { path: path.join(l.containerdRootDir, 'opt') },
+      // NRI listens on a fixed host path; nodes sharing a host must not fight over it.
+      'io.containerd.nri.v1.nri': { disable: true },
+    },
+  };
+}
+
+function isTable(v: TomlValue | undefined): v is TomlTable {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep-merges extra-node-containerd-config into the generated config (extra wins). */
+export function mergeToml(base: TomlTable, extra: Record<string, unknown>): TomlTable {
+  const out: TomlTable = { ...base };
+  for (const [k, v] of Object.entries(extra)) {
+    const cur = out[k];
+    if (isTable(cur) && typeof v === 'object' && v !== null && !Array.isArray(v)) out[k] = mergeToml(cur, v as Record<string, unknown>);
+    else out[k] = v as TomlValue;
+  }
+  return out;
+}
+
+const BARE_KEY = /^[A-Za-z0-9_-]+$/;
+const tomlKey = (k: string): string => (BARE_KEY.test(k) ? k : `'${k.replace(/'/g, '')}'`);
+function tomlScalar(v: TomlValue): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return `[${v.map(tomlScalar).join(', ')}]`;
+  throw new Error('nested tables inside arrays are not supported in containerd config');
+}
+
+/** A small TOML writer: enough for containerd's config (tables, strings, numbers, booleans, arrays). */
+export function renderToml(table: TomlTable, prefix: string[] = []): string {
+  const scalars = Object.entries(table).filter(([, v]) => !isTable(v));
+  const tables = Object.entries(table).filter(([, v]) => isTable(v)) as Array<[string, TomlTable]>;
+  let out = '';
+  if (prefix.length && (scalars.length || !tables.length)) out += `\n[${prefix.map(tomlKey).join('.')}]\n`;
+  for (const [k, v] of scalars) out += `${prefix.length ? '  ' : ''}${tomlKey(k)} = ${tomlScalar(v)}\n`;
+  for (const [k, v] of tables) out += renderToml(v, [...prefix, k]);
+  return out;
+}
+
+export function kubeletArgs(ctx: NodeServiceContext): Args {
+  const l = ctx.layout;
+  return {
+    config: kubeletConfigPath(l),
+    kubeconfig: l.kubeconfig('kubelet.conf'),
+    'root-dir': l.kubeletRootDir,
+    'hostname-override': ctx.nodeName,
+    'node-ip': ctx.nodeAddress,
+    // Labels in kubernetes.io are refused by NodeRestriction; k8sd adds node-role.kubernetes.io/<role> itself.
+    'node-labels': `k8sd.io/role=${ctx.role}`,
+  };
+}
+
+export function kubeletConfig(ctx: NodeServiceContext): Record<string, unknown> {
+  const l = ctx.layout;
+  return {
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    // Kubernetes >= 1.35 refuses cgroup v1 hosts unless told otherwise.
+    failCgroupV1: ctx.failCgroupV1,
+    cgroupDriver: 'cgroupfs',
+    containerRuntimeEndpoint: `unix://${l.containerdSocket}`,
+    authentication: {
+      anonymous: { enabled: false }, // CIS 4.2.1
+      webhook: { enabled: true, cacheTTL: '2m0s' },
+      x509: { clientCAFile: l.pki('client-ca.crt') }, // CIS 4.2.3
+    },
+    authorization: { mode: 'Webhook', webhook: { cacheAuthorizedTTL: '5m0s', cacheUnauthorizedTTL: '30s' } }, // CIS 4.2.2
+    readOnlyPort: 0, // CIS 4.2.4
+    streamingConnectionIdleTimeout: '5m0s', // CIS 4.2.5
+    // The client certificate (kubelet.conf) is renewed by k8sd, not by the kubelet.
+    rotateCertificates: false,
+    // The serving certificate comes through a kubernetes.io/kubelet-serving CSR that k8sd signs. CIS 4.2.10/4.2.11
+    serverTLSBootstrap: true,
+    tlsMinVersion: 'VersionTLS12',
+    tlsCipherSuites: GO_TLS_CIPHER_SUITES, // CIS 4.2.12
+    clusterDomain: ctx.clusterDomain,
+    ...(ctx.dnsServiceIp ? { clusterDNS: [ctx.dnsServiceIp] } : {}),
+    failSwapOn: false,
+    serializeImagePulls: false,
+    healthzBindAddress: '127.0.0.1',
+    healthzPort: KUBELET_HEALTHZ_PORT,
+    port: KUBELET_PORT,
+    podLogsDir: l.podLogsDir,
+    evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1Gi', 'imagefs.available': '1Gi' },
+    // protectKernelDefaults (CIS 4.2.6) makes the kubelet exit unless the host's kernel sysctls already
+    // match its expectations (vm.overcommit_memory=1, kernel.panic=10, kernel.panic_on_oops=1); k8sd does
+    // not tune the host, so it stays off here and is part of the hardening profile.
+    protectKernelDefaults: false,
+  };
+}
+
+export function renderKubeletConfig(ctx: NodeServiceContext): string {
+  return yaml.dump(kubeletConfig(ctx), { lineWidth: -1 });
+}
+
+/** kube-proxy by flags (extra args then override any of them), iptables mode. */
+export function kubeProxyArgs(ctx: NodeServiceContext): Args {
+  return {
+    kubeconfig: ctx.layout.kubeconfig('proxy.conf'),
+    'cluster-cidr': ctx.podCidr,
+    'hostname-override': ctx.nodeName,
+    'proxy-mode': 'iptables', // no IPVS in these kernels; nftables needs nft
+    'healthz-bind-address': `127.0.0.1:${KUBE_PROXY_HEALTHZ_PORT}`,
+    'metrics-bind-address': `127.0.0.1:${KUBE_PROXY_METRICS_PORT}`,
+    profiling: 'false',
+    // Leave the host-wide conntrack table size alone (not writable from a network namespace).
+    'conntrack-max-per-core': '0',
+  };
+}
+
+export function apiserverProxyArgs(ctx: NodeServiceContext): Args {
+  return {
+    listen: `127.0.0.1:${ctx.apiserverPort}`,
+    endpoints: apiserverProxyEndpointsPath(ctx.layout),
+    'refresh-interval': '15s',
+  };
+}
+
+/** The endpoints file of k8s-apiserver-proxy. */
+export function renderApiserverProxyEndpoints(endpoints: string[]): string {
+  return JSON.stringify({ endpoints: [...new Set(endpoints)].sort() }, null, 2) + '\n';
+}
+
+/** Pod networking on one node: bridge + host-local IPAM over the node's pod CIDR(s), plus portmap. */
+export function renderCniConflist(l: Layout, podCidrs: string[]): string {
+  const v4 = podCidrs.some((c) => !c.includes(':'));
+  const v6 = podCidrs.some((c) => c.includes(':'));
+  return (
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: 'k8s-pod-network',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: 'cni0',
+            isGateway: true,
+            ipMasq: true,
+            hairpinMode: true,
+            ipam: {
+              type: 'host-local',
+              dataDir: path.join(l.cniStateDir, 'networks'),
+              ranges: podCidrs.map((subnet) => [{ subnet }]),
+              routes: [...(v4 ? [{ dst: '0.0.0.0/0' }] : []), ...(v6 ? [{ dst: '::/0' }] : [])],
+            },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}
+
+export const NODE_ARG_BUILDERS: Record<NodeServiceId, (ctx: NodeServiceContext) => Args> = {
+  containerd: containerdArgs,
+  'k8s-apiserver-proxy': apiserverProxyArgs,
+  kubelet: kubeletArgs,
+  'kube-proxy': kubeProxyArgs,
+};

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { checkKubeletServingCsr, KubeletServingRequest, RegisteredNode } from '../../src/k8sd/membership/csr-approval.js';
+
+const nodes: Record<string, RegisteredNode> = { w1: { name: 'w1', addresses: ['10.0.0.21'] } };
+const lookup = (n: string): RegisteredNode | undefined => nodes[n];
+
+function csr(overrides: Partial<KubeletServingRequest> = {}): KubeletServingRequest {
+  return {
+    signerName: 'kubernetes.io/kubelet-serving',
+    username: 'system:node:w1',
+    groups: ['system:nodes', 'system:authenticated'],
+    usages: ['digital signature', 'server auth'],
+    subject: { commonName: 'system:node:w1', organization: ['system:nodes'] },
+    dnsNames: ['w1'],
+    ipAddresses: ['10.0.0.21'],
+    ...overrides,
+  };
+}
+
+const denied = (c: KubeletServingRequest): string => {
+  const d = checkKubeletServingCsr(c, lookup);
+  if (d.approve) throw new Error('approved');
+  return d.reason;
+};
+
+describe('kubelet serving CSR approval', () => {
+  it('approves a registered node asking for its own name and address', () => {
+    expect(checkKubeletServingCsr(csr(), lookup)).toEqual({ approve: true });
+    expect(checkKubeletServingCsr(csr({ usages: ['digital signature', 'key encipherment', 'server auth'] }), lookup).approve).toBe(true);
+  });
+
+  it('denies another signer', () => expect(denied(csr({ signerName: 'kubernetes.io/kube-apiserver-client' }))).toBe('WrongSigner'));
+  it('denies a request not made by a node', () => expect(denied(csr({ username: 'alice', groups: ['system:authenticated'] }))).toBe('NotANode'));
+  it('denies a node user outside system:nodes', () => expect(denied(csr({ groups: ['system:authenticated'] }))).toBe('NotANode'));
+  it('denies a node k8sd never registered', () =>
+    expect(denied(csr({ username: 'system:node:ghost', subject: { commonName: 'system:node:ghost', organization: ['system:nodes'] }, dnsNames: ['ghost'] }))).toBe('UnknownNode'));
+  it('denies a node asking for another node’s name in CN', () =>
+    expect(denied(csr({ subject: { commonName: 'system:node:cp1', organization: ['system:nodes'] } }))).toBe('SubjectMismatch'));
+  it('denies a wrong organization', () => expect(denied(csr({ subject: { commonName: 'system:node:w1', organization: ['system:masters'] } }))).toBe('SubjectMismatch'));
+  it('denies client usages', () => expect(denied(csr({ usages: ['digital signature', 'client auth'] }))).toBe('BadUsages'));
+  it('denies a foreign DNS name', () => {
+    const d = checkKubeletServingCsr(csr({ dnsNames: ['w1', 'kubernetes.default'] }), lookup);
+    expect(d).toMatchObject({ approve: false, reason: 'ForeignSubjectAltName' });
+    expect(d.approve ? '' : d.message).toMatch(/kubernetes.default/);
+  });
+  it('denies an IP address the node does not have', () => expect(denied(csr({ ipAddresses: ['10.0.0.21', '10.0.0.1'] }))).toBe('ForeignSubjectAltName'));
+  it('denies a request with no names at all', () => expect(denied(csr({ dnsNames: [], ipAddresses: [] }))).toBe('NoSubjectAltNames'));
+});
