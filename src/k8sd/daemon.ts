@@ -4,7 +4,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http';
 import https from 'node:https';
 import { ServerResponse } from 'node:http';
-import { validateBootstrapConfig, parseBootstrapYaml, ConfigError } from '../config/bootstrap.js';
 import { defaultNodeAddress, isLoopback } from '../config/net.js';
 import { isIP } from 'node:net';
 import { CryptoBackend } from '../crypto/types.js';
@@ -197,6 +196,7 @@ export class K8sd {
     const existing = this.node();
     if (existing) throw new ApiError(409, new AlreadyBootstrappedError(existing.name, existing.role).message);
     if (this.busy) throw new ApiError(409, 'another bootstrap or join is in progress on this node');
+    const { validateBootstrapConfig, parseBootstrapYaml, ConfigError } = await import('../config/bootstrap.js');
     let config;
     try {
       config = typeof body.config === 'string' ? parseBootstrapYaml(body.config) : validateBootstrapConfig(body.config ?? {});

@@ -1,20 +1,59 @@
-// Kubernetes API access for k8sd, always through @kubernetes/client-node.
-import { CoreV1Api, Health, KubeConfig, VersionApi } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
+// Kubernetes API access for k8sd. API calls go through @kubernetes/client-node, loaded
+// lazily: the library adds ~80 MB to the process, and the health probe that `k8s status`
+// and start-up need is a plain HTTPS GET of /readyz with the kubeconfig's credentials.
+import https from 'node:https';
+import { existsSync, readFileSync } from 'node:fs';
+import yaml from 'js-yaml';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 
-export function loadKubeconfig(file: string): KubeConfig {
+export async function loadKubeconfig(file: string): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   return kc;
 }
 
+export async function coreApi(kubeconfigFile: string): Promise<CoreV1Api> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  return (await loadKubeconfig(kubeconfigFile)).makeApiClient(CoreV1Api);
+}
+
+interface KubeconfigCreds {
+  server: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+function readCreds(file: string): KubeconfigCreds {
+  type Doc = { clusters?: Array<{ cluster?: Record<string, string> }>; users?: Array<{ user?: Record<string, string> }> };
+  const doc = yaml.load(readFileSync(file, 'utf8')) as Doc;
+  const c = doc.clusters?.[0]?.cluster ?? {};
+  const u = doc.users?.[0]?.user ?? {};
+  const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').toString();
+  return { server: c.server ?? '', ca: b64(c['certificate-authority-data']), cert: b64(u['client-certificate-data']), key: b64(u['client-key-data']) };
+}
+
+/** GET /readyz with the kubeconfig's client certificate, verifying the server against its CA. */
 export async function apiserverReady(kubeconfigFile: string, timeoutMs = 2000): Promise<boolean> {
   if (!existsSync(kubeconfigFile)) return false;
+  let creds: KubeconfigCreds;
   try {
-    return await new Health(loadKubeconfig(kubeconfigFile)).readyz({ timeout: timeoutMs });
+    creds = readCreds(kubeconfigFile);
   } catch {
     return false;
   }
+  return new Promise((resolve) => {
+    const req = https.request(`${creds.server}/readyz`, { ca: creds.ca, cert: creds.cert, key: creds.key, timeout: timeoutMs, servername: 'kubernetes' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 && body.trim() === 'ok'));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 }
 
 export async function waitApiserverReady(kubeconfigFile: string, timeoutMs: number, isAlive?: () => Promise<string | undefined>): Promise<void> {
@@ -26,17 +65,4 @@ export async function waitApiserverReady(kubeconfigFile: string, timeoutMs: numb
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`kube-apiserver did not report ready within ${Math.round(timeoutMs / 1000)} s; see its log`);
-}
-
-export async function apiserverVersion(kubeconfigFile: string): Promise<string | undefined> {
-  try {
-    const v = await loadKubeconfig(kubeconfigFile).makeApiClient(VersionApi).getCode();
-    return v.gitVersion;
-  } catch {
-    return undefined;
-  }
-}
-
-export function coreApi(kubeconfigFile: string): CoreV1Api {
-  return loadKubeconfig(kubeconfigFile).makeApiClient(CoreV1Api);
 }

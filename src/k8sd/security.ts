@@ -1,11 +1,10 @@
 // Adapter between k8sd and the security modules: audit policy, admission configuration
 // (Pod Security, EventRateLimit) and encryption at rest through k8sd's KMS v2 plugin.
-import { CoreV1Api } from '@kubernetes/client-node';
 import { commitFileSet } from '../host/files.js';
 import { SecurityManager } from '../security/index.js';
 import { SecurityProvider } from './flows/bootstrap.js';
 import { ApiError } from './http.js';
-import { loadKubeconfig } from './kube.js';
+import { coreApi } from './kube.js';
 import type { K8sd } from './daemon.js';
 
 export function createSecurityProvider(d: K8sd): SecurityProvider & { manager: SecurityManager } {
@@ -31,7 +30,7 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
     if (!c) throw new ApiError(503, 'the datastore is not connected yet; retry in a few seconds');
     return c;
   };
-  const core = (): CoreV1Api => loadKubeconfig(d.layout.kubeconfig('admin.conf')).makeApiClient(CoreV1Api);
+  const core = () => coreApi(d.layout.kubeconfig('admin.conf'));
   d.extraLocalRoutes.push(
     { method: 'GET', path: '/1.0/k8sd/secrets-encryption', handler: async () => manager.status(await config()) },
     {
@@ -43,7 +42,7 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
         if (files.length) commitFileSet(files, d.layout.k8sdStateDir);
         d.log.info('rotated the secrets encryption key', { keyId });
         const reencrypt = (req.body as { reencrypt?: boolean }).reencrypt !== false;
-        const report = reencrypt ? await manager.reencrypt(c, core()) : undefined;
+        const report = reencrypt ? await manager.reencrypt(c, await core()) : undefined;
         return { keyId, ...(report ? { rewritten: report.rewritten, failed: report.failed.length } : {}) };
       },
     },
@@ -51,7 +50,7 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
       method: 'POST',
       path: '/1.0/k8sd/secrets-encryption/reencrypt',
       handler: async () => {
-        const report = await manager.reencrypt(await config(), core());
+        const report = await manager.reencrypt(await config(), await core());
         return { rewritten: report.rewritten, failed: report.failed.length };
       },
     },

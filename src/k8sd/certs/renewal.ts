@@ -1,8 +1,8 @@
 // Automatic renewal: k8sd renews a leaf certificate when less than a configurable part
 // of its lifetime is left. It raises a Kubernetes Event before renewing and logs after.
-import { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import { ClusterConfig } from '../../datastore/state.js';
-import { loadKubeconfig } from '../kube.js';
+import { coreApi } from '../kube.js';
 import type { K8sd } from '../daemon.js';
 import { CertEntry, inventory } from './inventory.js';
 import { refreshControlPlane } from './refresh.js';
@@ -25,7 +25,7 @@ export function dueForRenewal(entries: CertEntry[], policy: ClusterConfig['certi
 }
 
 async function raiseEvent(d: K8sd, nodeName: string, due: CertEntry[]): Promise<void> {
-  const core = loadKubeconfig(d.layout.kubeconfig('admin.conf')).makeApiClient(CoreV1Api);
+  const core = await coreApi(d.layout.kubeconfig('admin.conf'));
   const now = new Date();
   const soonest = due.map((e) => e.expires).sort()[0];
   const event: CoreV1Event = {
