@@ -16,6 +16,8 @@ export interface LayoutEnv {
   K8S_COMPONENT_CACHE?: string;
   XDG_CACHE_HOME?: string;
   HOME?: string;
+  K8S_FIPS?: string;
+  K8S_GOFIPS140?: string;
 }
 
 export class Layout {

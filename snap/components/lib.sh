@@ -8,9 +8,14 @@ component_cache_root() {
   echo "${K8S_COMPONENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-ts/components}"
 }
 
+# cache_version VERSION: the cache key. K8S_GOFIPS140=v1.0.0 builds a separate FIPS variant
+# with Go's FIPS 140-3 module (GOFIPS140), cached as <version>-fips140-<setting>.
+cache_version() { echo "$1${K8S_GOFIPS140:+-fips140-$K8S_GOFIPS140}"; }
+
 # go_env: hermetic Go settings shared by every recipe (proxy only, local toolchain).
 go_env() {
   export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod
+  if [[ -n "${K8S_GOFIPS140:-}" ]]; then export GOFIPS140="$K8S_GOFIPS140"; else unset GOFIPS140; fi
   export GOPROXY="${GOPROXY_OVERRIDE:-https://proxy.golang.org}"
   export GOPATH="${GOPATH:-$HOME/go}"
 }

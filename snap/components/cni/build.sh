@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/cni/$version}"
+out="${1:-$(component_cache_root)/cni/$(cache_version "$version")}"
 plugins=(main/bridge main/host-device main/ipvlan main/loopback main/macvlan main/ptp main/vlan
          ipam/host-local ipam/static meta/bandwidth meta/firewall meta/portmap meta/sbr meta/tuning meta/vrf)
 

@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/etcd/$version}"
+out="${1:-$(component_cache_root)/etcd/$(cache_version "$version")}"
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
 go_env

@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/kube-bench/$version}"
+out="${1:-$(component_cache_root)/kube-bench/$(cache_version "$version")}"
 mod=github.com/aquasecurity/kube-bench
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
