@@ -100,8 +100,10 @@ def processes_of_root(root: Path) -> list[int]:
 
 
 def proc_name(pid: int) -> str:
+    """Base name of the program (argv[0]); /proc/<pid>/comm is cut at 15 characters."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        return os.path.basename(argv0) or Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return "?"
 
@@ -223,12 +225,24 @@ class Node:
         out.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.socket.exists():
+            if self.socket_answers():
                 return
             if self.k8sd_proc.poll() is not None:
                 break
             time.sleep(0.1)
         raise RuntimeError(f"k8sd on {self.name} did not open {self.socket}:\n{self.diagnostics()}")
+
+    def socket_answers(self) -> bool:
+        """True when k8sd accepts connections on its socket (a stale socket file does not)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(1)
+            s.connect(str(self.socket))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def k8s(self, *args: str, input: str | None = None, timeout: float = 300, netns: bool = False) -> subprocess.CompletedProcess:
         """Runs the real CLI (from the root netns unless netns=True) against this node's k8sd."""
