@@ -199,7 +199,9 @@ export class NodeCryptoBackend implements CryptoBackend {
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
       subject: dnToString(template.subject),
-      issuer: issuerCert ? issuerCert.subject : dnToString(template.subject),
+      // The issuer DN is copied as encoded (subjectName), not re-encoded from its string form:
+      // Go compares the raw bytes, and a CA made elsewhere (openssl: UTF8String) must match.
+      issuer: issuerCert ? issuerCert.subjectName : dnToString(template.subject),
       notBefore: template.notBefore,
       notAfter: template.notAfter,
       publicKey: subjectPublic,

@@ -44,7 +44,11 @@ export async function apiserverReady(kubeconfigFile: string, timeoutMs = 2000): 
     return false;
   }
   return new Promise((resolve) => {
-    const req = https.request(`${creds.server}/readyz`, { ca: creds.ca, cert: creds.cert, key: creds.key, timeout: timeoutMs, servername: 'kubernetes' }, (res) => {
+    // allowPartialTrustChain: the cluster CA may be an intermediate (ca-crt from an enterprise
+    // PKI). Go clients take any certificate of the bundle as a trust anchor; OpenSSL needs this
+    // flag, or it looks for a self-signed root that is not there and the probe never succeeds.
+    const opts = { ca: creds.ca, cert: creds.cert, key: creds.key, timeout: timeoutMs, servername: 'kubernetes', allowPartialTrustChain: true };
+    const req = https.request(`${creds.server}/readyz`, opts, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));

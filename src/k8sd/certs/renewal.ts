@@ -24,12 +24,18 @@ export function dueForRenewal(entries: CertEntry[], policy: ClusterConfig['certi
   });
 }
 
+/**
+ * The involved object is a Node (cluster-scoped): the apiserver accepts such an Event only in
+ * "default" (core/v1 validation: involvedObject.namespace "" must match the event's), as kubelet does.
+ */
+const EVENT_NAMESPACE = 'default';
+
 async function raiseEvent(d: K8sd, nodeName: string, due: CertEntry[]): Promise<void> {
   const core = await coreApi(d.layout.kubeconfig('admin.conf'));
   const now = new Date();
   const soonest = due.map((e) => e.expires).sort()[0];
   const event: CoreV1Event = {
-    metadata: { generateName: `${nodeName}.certificate-expiration.`, namespace: 'kube-system' },
+    metadata: { generateName: `${nodeName}.certificate-expiration.`, namespace: EVENT_NAMESPACE },
     involvedObject: { kind: 'Node', name: nodeName, apiVersion: 'v1' },
     reason: 'CertificateExpirationWarning',
     type: 'Warning',
@@ -39,7 +45,7 @@ async function raiseEvent(d: K8sd, nodeName: string, due: CertEntry[]): Promise<
     lastTimestamp: now,
     count: 1,
   };
-  await core.createNamespacedEvent({ namespace: 'kube-system', body: event });
+  await core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: event });
 }
 
 export class RenewalController {
