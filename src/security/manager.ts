@@ -145,6 +145,9 @@ export class SecurityManager {
   async stop(): Promise<void> {
     await this.server?.close();
     this.server = undefined;
+    // The next beforeApiserver re-opens the ring from disk (a node that left and joins again
+    // gets a fresh ring from the cluster; its old one was deleted when it left).
+    this.store = undefined;
   }
 
   /** The KEK ring to hand to a joining control-plane node. Contains keys: send over mTLS only. */

@@ -30,6 +30,11 @@ export interface NodeServiceContext {
   failCgroupV1: boolean;
   /** Port of the API server as seen from this node (127.0.0.1:<port>: the proxy on workers). */
   apiserverPort: number;
+  /**
+   * The host does not let k8sd lower OOM scores (no CAP_SYS_RESOURCE, e.g. inside a container):
+   * containerd then clamps pods' oom_score_adj to its own, or runc fails to start any sandbox.
+   */
+  restrictOomScoreAdj?: boolean;
 }
 
 /** Config files of the node components, by path. */
@@ -66,22 +71,22 @@ export type TomlTable = { [k: string]: TomlValue };
 export function containerdConfig(ctx: NodeServiceContext): TomlTable {
   const l = ctx.layout;
   return {
-    version: 3,
+    version: 4,
     root: l.containerdRootDir,
     state: l.containerdStateDir,
     imports: [path.join(l.containerdConfigDir, 'conf.d', '*.toml')],
-    grpc: { address: l.containerdSocket },
-    ttrpc: { address: `${l.containerdSocket}.ttrpc` },
     plugins: {
+      'io.containerd.server.v1.grpc': { address: l.containerdSocket },
+      'io.containerd.server.v1.ttrpc': { address: `${l.containerdSocket}.ttrpc` },
       'io.containerd.cri.v1.images': {
         snapshotter: 'overlayfs',
         pinned_images: { sandbox: PAUSE_IMAGE },
         registry: { config_path: path.join(l.containerdConfigDir, 'hosts.d') },
       },
       'io.containerd.cri.v1.runtime': {
-        enable_cdi: false,
         // Pod network namespaces under containerd's state dir, not the host's /var/run/netns.
         netns_mounts_under_state_dir: true,
+        ...(ctx.restrictOomScoreAdj ? { restrict_oom_score_adj: true } : {}),
         containerd: {
           default_runtime_name: 'runc',
           runtimes: {

@@ -30,7 +30,7 @@ const ctx: NodeServiceContext = {
 describe('node component specs', () => {
   it('keeps every containerd path under the node root, with cgroupfs and runc by absolute path', () => {
     const toml = renderToml(containerdConfig(ctx));
-    expect(toml).toMatch(/^version = 3$/m);
+    expect(toml).toMatch(/^version = 4$/m);
     expect(toml).toContain('root = "/tmp/node-w1/var/lib/containerd"');
     expect(toml).toContain('address = "/tmp/node-w1/run/containerd/containerd.sock"');
     expect(toml).toContain('SystemdCgroup = false');
@@ -79,5 +79,18 @@ describe('node component specs', () => {
     expect(c.plugins[0]!.ipam!.ranges).toEqual([[{ subnet: '10.1.3.0/24' }], [{ subnet: 'fd01::/64' }]]);
     expect(c.plugins[0]!.ipam!.dataDir).toBe('/tmp/node-w1/var/lib/cni/networks');
     expect(c.plugins[0]!.ipam!.routes).toEqual([{ dst: '0.0.0.0/0' }, { dst: '::/0' }]);
+  });
+});
+
+describe('OOM score capability', () => {
+  it('reads CAP_SYS_RESOURCE from the effective capability set', async () => {
+    const { canLowerOomScores } = await import('../../src/k8sd/membership/node-components.js');
+    expect(canLowerOomScores('CapEff:\t000001ffffffffff\n')).toBe(true);
+    expect(canLowerOomScores('CapEff:\t000001fffeffffff\n')).toBe(false);
+  });
+
+  it('clamps pod OOM scores in containerd only when asked', () => {
+    expect(renderToml(containerdConfig(ctx))).not.toContain('restrict_oom_score_adj');
+    expect(renderToml(containerdConfig({ ...ctx, restrictOomScoreAdj: true }))).toContain('restrict_oom_score_adj = true');
   });
 });

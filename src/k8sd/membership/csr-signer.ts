@@ -53,7 +53,7 @@ export class KubeletServingSigner {
     try {
       const admin = this.m.d.layout.kubeconfig('admin.conf');
       if (!existsSync(admin) || !this.m.d.state) return 0;
-      const api = loadKubeconfig(admin).makeApiClient(CertificatesV1Api);
+      const api = (await loadKubeconfig(admin)).makeApiClient(CertificatesV1Api);
       const list = await api.listCertificateSigningRequest();
       const todo = list.items.filter(
         (c) =>

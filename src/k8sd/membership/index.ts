@@ -106,7 +106,7 @@ export class Membership {
   private async labelNodes(): Promise<void> {
     const admin = this.d.layout.kubeconfig('admin.conf');
     if (!existsSync(admin)) return;
-    const api = loadKubeconfig(admin).makeApiClient(CoreV1Api);
+    const api = (await loadKubeconfig(admin)).makeApiClient(CoreV1Api);
     for (const rec of await this.store().members()) {
       const label = `node-role.kubernetes.io/${rec.role}`;
       try {
@@ -167,7 +167,7 @@ export class Membership {
     if (!node || !existsSync(l.kubeconfig('kubelet.conf'))) return false;
     let cidrs: string[];
     try {
-      const n = await loadKubeconfig(l.kubeconfig('kubelet.conf')).makeApiClient(CoreV1Api).readNode({ name: node.name });
+      const n = await (await loadKubeconfig(l.kubeconfig('kubelet.conf'))).makeApiClient(CoreV1Api).readNode({ name: node.name });
       cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return false;

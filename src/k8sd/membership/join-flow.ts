@@ -30,7 +30,7 @@ import { ApiError, Request } from '../http.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply } from './join-server.js';
-import { missingNodeBinaries, nodeComponentFiles, nodePorts, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
+import { canLowerOomScores, missingNodeBinaries, nodeComponentFiles, nodePorts, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget, PeerRecord, writePeers } from './peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
 
@@ -59,6 +59,8 @@ interface Ctx {
   workerKeys?: Record<WorkerClientCert, string>;
   workerCsrs?: Record<WorkerClientCert, string>;
   node?: LocalNodeState;
+  /** The cluster side was already told to undo this join. */
+  aborted?: boolean;
 }
 
 const remaining = (ctx: Ctx): number => Math.max(1000, ctx.deadline - Date.now());
@@ -120,9 +122,10 @@ async function contactCluster<T>(ctx: Ctx, body: JoinRequestBody): Promise<T> {
 }
 
 async function abortOnCluster(ctx: Ctx, memberId?: string): Promise<void> {
-  if (!ctx.target) return;
+  if (!ctx.target || ctx.aborted) return;
   const identity = { cert: ctx.m.d.identity.cert, key: ctx.m.d.identity.key };
   await peerRequest(identity, ctx.target, 'POST', '/1.0/k8sd/members/abort', { name: ctx.p.name, ...(memberId ? { memberId } : {}) }, 30_000);
+  ctx.aborted = true;
 }
 
 async function checkPorts(ctx: Ctx, ports: Array<[string, number, string]>): Promise<void> {
@@ -311,6 +314,7 @@ export function nodeContextFor(m: Membership, name: string, address: string, rol
     ...(c.dnsServiceIp ? { dnsServiceIp: c.dnsServiceIp } : {}),
     failCgroupV1: c.failCgroupV1,
     apiserverPort: c.securePort,
+    restrictOomScoreAdj: !canLowerOomScores(),
   };
 }
 

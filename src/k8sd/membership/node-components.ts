@@ -28,6 +28,20 @@ import {
 } from '../../services/worker-specs.js';
 import { crashWatch } from '../controlplane.js';
 
+const CAP_SYS_RESOURCE = 24n;
+
+/** Whether this process may lower OOM scores (CAP_SYS_RESOURCE in its effective set). */
+export function canLowerOomScores(statusText?: string): boolean {
+  let text = statusText;
+  try {
+    text ??= readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return true;
+  }
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
+  return !m || ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+}
+
 /** Start order; stop runs the other way round. */
 export function nodeServices(role: 'control-plane' | 'worker'): NodeServiceId[] {
   return role === 'worker' ? ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy'] : ['containerd', 'kubelet', 'kube-proxy'];

@@ -58,7 +58,7 @@ async function deleteKubernetesNode(m: Membership, name: string): Promise<string
   const admin = m.d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return undefined;
   try {
-    await loadKubeconfig(admin).makeApiClient(CoreV1Api).deleteNode({ name });
+    await (await loadKubeconfig(admin)).makeApiClient(CoreV1Api).deleteNode({ name });
     return undefined;
   } catch (err) {
     if (err instanceof ApiException && err.code === 404) return undefined;

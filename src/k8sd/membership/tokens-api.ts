@@ -38,7 +38,7 @@ async function kubernetesNodeExists(m: Membership, name: string): Promise<boolea
   const admin = m.d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return false;
   try {
-    await loadKubeconfig(admin).makeApiClient(CoreV1Api).readNode({ name });
+    await (await loadKubeconfig(admin)).makeApiClient(CoreV1Api).readNode({ name });
     return true;
   } catch (err) {
     if (err instanceof ApiException && err.code === 404) return false;

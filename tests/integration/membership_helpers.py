@@ -1,0 +1,209 @@
+"""Helpers for the membership tests, on top of testbed.py: joins, tokens, the worker's images and
+cgroups, waiting for Kubernetes objects, and forging tokens the way an attacker (or a copy-paste
+accident) would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from testbed import Node, component_bin, kill_and_wait, process_alive
+
+TOKEN_PREFIX = "k8sj1_"
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 120, interval: float = 1.0):
+    """Polls check() until it returns something truthy; fails with the last value or error."""
+    deadline = time.time() + timeout
+    last: object = None
+    while time.time() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as e:  # keep polling; report the last error
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+def get_token(cp: Node, name: str | None = None, *, worker: bool = False, expires_in: str | None = None) -> str:
+    args = ["get-join-token"] + ([name] if name else []) + (["--worker"] if worker else [])
+    if expires_in:
+        args += ["--expires-in", expires_in]
+    r = cp.k8s(*args)
+    assert r.returncode == 0, f"get-join-token failed: {r.stdout}\n{r.stderr}"
+    token = r.stdout.strip().splitlines()[-1]
+    assert token.startswith(TOKEN_PREFIX), r.stdout
+    return token
+
+
+def join(node: Node, token: str, config: dict | None = None, timeout: str = "300s", name: str | None = None):
+    """`k8s join-cluster` on node (started k8sd required)."""
+    args = ["join-cluster", token, "--name", name or node.name, "--address", node.address, "--timeout", timeout]
+    text = None
+    if config:
+        args += ["--file", "-"]
+        text = yaml.safe_dump(config)
+    return node.k8s(*args, input=text, timeout=900)
+
+
+def worker_join_config(node: Node) -> dict:
+    """Worker join file for the test bed: its own kubelet cgroup root (several kubelets may share
+    this host's cgroup hierarchy, and teardown can find every pod process), and eviction
+    thresholds that a big, busy CI disk does not trip."""
+    return {
+        "extra-node-kubelet-args": {
+            "--cgroup-root": cgroup_root(node),
+            "--eviction-hard": "memory.available<50Mi,nodefs.available<1%,imagefs.available<1%",
+        }
+    }
+
+
+def cgroup_root(node: Node) -> str:
+    return f"/{node.bed.prefix}-{node.name}"
+
+
+def pod_processes(node: Node) -> list[int]:
+    """Processes in the node's kubelet cgroup root (pods and their containers), cgroup v1 pids tree."""
+    base = Path("/sys/fs/cgroup/pids") / cgroup_root(node).lstrip("/")
+    pids: set[int] = set()
+    if base.exists():
+        for procs in base.rglob("cgroup.procs"):
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                continue
+    return sorted(p for p in pids if process_alive(p))
+
+
+def kill_pods_and_cgroups(node: Node) -> None:
+    """Teardown safety net: kills anything left in the node's cgroup root and removes the cgroups."""
+    for _ in range(3):
+        pids = pod_processes(node)
+        if not pids:
+            break
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        kill_and_wait(pids, timeout=5)
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        base = hierarchy / cgroup_root(node).lstrip("/")
+        if not base.is_dir():
+            continue
+        for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        try:
+            base.rmdir()
+        except OSError:
+            pass
+
+
+def unmount_under(root: Path) -> None:
+    """Lazily unmounts whatever a node left mounted under its root (pod volumes, netns, rootfs)."""
+    import subprocess
+
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for p in sorted({p for p in points if p.startswith(str(root) + "/")}, key=len, reverse=True):
+        subprocess.run(["umount", "-l", p], capture_output=True)
+
+
+def seed_images(node: Node) -> None:
+    """Copies the pause and busybox OCI archives into the node's side-load directory."""
+    images = node.common / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    shutil.copy(component_bin("pause") / "pause.tar", images / "pause.tar")
+    shutil.copy(component_bin("test-images") / "busybox.tar", images / "busybox.tar")
+
+
+def decode_token(token: str) -> tuple[dict, str]:
+    body, mac = token[len(TOKEN_PREFIX):].rsplit(".", 1)
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))), mac
+
+
+def forge_token(token: str, edit: Callable[[dict], None]) -> str:
+    """Edits a token's payload and re-computes its checksum with its own secret: a token that is
+    internally consistent but says something else (another address, fingerprint, expiry)."""
+    payload, _ = decode_token(token)
+    edit(payload)
+    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+    key = base64.urlsafe_b64decode(payload["s"] + "=" * (-len(payload["s"]) % 4))
+    mac = hmac.new(key, ("k8s-join-token/v1\n" + body).encode(), hashlib.sha256).digest()[:16]
+    return f"{TOKEN_PREFIX}{body}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def fingerprint_of(cert_pem: str) -> str:
+    der = base64.b64decode("".join(l for l in cert_pem.splitlines() if "-----" not in l))
+    return hashlib.sha256(der).hexdigest()
+
+
+def cluster_fingerprint(node: Node) -> str:
+    return fingerprint_of((node.state_dir / "cluster.crt").read_text())
+
+
+def etcd_members(cp: Node) -> list[dict]:
+    """etcdctl member list (JSON) against cp's etcd with its k8sd client certificate."""
+    pki = cp.pki / "etcd"
+    r = cp.sh(
+        str(component_bin("etcd") / "etcdctl"),
+        "--endpoints=https://127.0.0.1:2379",
+        f"--cacert={pki / 'ca.crt'}",
+        f"--cert={pki / 'k8sd-client.crt'}",
+        f"--key={pki / 'k8sd-client.key'}",
+        "--command-timeout=5s",
+        "member",
+        "list",
+        "-w",
+        "json",
+    )
+    assert r.returncode == 0, r.stderr
+    members = json.loads(r.stdout).get("members", [])
+    return [{"name": m.get("name", ""), "learner": bool(m.get("isLearner")), "peer": (m.get("peerURLs") or [""])[0]} for m in members]
+
+
+def etcd_state_keys(cp: Node, prefix: str) -> list[str]:
+    pki = cp.pki / "etcd"
+    r = cp.sh(
+        str(component_bin("etcd") / "etcdctl"),
+        "--endpoints=https://127.0.0.1:2379",
+        f"--cacert={pki / 'ca.crt'}",
+        f"--cert={pki / 'k8sd-client.crt'}",
+        f"--key={pki / 'k8sd-client.key'}",
+        "--command-timeout=5s",
+        "get",
+        "--prefix",
+        "--keys-only",
+        prefix,
+    )
+    assert r.returncode == 0, r.stderr
+    return sorted(k for k in r.stdout.splitlines() if k.strip())
+
+
+def kill_node_hard(node: Node) -> list[int]:
+    """kill -9 of k8sd and every service of the node (no clean shutdown at all)."""
+    pids = node.processes()
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 10
+    while time.time() < deadline and any(process_alive(p) for p in pids):
+        time.sleep(0.1)
+    return pids
