@@ -37,6 +37,22 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "bin" / "k8s"
 K8SD = REPO / "bin" / "k8sd"
 NETNS_DIR = Path("/run/netns")
+RECORD = "bed.json"
+
+
+_FIPS_ENV: dict[str, str] | None = None
+
+
+def fips_env() -> dict[str, str]:
+    """K8S_TEST_FIPS=1 runs every k8sd and CLI of the bed in FIPS mode on the test-built provider."""
+    global _FIPS_ENV
+    if os.environ.get("K8S_TEST_FIPS") != "1":
+        return {}
+    if _FIPS_ENV is None:
+        out = subprocess.run(["bash", str(REPO / "tests" / "fips" / "build-provider.sh")], check=True, capture_output=True, text=True)
+        provider = out.stdout.strip().splitlines()[-1]
+        _FIPS_ENV = {"K8S_FIPS": "1", "OPENSSL_CONF": f"{provider}/openssl.cnf", "OPENSSL_MODULES": provider}
+    return _FIPS_ENV
 
 
 def component_bin(name: str) -> Path:
@@ -70,6 +86,15 @@ def _proc_env(pid: int) -> dict[str, str]:
             k, _, v = item.partition(b"=")
             env[k.decode(errors="replace")] = v.decode(errors="replace")
     return env
+
+
+def _start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (tells a pid apart from a reused one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2 :].split()[19])
 
 
 def process_alive(pid: int) -> bool:
@@ -204,13 +229,14 @@ class Node:
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(K8S_ROOT=str(self.root), K8S_NODE_NAME=self.name)
+        env.update(K8S_ROOT=str(self.root), K8S_NODE_NAME=self.name, **fips_env())
         return env
 
     # ---- running things --------------------------------------------------------------------
     def nsenter(self, *cmd: str) -> list[str]:
         """A command line that runs cmd inside this node's netns with its K8S_ROOT and name."""
-        return ["nsenter", f"--net={NETNS_DIR / self.netns}", "env", f"K8S_ROOT={self.root}", f"K8S_NODE_NAME={self.name}", *cmd]
+        extra = [f"{k}={v}" for k, v in fips_env().items()]
+        return ["nsenter", f"--net={NETNS_DIR / self.netns}", "env", f"K8S_ROOT={self.root}", f"K8S_NODE_NAME={self.name}", *extra, *cmd]
 
     def sh(self, *cmd: str, check: bool = False, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
         """Runs cmd inside the netns."""
@@ -336,7 +362,7 @@ class TestBed:
     __test__ = False  # not a pytest test class
 
     def __init__(self, workdir: Path | None = None, prefix: str | None = None, subnet: str | None = None) -> None:
-        self.prefix = prefix or f"k8t{secrets.token_hex(2)}"
+        self.prefix = prefix or self._free_prefix()
         assert len(self.prefix) <= 8, "interface names are limited to 15 characters"
         self.bridge = f"{self.prefix}br"
         # Short by default: unix socket paths under K8S_ROOT are limited to 108 bytes.
@@ -350,6 +376,15 @@ class TestBed:
         self._up = False
 
     # ---- set-up ----------------------------------------------------------------------------
+    @staticmethod
+    def _free_prefix() -> str:
+        for _ in range(100):
+            prefix = f"k8t{secrets.token_hex(2)}"
+            taken = run(["ip", "link", "show", f"{prefix}br"], check=False).returncode == 0
+            if not taken and not (Path("/tmp") / f"k8s-it-{prefix}").exists():
+                return prefix
+        raise RuntimeError("no free test bed prefix")
+
     @staticmethod
     def _free_subnet() -> ipaddress.IPv4Network:
         used = []
@@ -372,10 +407,48 @@ class TestBed:
             raise PermissionError("the test bed needs root (network namespaces, k8sd)")
         self._mounted_netns_dir = not _is_mountpoint(NETNS_DIR)
         self._up = True
+        self._save_record()
         run(["ip", "link", "add", self.bridge, "type", "bridge"])
         run(["ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge])
         run(["ip", "link", "set", self.bridge, "up"])
         return self
+
+    # A record of what this bed made, so that a later session can clean up after one that was
+    # killed before its teardown ran (see sweep_stale).
+    def _save_record(self) -> None:
+        record = {
+            "prefix": self.prefix,
+            "bridge": self.bridge,
+            "subnet": str(self.network),
+            "owner": {"pid": os.getpid(), "start": _start_time(os.getpid())},
+            "nodes": [{"name": n.name, "netns": n.netns, "veth_host": n.veth_host, "root": str(n.root)} for n in self.nodes],
+        }
+        (self.workdir / RECORD).write_text(json.dumps(record, indent=1))
+
+    @staticmethod
+    def sweep_stale(base: Path = Path("/tmp")) -> list[str]:
+        """Tears down beds under base whose owning process is gone (a session killed before its
+        teardown). Beds of live sessions, including parallel ones, are left alone."""
+        swept = []
+        for rec_file in sorted(base.glob(f"k8s-it-*/{RECORD}")):
+            try:
+                rec = json.loads(rec_file.read_text())
+            except (OSError, ValueError):
+                continue
+            owner = rec.get("owner", {})
+            if _start_time(owner.get("pid", -1)) == owner.get("start"):
+                continue
+            for n in rec.get("nodes", []):
+                pids = set(processes_of_root(Path(n["root"])))
+                r = run(["ip", "netns", "pids", n["netns"]], check=False)
+                pids.update(int(p) for p in r.stdout.split() if p.isdigit())
+                kill_and_wait(pids)
+                run(["ip", "netns", "del", n["netns"]], check=False)
+                run(["ip", "link", "del", n["veth_host"]], check=False)
+            run(["ip", "link", "del", rec["bridge"]], check=False)
+            rec_file.unlink(missing_ok=True)
+            swept.append(rec["prefix"])
+        return swept
 
     def __enter__(self) -> "TestBed":
         return self.setup()
@@ -402,6 +475,7 @@ class TestBed:
         run([*inside, "ip", "addr", "add", f"{address}/{self.network.prefixlen}", "dev", "eth0"])
         run([*inside, "ip", "link", "set", "eth0", "up"])
         run([*inside, "ip", "link", "set", "lo", "up"])
+        self._save_record()
         return node
 
     def add_nodes(self, count: int) -> list[Node]:
@@ -436,6 +510,7 @@ class TestBed:
             except Exception as e:
                 errors.append(str(e))
         run(["ip", "link", "del", self.bridge], check=False)
+        (self.workdir / RECORD).unlink(missing_ok=True)
         if self._mounted_netns_dir and _is_mountpoint(NETNS_DIR):
             others = [p for p in NETNS_DIR.iterdir()] if NETNS_DIR.exists() else []
             if not others:

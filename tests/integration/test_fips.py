@@ -1,0 +1,110 @@
+"""FIPS mode on the test-built OpenSSL FIPS provider (not validated; same algorithm rules):
+k8sd and the CLI run on the provider, every crypto operation goes through the OpenSSL backend,
+k8sd's own port offers only approved TLS, the components carry the FIPS settings, and a host
+without the provider is refused. The whole suite also runs in FIPS mode: tox -e integration-fips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+import testbed as tb
+from testbed import K8SD, TestBed
+
+
+@pytest.fixture(scope="module")
+def fips_node(testbed: TestBed):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("K8S_TEST_FIPS", "1")
+        mp.setenv("K8S_CRYPTO_AUDIT", "1")
+        mp.setenv("K8S_LOG_LEVEL", "debug")
+        node = testbed.add_node("fips")
+        node.start_k8sd(timeout=60)
+        r = node.bootstrap()
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\n{node.diagnostics()}"
+        node.wait_ready()
+        yield node
+        node.stop()
+        testbed.remove_node(node)
+
+
+def s_client(address: str, *args: str) -> subprocess.CompletedProcess:
+    """The host openssl (default provider, so it can offer what FIPS forbids) against k8sd's port 6400."""
+    return subprocess.run(
+        ["openssl", "s_client", "-connect", f"{address}:6400", "-brief", *args],
+        input="", capture_output=True, text=True, timeout=20,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_status_reports_fips_mode_and_provider(fips_node):
+    st = fips_node.status()
+    assert st["fips"]["enabled"] is True
+    assert "FIPS" in st["fips"]["provider"]
+    assert st["fips"]["version"]
+    assert any("K8S_FIPS" in r for r in st["fips"]["requestedBy"])
+    assert st["ready"] is True
+
+
+def test_k8sd_port_offers_only_approved_tls(fips_node):
+    ok = s_client(fips_node.address, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert "Protocol version: TLSv1.2" in ok.stderr + ok.stdout, ok.stderr
+    for args in (
+        ["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+        ["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"],
+        ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
+        ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+        ["-tls1_2", "-curves", "X25519"],
+    ):
+        r = s_client(fips_node.address, *args)
+        assert r.returncode != 0, f"k8sd accepted {args}: {r.stderr}"
+
+
+def test_components_carry_the_fips_settings(fips_node):
+    for svc in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        env = (fips_node.common / "args" / f"{svc}-env").read_text()
+        assert "GODEBUG=fips140=on" in env, svc
+        args = (fips_node.common / "args" / svc).read_text()
+        suites = next(l for l in args.splitlines() if "cipher-suites=" in l).split("=", 1)[1].split(",")
+        assert suites and all("_GCM_" in s and "ECDHE" in s for s in suites), suites
+    # The running apiserver process has the setting in its environment.
+    pid = fips_node.service_pid("kube-apiserver")
+    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    assert b"GODEBUG=fips140=on" in environ
+
+
+def test_every_crypto_operation_ran_in_the_openssl_backend(fips_node):
+    entries = []
+    for line in fips_node.log("k8sd").read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("message") == "crypto operation":
+            entries.append(e)
+    assert len(entries) >= 20, "bootstrap should have generated the whole PKI"
+    assert {e["backend"] for e in entries} == {"openssl"}
+    assert {"generateKeyPair", "createCertificate"} <= {e["operation"] for e in entries}
+
+
+def test_fips_requested_without_a_provider_is_refused(testbed: TestBed):
+    node = testbed.add_node("nofips")
+    try:
+        r = subprocess.run(
+            node.nsenter("env", "K8S_FIPS=1", "OPENSSL_MODULES=/nonexistent/ossl-modules", "OPENSSL_CONF=/dev/null", str(K8SD)),
+            capture_output=True, text=True, timeout=60,
+        )
+        assert r.returncode != 0
+        assert "FIPS mode is requested" in r.stderr and "fips.so" in r.stderr, r.stderr
+        assert not node.socket.exists(), "k8sd must not serve at all without FIPS"
+        cli = subprocess.run(
+            ["env", f"K8S_ROOT={node.root}", "K8S_FIPS=1", "OPENSSL_MODULES=/nonexistent/ossl-modules", str(tb.K8S), "status"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert cli.returncode != 0 and "Refusing to run without FIPS" in cli.stderr
+    finally:
+        time.sleep(0.5)
+        testbed.remove_node(node)
