@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +26,13 @@ REQUIRED = [("etcd", "etcd"), ("etcd", "etcdctl"), ("kubernetes", "kube-apiserve
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a minute")
+    # A SIGTERM (a CI time limit, `timeout`) becomes a KeyboardInterrupt, so that fixture
+    # finalizers still tear the test bed down (network namespaces, k8sd and its services).
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _preflight() -> str | None:
@@ -43,6 +51,9 @@ def testbed(request: pytest.FixtureRequest):
     problem = _preflight()
     if problem:
         pytest.fail(problem, pytrace=False)
+    swept = TestBed.sweep_stale()
+    if swept:
+        print(f"\nremoved test beds left by killed sessions: {', '.join(swept)}", file=sys.stderr)
     bed_dir = os.environ.get("K8S_TEST_WORKDIR")
     bed = TestBed(Path(bed_dir) if bed_dir else None)
     bed.setup()
