@@ -80,6 +80,14 @@ export async function rotateCas(d: K8sd, onEvent: (e: RotationEvent) => void): P
     throw new ApiError(400, 'a CA was supplied without its key (externally managed); rotate it with your own PKI and install the results with refresh-certs --external-certificates');
   }
   const external = readExternal(d.layout).certificates;
+  // An external certificate cannot be re-issued under the new CA, and once the old CA is
+  // retired nothing trusts it: refuse before changing anything (the apiserver's would hang
+  // the re-issue step and leave every bundle half-rotated).
+  const stuck = [...LEAVES, ...KUBECONFIGS].filter((s) => s.roles.includes('control-plane') && ROTATED_CAS.includes(s.issuer) && external.includes(s.name));
+  if (stuck.length) {
+    const names = stuck.map((s) => s.name).join(', ');
+    throw new ApiError(400, `${names}: externally managed and signed by a CA that the rotation replaces; rotate with your own PKI and install the results with refresh-certs --external-certificates`);
+  }
   const rotatedCerts = [...LEAVES, ...KUBECONFIGS]
     .filter((s) => s.roles.includes('control-plane') && ROTATED_CAS.includes(s.issuer) && !external.includes(s.name))
     .map((s) => s.name);
