@@ -373,27 +373,8 @@ def _probe_main(argv: list[str]) -> int:
     return 0
 
 
-def _gap_main(argv: list[str]) -> int:
-    """certs_helpers.py gap <probe.log> <t0> <t1>: longest gap between 200s in [t0, t1] (seconds)."""
-    log, t0, t1 = argv[0], float(argv[1]), float(argv[2])
-    samples = []
-    for line in Path(log).read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and t0 <= float(parts[0]) <= t1:
-            samples.append((float(parts[0]), parts[1] == "200"))
-    # The window edges count as successes only if probes there succeeded; add them as bounds.
-    ok = [t for t, good in samples if good]
-    bounds = [t0] + ok + [t1] if ok else [t0, t1]
-    gap = max(b - a for a, b in zip(bounds, bounds[1:]))
-    failed = sum(1 for _, good in samples if not good)
-    print(f"{gap:.3f} {len(samples)} {failed}")
-    return 0
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "probe":
         sys.exit(_probe_main(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] == "gap":
-        sys.exit(_gap_main(sys.argv[2:]))
     print(__doc__, file=sys.stderr)
     sys.exit(2)

@@ -422,76 +422,105 @@ def sans_of(pem: str) -> str:
     return out.splitlines()[1].strip().replace("IP Address:", "IP:")
 
 
-def test_an_intermediate_ca_signs_the_cluster_and_external_certificates_install(testbed, enterprise_pki, tmp_path):
-    root_crt, _ = enterprise_pki["root"]
+@pytest.fixture(scope="module")
+def xca(testbed, enterprise_pki):
+    """A node whose cluster CA and client CA are the enterprise intermediate (with its key)."""
     int_crt, int_key = enterprise_pki["intermediate"]
     node = testbed.add_node("xca")
-    try:
-        node.start_k8sd()
-        bootstrap_ready(node, {
-            "ca-crt": int_crt.read_text(), "ca-key": int_key.read_text(),
-            "client-ca-crt": int_crt.read_text(), "client-ca-key": int_key.read_text(),
-        })
-        # The served certificate chains to the root through the intermediate (openssl verify).
-        leaf = tmp_path / "served.crt"
-        leaf.write_text(served_chain(node.address)[0])
-        out = openssl("verify", "-CAfile", str(root_crt), "-untrusted", str(int_crt), str(leaf))
-        assert out.strip().endswith("OK"), out
-        assert cert_facts(leaf.read_text()).issuer == cert_facts(int_crt.read_text()).subject
-        certs = by_name(certs_status(node))
-        assert certs["ca"]["subject"] == "Example Kubernetes Intermediate CA"
-        assert certs["ca"]["ca"] == "Example Root CA"
-        assert certs["client-ca"]["subject"] == "Example Kubernetes Intermediate CA"
-        assert certs["apiserver"]["ca"] == certs["admin.conf"]["ca"] == "Example Kubernetes Intermediate CA"
-        assert certs["etcd-ca"]["subject"] == "etcd-ca"
-        # Go clients (kubectl, the control plane) accept the chain.
-        assert_every_kubeconfig_works(node)
+    node.start_k8sd()
+    bootstrap_ready(node, {
+        "ca-crt": int_crt.read_text(), "ca-key": int_key.read_text(),
+        "client-ca-crt": int_crt.read_text(), "client-ca-key": int_key.read_text(),
+    })
+    yield node
+    testbed.remove_node(node)
 
-        # refresh-certs --external-certificates: an apiserver certificate from the enterprise PKI.
-        current = (node.pki / "apiserver.crt").read_text()
-        sans = sans_of(current)
-        d = tmp_path / "ext"
-        good = signed_cert(d, "good", int_crt, int_key, "/CN=kube-apiserver", usage="serverAuth", sans=sans)
-        few_sans = signed_cert(d, "few-sans", int_crt, int_key, "/CN=kube-apiserver", usage="serverAuth", sans="DNS:kubernetes")
-        foreign_ca = self_signed_ca(d / "foreign", "foreign", "Example Kubernetes Intermediate CA")
-        foreign = signed_cert(d, "foreign-leaf", *foreign_ca, "/CN=kube-apiserver", usage="serverAuth", sans=sans)
-        other_key = ec_key(d / "other.key")
 
-        def install(crt: Path, key: Path) -> subprocess.CompletedProcess:
-            text = yaml.safe_dump({"apiserver-crt": crt.read_text(), "apiserver-key": key.read_text()})
-            return node.k8s("refresh-certs", "--external-certificates", "-", input=text)
+def test_an_intermediate_ca_signs_the_cluster(xca, enterprise_pki, tmp_path):
+    node = xca
+    root_crt, _ = enterprise_pki["root"]
+    int_crt, _ = enterprise_pki["intermediate"]
+    # The served certificate chains to the root through the intermediate (openssl verify).
+    leaf = tmp_path / "served.crt"
+    leaf.write_text(served_chain(node.address)[0])
+    out = openssl("verify", "-CAfile", str(root_crt), "-untrusted", str(int_crt), str(leaf))
+    assert out.strip().endswith("OK"), out
+    assert cert_facts(leaf.read_text()).issuer == cert_facts(int_crt.read_text()).subject
+    certs = by_name(certs_status(node))
+    assert certs["ca"]["subject"] == "Example Kubernetes Intermediate CA"
+    assert certs["ca"]["ca"] == "Example Root CA"
+    assert certs["client-ca"]["subject"] == "Example Kubernetes Intermediate CA"
+    assert certs["apiserver"]["ca"] == certs["admin.conf"]["ca"] == "Example Kubernetes Intermediate CA"
+    assert certs["etcd-ca"]["subject"] == "etcd-ca"
+    # Go clients (kubectl, the control plane) accept the chain.
+    assert_every_kubeconfig_works(node)
 
-        bad_cases = [
-            ("wrong SANs", few_sans, "apiserver-crt", "SAN"),
-            ("wrong CA", foreign, "apiserver-crt", "not signed"),
-            ("key mismatch", (good[0], other_key), "apiserver-key", "does not match"),
-        ]
-        external_record = node.state_dir / "external-certificates.json"
-        record_before = external_record.read_text() if external_record.exists() else None
-        for what, (crt, key), field, needle in bad_cases:
-            before = tree_snapshot(node.root / "etc/kubernetes")
-            r = install(crt, key)
-            msg = r.stdout + r.stderr
-            assert r.returncode != 0, f"{what}: accepted"
-            assert field in msg and needle in msg, f"{what}: {msg}"
-            assert diff_snapshots(before, tree_snapshot(node.root / "etc/kubernetes")) == [], what
-            assert (external_record.read_text() if external_record.exists() else None) == record_before, what
 
-        r = install(*good)
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert "apiserver" in r.stdout
-        assert (node.pki / "apiserver.crt").read_text() == good[0].read_text()
-        wait_for("the apiserver to serve the external certificate",
-                 lambda: served_cert(node.address).serial == cert_facts(good[0].read_text()).serial, 90)
-        certs = by_name(certs_status(node))
-        assert certs["apiserver"]["externallyManaged"] is True
-        assert certs["kubelet"]["externallyManaged"] is False
-        # A local refresh leaves the external certificate alone and refuses to touch it by name.
-        r = node.k8s("refresh-certs", "--expires-in", "30d", "--certificates", "apiserver")
-        assert r.returncode != 0 and "externally managed" in r.stderr, r.stderr
-        assert_every_kubeconfig_works(node)
-    finally:
-        testbed.remove_node(node)
+def test_external_certificates_are_checked_then_installed(xca, enterprise_pki, tmp_path):
+    """refresh-certs --external-certificates with an apiserver certificate from the enterprise PKI:
+    bad ones (SANs, CA, key) are refused without a change, a good one is installed and served."""
+    node = xca
+    int_crt, int_key = enterprise_pki["intermediate"]
+    current = (node.pki / "apiserver.crt").read_text()
+    sans = sans_of(current)
+    d = tmp_path / "ext"
+    good = signed_cert(d, "good", int_crt, int_key, "/CN=kube-apiserver", usage="serverAuth", sans=sans)
+    few_sans = signed_cert(d, "few-sans", int_crt, int_key, "/CN=kube-apiserver", usage="serverAuth", sans="DNS:kubernetes")
+    foreign_ca = self_signed_ca(d / "foreign", "foreign", "Example Kubernetes Intermediate CA")
+    foreign = signed_cert(d, "foreign-leaf", *foreign_ca, "/CN=kube-apiserver", usage="serverAuth", sans=sans)
+    other_key = ec_key(d / "other.key")
+
+    def install(crt: Path, key: Path) -> subprocess.CompletedProcess:
+        text = yaml.safe_dump({"apiserver-crt": crt.read_text(), "apiserver-key": key.read_text()})
+        return node.k8s("refresh-certs", "--external-certificates", "-", input=text)
+
+    bad_cases = [
+        ("wrong SANs", few_sans, "apiserver-crt", "SAN"),
+        ("wrong CA", foreign, "apiserver-crt", "not signed"),
+        ("key mismatch", (good[0], other_key), "apiserver-key", "does not match"),
+    ]
+    external_record = node.state_dir / "external-certificates.json"
+    record_before = external_record.read_text() if external_record.exists() else None
+    for what, (crt, key), field, needle in bad_cases:
+        before = tree_snapshot(node.root / "etc/kubernetes")
+        r = install(crt, key)
+        msg = r.stdout + r.stderr
+        assert r.returncode != 0, f"{what}: accepted"
+        assert field in msg and needle in msg, f"{what}: {msg}"
+        assert diff_snapshots(before, tree_snapshot(node.root / "etc/kubernetes")) == [], what
+        assert (external_record.read_text() if external_record.exists() else None) == record_before, what
+
+    r = install(*good)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "apiserver" in r.stdout
+    assert (node.pki / "apiserver.crt").read_text() == good[0].read_text()
+    wait_for("the apiserver to serve the external certificate",
+             lambda: served_cert(node.address).serial == cert_facts(good[0].read_text()).serial, 90)
+    certs = by_name(certs_status(node))
+    assert certs["apiserver"]["externallyManaged"] is True
+    assert certs["kubelet"]["externallyManaged"] is False
+    # A local refresh leaves the external certificate alone and refuses to touch it by name.
+    r = node.k8s("refresh-certs", "--expires-in", "30d", "--certificates", "apiserver")
+    assert r.returncode != 0 and "externally managed" in r.stderr, r.stderr
+    assert_every_kubeconfig_works(node)
+
+
+def test_ca_rotation_is_refused_while_a_certificate_of_that_ca_is_external(xca):
+    """The apiserver certificate is now externally managed (previous test): rotating the CA that
+    signed it cannot re-issue it, so the rotation must be refused up front, changing nothing."""
+    node = xca
+    assert by_name(certs_status(node))["apiserver"]["externallyManaged"] is True
+    before = tree_snapshot(node.root / "etc/kubernetes")
+    t0 = time.time()
+    r = node.k8s("rotate-certs-ca", timeout=400)
+    took = time.time() - t0
+    msg = r.stdout + r.stderr
+    print(f"\nrotate-certs-ca with an external apiserver certificate: rc {r.returncode} after {took:.0f} s: {msg.strip()[-300:]}")
+    changes = diff_snapshots(before, tree_snapshot(node.root / "etc/kubernetes"))
+    assert r.returncode != 0, "rotation went through although the apiserver certificate is external"
+    assert "apiserver" in msg and "external" in msg, msg
+    assert took < 30, f"refused only after {took:.0f} s"
+    assert changes == [], changes
 
 
 def test_bad_supplied_cas_are_refused_and_leave_the_root_untouched(testbed, enterprise_pki, tmp_path):
