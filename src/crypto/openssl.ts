@@ -1,11 +1,13 @@
 // Host-OpenSSL backend: every key, certificate, CSR, hash, random byte and signature
 // is made by the host `openssl` binary, so in FIPS mode they come from the host's FIPS
 // provider. Commands are judged by exit code (and, where OpenSSL 3.0 exits 0 on
-// failure, by their output); secrets travel over stdin or in 0600 files inside a
-// private mkdtemp directory that is removed afterwards, never on the command line.
+// failure, by their output); secrets travel over stdin/stdout pipes or in 0600 files
+// inside a private mkdtemp directory that is removed afterwards, never on the command line.
+// A certificate for a key made here costs two processes: `req -newkey` (key, public key and
+// a request) and `ca`; serial numbers are drawn in batches.
 import { execa } from 'execa';
 import { X509Certificate, createPrivateKey, createPublicKey, getFips, type KeyObject } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,8 +130,8 @@ function sanValue(dnsNames: string[], ipAddresses: string[]): string | undefined
   return names.length ? names.join(', ') : undefined;
 }
 
-/** The -extfile for `openssl ca`: one [v3] section. */
-function extensionFile(template: CertificateTemplate): string {
+/** The [v3] extension section of the `openssl ca` configuration. */
+function extensionSection(template: CertificateTemplate): string[] {
   const lines = ['[v3]'];
   if (template.isCA) {
     lines.push(`basicConstraints = critical, CA:TRUE${template.pathLength === undefined ? '' : `, pathlen:${template.pathLength}`}`);
@@ -140,28 +142,35 @@ function extensionFile(template: CertificateTemplate): string {
   if (template.extKeyUsage?.length) lines.push(`extendedKeyUsage = ${template.extKeyUsage.join(', ')}`);
   const san = sanValue(template.dnsNames ?? [], template.ipAddresses ?? []);
   if (san) lines.push(`subjectAltName = ${san}`);
-  lines.push('subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid:always', '');
-  return lines.join('\n');
+  lines.push('subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid:always');
+  return lines;
 }
 
-/** A minimal `openssl ca` configuration: a throwaway database in the private directory. */
-const CA_CONFIG = [
-  '[ca]',
-  'default_ca = k8s_ca',
-  '[k8s_ca]',
-  'database = index.txt',
-  'new_certs_dir = issued',
-  'serial = serial',
-  'default_md = sha256',
-  'policy = k8s_policy',
-  'unique_subject = no',
-  'email_in_dn = no',
-  'copy_extensions = none',
-  '[k8s_policy]',
-  'organizationName = optional',
-  'commonName = supplied',
-  '',
-].join('\n');
+/**
+ * A minimal `openssl ca` configuration: a throwaway database and serial file in the private
+ * directory, and the certificate's extensions in [v3], so one file configures the one command
+ * that makes the certificate.
+ */
+function caConfig(template: CertificateTemplate): string {
+  return [
+    '[ca]',
+    'default_ca = k8s_ca',
+    '[k8s_ca]',
+    'database = index.txt',
+    'new_certs_dir = .',
+    'serial = serial',
+    'default_md = sha256',
+    'policy = k8s_policy',
+    'unique_subject = no',
+    'email_in_dn = no',
+    'copy_extensions = none',
+    '[k8s_policy]',
+    'organizationName = optional',
+    'commonName = supplied',
+    ...extensionSection(template),
+    '',
+  ].join('\n');
+}
 
 /** GeneralizedTime as `openssl ca -startdate/-enddate` takes it (seconds precision, UTC). */
 function caDate(date: Date): string {
@@ -190,6 +199,26 @@ function parseKey(pem: string, kind: 'private' | 'public'): KeyObject {
   }
 }
 
+function parsePublicKeyDer(spki: Buffer): KeyObject {
+  try {
+    return createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch (err) {
+    throw new CryptoError(`not a valid certificate request: its public key does not parse (${(err as Error).message})`);
+  }
+}
+
+/** The first PEM block of a label in text, with a final newline. */
+function pemBlock(text: string, label: string): string | undefined {
+  const match = new RegExp(`-----BEGIN ${label}-----\\r?\\n[\\s\\S]*?-----END ${label}-----`).exec(text);
+  return match ? match[0] + '\n' : undefined;
+}
+
+/** Placeholder subject of the request generateKeyPair makes: `openssl ca -subj` replaces it. */
+const KEY_REQUEST_SUBJECT = '/CN=k8s-ts key';
+
+/** Serial numbers drawn per `openssl rand`. */
+const SERIAL_BATCH = 64;
+
 // Signature algorithm OIDs whose digest FIPS mode refuses.
 const WEAK_SIGNATURE_OIDS: Record<string, string> = {
   '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
@@ -200,36 +229,48 @@ const WEAK_SIGNATURE_OIDS: Record<string, string> = {
   '1.3.101.113': 'Ed448',
 };
 
+interface Tlv {
+  tag: number;
+  /** Offset of the tag byte. */
+  header: number;
+  /** Offset of the contents. */
+  start: number;
+  /** Offset just past the contents. */
+  end: number;
+}
+
+/** One DER TLV at pos, or undefined when it does not fit in der. */
+function readTlv(der: Buffer, pos: number): Tlv | undefined {
+  if (pos + 2 > der.length) return undefined;
+  const header = pos;
+  const tag = der[pos]!;
+  let length = der[pos + 1]!;
+  pos += 2;
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    if (n === 0 || n > 4 || pos + n > der.length) return undefined;
+    length = 0;
+    for (let i = 0; i < n; i++) length = length * 256 + der[pos + i]!;
+    pos += n;
+  }
+  if (pos + length > der.length) return undefined;
+  return { tag, header, start: pos, end: pos + length };
+}
+
 /**
  * The signatureAlgorithm OID of a certificate or CSR: both are SEQUENCE { body, AlgorithmIdentifier, BIT STRING }.
  * A small DER walk, because the Node 20 runtime some tools still use lacks X509Certificate.signatureAlgorithmOid.
  */
 function signatureAlgorithmOid(der: Buffer): string | undefined {
-  let pos = 0;
-  const header = (): { tag: number; length: number; start: number } | undefined => {
-    if (pos + 2 > der.length) return undefined;
-    const tag = der[pos]!;
-    let length = der[pos + 1]!;
-    pos += 2;
-    if (length & 0x80) {
-      const n = length & 0x7f;
-      if (n === 0 || n > 4 || pos + n > der.length) return undefined;
-      length = 0;
-      for (let i = 0; i < n; i++) length = length * 256 + der[pos + i]!;
-      pos += n;
-    }
-    return { tag, length, start: pos };
-  };
-  const outer = header();
+  const outer = readTlv(der, 0);
   if (outer?.tag !== 0x30) return undefined;
-  const body = header();
+  const body = readTlv(der, outer.start);
   if (!body) return undefined;
-  pos = body.start + body.length;
-  const algorithm = header();
+  const algorithm = readTlv(der, body.end);
   if (algorithm?.tag !== 0x30) return undefined;
-  const oid = header();
-  if (oid?.tag !== 0x06) return undefined;
-  const bytes = der.subarray(oid.start, oid.start + oid.length);
+  const oid = readTlv(der, algorithm.start);
+  if (oid?.tag !== 0x06 || oid.end === oid.start) return undefined;
+  const bytes = der.subarray(oid.start, oid.end);
   const parts = [Math.floor(bytes[0]! / 40), bytes[0]! % 40];
   let value = 0;
   for (const b of bytes.subarray(1)) {
@@ -240,6 +281,24 @@ function signatureAlgorithmOid(der: Buffer): string | undefined {
     }
   }
   return parts.join('.');
+}
+
+/**
+ * The SubjectPublicKeyInfo DER of a CSR: SEQUENCE { SEQUENCE { version, subject, spki, [0] attributes }, ... }.
+ * Only for the policy check on the key; `openssl ca` verifies the request's signature itself.
+ */
+function csrPublicKeyDer(der: Buffer): Buffer | undefined {
+  const outer = readTlv(der, 0);
+  if (outer?.tag !== 0x30) return undefined;
+  const info = readTlv(der, outer.start);
+  if (info?.tag !== 0x30) return undefined;
+  const version = readTlv(der, info.start);
+  if (version?.tag !== 0x02) return undefined;
+  const subject = readTlv(der, version.end);
+  if (subject?.tag !== 0x30) return undefined;
+  const spki = readTlv(der, subject.end);
+  if (spki?.tag !== 0x30 || spki.end > info.end) return undefined;
+  return der.subarray(spki.header, spki.end);
 }
 
 function pemToDer(pem: string): Buffer {
@@ -315,6 +374,11 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
   private readonly options: OpenSSLBackendOptions;
   // Delegate for HMAC/AES-GCM when Node's own crypto is the right engine (see symmetric()).
   private readonly nodeSymmetric = new NodeCryptoBackend();
+  // The request generateKeyPair made with each key pair it returned, for createCertificate.
+  private readonly keyRequests = new WeakMap<KeyPair, { privateKeyPem: string; csrPem: string }>();
+  // Serial numbers drawn ahead (see serialNumber) and the `openssl rand` refilling them.
+  private readonly serials: string[] = [];
+  private serialRefill: Promise<void> | undefined;
 
   constructor(options: OpenSSLBackendOptions = {}) {
     this.options = options;
@@ -347,7 +411,8 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
       env: this.env,
       extendEnv: false,
       cwd: options.cwd,
-      input: options.input ?? '',
+      // No stdin pipe for commands that read nothing: a cheaper spawn.
+      ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
       encoding: 'buffer',
       stripFinalNewline: false,
       reject: false,
@@ -381,8 +446,8 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
   // -------------------------------------------------------------------------
   // Policy (FIPS mode only).
 
-  private approveKey(pem: string, kind: 'private' | 'public'): KeyObject {
-    const key = parseKey(pem, kind);
+  private approveKey(pem: string | KeyObject, kind: 'private' | 'public'): KeyObject {
+    const key = typeof pem === 'string' ? parseKey(pem, kind) : pem;
     if (this.fips) assertApproved({ keyAlgorithm: keyPolicyName(key) });
     return key;
   }
@@ -401,30 +466,77 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
 
   // -------------------------------------------------------------------------
   // Keys.
+  //
+  // One `openssl req -newkey` makes the key, prints its public key and a CSR signed with it:
+  // the key pair in one process, and the CSR is what `openssl ca` needs later to certify this
+  // key (it only carries the public key; -subj and [v3] define the certificate), so
+  // createCertificate for a key made here is a single `openssl ca`.
 
   async generateKeyPair(algorithm: KeyAlgorithm): Promise<KeyPair> {
-    const args = ['genpkey'];
+    let keyArgs: string[];
     switch (algorithm) {
       case 'ecdsa-p256':
       case 'ecdsa-p384':
-        args.push('-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${algorithm === 'ecdsa-p256' ? 'P-256' : 'P-384'}`, '-pkeyopt', 'ec_param_enc:named_curve');
+        keyArgs = ['-newkey', 'EC', '-pkeyopt', `ec_paramgen_curve:${algorithm === 'ecdsa-p256' ? 'P-256' : 'P-384'}`, '-pkeyopt', 'ec_param_enc:named_curve'];
         break;
       case 'rsa-2048':
       case 'rsa-3072':
       case 'rsa-4096':
-        args.push('-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${algorithm.slice(4)}`);
+        keyArgs = ['-newkey', 'RSA', '-pkeyopt', `rsa_keygen_bits:${algorithm.slice(4)}`];
         break;
       default:
         throw new CryptoError(`unknown key algorithm "${String(algorithm)}"`);
     }
     if (this.fips) assertApproved({ keyAlgorithm: algorithm });
-    // genpkey writes PKCS#8 PEM to stdout: the key never touches the disk.
-    const privateKeyPem = (await this.run(args)).stdout.toString('utf8');
-    return { algorithm, privateKeyPem, publicKeyPem: await this.publicKeyOf(privateKeyPem) };
+    // Keys are mostly made to be certified: serials are drawn while the key is made.
+    this.prefetchSerials();
+    // -keyout - : the PKCS#8 key goes to stdout with the rest, never to the disk.
+    const out = (
+      await this.run(['req', '-new', ...keyArgs, '-noenc', '-keyout', '-', '-pubkey', '-subj', KEY_REQUEST_SUBJECT, `-${algorithm === 'ecdsa-p384' ? 'sha384' : 'sha256'}`])
+    ).stdout.toString('utf8');
+    const privateKeyPem = pemBlock(out, 'PRIVATE KEY');
+    const publicKeyPem = pemBlock(out, 'PUBLIC KEY');
+    const csrPem = pemBlock(out, 'CERTIFICATE REQUEST');
+    if (!privateKeyPem || !publicKeyPem || !csrPem) throw new OpenSSLCommandError('req', 0, 'did not print a private key, its public key and a request');
+    const pair: KeyPair = { algorithm, privateKeyPem, publicKeyPem };
+    this.keyRequests.set(pair, { privateKeyPem, csrPem });
+    return pair;
   }
 
   async publicKeyOf(privateKeyPem: string): Promise<string> {
     return (await this.run(['pkey', '-pubout'], { input: privateKeyPem })).stdout.toString('utf8');
+  }
+
+  // -------------------------------------------------------------------------
+  // Serial numbers: 128 random bits from `openssl rand`, positive, without a leading zero
+  // byte. Drawn SERIAL_BATCH at a time, so a certificate does not cost an extra process; a
+  // serial is public once issued and each is used once.
+
+  private prefetchSerials(): void {
+    if (this.serials.length < SERIAL_BATCH / 2) this.refillSerials().catch(() => undefined); // serialNumber() retries
+  }
+
+  private refillSerials(): Promise<void> {
+    this.serialRefill ??= this.randomBytes(16 * SERIAL_BATCH)
+      .then((bytes) => {
+        for (let at = 0; at < bytes.length; at += 16) {
+          const serial = bytes.subarray(at, at + 16);
+          serial[0] = (serial[0]! & 0x7f) || 0x01;
+          this.serials.push(serial.toString('hex').toUpperCase());
+        }
+      })
+      .finally(() => {
+        this.serialRefill = undefined;
+      });
+    return this.serialRefill;
+  }
+
+  private async serialNumber(): Promise<string> {
+    for (;;) {
+      const serial = this.serials.pop();
+      if (serial) return serial;
+      await this.refillSerials();
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -434,47 +546,37 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
   // Debian 12) it is the only command that sets exact notBefore/notAfter (-startdate/-enddate);
   // the others only know -days from now.
 
+  /** One `openssl ca` in dir (which holds the signer's key file); the certificate comes back on stdout. */
   private async caSign(
     dir: string,
-    input: { csrPath: string } | { selfSignedCertPath: string },
+    input: { csrPem: string } | { selfSignedCertPem: string },
     template: CertificateTemplate,
-    signer: { keyPath: string; key: KeyObject; certPath?: string },
+    signer: { keyPath: string; key: KeyObject; certPem?: string },
   ): Promise<string> {
-    await writeFile(path.join(dir, 'ca.cnf'), CA_CONFIG);
-    await writeFile(path.join(dir, 'ext.cnf'), extensionFile(template));
-    await writeFile(path.join(dir, 'index.txt'), '');
-    await writeFile(path.join(dir, 'serial'), (await this.serialNumber()) + '\n');
-    await mkdir(path.join(dir, 'issued'), { recursive: true, mode: 0o700 });
+    await Promise.all([
+      writeFile(path.join(dir, 'ca.cnf'), caConfig(template)),
+      writeFile(path.join(dir, 'index.txt'), ''),
+      this.serialNumber().then((serial) => writeFile(path.join(dir, 'serial'), serial + '\n')),
+      'csrPem' in input ? writeFile(path.join(dir, 'req.csr'), input.csrPem) : writeFile(path.join(dir, 'subject.crt'), input.selfSignedCertPem),
+      signer.certPem === undefined ? undefined : writeFile(path.join(dir, 'issuer.crt'), signer.certPem),
+    ]);
     const args = [
       'ca', '-batch', '-config', 'ca.cnf', '-notext', '-utf8', '-preserveDN',
       '-subj', subjArg(template.subject),
       '-startdate', caDate(template.notBefore),
       '-enddate', caDate(template.notAfter),
       '-md', this.signingDigest(signer.key),
-      '-extfile', 'ext.cnf', '-extensions', 'v3',
+      '-extensions', 'v3',
       '-keyfile', signer.keyPath,
-      '-out', 'cert.pem',
-      ...(signer.certPath ? ['-cert', signer.certPath] : ['-selfsign']),
-      ...('csrPath' in input ? ['-in', input.csrPath] : ['-ss_cert', input.selfSignedCertPath]),
+      ...(signer.certPem === undefined ? ['-selfsign'] : ['-cert', 'issuer.crt']),
+      ...('csrPem' in input ? ['-in', 'req.csr'] : ['-ss_cert', 'subject.crt']),
     ];
-    const { stderr } = await this.run(args, { cwd: dir });
+    const { stdout, stderr } = await this.run(args, { cwd: dir });
     // `openssl ca` 3.0 exits 0 when it refuses a request whose signature does not match; the
-    // missing output file is the only sign.
-    let pem = '';
-    try {
-      pem = await readFile(path.join(dir, 'cert.pem'), 'utf8');
-    } catch {
-      // handled below
-    }
-    if (!pem.includes('BEGIN CERTIFICATE')) throw new OpenSSLCommandError('ca', 0, openSSLErrorText(stderr) || 'no certificate was written');
+    // missing certificate is the only sign.
+    const pem = pemBlock(stdout.toString('utf8'), 'CERTIFICATE');
+    if (!pem) throw new OpenSSLCommandError('ca', 0, openSSLErrorText(stderr) || 'no certificate was written');
     return pem;
-  }
-
-  /** 128 random bits from openssl rand, positive and without a leading zero byte. */
-  private async serialNumber(): Promise<string> {
-    const bytes = await this.randomBytes(16);
-    bytes[0] = (bytes[0]! & 0x7f) || 0x01;
-    return bytes.toString('hex').toUpperCase();
   }
 
   async createCertificate(template: CertificateTemplate, subjectKey: KeyPair, issuer?: Issuer): Promise<string> {
@@ -482,14 +584,18 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
     const subject = this.approveKey(subjectKey.privateKeyPem, 'private');
     const signerKey = issuer ? this.approveKey(issuer.privateKeyPem, 'private') : subject;
     if (issuer) this.approveSignatureOf(issuer.certificatePem, 'issuer certificate');
+    const made = this.keyRequests.get(subjectKey);
+    const madeCsr = made?.privateKeyPem === subjectKey.privateKeyPem ? made.csrPem : undefined;
     return this.withTempDir(async (dir) => {
-      const subjectKeyPath = await this.writeSecret(dir, 'subject.key', subjectKey.privateKeyPem);
-      // The CSR only carries the public key into `openssl ca`; -subj and -extfile define the certificate.
-      await this.run(['req', '-new', '-key', subjectKeyPath, '-subj', subjArg(template.subject), '-out', 'req.csr'], { cwd: dir });
-      if (!issuer) return this.caSign(dir, { csrPath: 'req.csr' }, template, { keyPath: subjectKeyPath, key: subject });
+      // The subject key is needed on disk when it signs (self-signed: `openssl ca -selfsign`
+      // checks it is the request's key) or when a request must first be made from it.
+      const subjectKeyPath = !issuer || !madeCsr ? await this.writeSecret(dir, 'subject.key', subjectKey.privateKeyPem) : undefined;
+      const csrPem =
+        madeCsr ??
+        (await this.run(['req', '-new', '-key', subjectKeyPath!, '-subj', KEY_REQUEST_SUBJECT, `-${this.signingDigest(subject)}`], { cwd: dir })).stdout.toString('utf8');
+      if (!issuer) return this.caSign(dir, { csrPem }, template, { keyPath: subjectKeyPath!, key: subject });
       const signerKeyPath = await this.writeSecret(dir, 'issuer.key', issuer.privateKeyPem);
-      await writeFile(path.join(dir, 'issuer.crt'), issuer.certificatePem);
-      return this.caSign(dir, { csrPath: 'req.csr' }, template, { keyPath: signerKeyPath, key: signerKey, certPath: 'issuer.crt' });
+      return this.caSign(dir, { csrPem }, template, { keyPath: signerKeyPath, key: signerKey, certPem: issuer.certificatePem });
     });
   }
 
@@ -501,14 +607,12 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
   async crossSign(certificatePem: string, template: CertificateTemplate, issuer: Issuer): Promise<string> {
     checkTemplate(template);
     const signerKey = this.approveKey(issuer.privateKeyPem, 'private');
-    this.approveKey(new X509Certificate(certificatePem).publicKey.export({ format: 'pem', type: 'spki' }).toString(), 'public');
+    this.approveKey(new X509Certificate(certificatePem).publicKey, 'public');
     this.approveSignatureOf(issuer.certificatePem, 'issuer certificate');
     return this.withTempDir(async (dir) => {
-      await writeFile(path.join(dir, 'subject.crt'), certificatePem);
-      await writeFile(path.join(dir, 'issuer.crt'), issuer.certificatePem);
       const signerKeyPath = await this.writeSecret(dir, 'issuer.key', issuer.privateKeyPem);
       try {
-        return await this.caSign(dir, { selfSignedCertPath: 'subject.crt' }, template, { keyPath: signerKeyPath, key: signerKey, certPath: 'issuer.crt' });
+        return await this.caSign(dir, { selfSignedCertPem: certificatePem }, template, { keyPath: signerKeyPath, key: signerKey, certPem: issuer.certificatePem });
       } catch (err) {
         if (err instanceof OpenSSLCommandError && /did not match/i.test(err.message)) {
           throw new CryptoError('the OpenSSL backend can cross-sign only self-signed certificates (openssl ca -ss_cert checks the self-signature)');
@@ -565,16 +669,29 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
     };
   }
 
+  /**
+   * One `openssl ca`, which verifies the request's self-signature itself (and, on 3.0, writes
+   * nothing but exits 0 when it does not verify); the policy checks on the request's key and
+   * digest are made here first, from its DER.
+   */
   async signCsr(csrPem: string, template: CertificateTemplate, issuer: Issuer): Promise<string> {
     checkTemplate(template);
-    await this.parseCsr(csrPem); // verifies the self-signature and, in FIPS mode, the key and digest
+    const spki = csrPem.includes('BEGIN CERTIFICATE REQUEST') ? csrPublicKeyDer(pemToDer(csrPem)) : undefined;
+    if (!spki) throw new CryptoError('not a valid certificate request');
+    this.approveSignatureOf(csrPem, 'certificate request');
+    this.approveKey(parsePublicKeyDer(spki), 'public');
     const signerKey = this.approveKey(issuer.privateKeyPem, 'private');
     this.approveSignatureOf(issuer.certificatePem, 'issuer certificate');
     return this.withTempDir(async (dir) => {
-      await writeFile(path.join(dir, 'req.csr'), csrPem);
-      await writeFile(path.join(dir, 'issuer.crt'), issuer.certificatePem);
       const signerKeyPath = await this.writeSecret(dir, 'issuer.key', issuer.privateKeyPem);
-      return this.caSign(dir, { csrPath: 'req.csr' }, template, { keyPath: signerKeyPath, key: signerKey, certPath: 'issuer.crt' });
+      try {
+        return await this.caSign(dir, { csrPem }, template, { keyPath: signerKeyPath, key: signerKey, certPem: issuer.certificatePem });
+      } catch (err) {
+        if (err instanceof OpenSSLCommandError && /did not match the certificate request|Signature verification problems/i.test(err.message)) {
+          throw new CryptoError('certificate request signature does not verify');
+        }
+        throw err;
+      }
     });
   }
 
@@ -600,13 +717,17 @@ export class OpenSSLCryptoBackend implements CryptoBackend {
     });
   }
 
+  /** The key's public half from openssl, compared with the certificate's as parsed by X509Certificate. */
   async keyMatchesCertificate(privateKeyPem: string, certificatePem: string): Promise<boolean> {
+    let fromCert: Buffer;
     try {
-      const [fromKey, fromCert] = await Promise.all([
-        this.publicKeyOf(privateKeyPem),
-        this.run(['x509', '-noout', '-pubkey'], { input: certificatePem }).then((r) => r.stdout.toString('utf8')),
-      ]);
-      return fromKey.trim() === fromCert.trim() && fromKey.includes('BEGIN PUBLIC KEY');
+      fromCert = new X509Certificate(certificatePem).publicKey.export({ format: 'der', type: 'spki' });
+    } catch {
+      return false;
+    }
+    try {
+      const fromKey = await this.publicKeyOf(privateKeyPem);
+      return fromKey.includes('BEGIN PUBLIC KEY') && pemToDer(fromKey).equals(fromCert);
     } catch (err) {
       if (err instanceof OpenSSLCommandError) return false;
       throw err;

@@ -76,6 +76,7 @@ describe('secret handling', () => {
     await backend.decrypt(secret, await backend.encrypt(secret, Buffer.from('s')));
 
     const calls = await readFile(log, 'utf8');
+    expect(calls).toMatch(/^ARGV req -new -newkey EC .*-keyout - /m); // generated keys come back on stdout, not through a file
     const keyBodies = [caKey, leafKey].flatMap((k) => k.privateKeyPem.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')));
     for (const body of keyBodies) expect(calls).not.toContain(body);
     expect(calls).not.toContain(secret.toString('hex'));
@@ -113,13 +114,15 @@ describe('failures', () => {
     await expect(backend.crossSign(leaf, leafTemplate, issuer)).rejects.toThrow(/can cross-sign only self-signed certificates/);
   });
 
-  it('checks a CSR before signing it (`openssl req -verify` and `openssl ca` exit 0 on a bad signature)', async () => {
+  it('refuses to sign a CSR whose self-signature does not verify (`openssl ca` exits 0 on it, writing nothing)', async () => {
     const key = await backend.generateKeyPair('ecdsa-p256');
+    const issuer = { certificatePem: await backend.createCertificate(caTemplate, key), privateKeyPem: key.privateKeyPem };
     const csr = await backend.createCsr({ commonName: 'x' }, key);
     const der = Buffer.from(csr.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
     der[der.length - 3]! ^= 0x01;
     const broken = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
-    await expect(backend.signCsr(broken, leafTemplate, { certificatePem: '', privateKeyPem: key.privateKeyPem })).rejects.toThrow(/signature does not verify/);
+    await expect(backend.signCsr(broken, leafTemplate, issuer)).rejects.toThrow(/certificate request signature does not verify/);
+    await expect(backend.signCsr('not a request', leafTemplate, issuer)).rejects.toThrow(/not a valid certificate request/);
   });
 
   it('refuses SANs and names that could inject into the OpenSSL config', async () => {
@@ -158,5 +161,66 @@ describe('failures', () => {
     const fips = new OpenSSLCryptoBackend({ fips: true }); // no nodeRuntime, and this process is not on one
     await expect(fips.hmacSha256(Buffer.alloc(32), 'x')).rejects.toThrow(FipsUnavailableError);
     await expect(fips.encrypt(Buffer.alloc(32), Buffer.from('x'))).rejects.toThrow(/AES-256-GCM needs Node on the FIPS provider/);
+  });
+});
+
+// A certificate for a key this backend generated costs one `openssl req -newkey` (key, public
+// key and a request, together) and one `openssl ca`; serials come from one `openssl rand` per batch.
+describe('process economy', () => {
+  const now2 = Date.now();
+  const template = (commonName: string): CertificateTemplate => ({ ...leafTemplate, subject: { commonName }, notBefore: new Date(now2), notAfter: new Date(now2 + 3_600_000) });
+
+  function counted(): { backend: OpenSSLCryptoBackend; commands: string[] } {
+    const commands: string[] = [];
+    return { backend: new OpenSSLCryptoBackend({ trace: (e) => commands.push(e.command) }), commands };
+  }
+
+  it('makes a key pair in one process and certifies it in one more', async () => {
+    const { backend, commands } = counted();
+    const caKey = await backend.generateKeyPair('ecdsa-p256');
+    expect(commands.filter((c) => c !== 'rand')).toEqual(['req']);
+    const issuer = { certificatePem: await backend.createCertificate(caTemplate, caKey), privateKeyPem: caKey.privateKeyPem };
+    const keys = await Promise.all(['rsa-2048', 'ecdsa-p384', 'ecdsa-p256'].map((a) => backend.generateKeyPair(a as 'rsa-2048')));
+    const certs = await Promise.all(keys.map((k, i) => backend.createCertificate(template(`leaf-${i}`), k, issuer)));
+    expect(commands.filter((c) => c === 'req')).toHaveLength(4);
+    expect(commands.filter((c) => c === 'ca')).toHaveLength(4);
+    expect(commands.filter((c) => c === 'rand')).toHaveLength(1);
+    for (const [i, cert] of certs.entries()) {
+      expect(await backend.keyMatchesCertificate(keys[i]!.privateKeyPem, cert)).toBe(true);
+      expect(await backend.verifyIssuedBy(cert, issuer.certificatePem)).toBe(true);
+      expect(backend.parseCertificate(cert).subject).toEqual({ commonName: `leaf-${i}` });
+    }
+    const serials = [issuer.certificatePem, ...certs].map((c) => backend.parseCertificate(c).serialNumber);
+    expect(new Set(serials).size).toBe(serials.length);
+    for (const serial of serials) expect(serial).toMatch(/^[0-7][0-9A-F]{31}$/i);
+  });
+
+  it('certifies keys it did not make, and never reuses a request for a changed key', async () => {
+    const { backend, commands } = counted();
+    const other = new OpenSSLCryptoBackend();
+    const foreign = await other.generateKeyPair('ecdsa-p256');
+    const selfSigned = await backend.createCertificate(caTemplate, foreign);
+    expect(commands.filter((c) => c !== 'rand')).toEqual(['req', 'ca']); // a request from the key first
+    expect(await backend.keyMatchesCertificate(foreign.privateKeyPem, selfSigned)).toBe(true);
+
+    const key = await backend.generateKeyPair('ecdsa-p256');
+    const issuer = { certificatePem: selfSigned, privateKeyPem: foreign.privateKeyPem };
+    const swapped = { ...key }; // a copy: not the object generateKeyPair returned
+    expect(await backend.keyMatchesCertificate(key.privateKeyPem, await backend.createCertificate(template('copy'), swapped, issuer))).toBe(true);
+    key.privateKeyPem = foreign.privateKeyPem; // the same object, now holding another key
+    key.publicKeyPem = foreign.publicKeyPem;
+    const cert = await backend.createCertificate(template('changed'), key, issuer);
+    expect(await backend.keyMatchesCertificate(foreign.privateKeyPem, cert)).toBe(true);
+  });
+
+  it('signs a CSR with a single `openssl ca`', async () => {
+    const { backend, commands } = counted();
+    const key = await backend.generateKeyPair('ecdsa-p256');
+    const issuer = { certificatePem: await backend.createCertificate(caTemplate, key), privateKeyPem: key.privateKeyPem };
+    const csr = await backend.createCsr({ commonName: 'csr', organization: ['system:nodes'] }, key, ['a.example']);
+    commands.length = 0;
+    const cert = await backend.signCsr(csr, template('system:node:a'), issuer);
+    expect(commands).toEqual(['ca']);
+    expect(backend.parseCertificate(cert).subject).toEqual({ commonName: 'system:node:a' });
   });
 });
