@@ -411,7 +411,7 @@ describe.skipIf(!provider)(`with the test-built FIPS provider${provider ? '' : `
       const key = await traced.generateKeyPair('ecdsa-p256');
       await traced.createCertificate({ subject: { commonName: 'p' }, isCA: true, keyUsage: ['keyCertSign'], notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000) }, key);
       const lines = (await readFile(log, 'utf8')).trim().split('\n');
-      expect(lines.length).toBeGreaterThanOrEqual(5);
+      expect(lines.length).toBeGreaterThanOrEqual(2);
       for (const line of lines) expect(line).toMatch(/^\S+ -propquery fips=yes/);
     });
 
