@@ -187,7 +187,12 @@ export class K8sd {
 
   async serviceStates(): Promise<unknown> {
     const node = this.node();
-    const names: ServiceId[] = node?.role === 'control-plane' ? controlPlaneServices({ datastoreType: existsSync(this.layout.args('etcd')) ? 'etcd' : 'external' }) : [];
+    const names: ServiceId[] =
+      node?.role === 'control-plane'
+        ? controlPlaneServices({ datastoreType: existsSync(this.layout.args('etcd')) ? 'etcd' : 'external' })
+        : node?.role === 'worker'
+          ? ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy']
+          : [];
     return Promise.all(names.map((n) => this.host.services.status(n)));
   }
 

@@ -37,10 +37,12 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
   }
   const managed = existsSync(l.args('etcd'));
   const [ready, services, datastore] = await Promise.all([
-    apiserverReady(l.kubeconfig('admin.conf'), 1500),
+    // Workers have no admin.conf: they check the API (through their k8s-apiserver-proxy) as the kubelet.
+    apiserverReady(l.kubeconfig(node.role === 'worker' ? 'kubelet.conf' : 'admin.conf'), 1500),
     d.serviceStates() as Promise<ServiceStatus[]>,
     (async () => {
-      if (!d.etcd) return { type: managed ? 'etcd' : 'external', members: [], error: 'datastore not connected' } as ClusterStatus['datastore'];
+      // Workers are not datastore clients.
+      if (!d.etcd) return { type: managed ? 'etcd' : 'external', members: [], ...(node.role === 'worker' ? {} : { error: 'datastore not connected' }) } as ClusterStatus['datastore'];
       try {
         const members = (await d.etcd.members()).map((m) => ({
           name: m.name,

@@ -152,6 +152,8 @@ export function kubeletArgs(ctx: NodeServiceContext): Args {
     config: kubeletConfigPath(l),
     kubeconfig: l.kubeconfig('kubelet.conf'),
     'root-dir': l.kubeletRootDir,
+    // Defaults to /var/lib/kubelet/pki whatever --root-dir says.
+    'cert-dir': path.join(l.kubeletRootDir, 'pki'),
     'hostname-override': ctx.nodeName,
     'node-ip': ctx.nodeAddress,
     // Labels in kubernetes.io are refused by NodeRestriction; k8sd adds node-role.kubernetes.io/<role> itself.
@@ -190,6 +192,8 @@ export function kubeletConfig(ctx: NodeServiceContext): Record<string, unknown> 
     healthzPort: KUBELET_HEALTHZ_PORT,
     port: KUBELET_PORT,
     podLogsDir: l.podLogsDir,
+    // Defaults to /usr/libexec/kubernetes/...: keep the node's files under its root.
+    volumePluginDir: path.join(l.kubeletRootDir, 'volume-plugins'),
     evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1Gi', 'imagefs.available': '1Gi' },
     // protectKernelDefaults (CIS 4.2.6) makes the kubelet exit unless the host's kernel sysctls already
     // match its expectations (vm.overcommit_memory=1, kernel.panic=10, kernel.panic_on_oops=1); k8sd does

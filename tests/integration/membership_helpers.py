@@ -207,3 +207,33 @@ def kill_node_hard(node: Node) -> list[int]:
     while time.time() < deadline and any(process_alive(p) for p in pids):
         time.sleep(0.1)
     return pids
+
+
+def local_api(node: Node, method: str, path: str, body: dict | None = None, timeout: float = 120) -> dict:
+    """A call on k8sd's local API (the unix socket), as the CLI makes it; raises on an error reply."""
+    import http.client
+    import socket
+
+    class UnixHTTP(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(str(node.socket))
+
+    c = UnixHTTP("k8sd", timeout=timeout)
+    c.request(method, path, body=json.dumps(body) if body is not None else None, headers={"content-type": "application/json"})
+    data = json.loads(c.getresponse().read())
+    c.close()
+    if data.get("type") == "error":
+        raise RuntimeError(data.get("error"))
+    return data.get("metadata", {})
+
+
+def kubeconfig_cert_serial(path: Path) -> str:
+    """Serial of the client certificate embedded in a kubeconfig (via openssl)."""
+    import subprocess
+
+    doc = yaml.safe_load(path.read_text())
+    pem = base64.b64decode(doc["users"][0]["user"]["client-certificate-data"])
+    r = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, check=True)
+    return r.stdout.decode().strip()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import json
+import subprocess
 import time
 import uuid
 
@@ -24,6 +25,8 @@ from membership_helpers import (
     get_token,
     join,
     kill_node_hard,
+    kubeconfig_cert_serial,
+    local_api,
     kill_pods_and_cgroups,
     pod_processes,
     seed_images,
@@ -83,9 +86,11 @@ def test_two_control_plane_joins_run_concurrently_and_both_succeed(ha: Cluster):
     assert all(t["role"] == "control-plane" and not t["expired"] for t in listed)
     assert not any(tokens["mcp2"] in json.dumps(t) for t in listed), "list-join-tokens must never show a token"
 
+    # mcp3 joins with a join file: an extra SAN and an extra apiserver flag.
+    configs = {"mcp2": None, "mcp3": {"extra-sans": ["mcp3.example.test"], "extra-node-kube-apiserver-args": {"--request-timeout": "120s"}}}
     started = time.time()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        results = dict(zip(("mcp2", "mcp3"), pool.map(lambda n: join(n, tokens[n.name]), (ha.cp2, ha.cp3))))
+        results = dict(zip(("mcp2", "mcp3"), pool.map(lambda n: join(n, tokens[n.name], configs[n.name]), (ha.cp2, ha.cp3))))
     for name, r in results.items():
         assert r.returncode == 0, f"join of {name} failed:\n{r.stdout}\n{r.stderr}\n{ha.bed.diagnostics()}"
     print(f"two concurrent control-plane joins took {time.time() - started:.1f} s")
@@ -98,6 +103,10 @@ def test_two_control_plane_joins_run_concurrently_and_both_succeed(ha: Cluster):
     st = ha.cp1.status()
     assert st["ha"] is True
     assert sorted(m["name"] for m in st["datastore"]["members"]) == ["mcp1", "mcp2", "mcp3"]
+    args = (ha.cp3.common / "args/kube-apiserver").read_text().splitlines()
+    assert "--request-timeout=120s" in args
+    san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(ha.cp3.pki / "apiserver.crt")], capture_output=True, text=True).stdout
+    assert "DNS:mcp3.example.test" in san and f"IP Address:{ha.cp3.address}" in san
     # Used tokens are gone.
     names = {t["name"] for t in json.loads(ha.cp1.k8s("list-join-tokens", "--output-format", "json").stdout)}
     assert not names & {"mcp2", "mcp3"}
@@ -119,6 +128,9 @@ def test_worker_joins_and_runs_a_pod_with_logs_and_exec(ha: Cluster):
         return ready and ready[0]["status"] == "True" and node
 
     node = wait_for("the worker node to be Ready", node_ready, timeout=240, interval=2)
+    st = ha.worker.status()
+    assert st["role"] == "worker" and st["ready"] is True, st
+    assert {s["name"]: s["state"] for s in st["services"]} == dict.fromkeys(["containerd", "k8s-apiserver-proxy", "kubelet", "kube-proxy"], "running")
     assert node["metadata"]["labels"].get("k8sd.io/role") == "worker"
     assert wait_for("the worker role label", lambda: "node-role.kubernetes.io/worker" in json.loads(ha.kubectl_ok("get", "node", ha.worker.name, "-o", "json"))["metadata"]["labels"], timeout=60)
 
@@ -165,6 +177,27 @@ def test_worker_joins_and_runs_a_pod_with_logs_and_exec(ha: Cluster):
     got = json.loads(ha.kubectl_ok("get", "pod", "hello", "-o", "json"))
     pod_cidr = json.loads(ha.kubectl_ok("get", "node", ha.worker.name, "-o", "json"))["spec"]["podCIDR"]
     assert ipaddress.ip_address(got["status"]["podIP"]) in ipaddress.ip_network(pod_cidr)
+
+
+def test_worker_certificates_renew_through_the_control_plane(ha: Cluster):
+    kubelet_conf = ha.worker.root / "etc/kubernetes/kubelet.conf"
+    proxy_conf = ha.worker.root / "etc/kubernetes/proxy.conf"
+    before = (kubeconfig_cert_serial(kubelet_conf), kubeconfig_cert_serial(proxy_conf))
+    csrs_before = {c["metadata"]["name"] for c in json.loads(ha.kubectl_ok("get", "csr", "-o", "json"))["items"]}
+    out = local_api(ha.worker, "POST", "/1.0/k8sd/worker/certificates/renew", {"certificates": ["kubelet.conf", "proxy.conf", "kubelet"]})
+    assert sorted(out["restarted"]) == ["kube-proxy", "kubelet"]
+    after = (kubeconfig_cert_serial(kubelet_conf), kubeconfig_cert_serial(proxy_conf))
+    assert after[0] != before[0] and after[1] != before[1]
+    assert oct(kubelet_conf.stat().st_mode & 0o777) == "0o600"
+
+    def new_serving_cert_signed():
+        items = json.loads(ha.kubectl_ok("get", "csr", "-o", "json"))["items"]
+        fresh = [c for c in items if c["metadata"]["name"] not in csrs_before and c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"]
+        return any(c["status"].get("certificate") for c in fresh)
+
+    wait_for("a new kubelet serving certificate", new_serving_cert_signed, timeout=120, interval=2)
+    # The renewed client certificate works (the node stays Ready) and so does the serving one (logs).
+    wait_for("pod logs after the renewal", lambda: (r := ha.cp1.kubectl("logs", "hello")).returncode == 0 and "hello-from" in r.stdout, timeout=120, interval=2)
 
 
 def _cluster_view(ha: Cluster) -> dict:

@@ -61,7 +61,13 @@ describe('node component specs', () => {
     expect(c.rotateCertificates).toBe(false);
     expect(c.clusterDNS).toEqual(['10.152.183.10']);
     expect(yaml.load(renderKubeletConfig(ctx))).toMatchObject({ kind: 'KubeletConfiguration', failSwapOn: false });
-    expect(kubeletArgs(ctx)).toMatchObject({ 'node-ip': '10.0.0.21', 'hostname-override': 'w1', 'node-labels': 'k8sd.io/role=worker' });
+    expect(kubeletArgs(ctx)).toMatchObject({
+      'node-ip': '10.0.0.21',
+      'hostname-override': 'w1',
+      'node-labels': 'k8sd.io/role=worker',
+      'root-dir': '/tmp/node-w1/var/lib/kubelet',
+      'cert-dir': '/tmp/node-w1/var/lib/kubelet/pki',
+    });
   });
 
   it('binds kube-proxy health and metrics to loopback in iptables mode', () => {

@@ -197,6 +197,19 @@ export function registerMembership(d: K8sd): Membership {
     ...tokenRoutes(m),
     { method: 'POST', path: '/1.0/k8sd/cluster/join', handler: (req, res) => handleJoinCluster(m, req, res) },
     ...removal.local,
+    {
+      // Workers: renew certificates through the control plane (for refresh-certs and automatic renewal).
+      method: 'POST',
+      path: '/1.0/k8sd/worker/certificates/renew',
+      handler: async (req) => {
+        const wanted = (req.body as { certificates?: unknown }).certificates ?? ['kubelet.conf', 'proxy.conf', 'kubelet'];
+        const valid: WorkerCertificate[] = ['kubelet.conf', 'proxy.conf', 'kubelet'];
+        if (!Array.isArray(wanted) || !wanted.length || !wanted.every((c) => valid.includes(c as WorkerCertificate))) {
+          throw new ApiError(400, `certificates must be a list of ${valid.join(', ')}`);
+        }
+        return renewWorkerCertificates(d, wanted as WorkerCertificate[]);
+      },
+    },
   );
   d.extraClusterRoutes.push(...joinServerRoutes(m), ...removal.cluster);
   d.onClustered.push((node) => m.onClustered(node));
