@@ -185,7 +185,7 @@ def start_k8sd_with_env(node: Node, env: dict[str, str], timeout: float = 30) ->
     out.close()
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if node.socket.exists():
+        if node.socket_answers():
             return
         if node.k8sd_proc.poll() is not None:
             break

@@ -223,19 +223,19 @@ def test_ca_rotation_keeps_the_api_available(node, tmp_path):
     old_ca_cn = cert_facts((node.pki / "ca.crt").read_text()).subject
 
     def fresh():
-        status = kubeconfig_request(node.admin_conf.read_text(), server, "/api/v1/namespaces/default")
+        status = kubeconfig_request(node.admin_conf.read_text(), server, "/api/v1/namespaces/default", timeout=10)
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
         return status
 
     def old_new_conn():
-        status = kubeconfig_request(old_text, server, "/api/v1/namespaces/default")
+        status = kubeconfig_request(old_text, server, "/api/v1/namespaces/default", timeout=10)
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
         return status
 
     def old_long_lived():
-        return old_core.read_namespace("default", _request_timeout=3).metadata.name
+        return old_core.read_namespace("default", _request_timeout=10).metadata.name
 
     probes = [Probe("fresh", fresh), Probe("old-new-conn", old_new_conn), Probe("old-long-lived", old_long_lived)]
     for p in probes:
