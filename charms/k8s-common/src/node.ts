@@ -2,7 +2,16 @@
 import type { HookEvent } from '../../runtime/src/charm.js';
 import type { Config, Model } from '../../runtime/src/model.js';
 import type { Reconciliation } from '../../runtime/src/reconcile.js';
-import { commandOptionsFromEnv, ExecaK8sCli, ExecaK8sSnap, type K8sCli, type K8sSnap, type NodeIdentity } from './workload.js';
+import {
+  commandOptionsFromEnv,
+  ExecaK8sCli,
+  ExecaK8sSnap,
+  runsKubelet,
+  type ClusterStatus,
+  type K8sCli,
+  type K8sSnap,
+  type NodeIdentity,
+} from './workload.js';
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
 
@@ -146,10 +155,26 @@ async function stillMember(k8s: K8sCli, nodeName: string): Promise<boolean> {
 /**
  * Keeps the node's labels as configured: node-labels plus the Juju topology labels.
  * Labels this charm set earlier and no longer wants are removed.
+ * A node whose `k8s status` shows it runs no kubelet has no Node object to label: nothing is
+ * applied (and nothing recorded, so the labels go on once it has one); configured node-labels
+ * are reported in the log.
  */
-export async function reconcileNodeLabels(r: Reconciliation, k8s: K8sCli, nodeName: string, config: Config, charmName: string): Promise<void> {
+export async function reconcileNodeLabels(
+  r: Reconciliation,
+  k8s: K8sCli,
+  nodeName: string,
+  config: Config,
+  charmName: string,
+  status?: ClusterStatus,
+): Promise<void> {
   const { model } = r;
   const wanted = checkOptions(r, () => parseNodeLabels('node-labels', config.string('node-labels')));
+  if (status && !runsKubelet(status)) {
+    if (Object.keys(wanted.set).length > 0 || wanted.remove.length > 0) {
+      await model.log('WARNING', `node-labels not applied: ${nodeName} runs no kubelet, so it is not a Kubernetes node`);
+    }
+    return;
+  }
   const desired: Record<string, string> = {
     ...wanted.set,
     'juju-application': model.unit.app,

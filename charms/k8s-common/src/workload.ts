@@ -43,6 +43,20 @@ export interface ClusterStatus {
   readonly role: 'control-plane' | 'worker';
   /** Names of the cluster members k8s reports. */
   readonly members: readonly string[];
+  /**
+   * The services k8s reports running on this node ('services': [{name}…]); undefined when the
+   * status does not list them (Canonical k8s' status has no such list).
+   */
+  readonly services?: readonly string[];
+}
+
+/**
+ * False when k8s says this node runs no kubelet: it lists the node's services and kubelet is
+ * not among them (a control-plane node of this k8s runs etcd and the control-plane services
+ * only), so Kubernetes will never have a Node object for it. True when unknown.
+ */
+export function runsKubelet(status: ClusterStatus): boolean {
+  return status.services === undefined || status.services.length === 0 || status.services.includes('kubelet');
 }
 
 export interface NodeIdentity {
@@ -253,7 +267,7 @@ export class NodeNotClusteredError extends Error {
 }
 
 /**
- * Reads `k8s status --output-format json`: {ready, node-name, role, members | datastore.members}.
+ * Reads `k8s status --output-format json`: {ready, node-name, role, members | datastore.members, services?}.
  * Throws NodeNotClusteredError for role 'none'.
  */
 export function parseClusterStatus(output: string): ClusterStatus {
@@ -266,7 +280,14 @@ export function parseClusterStatus(output: string): ClusterStatus {
   const datastore = value.datastore;
   const listed = Array.isArray(value.members) ? value.members : isRecord(datastore) && Array.isArray(datastore.members) ? datastore.members : [];
   const members = listed.map(memberName).filter((name): name is string => name !== undefined);
-  return { ready: value.ready, nodeName: typeof value['node-name'] === 'string' ? value['node-name'] : '', role, members };
+  const services = Array.isArray(value.services) ? value.services.map(memberName).filter((name): name is string => name !== undefined) : undefined;
+  return {
+    ready: value.ready,
+    nodeName: typeof value['node-name'] === 'string' ? value['node-name'] : '',
+    role,
+    members,
+    ...(services ? { services } : {}),
+  };
 }
 
 /** Accepts a list of names, a list of {name}, or {tokens: […]}. */

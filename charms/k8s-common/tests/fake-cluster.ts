@@ -51,6 +51,8 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   joinDocument: string | undefined;
   /** Makes `snap install` fail with this message. */
   installError: string | undefined;
+  /** The services `k8s status` lists for this node; undefined lists none (as Canonical k8s). */
+  services: string[] | undefined;
 
   constructor(
     readonly cluster: FakeCluster,
@@ -133,6 +135,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
       nodeName: this.name,
       role: this.member.role,
       members: [...this.cluster.members.entries()].filter(([, member]) => member.role === 'control-plane').map(([name]) => name),
+      ...(this.services ? { services: this.services } : {}),
     };
   }
 

@@ -7,6 +7,7 @@ import {
   ExecaK8sCli,
   ExecaK8sSnap,
   parseClusterStatus,
+  runsKubelet,
   parseJoinTokenNames,
   parseSnapList,
   NodeNotClusteredError,
@@ -124,6 +125,19 @@ describe('parsers for k8s and snap output', () => {
   it("reads members at the top level or under 'datastore' (as src/cli's status prints them)", () => {
     const status = { ready: true, 'node-name': 'n0', role: 'control-plane', datastore: { type: 'etcd', members: [{ name: 'n0', address: '10.0.0.5', role: 'voter' }] } };
     expect(parseClusterStatus(JSON.stringify(status)).members).toEqual(['n0']);
+  });
+
+  it("reads this node's services, and whether it runs a kubelet, from src/cli's status", () => {
+    const service = (name: string) => ({ name, state: 'running', restarts: 0, pid: 1 });
+    const controlPlane = { ready: true, 'node-name': 'n0', role: 'control-plane', services: ['etcd', 'kube-apiserver'].map(service) };
+    const parsed = parseClusterStatus(JSON.stringify(controlPlane));
+    expect(parsed.services).toEqual(['etcd', 'kube-apiserver']);
+    expect(runsKubelet(parsed)).toBe(false);
+    expect(runsKubelet(parseClusterStatus(JSON.stringify({ ...controlPlane, services: [service('kubelet')] })))).toBe(true);
+    // No list (Canonical k8s prints none), or an empty one, says nothing: assume a kubelet.
+    expect(parseClusterStatus('{"ready": true, "role": "worker"}').services).toBeUndefined();
+    expect(runsKubelet(parseClusterStatus('{"ready": true, "role": "worker"}'))).toBe(true);
+    expect(runsKubelet(parseClusterStatus('{"ready": true, "role": "worker", "services": []}'))).toBe(true);
   });
 
   it('accepts the join-token list as names, objects or {tokens}', () => {

@@ -115,7 +115,7 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
     deps.k8s.status(),
   );
   if (!status.ready) r.waiting(`Node ${node.name} is not ready`);
-  await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s');
+  await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s', status);
 }
 
 /** Leader, first time: bootstrap (or adopt a bootstrap whose hook did not commit) and record it. */

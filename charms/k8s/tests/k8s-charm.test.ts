@@ -193,6 +193,22 @@ describe('k8s charm: config-changed', () => {
     expect(cluster.commands.slice(again).some((line) => line.includes('k8s set'))).toBe(false);
   });
 
+  it('labels nothing on a node whose status shows no kubelet, and is Active', async () => {
+    const cluster = new FakeCluster();
+    const machine = installedMachine(cluster, 'node-0');
+    machine.services = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'];
+    const ctx = contextFor(machine);
+    const state = await ctx.run(ctx.on.leaderElected(), { leader: true, config: { 'node-labels': 'team=a' }, relations: [PEER] });
+    expect(state.unitStatus).toEqual({ status: 'active', message: 'Ready' });
+    expect(cluster.commands.some((line) => line.includes('kubectl label'))).toBe(false);
+    expect(ctx.jujuLog).toContainEqual({ level: 'WARNING', message: 'node-labels not applied: node-0 runs no kubelet, so it is not a Kubernetes node' });
+
+    // Once the node runs a kubelet, the labels go on.
+    machine.services = [...machine.services, 'kubelet'];
+    await ctx.run(ctx.on.updateStatus(), state);
+    expect(cluster.labels.get('node-0')).toEqual({ team: 'a', 'juju-application': 'k8s', 'juju-charm': 'k8s' });
+  });
+
   it('relabels the node when node-labels change, removing labels it no longer wants', async () => {
     const { cluster, ctx, state } = await bootstrappedLeader({ 'node-labels': 'team=a tier=web' });
     expect(cluster.labels.get('node-0')).toMatchObject({ team: 'a', tier: 'web' });
