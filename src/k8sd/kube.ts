@@ -8,7 +8,17 @@ import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 
 export async function loadKubeconfig(file: string): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
+  // The cluster CA may be an intermediate (ca-crt from an enterprise PKI): Go clients take any
+  // certificate of the bundle as a trust anchor, OpenSSL only with allowPartialTrustChain.
+  // Without it every k8sd API call fails with "fetch failed" on such a cluster.
+  class PartialChainKubeConfig extends KubeConfig {
+    override createDispatcherOptions(...args: Parameters<KubeConfig['createDispatcherOptions']>): ReturnType<KubeConfig['createDispatcherOptions']> {
+      const opts = super.createDispatcherOptions(...args);
+      if (opts.type === 'agent') opts.connect = { ...opts.connect, allowPartialTrustChain: true } as typeof opts.connect;
+      return opts;
+    }
+  }
+  const kc = new PartialChainKubeConfig();
   kc.loadFromFile(file);
   return kc;
 }

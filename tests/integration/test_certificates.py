@@ -523,6 +523,13 @@ def test_ca_rotation_is_refused_while_a_certificate_of_that_ca_is_external(xca):
     assert changes == [], changes
 
 
+def test_k8sd_reaches_the_api_under_an_intermediate_ca(xca):
+    """k8sd's own API client (re-encryption, events, CSR signer) trusts the intermediate as an anchor."""
+    r = xca.k8s("secrets-encryption", "reencrypt", "--output-format", "json", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["failed"] == 0
+
+
 def test_bad_supplied_cas_are_refused_and_leave_the_root_untouched(testbed, enterprise_pki, tmp_path):
     root_crt, root_key = enterprise_pki["root"]
     int_crt, int_key = enterprise_pki["intermediate"]
