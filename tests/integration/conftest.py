@@ -71,26 +71,38 @@ def testbed(request: pytest.FixtureRequest):
                 shutil.rmtree(bed.workdir, ignore_errors=True)
 
 
+def bootstrapped_node(testbed: TestBed, name: str, config=None):
+    """A new node with k8sd started and bootstrapped (config: bootstrap YAML text or dict), ready."""
+    node = testbed.add_node(name)
+    node.start_k8sd()
+    r = node.bootstrap(config)
+    assert r.returncode == 0, f"bootstrap of {name} failed:\n{r.stdout}\n{r.stderr}\n{node.diagnostics()}"
+    node.wait_ready()
+    return node
+
+
+def core_api(node):
+    """The official Python client (CoreV1Api) from the root netns, with the admin kubeconfig that
+    `k8s config --server <address>:6443` prints."""
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(config_file=str(node.kubeconfig())))
+
+
 @pytest.fixture(scope="session")
 def cluster(testbed: TestBed):
-    """One bootstrapped control-plane node, ready. Tests that use it must leave it healthy."""
-    node = testbed.add_node("cp")
-    node.start_k8sd()
-    r = node.bootstrap()
-    assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{node.diagnostics()}"
-    node.wait_ready()
+    """One bootstrapped control-plane node, ready, shared by the whole session: tests that use it
+    only read, or leave it as they found it. Tests that break things get a node of their own."""
+    node = bootstrapped_node(testbed, "cp")
     yield node
     testbed.remove_node(node)
 
 
 @pytest.fixture(scope="session")
 def kube_client(cluster):
-    """The official Python client, from the root netns, with the admin kubeconfig of `k8s config`."""
-    from kubernetes import client, config
-
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig()))
-    yield client.CoreV1Api(api)
-    api.close()
+    api = core_api(cluster)
+    yield api
+    api.api_client.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

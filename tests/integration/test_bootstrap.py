@@ -73,11 +73,6 @@ def etcdctl(cluster) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="encryption at rest is not wired yet: src/k8sd/security.ts createSecurityProvider() returns no files and no "
-    "apiserver args, so kube-apiserver runs without --encryption-provider-config although secrets-encryption defaults to kms",
-)
 def test_secrets_are_not_stored_in_plain_text(cluster, kube_client):
     from kubernetes import client
 
@@ -89,6 +84,7 @@ def test_secrets_are_not_stored_in_plain_text(cluster, kube_client):
     assert raw.returncode == 0, raw.stderr
     assert raw.stdout, "the secret is missing from etcd"
     assert value.encode() not in raw.stdout, "the secret is stored in etcd in plain text"
+    assert raw.stdout.startswith(b"k8s:enc:"), raw.stdout[:40]  # an encryption provider's envelope
 
 
 def test_status_json_describes_the_node(cluster):

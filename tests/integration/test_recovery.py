@@ -10,7 +10,23 @@ import uuid
 
 import pytest
 
+from conftest import bootstrapped_node, core_api
 from testbed import process_alive
+
+
+@pytest.fixture(scope="module")
+def cluster(testbed):
+    """A node of its own: these tests kill its services."""
+    node = bootstrapped_node(testbed, "rcv")
+    yield node
+    testbed.remove_node(node)
+
+
+@pytest.fixture(scope="module")
+def kube_client(cluster):
+    api = core_api(cluster)
+    yield api
+    api.api_client.close()
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,6 @@ def test_the_cluster_uses_the_supplied_ca(node_with_supplied_ca):
     assert "Verification: OK" in s.stderr, s.stderr
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="src/crypto/node.ts issue(): the leaf's issuer DN is re-encoded from issuerCert.subject (a string) as "
-    "PrintableString while openssl CAs use UTF8String; Go compares issuer/subject bytes, so kubectl and the "
-    "control-plane components reject every leaf ('certificate signed by unknown authority'). Fix: issuer: issuerCert.subjectName",
-)
 def test_go_clients_accept_certificates_signed_by_the_supplied_ca(node_with_supplied_ca):
     node, _ = node_with_supplied_ca
     r = node.kubectl("get", "ns", "default", "-o", "name", timeout=30)

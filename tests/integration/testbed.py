@@ -245,8 +245,11 @@ class Node:
     def start_k8sd(self, timeout: float = 30) -> None:
         console = self.workdir / "k8sd.console.log"
         out = open(console, "ab")
+        # cwd: the node's work dir, so that nothing a service writes relative to its working
+        # directory ends up in the repository.
         self.k8sd_proc = subprocess.Popen(
-            self.nsenter(str(K8SD)), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            self.nsenter(str(K8SD)), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=self.workdir,
         )
         out.close()
         deadline = time.time() + timeout
@@ -372,6 +375,7 @@ class TestBed:
         self.gateway = str(self.network.network_address + 1)
         self.nodes: list[Node] = []
         self._next_index = 1
+        self._used_names: set[str] = set()
         self._mounted_netns_dir = False
         self._up = False
 
@@ -460,6 +464,9 @@ class TestBed:
         index = self._next_index
         self._next_index += 1
         name = name or f"n{index}"
+        if name in self._used_names:  # each node gets a fresh netns and K8S_ROOT, even after a removal
+            name = f"{name}-{index}"
+        self._used_names.add(name)
         address = str(self.network.network_address + 10 + index)
         netns = f"{self.prefix}-{name}"
         veth_host, veth_node = f"{self.prefix}h{index}", f"{self.prefix}n{index}"
