@@ -181,7 +181,9 @@ def start_k8sd_with_env(node: Node, env: dict[str, str], timeout: float = 30) ->
     out = open(console, "ab")
     extra = [f"{k}={v}" for k, v in env.items()]
     cmd = node.nsenter("env", *extra, str(K8SD))
-    node.k8sd_proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    node.k8sd_proc = subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=node.workdir
+    )
     out.close()
     deadline = time.time() + timeout
     while time.time() < deadline:
