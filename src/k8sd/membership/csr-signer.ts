@@ -4,13 +4,13 @@
 // its own name and addresses), denies it with a reason otherwise, and signs approved requests
 // with the cluster CA (ca.crt: the apiserver verifies kubelets with --kubelet-certificate-authority).
 // Every control-plane node runs it; optimistic concurrency on the CSR lets one writer win.
-import { ApiException, CertificatesV1Api, V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
+import type { CertificatesV1Api, V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { CertificateTemplate } from '../../crypto/types.js';
 import { LEAF_KEY_USAGE } from '../../pki/table.js';
-import { loadKubeconfig } from '../kube.js';
 import { checkKubeletServingCsr, CsrDecision, KUBELET_SERVING_SIGNER, RegisteredNode } from './csr-approval.js';
 import type { Membership } from './index.js';
+import { apiStatus, kubeClients } from './kube-clients.js';
 import { leafLifetimeMs } from './join-server.js';
 
 const MIN_LIFETIME_S = 600;
@@ -53,7 +53,10 @@ export class KubeletServingSigner {
     try {
       const admin = this.m.d.layout.kubeconfig('admin.conf');
       if (!existsSync(admin) || !this.m.d.state) return 0;
-      const api = (await loadKubeconfig(admin)).makeApiClient(CertificatesV1Api);
+      const records = await this.m.store().members();
+      // Only kubelets ask for serving certificates, and only workers run one.
+      if (!records.some((r) => r.role === 'worker')) return 0;
+      const api = (await kubeClients(admin)).certificates;
       const list = await api.listCertificateSigningRequest();
       const todo = list.items.filter(
         (c) =>
@@ -64,8 +67,7 @@ export class KubeletServingSigner {
           !this.done.has(`${c.metadata?.name}/${c.metadata?.resourceVersion}`),
       );
       if (!todo.length) return 0;
-      const store = this.m.store();
-      const nodes = new Map<string, RegisteredNode>((await store.members()).map((r) => [r.name, { name: r.name, addresses: [r.address] }]));
+      const nodes = new Map<string, RegisteredNode>(records.map((r) => [r.name, { name: r.name, addresses: [r.address] }]));
       let handled = 0;
       for (const csr of todo) if (await this.handle(api, csr, (n) => nodes.get(n))) handled++;
       this.lastError = '';
@@ -144,12 +146,13 @@ export class KubeletServingSigner {
       const cert = await this.m.d.crypto.signCsr(pem, template, { certificatePem: ca.cert, privateKeyPem: ca.key });
       current.status = { ...(current.status ?? {}), certificate: Buffer.from(cert).toString('base64') };
       await api.replaceCertificateSigningRequestStatus({ name, body: current });
+      if (this.done.size > 10_000) this.done.clear();
       this.done.add(`${name}/${current.metadata?.resourceVersion}`);
       log.info('signed a kubelet serving certificate', { csr: name, user: csr.spec.username, dns: parsed.dnsNames, ips: parsed.ipAddresses, days: Math.round(seconds / 86_400) });
       return true;
     } catch (err) {
       // 409: another control-plane node got there first.
-      if (err instanceof ApiException && err.code === 409) return false;
+      if (apiStatus(err) === 409) return false;
       log.warn('kubelet serving CSR signer: could not process a request', { csr: name, error: (err as Error).message });
       return false;
     }

@@ -1,7 +1,6 @@
 // Membership: join tokens, control-plane and worker joins, node removal, the worker node
 // components, and the controllers that keep membership facts current (peers, API server
 // endpoints, pod network config, kubelet serving certificates).
-import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
@@ -11,8 +10,8 @@ import { ServiceId } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, cniConflistPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
-import { loadKubeconfig } from '../kube.js';
 import { KubeletServingSigner } from './csr-signer.js';
+import { apiStatus, kubeClients, mergePatchOptions } from './kube-clients.js';
 import { handleJoinCluster } from './join-flow.js';
 import { controlPlanePeers, joinServerRoutes, K8SD_CLUSTER_PORT, MembersReply, WORKER_CLIENT_CERTS, WorkerClientCert } from './join-server.js';
 import { startNodeComponents } from './node-components.js';
@@ -106,16 +105,19 @@ export class Membership {
   private async labelNodes(): Promise<void> {
     const admin = this.d.layout.kubeconfig('admin.conf');
     if (!existsSync(admin)) return;
-    const api = (await loadKubeconfig(admin)).makeApiClient(CoreV1Api);
-    for (const rec of await this.store().members()) {
+    const records = await this.store().members();
+    // Nothing to label until a worker joined (and no reason to load the Kubernetes client before).
+    if (!records.some((r) => r.role === 'worker')) return;
+    const api = (await kubeClients(admin)).core;
+    for (const rec of records) {
       const label = `node-role.kubernetes.io/${rec.role}`;
       try {
         const node = await api.readNode({ name: rec.name });
         if (node.metadata?.labels?.[label] !== undefined) continue;
-        await api.patchNode({ name: rec.name, body: { metadata: { labels: { [label]: '' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        await api.patchNode({ name: rec.name, body: { metadata: { labels: { [label]: '' } } } }, await mergePatchOptions());
         this.log.info('labelled node', { node: rec.name, label });
       } catch (err) {
-        if (!(err instanceof ApiException && err.code === 404)) throw err;
+        if (apiStatus(err) !== 404) throw err;
       }
     }
   }
@@ -167,10 +169,10 @@ export class Membership {
     if (!node || !existsSync(l.kubeconfig('kubelet.conf'))) return false;
     let cidrs: string[];
     try {
-      const n = await (await loadKubeconfig(l.kubeconfig('kubelet.conf'))).makeApiClient(CoreV1Api).readNode({ name: node.name });
+      const n = await (await kubeClients(l.kubeconfig('kubelet.conf'))).core.readNode({ name: node.name });
       cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return false;
+      if (apiStatus(err) === 404) return false;
       throw err;
     }
     if (!cidrs.length) return false;

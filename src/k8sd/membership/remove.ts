@@ -6,7 +6,6 @@
 // A node removing itself answers the request first and tears down afterwards, so the CLI
 // gets its answer instead of an EOF. A removed node keeps k8sd running, unclustered, and can
 // join again under the same name.
-import { ApiException, CoreV1Api } from '@kubernetes/client-node';
 import { existsSync, rmSync } from 'node:fs';
 import { ServerResponse } from 'node:http';
 import { EtcdClient, EtcdMember } from '../../datastore/etcd.js';
@@ -15,9 +14,9 @@ import { KUBECONFIGS } from '../../pki/table.js';
 import { etcdPeerUrl } from '../controlplane.js';
 import { ApiError, Request, Route } from '../http.js';
 import { fingerprintOf } from '../identity.js';
-import { loadKubeconfig } from '../kube.js';
 import { leaveHookList } from './extensions.js';
 import type { Membership } from './index.js';
+import { apiStatus, kubeClients } from './kube-clients.js';
 import { K8SD_CLUSTER_PORT } from './join-server.js';
 import { nodeRuntimeDirs } from './join-flow.js';
 import { stopNodeComponents, unmountUnder } from './node-components.js';
@@ -58,10 +57,10 @@ async function deleteKubernetesNode(m: Membership, name: string): Promise<string
   const admin = m.d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return undefined;
   try {
-    await (await loadKubeconfig(admin)).makeApiClient(CoreV1Api).deleteNode({ name });
+    await (await kubeClients(admin)).core.deleteNode({ name });
     return undefined;
   } catch (err) {
-    if (err instanceof ApiException && err.code === 404) return undefined;
+    if (apiStatus(err) === 404) return undefined;
     return `the Kubernetes node "${name}" could not be deleted (${(err as Error).message}); delete it with "k8s kubectl delete node ${name}"`;
   }
 }
@@ -122,9 +121,10 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
       if (rec) await store.deleteMember(name);
       const w = await deleteKubernetesNode(m, name);
       if (w) warnings.push(w);
-      const others = members.filter((x) => x.id !== member?.id);
-      // Last: removing our own member stops the etcd this node talks to.
-      if (member && others.length) await m.d.state.etcd.removeMember(member.id);
+      const others = members.filter((x) => x.id !== member?.id && !x.isLearner && x.clientURLs.length);
+      // Last, and through another member: removing our own member stops the etcd this node talks to,
+      // sometimes before it answers.
+      if (member && others.length) await removeThroughOthers(m, member.id, others);
       m.log.warn('this node removed itself from the cluster', { node: name });
       return scheduleSelfCleanup(m, res, name, warnings);
     }
@@ -151,6 +151,20 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     return { removed: name, self: false, warnings };
   } finally {
     m.busy = false;
+  }
+}
+
+async function removeThroughOthers(m: Membership, id: string, others: EtcdMember[]): Promise<void> {
+  const l = m.d.layout;
+  const client = EtcdClient.fromFiles(others.flatMap((o) => o.clientURLs), { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') });
+  try {
+    await client.removeMember(id);
+  } catch (err) {
+    // The answer may be lost while the cluster changes; what counts is whether the member is gone.
+    const left = await client.members().catch(() => undefined);
+    if (!left || left.some((x) => x.id === id)) throw err;
+  } finally {
+    client.close();
   }
 }
 

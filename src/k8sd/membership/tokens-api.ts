@@ -2,11 +2,10 @@
 //   POST /1.0/k8sd/cluster/tokens         {name?, worker?, expiresInSeconds?} → the token, once
 //   GET  /1.0/k8sd/cluster/tokens         open tokens (names, roles, expiry; never secrets)
 //   POST /1.0/k8sd/cluster/tokens/revoke  {name}
-import { ApiException, CoreV1Api } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { ApiError, Request, Route } from '../http.js';
-import { loadKubeconfig } from '../kube.js';
 import type { Membership } from './index.js';
+import { kubeClients } from './kube-clients.js';
 import { joinHostPort } from './peer.js';
 import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
 import { JoinTokenRecord } from './store.js';
@@ -34,14 +33,21 @@ export interface TokenInfo {
   issuedBy?: string;
 }
 
+/** Names of the Kubernetes Nodes, listed at most every few seconds (a burst of token requests shares one list). */
+let nodeNames: { at: number; names: Promise<Set<string>> } | undefined;
+const NODE_LIST_TTL_MS = 3000;
+
 async function kubernetesNodeExists(m: Membership, name: string): Promise<boolean> {
   const admin = m.d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return false;
+  if (!nodeNames || Date.now() - nodeNames.at > NODE_LIST_TTL_MS) {
+    const names = kubeClients(admin).then(async ({ core }) => new Set((await core.listNode()).items.map((n) => n.metadata?.name ?? '')));
+    nodeNames = { at: Date.now(), names };
+    names.catch(() => (nodeNames = undefined));
+  }
   try {
-    await (await loadKubeconfig(admin)).makeApiClient(CoreV1Api).readNode({ name });
-    return true;
+    return (await nodeNames.names).has(name);
   } catch (err) {
-    if (err instanceof ApiException && err.code === 404) return false;
     // The API server is down: do not block issuing a token on it.
     m.log.warn('could not check for an existing Kubernetes node before issuing a token', { node: name, error: (err as Error).message });
     return false;
