@@ -44,6 +44,8 @@ export class ServiceError extends Error {
 export function serviceCommand(layout: Layout, name: ServiceId): { file: string; argv: string[]; env: Record<string, string> } {
   const bin = BINARIES[name];
   const file = layout.componentBinary(bin.component, bin.binary);
+  // Never run a service without its arguments: it would start with insecure built-in defaults.
+  if (!existsSync(layout.args(name))) throw new ServiceError(name, `its arguments file ${layout.args(name)} is missing; refusing to start it without them`);
   const argv = argsToArgv(readArgsFile(layout.args(name)));
   const env = { ...readEnvFile(layout.args('snap-env')), ...readEnvFile(layout.args(`${name}-env`)) };
   return { file, argv, env };
@@ -61,6 +63,9 @@ interface Supervised {
   timer?: NodeJS.Timeout;
   exited?: Promise<void>;
 }
+
+/** Per-service stop grace (as the snap's stop-timeout): a restart must not wait on a slow drain. */
+const STOP_TIMEOUT_MS: Partial<Record<ServiceId, number>> = { 'kube-apiserver': 5000 };
 
 const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
@@ -183,7 +188,7 @@ export class Supervisor implements ServiceManager {
     const killer = setTimeout(() => {
       this.log.warn('service did not stop in time; killing it', { svc: name });
       child.kill('SIGKILL');
-    }, this.stopTimeoutMs);
+    }, Math.min(this.stopTimeoutMs, STOP_TIMEOUT_MS[name] ?? this.stopTimeoutMs));
     await s.exited;
     clearTimeout(killer);
   }

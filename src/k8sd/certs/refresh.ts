@@ -51,12 +51,14 @@ export async function clusterContext(d: K8sd): Promise<{ node: LocalNodeState; c
  * front-proxy client and kubelet client certificate), so changing them needs no restart.
  */
 export const RELOADED_BY_APISERVER = new Set(['apiserver', 'apiserver-kubelet-client', 'front-proxy-client']);
+/** etcd reads its serving and peer certificates on every TLS handshake, so it needs no restart either. */
+export const RELOADED_BY_ETCD = new Set(['etcd-server', 'etcd-peer']);
 
 /** Services to restart when these certificates change. */
 export function servicesFor(names: string[]): ServiceId[] {
   const out = new Set<string>();
   for (const n of names) {
-    if (RELOADED_BY_APISERVER.has(n)) continue;
+    if (RELOADED_BY_APISERVER.has(n) || RELOADED_BY_ETCD.has(n)) continue;
     const spec = LEAVES.find((l) => l.name === n) ?? KUBECONFIGS.find((k) => k.name === n);
     for (const s of spec?.services ?? []) if (s !== 'k8sd') out.add(s);
   }
