@@ -5,6 +5,7 @@
 // then is the secret sent. Each flow is a list of named steps that roll back on failure (the
 // cluster side included: an aborted join removes its etcd member and puts the token back).
 import { existsSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { isIP } from 'node:net';
 import { ServerResponse } from 'node:http';
 import { defaultNodeAddress, isLoopback } from '../../config/net.js';
@@ -132,6 +133,10 @@ async function checkPorts(ctx: Ctx, ports: Array<[string, number, string]>): Pro
   for (const [a, p, what] of ports) {
     if (!(await ctx.m.d.host.portFree(a, p))) throw new Error(`port ${a}:${p} (${what}) is already in use; stop whatever listens there first`);
   }
+}
+
+function onPath(binary: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => dir && existsSync(path.join(dir, binary)));
 }
 
 function peersWithSelf(members: PeerRecord[], self: PeerRecord): PeerRecord[] {
@@ -333,6 +338,7 @@ const workerSteps: Step<Ctx>[] = [
       if (ctx.m.d.node()) throw new Error('this node is already part of a cluster');
       const missing = missingNodeBinaries(l, 'worker');
       if (missing.length) throw new Error(`component binaries are missing: ${missing.join(', ')}; build them with snap/components/build-all.sh`);
+      if (!onPath('iptables')) throw new Error('iptables is not installed; kube-proxy and the CNI plugins need it (apt-get install iptables)');
       await checkPorts(ctx, nodePorts('worker', 6443));
     },
   },
