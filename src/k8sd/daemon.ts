@@ -75,8 +75,9 @@ export class K8sd {
     this.security = security;
     registerSecretsEncryption(this, security.manager);
     registerModules(this);
-    if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
+    // The pid file comes first, so that `npm stop` during the (slow) reaping below finds this k8sd.
     writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
+    if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
     await this.startLocalApi();
     const node = this.node();
     if (node) {
