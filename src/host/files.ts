@@ -1,7 +1,7 @@
 // Atomic file writes. A single file is written to a temp file, fsynced and renamed.
 // A set of files is committed through a journal so that a crash leaves either the
 // old set or the new set on disk, never a mix: recoverFileSets() rolls a journal forward.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -97,4 +97,28 @@ export function recoverFileSets(journalDir: string): number {
 /** Removes files written so far; used to roll back a failed flow step. */
 export function removeFiles(paths: string[]): void {
   for (const p of paths) rmSync(p, { force: true, recursive: true });
+}
+
+/** Directories that would have to be created to hold these paths (deepest last). */
+export function missingDirs(paths: string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    let dir = path.dirname(p);
+    while (dir !== path.dirname(dir) && !existsSync(dir)) {
+      out.add(dir);
+      dir = path.dirname(dir);
+    }
+  }
+  return [...out].sort((a, b) => a.length - b.length);
+}
+
+/** Removes these directories if they are empty, deepest first; used to roll back a step completely. */
+export function removeEmptyDirs(dirs: string[]): void {
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty, or already gone
+    }
+  }
 }

@@ -253,11 +253,6 @@ def test_a_service_that_will_not_start_fails_the_bootstrap_and_is_rolled_back(no
     assert files == [], "rollback left files behind"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="rollback removes the files it wrote but not the directories commitFileSet/Supervisor created for them "
-    "(etc/kubernetes/pki/etcd, args/, run/...): src/host/files.ts removeFiles() and src/k8sd/flows/bootstrap.ts write-config rollback",
-)
 def test_a_rolled_back_bootstrap_leaves_no_directories_behind(failed_start):
     before, after, _ = failed_start
     diff = [d for d in diff_snapshots(before, after) if not d.startswith("added   var/snap/k8s/common/var/log/")]

@@ -4,7 +4,7 @@ import { BootstrapConfig } from '../../config/bootstrap.js';
 import { CryptoBackend } from '../../crypto/types.js';
 import { EtcdClient } from '../../datastore/etcd.js';
 import { ClusterConfig, ClusterState, readLocalNode, writeLocalNode, removeLocalNode } from '../../datastore/state.js';
-import { commitFileSet, FileSpec, removeFiles } from '../../host/files.js';
+import { commitFileSet, FileSpec, missingDirs, removeEmptyDirs, removeFiles } from '../../host/files.js';
 import { Host } from '../../host/host.js';
 import { Logger } from '../../log.js';
 import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';
@@ -57,6 +57,8 @@ interface Ctx extends BootstrapDeps {
   cluster: ClusterConfig;
   bundle?: PkiBundle;
   written: string[];
+  /** Directories this bootstrap created, removed again on rollback when empty. */
+  createdDirs: string[];
   etcd?: EtcdClient;
   deadline: number;
 }
@@ -181,10 +183,13 @@ const steps: Step<Ctx>[] = [
         );
       }
       ctx.written = files.map((f) => f.path);
+      // Also the directories services create when they start (run/, etcd data, logs are volatile).
+      ctx.createdDirs = missingDirs([...ctx.written, `${host.layout.runDir}/x`, `${host.layout.etcdDataDir}/x`]);
       commitFileSet(files, host.layout.k8sdStateDir);
     },
     async rollback(ctx) {
       removeFiles(ctx.written);
+      removeEmptyDirs(ctx.createdDirs);
     },
   },
   {
@@ -262,7 +267,7 @@ const steps: Step<Ctx>[] = [
 ];
 
 export async function bootstrap(deps: BootstrapDeps, req: BootstrapRequest, onEvent?: (e: StepEvent) => void): Promise<{ etcd: EtcdClient; cluster: ClusterConfig }> {
-  const ctx: Ctx = { ...deps, req, cluster: clusterConfigFrom(req.config), written: [], deadline: Date.now() + req.timeoutMs };
+  const ctx: Ctx = { ...deps, req, cluster: clusterConfigFrom(req.config), written: [], createdDirs: [], deadline: Date.now() + req.timeoutMs };
   await runFlow('bootstrap', steps, ctx, onEvent);
   return { etcd: ctx.etcd!, cluster: ctx.cluster };
 }
