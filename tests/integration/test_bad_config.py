@@ -6,6 +6,8 @@ Afterwards the same node bootstraps fine."""
 
 from __future__ import annotations
 
+import time
+
 import json
 import subprocess
 import textwrap
@@ -199,7 +201,10 @@ def test_the_daemon_refuses_certificates_that_do_not_fit(node, daemon_cases, cas
     assert r.returncode != 0, out
     assert key in out, f"the message does not name {key!r}: {out}"
     assert 'step "pki"' in out, out  # the error says which step failed
-    # It was the daemon that refused.
+    # It was the daemon that refused (its JSON log is written asynchronously: allow it a moment).
+    deadline = time.time() + 5
+    while not any("bootstrap failed" in line for line in k8sd_log_lines(node)[len(log_before):]) and time.time() < deadline:
+        time.sleep(0.2)
     assert any("bootstrap failed" in line for line in k8sd_log_lines(node)[len(log_before):])
     assert_untouched(node, before)
 
