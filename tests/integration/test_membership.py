@@ -208,6 +208,12 @@ def test_worker_certificates_renew_through_the_control_plane(ha: Cluster):
     wait_for("a new kubelet serving certificate", new_serving_cert_signed, timeout=120, interval=2)
     # The renewed client certificate works (the node stays Ready) and so does the serving one (logs).
     wait_for("pod logs after the renewal", lambda: (r := ha.cp1.kubectl("logs", "hello")).returncode == 0 and "hello-from" in r.stdout, timeout=120, interval=2)
+    # `k8s refresh-certs` on the worker takes the same path through the control plane.
+    mid = kubeconfig_cert_serial(kubelet_conf)
+    r = ha.worker.k8s("refresh-certs", "--expires-in", "1y", "--certificates", "kubelet.conf")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "kubelet.conf" in r.stdout and "kubelet" in r.stdout
+    assert kubeconfig_cert_serial(kubelet_conf) != mid
 
 
 def _cluster_view(ha: Cluster) -> dict:

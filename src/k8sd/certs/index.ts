@@ -4,7 +4,7 @@ import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { inventory } from './inventory.js';
 import { installExternal, refreshControlPlane } from './refresh.js';
-import { RenewalController } from './renewal.js';
+import { RenewalController, refreshWorker } from './renewal.js';
 import { rotateCas } from './rotate-ca.js';
 
 export function registerCertificates(d: K8sd): void {
@@ -26,6 +26,7 @@ export function registerCertificates(d: K8sd): void {
       handler: async (req) => {
         const b = req.body as { certificates?: string[]; expirationSeconds?: number; extraSANs?: string[] };
         if (b.expirationSeconds !== undefined && !(b.expirationSeconds >= 60)) throw new ApiError(400, 'expires-in must be at least 1m');
+        if (d.node()?.role === 'worker') return refreshWorker(d, b.certificates);
         return refreshControlPlane(d, {
           ...(b.certificates?.length ? { certificates: b.certificates } : {}),
           ...(b.expirationSeconds ? { lifetimeMs: b.expirationSeconds * 1000 } : {}),
@@ -69,8 +70,7 @@ export function registerCertificates(d: K8sd): void {
     },
   );
   d.onClustered.push(async (node) => {
-    if (node.role !== 'control-plane' || !d.state) return;
-    const config = await d.state.getConfig();
+    const config = node.role === 'control-plane' ? await d.state?.getConfig() : undefined;
     renewal.start(Number(process.env.K8S_CERT_CHECK_INTERVAL_MS) || config?.certificates.checkIntervalMs || 3_600_000);
   });
   d.onStop.push(async () => renewal.stop());

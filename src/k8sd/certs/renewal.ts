@@ -3,6 +3,7 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import { ClusterConfig } from '../../datastore/state.js';
 import { coreApi } from '../kube.js';
+import { ApiError } from '../http.js';
 import type { K8sd } from '../daemon.js';
 import { CertEntry, inventory } from './inventory.js';
 import { refreshControlPlane } from './refresh.js';
@@ -72,7 +73,17 @@ export class RenewalController {
     this.running = true;
     try {
       const node = this.d.node();
-      if (!node || node.role !== 'control-plane' || !this.d.state) return [];
+      if (!node) return [];
+      if (node.role === 'worker') {
+        // Workers hold no CA keys: the control plane re-signs their certificates (default policy).
+        const due = dueForRenewal(inventory(this.d.layout, this.d.crypto, 'worker'), WORKER_POLICY);
+        if (!due.length) return [];
+        this.d.log.warn('worker certificates expire soon; renewing', { certificates: due.map((e) => e.name) });
+        const r = await refreshWorker(this.d, due.map((e) => e.name));
+        this.d.log.info('renewed expiring certificates', { certificates: r.certificates, restarted: r.restarted });
+        return r.certificates;
+      }
+      if (!this.d.state) return [];
       const config = await this.d.state.getConfig();
       if (!config) return [];
       const due = dueForRenewal(inventory(this.d.layout, this.d.crypto, node.role), config.certificates);
@@ -88,4 +99,20 @@ export class RenewalController {
       this.running = false;
     }
   }
+}
+
+const WORKER_POLICY: ClusterConfig['certificates'] = { lifetimeMs: 365 * 86_400_000, renewFraction: 1 / 3, renewBeforeMs: 30 * 86_400_000, checkIntervalMs: 3_600_000 };
+
+/** refresh-certs on a worker: the control plane signs new client certificates; the kubelet gets a new serving CSR. */
+export async function refreshWorker(d: K8sd, names?: string[]): Promise<{ certificates: string[]; expires: string; restarted: string[] }> {
+  const { renewWorkerCertificates } = await import('../membership/index.js');
+  const valid = ['kubelet.conf', 'proxy.conf', 'kubelet'] as const;
+  const wanted = (names?.length ? names : [...valid]) as Array<(typeof valid)[number]>;
+  for (const n of wanted) {
+    if (!(valid as readonly string[]).includes(n)) throw new ApiError(400, `unknown worker certificate "${n}"; choose from ${valid.join(', ')}`);
+  }
+  const r = await renewWorkerCertificates(d, wanted);
+  const renewed = inventory(d.layout, d.crypto, 'worker').filter((e) => (r.renewed as string[]).includes(e.name));
+  const expires = renewed.map((e) => e.expires).sort()[0] ?? '';
+  return { certificates: r.renewed, expires, restarted: r.restarted };
 }
