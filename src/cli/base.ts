@@ -1,6 +1,7 @@
 // Shared flags and rendering for every `k8s` command.
 import { Command, Flags } from '@oclif/core';
 import { K8sdClient, K8sdError } from '../client/index.js';
+import { tryParseDurationMs } from '../config/duration.js';
 import { Layout } from '../layout.js';
 
 export type OutputFormat = 'plain' | 'json' | 'yaml';
@@ -16,18 +17,11 @@ export function timeoutFlagWith(defaultValue: string) {
 }
 export const timeoutFlag = timeoutFlagWith('90s');
 
-/** Parses 90s / 5m / 2h / 1d / 4mo / 1y (and Go-style combinations such as 1h30m). */
+/** Parses 90s / 5m / 2h / 1d / 4mo / 1y (and combinations such as 1h30m); the error names the flag. */
 export function parseDuration(text: string, flag = 'duration'): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, mo: 30 * 86_400_000, y: 365 * 86_400_000 };
-  const re = /(\d+(?:\.\d+)?)(ms|mo|s|m|h|d|y)/g;
-  let total = 0;
-  let consumed = '';
-  for (const m of text.matchAll(re)) {
-    total += Number(m[1]) * units[m[2]!]!;
-    consumed += m[0];
-  }
-  if (!consumed || consumed !== text.trim()) throw new Error(`--${flag}: "${text}" is not a duration; use forms like 90s, 5m, 24h, 30d, 4mo or 1y`);
-  return total;
+  const ms = tryParseDurationMs(text);
+  if (ms === undefined) throw new Error(`--${flag}: "${text}" is not a duration; use forms like 90s, 5m, 24h, 30d, 4mo or 1y`);
+  return ms;
 }
 
 export abstract class K8sCommand extends Command {

@@ -1,22 +1,9 @@
 // Typed calls for membership on k8sd's local API: tokens, join, remove.
 import { K8sdClient, ProgressEvent } from './index.js';
 
-export interface IssuedToken {
-  name: string;
-  role: 'control-plane' | 'worker';
-  token: string;
-  expiresAt: string;
-}
+import type { IssuedToken, TokenInfo } from '../k8sd/membership/tokens-api.js';
 
-export interface TokenInfo {
-  name: string;
-  role: 'control-plane' | 'worker';
-  bound: boolean;
-  createdAt: string;
-  expiresAt: string;
-  expired: boolean;
-  issuedBy?: string;
-}
+export type { IssuedToken, TokenInfo };
 
 export interface RemoveResult {
   removed: string;

@@ -4,6 +4,7 @@ import yaml from 'js-yaml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { KEY_ALGORITHMS, KeyAlgorithm } from '../crypto/types.js';
+import { tryParseDurationMs } from './duration.js';
 import { cidrsOverlap, parseCidrList, isDnsName, Cidr, CidrError } from './net.js';
 
 export const SERVICES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubelet', 'containerd', 'etcd'] as const;
@@ -165,12 +166,9 @@ export interface BootstrapConfig {
 }
 
 const DAY = 86_400_000;
-/** Parses 90s / 5m / 24h / 30d / 4mo / 1y and combinations such as 1h30m. */
-export function parseDurationMs(text: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY, mo: 30 * DAY, y: 365 * DAY };
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|mo|s|m|h|d|y)/g)) total += Number(m[1]) * units[m[2]!]!;
-  return total;
+/** Durations already passed the schema's regex, so they always parse. */
+function parseDurationMs(text: string): number {
+  return tryParseDurationMs(text) ?? 0;
 }
 
 export const DEFAULT_POD_CIDR = '10.1.0.0/16';

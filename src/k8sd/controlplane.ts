@@ -4,7 +4,7 @@ import { FileSpec } from '../host/files.js';
 import { Host } from '../host/host.js';
 import { ClusterConfig } from '../datastore/state.js';
 import { mergeArgs, renderArgsFile, ArgOverrides, Args } from '../services/args.js';
-import { ARG_BUILDERS, CONTROL_PLANE_SERVICES, ServiceContext, ServiceId, localAddress } from '../services/specs.js';
+import { ARG_BUILDERS, CONTROL_PLANE_SERVICES, ServiceContext, ServiceId, hostPort, localAddress } from '../services/specs.js';
 import { parseCidrList, nthAddress } from '../config/net.js';
 import { NodeIdentity } from '../pki/table.js';
 import { waitApiserverReady } from './kube.js';
@@ -15,8 +15,14 @@ export interface NodeParams {
   address: string;
 }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+/**
+ * The client certificate k8sd uses for etcd: its own on managed etcd, the apiserver's
+ * (the one the user supplied) on an external datastore.
+ */
+export function k8sdEtcdTlsFiles(layout: Host['layout'], managed: boolean): { ca: string; cert: string; key: string } {
+  return managed
+    ? { ca: layout.pki('etcd/ca.crt'), cert: layout.pki('etcd/k8sd-client.crt'), key: layout.pki('etcd/k8sd-client.key') }
+    : { ca: layout.pki('etcd/ca.crt'), cert: layout.pki('apiserver-etcd-client.crt'), key: layout.pki('apiserver-etcd-client.key') };
 }
 
 export function etcdClientUrl(address: string, port: number): string {

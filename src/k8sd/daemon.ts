@@ -15,7 +15,7 @@ import { Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
 import { Supervisor } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
-import { controlPlaneServices, crashWatch, etcdClientUrl, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
+import { controlPlaneServices, crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
 import { FlowError, StepEvent } from './flows/flow.js';
 import { ApiError, makeDispatcher, Request, Route } from './http.js';
@@ -97,10 +97,7 @@ export class K8sd {
     const l = this.layout;
     const managedEtcd = existsSync(l.args('etcd'));
     if (managedEtcd) await this.host.services.start('etcd');
-    const files = managedEtcd
-      ? { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') }
-      : { ca: l.pki('etcd/ca.crt'), cert: l.pki('apiserver-etcd-client.crt'), key: l.pki('apiserver-etcd-client.key') };
-    this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, files);
+    this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(l, managedEtcd));
     this.state = new ClusterState(this.etcd);
     await waitEtcdHealthy(this.etcd, 60_000, crashWatch(this.host, 'etcd', l.log('etcd')));
     const config = await this.state.getConfig();
@@ -114,15 +111,8 @@ export class K8sd {
   async reconnectDatastore(): Promise<void> {
     const node = this.node();
     if (!node || !this.etcd) return;
-    const l = this.layout;
     const old = this.etcd;
-    const managed = existsSync(l.args('etcd'));
-    this.etcd = EtcdClient.fromFiles(
-      node.etcdEndpoints,
-      managed
-        ? { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') }
-        : { ca: l.pki('etcd/ca.crt'), cert: l.pki('apiserver-etcd-client.crt'), key: l.pki('apiserver-etcd-client.key') },
-    );
+    this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(this.layout, existsSync(this.layout.args('etcd'))));
     this.state = new ClusterState(this.etcd);
     old.close();
   }

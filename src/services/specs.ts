@@ -52,7 +52,8 @@ export function localAddress(ctx: Pick<ServiceContext, 'nodeAddress'>): string {
   return isLoopback(ctx.nodeAddress) ? ctx.nodeAddress : '127.0.0.1';
 }
 
-function hostPort(address: string, port: number): string {
+/** address:port, with IPv6 addresses in brackets. */
+export function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 

@@ -17,6 +17,7 @@ import {
   crashWatch,
   etcdClientUrl,
   etcdPeerUrl,
+  k8sdEtcdTlsFiles,
   nodeIdentity,
   serviceContext,
   startKubernetesControlPlane,
@@ -201,10 +202,7 @@ const steps: Step<Ctx>[] = [
       const local = localAddress({ nodeAddress: req.address });
       if (cluster.datastoreType === 'etcd') await host.services.start('etcd');
       const endpoints = cluster.datastoreType === 'etcd' ? [etcdClientUrl(local, cluster.etcdPort)] : cluster.datastoreServers;
-      const files = cluster.datastoreType === 'etcd'
-        ? { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') }
-        : { ca: l.pki('etcd/ca.crt'), cert: l.pki('apiserver-etcd-client.crt'), key: l.pki('apiserver-etcd-client.key') };
-      ctx.etcd = EtcdClient.fromFiles(endpoints, files);
+      ctx.etcd = EtcdClient.fromFiles(endpoints, k8sdEtcdTlsFiles(l, cluster.datastoreType === 'etcd'));
       await waitEtcdHealthy(ctx.etcd, remaining(ctx), crashWatch(host, 'etcd', l.log('etcd')));
     },
     async rollback(ctx) {

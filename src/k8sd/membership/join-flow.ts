@@ -21,6 +21,7 @@ import {
   controlPlaneServices,
   crashWatch,
   etcdClientUrl,
+  k8sdEtcdTlsFiles,
   nodeIdentity,
   serviceContext,
   startKubernetesControlPlane,
@@ -233,7 +234,7 @@ const controlPlaneSteps: Step<Ctx>[] = [
       const { config } = ctx.cp!;
       await d.host.services.start('etcd');
       const local = localAddress({ nodeAddress: ctx.p.address });
-      ctx.etcd = EtcdClient.fromFiles([etcdClientUrl(local, config.etcdPort)], { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') });
+      ctx.etcd = EtcdClient.fromFiles([etcdClientUrl(local, config.etcdPort)], k8sdEtcdTlsFiles(l, true));
       await waitEtcdHealthy(ctx.etcd, remaining(ctx), crashWatch(d.host, 'etcd', l.log('etcd')));
     },
     async rollback(ctx) {

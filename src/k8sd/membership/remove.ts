@@ -11,7 +11,7 @@ import { ServerResponse } from 'node:http';
 import { EtcdClient, EtcdMember } from '../../datastore/etcd.js';
 import { removeLocalNode } from '../../datastore/state.js';
 import { KUBECONFIGS } from '../../pki/table.js';
-import { etcdPeerUrl } from '../controlplane.js';
+import { etcdPeerUrl, k8sdEtcdTlsFiles } from '../controlplane.js';
 import { ApiError, Request, Route } from '../http.js';
 import { fingerprintOf } from '../identity.js';
 import { leaveHookList } from './extensions.js';
@@ -35,7 +35,7 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 async function voterHealth(m: Membership, members: EtcdMember[]): Promise<VoterHealth[]> {
   const l = m.d.layout;
-  const files = { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') };
+  const files = k8sdEtcdTlsFiles(l, true);
   return Promise.all(
     members.map(async (mem) => {
       if (mem.isLearner || !mem.clientURLs.length) return { name: mem.name || mem.id, voter: !mem.isLearner, healthy: false };
@@ -156,7 +156,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
 
 async function removeThroughOthers(m: Membership, id: string, others: EtcdMember[]): Promise<void> {
   const l = m.d.layout;
-  const client = EtcdClient.fromFiles(others.flatMap((o) => o.clientURLs), { ca: l.pki('etcd/ca.crt'), cert: l.pki('etcd/k8sd-client.crt'), key: l.pki('etcd/k8sd-client.key') });
+  const client = EtcdClient.fromFiles(others.flatMap((o) => o.clientURLs), k8sdEtcdTlsFiles(l, true));
   try {
     await client.removeMember(id);
   } catch (err) {
