@@ -194,8 +194,22 @@ export class EtcdClient {
     await this.call('/v3/cluster/member/promote', { ID: id });
   }
 
-  async removeMember(id: string): Promise<void> {
-    await this.call('/v3/cluster/member/remove', { ID: id });
+  /**
+   * Removes a member. etcd refuses a removal while the member serving it has not been connected to
+   * a quorum of the remaining voters for its health interval (5 s: "unhealthy cluster"), which is
+   * routine right after a join or a restart; such refusals are retried until `retryForMs` runs out.
+   */
+  async removeMember(id: string, retryForMs = 30_000): Promise<void> {
+    const deadline = Date.now() + retryForMs;
+    for (;;) {
+      try {
+        await this.call('/v3/cluster/member/remove', { ID: id });
+        return;
+      } catch (err) {
+        if (!isTransientReconfigRefusal(err) || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   }
 
   async health(): Promise<boolean> {
@@ -211,4 +225,9 @@ export class EtcdClient {
     const r = (await this.callOne(endpoint, '/v3/maintenance/status', {})) as { version?: string; leader?: string; header?: { member_id?: string }; isLearner?: boolean };
     return { version: r.version ?? '', leader: r.leader ?? '', memberId: r.header?.member_id ?? '', isLearner: Boolean(r.isLearner) };
   }
+}
+
+/** etcd's refusals of a membership change that go away once the members have talked for a few seconds. */
+export function isTransientReconfigRefusal(err: unknown): boolean {
+  return /unhealthy cluster|not enough started members/i.test((err as Error)?.message ?? '');
 }
