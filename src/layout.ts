@@ -18,13 +18,25 @@ export interface LayoutEnv {
   HOME?: string;
   K8S_FIPS?: string;
   K8S_GOFIPS140?: string;
+  /** Set by k8sd and the CLI once they run on the host FIPS provider (see k8sd/runtime.ts). */
+  K8S_FIPS_RUNTIME?: string;
 }
+
+/** Components written in Go: in FIPS mode they must carry Go's FIPS 140-3 module. */
+export const GO_COMPONENTS: ReadonlySet<string> = new Set(['etcd', 'kubernetes', 'containerd', 'runc', 'cni']);
+/** The Go Cryptographic Module version the recipes build FIPS variants with (GOFIPS140). */
+export const DEFAULT_GOFIPS140 = 'v1.0.0';
 
 export class Layout {
   readonly root: string;
   readonly snap: string;
   readonly snapCommon: string;
   readonly inSnap: boolean;
+  /**
+   * GOFIPS140 setting of the Go component builds to run (FIPS mode), or undefined for the
+   * default builds. Outside a snap it selects the recipes' `<version>-fips140-<setting>` cache entry.
+   */
+  goFips140: string | undefined;
   private readonly env: LayoutEnv;
 
   constructor(env: LayoutEnv = process.env) {
@@ -33,6 +45,7 @@ export class Layout {
     this.inSnap = Boolean(env.SNAP && env.SNAP_COMMON);
     this.snap = env.SNAP || installRoot;
     this.snapCommon = this.inSnap && !env.K8S_ROOT ? env.SNAP_COMMON! : this.host('/var/snap/k8s/common');
+    this.goFips140 = env.K8S_FIPS_RUNTIME === '1' ? env.K8S_GOFIPS140 || DEFAULT_GOFIPS140 : undefined;
   }
 
   /** Re-roots an absolute host path under K8S_ROOT. */
@@ -119,8 +132,20 @@ export class Layout {
     if (this.inSnap) return path.join(this.snap, 'bin', binary);
     // Our own launchers (k8s-apiserver-proxy) live in the install's bin/.
     if (component === 'k8s') return path.join(installRoot, 'bin', binary);
+    return path.join(this.componentCacheRoot, component, this.componentCacheKey(component), 'bin', binary);
+  }
+
+  /** Cache entry of a component recipe: its version, plus the FIPS suffix for Go components in FIPS mode (as lib.sh's cache_version). */
+  componentCacheKey(component: string): string {
     const version = this.componentVersion(component);
-    return path.join(this.componentCacheRoot, component, version, 'bin', binary);
+    return this.goFips140 && GO_COMPONENTS.has(component) ? `${version}-fips140-${this.goFips140}` : version;
+  }
+
+  /** How to build a missing component binary (the FIPS variant in FIPS mode). */
+  componentBuildHint(component: string): string {
+    if (this.inSnap) return 'reinstall the k8s snap';
+    const fips = this.goFips140 && GO_COMPONENTS.has(component) ? `K8S_GOFIPS140=${this.goFips140} ` : '';
+    return `build it with ${fips}bash snap/components/build-all.sh ${component}`;
   }
 
   componentBuilt(component: string, binary: string): boolean {

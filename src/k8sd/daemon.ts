@@ -11,7 +11,7 @@ import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.js';
 import { recoverFileSets, writeFileAtomic } from '../host/files.js';
 import { Host, LocalHost } from '../host/host.js';
-import { Layout } from '../layout.js';
+import { DEFAULT_GOFIPS140, Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
 import { Supervisor } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
@@ -67,7 +67,9 @@ export class K8sd {
     if (recovered) this.log.warn('completed interrupted file-set writes', { count: recovered });
     this.fips = await fipsMode(l);
     if (this.fips.enabled) {
-      this.log.info('FIPS mode', { requestedBy: this.fips.request.requestedBy, provider: `${this.fips.provider.name} ${this.fips.provider.version}` });
+      // The Go components run their FIPS builds (checked before each start: services/binaries.ts).
+      l.goFips140 ??= DEFAULT_GOFIPS140;
+      this.log.info('FIPS mode', { requestedBy: this.fips.request.requestedBy, provider: `${this.fips.provider.name} ${this.fips.provider.version}`, goFips140: l.goFips140 });
     }
     this.crypto = createCryptoBackend(this.fips, this.log);
     this.identity = await ensureClusterIdentity(l, this.crypto, this.host.hostname(), [this.host.defaultAddress()]);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { K8sd } from './daemon.js';
 import { apiserverReady } from './kube.js';
 import { ServiceStatus } from '../services/manager.js';
+import { goFipsModule } from '../crypto/go-buildinfo.js';
 
 export interface DatastoreMember {
   name: string;
@@ -19,7 +20,37 @@ export interface ClusterStatus {
   datastore: { type: 'etcd' | 'external'; members: DatastoreMember[]; error?: string };
   versions: Record<string, string>;
   services: ServiceStatus[];
-  fips: { enabled: boolean; provider?: string; version?: string; requestedBy: string[] };
+  fips: {
+    enabled: boolean;
+    provider?: string;
+    version?: string;
+    requestedBy: string[];
+    /** FIPS mode: the Go Cryptographic Module (GOFIPS140) each Go component binary was built with, or "none". */
+    goModules?: Record<string, string>;
+  };
+}
+
+/** The Go component binaries a node of this role runs, as [component, binary]. */
+const GO_BINARIES: Array<[string, string]> = [
+  ['etcd', 'etcd'],
+  ['kubernetes', 'kubernetes'],
+  ['containerd', 'containerd'],
+  ['runc', 'runc'],
+  ['cni', 'bridge'],
+];
+
+function goModules(d: K8sd): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [c, b] of GO_BINARIES) {
+    const file = d.layout.componentBinary(c, b);
+    if (!existsSync(file)) continue;
+    try {
+      out[c] = goFipsModule(file) ?? 'none';
+    } catch (err) {
+      out[c] = `unknown (${(err as Error).message})`;
+    }
+  }
+  return out;
 }
 
 export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
@@ -30,7 +61,7 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
     etcd: safeVersion(() => l.componentVersion('etcd')),
   };
   const fips: ClusterStatus['fips'] = d.fips.enabled
-    ? { enabled: true, provider: d.fips.provider.name, version: d.fips.provider.version, requestedBy: d.fips.request.requestedBy }
+    ? { enabled: true, provider: d.fips.provider.name, version: d.fips.provider.version, requestedBy: d.fips.request.requestedBy, goModules: goModules(d) }
     : { enabled: false, requestedBy: [] };
   if (!node) {
     return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [], fips };

@@ -11,6 +11,7 @@ import { Logger } from '../log.js';
 import { writeFileAtomic } from '../host/files.js';
 import { argsToArgv, readArgsFile, readEnvFile } from './args.js';
 import { BINARIES, ServiceId } from './specs.js';
+import { verifyGoFips } from './binaries.js';
 
 export type ServiceState = 'running' | 'starting' | 'stopped' | 'backoff' | 'failed';
 
@@ -123,7 +124,14 @@ export class Supervisor implements ServiceManager {
     const { file, argv, env } = serviceCommand(this.layout, s.name);
     if (!existsSync(file)) {
       s.state = 'failed';
-      s.lastExit = `binary ${file} not found; build it with snap/components/build-all.sh`;
+      s.lastExit = `binary ${file} not found; ${this.layout.componentBuildHint(BINARIES[s.name].component)}`;
+      throw new ServiceError(s.name, s.lastExit);
+    }
+    try {
+      verifyGoFips(this.layout, BINARIES[s.name].component, file);
+    } catch (err) {
+      s.state = 'failed';
+      s.lastExit = (err as Error).message;
       throw new ServiceError(s.name, s.lastExit);
     }
     mkdirSync(this.layout.logDir, { recursive: true });

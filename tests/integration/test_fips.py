@@ -6,8 +6,10 @@ without the provider is refused. The whole suite also runs in FIPS mode: tox -e 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +76,54 @@ def test_components_carry_the_fips_settings(fips_node):
     pid = fips_node.service_pid("kube-apiserver")
     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     assert b"GODEBUG=fips140=on" in environ
+
+
+def go_build_setting(binary: str, key: str) -> str | None:
+    """A build setting as the Go toolchain itself reports it (independent of k8sd's ELF reader)."""
+    out = subprocess.run(["go", "version", "-m", binary], capture_output=True, text=True, timeout=60, check=True).stdout
+    for line in out.splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) == 2 and parts[0] == "build" and parts[1].startswith(f"{key}="):
+            return parts[1].split("=", 1)[1]
+    return None
+
+
+def test_go_components_run_their_fips_module_builds(fips_node):
+    modules = fips_node.status()["fips"]["goModules"]
+    assert modules["etcd"].startswith("v1.0.0-") and modules["kubernetes"].startswith("v1.0.0-"), modules
+    for svc in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        exe = os.readlink(f"/proc/{fips_node.service_pid(svc)}/exe")
+        assert "-fips140-v1.0.0/" in exe, f"{svc} runs {exe}"
+        assert go_build_setting(exe, "GOFIPS140") == modules["kubernetes" if svc != "etcd" else "etcd"]
+
+
+def test_a_go_component_without_the_fips_module_is_refused(testbed: TestBed, tmp_path):
+    """A component cache whose etcd FIPS entry holds the default build: bootstrap names it and stops."""
+    cache = tmp_path / "cache"
+    src_root = Path(tb.component_bin("etcd")).parents[2]
+    for comp in src_root.iterdir():
+        (cache / comp.name).mkdir(parents=True)
+        for entry in comp.iterdir():
+            (cache / comp.name / entry.name).symlink_to(entry)
+    etcd_version = (tb.REPO / "snap/components/etcd/version").read_text().strip()
+    fake = cache / "etcd" / f"{etcd_version}-fips140-v1.0.0"
+    fake.unlink()
+    fake.symlink_to(src_root / "etcd" / etcd_version)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("K8S_TEST_FIPS", "1")
+        mp.setenv("K8S_COMPONENT_CACHE", str(cache))
+        node = testbed.add_node("gofips")
+        try:
+            node.start_k8sd(timeout=60)
+            r = node.bootstrap()
+            assert r.returncode != 0
+            assert "built without Go's FIPS 140-3 module" in r.stderr and "etcd" in r.stderr, r.stderr
+            assert "K8S_GOFIPS140=v1.0.0" in r.stderr, r.stderr
+            assert node.status()["role"] == "none"
+            assert not (node.root / "etc/kubernetes/pki/ca.crt").exists(), "nothing may be left half-written"
+        finally:
+            node.stop()
+            testbed.remove_node(node)
 
 
 def test_every_crypto_operation_ran_in_the_openssl_backend(fips_node):

@@ -48,3 +48,13 @@ describe('quorum math for removing a control-plane node', () => {
     expect(removalSafety(five, 'a').safe).toBe(false);
   });
 });
+
+describe('etcd reconfiguration refusals', () => {
+  it('retries only the refusals that pass once the members have talked for a few seconds', async () => {
+    const { isTransientReconfigRefusal } = await import('../../src/datastore/etcd.js');
+    expect(isTransientReconfigRefusal(new Error('etcd /v3/cluster/member/remove: etcdserver: unhealthy cluster'))).toBe(true);
+    expect(isTransientReconfigRefusal(new Error('etcdserver: re-configuration failed due to not enough started members'))).toBe(true);
+    expect(isTransientReconfigRefusal(new Error('etcdserver: member not found'))).toBe(false);
+    expect(isTransientReconfigRefusal(undefined)).toBe(false);
+  });
+});

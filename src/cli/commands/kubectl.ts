@@ -11,7 +11,12 @@ export default class Kubectl extends K8sCommand {
   async run(): Promise<void> {
     const argv = this.argv;
     const kubectl = this.layout.componentBinary('kubernetes', 'kubectl');
-    if (!existsSync(kubectl)) this.error(`kubectl is not installed at ${kubectl}; build the components with snap/components/build-all.sh`, { exit: 1 });
+    const { assertComponents } = await import('../../services/binaries.js');
+    try {
+      assertComponents(this.layout, [['kubernetes', 'kubectl']]);
+    } catch (err) {
+      this.error((err as Error).message, { exit: 1 });
+    }
     const admin = this.layout.kubeconfig('admin.conf');
     const kubeconfig = existsSync(admin) ? admin : this.layout.kubeconfig('kubelet.conf');
     const { execa } = await import('execa');

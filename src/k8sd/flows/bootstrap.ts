@@ -11,6 +11,7 @@ import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle,
 import { CaName } from '../../pki/table.js';
 import { Args } from '../../services/args.js';
 import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
+import { assertComponents } from '../../services/binaries.js';
 import {
   controlPlaneArgsFiles,
   controlPlaneServices,
@@ -108,11 +109,7 @@ const steps: Step<Ctx>[] = [
         throw new Error('fips: true is set but k8sd is not running in FIPS mode; start k8sd with K8S_FIPS=1 (snap: snap set k8s fips=true) on a host with an active OpenSSL FIPS provider');
       }
       ctx.cluster.fips = ctx.fipsEnabled;
-      const missing = controlPlaneServices(ctx.cluster)
-        .map((s) => BINARIES[s])
-        .filter((b) => !ctx.host.layout.componentBuilt(b.component, b.binary))
-        .map((b) => ctx.host.layout.componentBinary(b.component, b.binary));
-      if (missing.length) throw new Error(`component binaries are missing: ${missing.join(', ')}; build them with snap/components/build-all.sh`);
+      assertComponents(ctx.host.layout, controlPlaneServices(ctx.cluster).map((s) => [BINARIES[s].component, BINARIES[s].binary] as const));
       const addr = ctx.req.address;
       const local = localAddress({ nodeAddress: addr });
       const ports: Array<[string, number, string]> = [

@@ -15,6 +15,7 @@ import { ClusterState, LocalNodeState, removeLocalNode, writeLocalNode } from '.
 import { commitFileSet, FileSpec, removeFiles } from '../../host/files.js';
 import { issueNodeCertificates, PkiBundle, pkiFiles, renderKubeconfig } from '../../pki/signer.js';
 import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
+import { assertComponents } from '../../services/binaries.js';
 import { apiserverProxyEndpointsPath, NodeServiceContext, renderApiserverProxyEndpoints } from '../../services/worker-specs.js';
 import {
   controlPlaneArgsFiles,
@@ -32,7 +33,7 @@ import { ApiError, Request } from '../http.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply } from './join-server.js';
-import { canLowerOomScores, missingNodeBinaries, nodeComponentFiles, nodePorts, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
+import { canLowerOomScores, nodeBinaries, nodeComponentFiles, nodePorts, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget, PeerRecord, writePeers } from './peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
 
@@ -151,11 +152,7 @@ const controlPlaneSteps: Step<Ctx>[] = [
     async run(ctx) {
       const l = ctx.m.d.layout;
       if (ctx.m.d.node()) throw new Error('this node is already part of a cluster');
-      const missing = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
-        .map((s) => BINARIES[s as keyof typeof BINARIES])
-        .filter((b) => !l.componentBuilt(b.component, b.binary))
-        .map((b) => l.componentBinary(b.component, b.binary));
-      if (missing.length) throw new Error(`component binaries are missing: ${missing.join(', ')}; build them with snap/components/build-all.sh`);
+      assertComponents(l, (['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const).map((s) => [BINARIES[s].component, BINARIES[s].binary] as const));
       if (existsSync(l.etcdDataDir)) throw new Error(`${l.etcdDataDir} already exists from an earlier cluster; remove it to join`);
     },
   },
@@ -337,8 +334,7 @@ const workerSteps: Step<Ctx>[] = [
     async run(ctx) {
       const l = ctx.m.d.layout;
       if (ctx.m.d.node()) throw new Error('this node is already part of a cluster');
-      const missing = missingNodeBinaries(l, 'worker');
-      if (missing.length) throw new Error(`component binaries are missing: ${missing.join(', ')}; build them with snap/components/build-all.sh`);
+      assertComponents(l, nodeBinaries('worker'));
       if (!onPath('iptables')) throw new Error('iptables is not installed; kube-proxy and the CNI plugins need it (apt-get install iptables)');
       await checkPorts(ctx, nodePorts('worker', 6443));
     },

@@ -64,12 +64,6 @@ export function nodeBinaries(role: 'control-plane' | 'worker'): Array<[string, s
   ];
 }
 
-export function missingNodeBinaries(l: Layout, role: 'control-plane' | 'worker'): string[] {
-  return nodeBinaries(role)
-    .filter(([c, b]) => !l.componentBuilt(c, b))
-    .map(([c, b]) => l.componentBinary(c, b));
-}
-
 /** Ports the node components listen on: [address, port, what]. */
 export function nodePorts(role: 'control-plane' | 'worker', apiserverPort: number): Array<[string, number, string]> {
   return [
