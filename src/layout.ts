@@ -143,7 +143,7 @@ export class Layout {
 
   /** How to build a missing component binary (the FIPS variant in FIPS mode). */
   componentBuildHint(component: string): string {
-    if (this.inSnap) return 'reinstall the k8s snap';
+    if (this.inSnap) return this.goFips140 ? `install the FIPS build of the k8s snap (Go components built with GOFIPS140=${this.goFips140})` : 'reinstall the k8s snap';
     const fips = this.goFips140 && GO_COMPONENTS.has(component) ? `K8S_GOFIPS140=${this.goFips140} ` : '';
     return `build it with ${fips}bash snap/components/build-all.sh ${component}`;
   }
