@@ -21,6 +21,9 @@ export interface NodeInfo {
 export type ProgressEvent =
   | { type: 'step'; step: string; title: string }
   | { type: 'rollback'; step: string; error?: string }
+  /** A step finished on one node of the cluster (CA rotation). */
+  | { type: 'node'; step: string; node: string; role: string; detail: string }
+  | { type: 'info'; message: string }
   | { type: 'done'; metadata: Record<string, unknown> }
   | { type: 'error'; error: string };
 

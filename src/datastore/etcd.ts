@@ -163,6 +163,17 @@ export class EtcdClient {
     return Boolean(r.succeeded);
   }
 
+  /** Puts key (on leaseId, if given) only while it holds this exact value. */
+  async putIfValue(key: string, expected: string, value: string, leaseId?: string): Promise<boolean> {
+    const put: Record<string, string> = { key: b64(key), value: b64(value) };
+    if (leaseId) put.lease = leaseId;
+    const r = (await this.call('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(expected) }],
+      success: [{ request_put: put }],
+    })) as { succeeded?: boolean };
+    return Boolean(r.succeeded);
+  }
+
   async grantLease(ttlSeconds: number): Promise<string> {
     const r = (await this.call('/v3/lease/grant', { TTL: String(ttlSeconds) })) as { ID?: string };
     if (!r.ID) throw new EtcdError('etcd did not return a lease id');

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../host/files.js';
 import { Layout } from '../layout.js';
-import { CaName } from '../pki/table.js';
+import { CaName, RotatedCaName } from '../pki/table.js';
 import { CaMaterial } from '../pki/signer.js';
 import { KeyAlgorithm } from '../crypto/types.js';
 import { EtcdClient } from './etcd.js';
@@ -55,6 +55,28 @@ export interface PkiRecord {
   serviceAccountKey: string;
 }
 
+export type CaRotationPhase = 'trust' | 'reissue' | 'retire';
+
+/**
+ * An online CA rotation in progress (`k8s rotate-certs-ca`). It holds the new CA keys until the
+ * rotation completes (the PKI record holds CA keys too), and which nodes finished the current
+ * phase, so that a failed rotation resumes where it stopped instead of starting another.
+ */
+export interface CaRotationRecord {
+  id: string;
+  startedAt: string;
+  /** The control-plane node that started it. */
+  startedOn: string;
+  phase: CaRotationPhase;
+  /** Nodes that finished `phase`. */
+  done: string[];
+  old: Record<RotatedCaName, CaMaterial>;
+  fresh: Record<RotatedCaName, CaMaterial>;
+  /** The new server CA cross-signed by the old one (served after new serving leaves until the old CA retires). */
+  crossSignedCa: string;
+  lastError?: { phase: CaRotationPhase; node: string; message: string; at: string };
+}
+
 /** Typed access to the /k8sd/ prefix. */
 export class ClusterState {
   constructor(readonly etcd: EtcdClient) {}
@@ -73,6 +95,21 @@ export class ClusterState {
   }
   async putPki(p: PkiRecord): Promise<void> {
     await this.etcd.put(`${PREFIX}pki/cluster`, JSON.stringify(p));
+  }
+
+  async getCaRotation(): Promise<CaRotationRecord | undefined> {
+    const v = await this.etcd.get(`${PREFIX}pki/ca-rotation`);
+    return v ? (JSON.parse(v) as CaRotationRecord) : undefined;
+  }
+  /** Records a new rotation; false when one is recorded already. */
+  async createCaRotation(r: CaRotationRecord): Promise<boolean> {
+    return this.etcd.create(`${PREFIX}pki/ca-rotation`, JSON.stringify(r));
+  }
+  async putCaRotation(r: CaRotationRecord): Promise<void> {
+    await this.etcd.put(`${PREFIX}pki/ca-rotation`, JSON.stringify(r));
+  }
+  async deleteCaRotation(): Promise<void> {
+    await this.etcd.delete(`${PREFIX}pki/ca-rotation`);
   }
 
   async getNode(name: string): Promise<NodeRecord | undefined> {
@@ -116,6 +153,19 @@ export class ClusterState {
   }
   async unlock(lease: string): Promise<void> {
     await this.etcd.revokeLease(lease);
+  }
+  /**
+   * Extends a lock its holder keeps longer than one lease: the key moves to a fresh lease while it
+   * still names the holder. Returns the new lease, or undefined when the lock was lost.
+   */
+  async renewLock(name: string, holder: string, lease: string, ttlSeconds: number): Promise<string | undefined> {
+    const next = await this.etcd.grantLease(ttlSeconds);
+    if (!(await this.etcd.putIfValue(`${PREFIX}locks/${name}`, holder, holder, next))) {
+      await this.etcd.revokeLease(next);
+      return undefined;
+    }
+    await this.etcd.revokeLease(lease).catch(() => undefined);
+    return next;
   }
 }
 

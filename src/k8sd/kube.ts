@@ -28,14 +28,15 @@ export async function coreApi(kubeconfigFile: string): Promise<CoreV1Api> {
   return (await loadKubeconfig(kubeconfigFile)).makeApiClient(CoreV1Api);
 }
 
-interface KubeconfigCreds {
+export interface KubeconfigCreds {
   server: string;
   ca: string;
   cert: string;
   key: string;
 }
 
-function readCreds(file: string): KubeconfigCreds {
+/** Server, CA bundle, client certificate and key embedded in a kubeconfig. */
+export function readCreds(file: string): KubeconfigCreds {
   type Doc = { clusters?: Array<{ cluster?: Record<string, string> }>; users?: Array<{ user?: Record<string, string> }> };
   const doc = yaml.load(readFileSync(file, 'utf8')) as Doc;
   const c = doc.clusters?.[0]?.cluster ?? {};

@@ -36,6 +36,11 @@ export interface CaMaterial {
   key?: string;
   /** Certificates trusted alongside this CA during rotation (old or cross-signed CAs). */
   extraTrust?: string[];
+  /**
+   * Intermediates sent after every serving leaf this CA issues. During a CA rotation: the new CA
+   * cross-signed by the old one, so that clients that trust only the old CA accept the new leaves.
+   */
+  chain?: string[];
 }
 export interface IssuedCert {
   cert: string;
@@ -221,6 +226,11 @@ export function renderKubeconfig(server: string, caPems: string[], cert: string,
 /** Trust bundle for a CA: the CA itself plus anything trusted alongside it during rotation. */
 export function trustBundle(ca: CaMaterial): string {
   return [ca.cert, ...(ca.extraTrust ?? [])].map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');
+}
+
+/** A leaf issued by `ca`, followed by the CA's chain (if any): what a server sends in its handshake. */
+export function withChain(cert: string, ca: CaMaterial): string {
+  return [cert, ...(ca.chain ?? [])].map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');
 }
 
 /** Turns a bundle into files under the layout (keys 0600). */

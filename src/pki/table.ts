@@ -55,6 +55,10 @@ export const LEAF_LIFETIME_DAYS = 365;
 export const CA_KEY_USAGE: KeyUsage[] = ['digitalSignature', 'keyCertSign', 'crlSign'];
 export const LEAF_KEY_USAGE: KeyUsage[] = ['digitalSignature', 'keyEncipherment'];
 
+/** CAs that `rotate-certs-ca` replaces online; the etcd CA is internal to the control plane and is not rotated. */
+export const ROTATED_CAS = ['ca', 'client-ca', 'front-proxy-ca'] as const satisfies readonly CaName[];
+export type RotatedCaName = (typeof ROTATED_CAS)[number];
+
 export const CAS: readonly CaSpec[] = [
   { name: 'ca', commonName: 'kubernetes-ca', certFile: 'ca.crt', keyFile: 'ca.key' },
   { name: 'client-ca', commonName: 'kubernetes-ca-client', certFile: 'client-ca.crt', keyFile: 'client-ca.key' },

@@ -47,6 +47,13 @@ export function apiserverProxyEndpointsPath(l: Layout): string {
 export function cniConflistPath(l: Layout): string {
   return path.join(l.cniConfDir, '10-k8s-bridge.conflist');
 }
+/** The kubelet's current serving certificate and key (a link to the newest one its CSR brought). */
+export function kubeletServingCertPath(l: Layout): string {
+  return path.join(kubeletCertDir(l), 'kubelet-server-current.pem');
+}
+function kubeletCertDir(l: Layout): string {
+  return path.join(l.kubeletRootDir, 'pki');
+}
 
 export function containerdArgs(ctx: NodeServiceContext): Args {
   const l = ctx.layout;
@@ -153,7 +160,7 @@ export function kubeletArgs(ctx: NodeServiceContext): Args {
     kubeconfig: l.kubeconfig('kubelet.conf'),
     'root-dir': l.kubeletRootDir,
     // Defaults to /var/lib/kubelet/pki whatever --root-dir says.
-    'cert-dir': path.join(l.kubeletRootDir, 'pki'),
+    'cert-dir': kubeletCertDir(l),
     'hostname-override': ctx.nodeName,
     'node-ip': ctx.nodeAddress,
     // Labels in kubernetes.io are refused by NodeRestriction; k8sd adds node-role.kubernetes.io/<role> itself.

@@ -1,15 +1,25 @@
 // Certificates module: certs-status, refresh-certs (local and external), automatic renewal
-// and online CA rotation, registered into k8sd.
+// and online CA rotation (local API: the orchestrating node; cluster API: every node's part), registered into k8sd.
 import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { inventory } from './inventory.js';
 import { installExternal, refreshControlPlane } from './refresh.js';
 import { RenewalController, refreshWorker } from './renewal.js';
-import { rotateCas } from './rotate-ca.js';
+import { rotateCas, rotationClusterRoutes } from './rotate-ca.js';
 
 export function registerCertificates(d: K8sd): void {
   const renewal = new RenewalController(d);
+  // One CA rotation step at a time on this node: orchestrating one, or applying a phase for another node.
   let rotating = false;
+  const exclusive = async <T>(f: () => Promise<T>): Promise<T> => {
+    if (rotating) throw new ApiError(409, 'a CA rotation step is already running on this node');
+    rotating = true;
+    try {
+      return await f();
+    } finally {
+      rotating = false;
+    }
+  };
   d.extraLocalRoutes.push(
     {
       method: 'GET',
@@ -49,26 +59,26 @@ export function registerCertificates(d: K8sd): void {
       path: '/1.0/k8sd/rotate-ca',
       handler: async (_req, res) => {
         d.requireControlPlane();
-        if (rotating) throw new ApiError(409, 'a CA rotation is already running');
-        rotating = true;
-        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-        try {
-          const result = await rotateCas(d, (e) => {
-            d.log.info(`rotate-ca: ${e.title}`);
-            res.write(JSON.stringify(e) + '\n');
-          });
-          res.write(JSON.stringify({ type: 'done', metadata: result }) + '\n');
-        } catch (err) {
-          d.log.error('CA rotation failed', { error: (err as Error).message });
-          res.write(JSON.stringify({ type: 'error', error: (err as Error).message }) + '\n');
-        } finally {
-          rotating = false;
-          res.end();
-        }
-        return undefined;
+        return exclusive(async () => {
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          try {
+            const result = await rotateCas(d, (e) => {
+              d.log.info(`rotate-ca: ${e.type === 'step' ? e.title : e.type === 'node' ? `${e.step} on ${e.node}: ${e.detail}` : e.message}`);
+              res.write(JSON.stringify(e) + '\n');
+            });
+            res.write(JSON.stringify({ type: 'done', metadata: result }) + '\n');
+          } catch (err) {
+            d.log.error('CA rotation failed', { error: (err as Error).message });
+            res.write(JSON.stringify({ type: 'error', error: (err as Error).message }) + '\n');
+          } finally {
+            res.end();
+          }
+          return undefined;
+        });
       },
     },
   );
+  d.extraClusterRoutes.push(...rotationClusterRoutes(d, exclusive));
   d.onClustered.push(async (node) => {
     const config = node.role === 'control-plane' ? await d.state?.getConfig() : undefined;
     renewal.start(Number(process.env.K8S_CERT_CHECK_INTERVAL_MS) || config?.certificates.checkIntervalMs || 3_600_000);

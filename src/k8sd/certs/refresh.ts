@@ -3,7 +3,7 @@
 import yaml from 'js-yaml';
 import { ClusterConfig, LocalNodeState, PkiRecord } from '../../datastore/state.js';
 import { commitFileSet, CommitProbe, FileSpec } from '../../host/files.js';
-import { CaMaterial, IssuedCert, issueNodeCertificates, pkiFiles, suppliedKeyFor, validateSuppliedLeaf, leafTemplate } from '../../pki/signer.js';
+import { CaMaterial, IssuedCert, issueNodeCertificates, pkiFiles, suppliedKeyFor, validateSuppliedLeaf, leafTemplate, withChain } from '../../pki/signer.js';
 import { KUBECONFIGS, LEAVES, refreshableNames, CaName } from '../../pki/table.js';
 import { apiServerUrl } from '../../services/specs.js';
 import { ServiceId } from '../../services/specs.js';
@@ -17,9 +17,7 @@ export interface RefreshRequest {
   certificates?: string[];
   lifetimeMs?: number;
   extraSans?: string[];
-  /** Certificate chain extras appended to a leaf (CA rotation: the cross-signed CA). */
-  chains?: Partial<Record<string, string>>;
-  /** Use these CAs instead of the stored ones (CA rotation). */
+  /** Use these CAs instead of the stored ones (CA rotation; a CA's `chain` is appended to its leaves). */
   cas?: Record<CaName, CaMaterial>;
 }
 
@@ -89,10 +87,7 @@ export async function refreshControlPlane(d: K8sd, req: RefreshRequest): Promise
   const identity = nodeIdentity(d.host, node, config, req.extraSans ?? []);
   const lifetimeMs = req.lifetimeMs ?? config.certificates.lifetimeMs;
   const issued = await issueNodeCertificates(d.crypto, cas, identity, 'control-plane', { keyType: config.keyType, leafLifetimeMs: lifetimeMs }, {}, new Set(requested));
-  for (const [name, extra] of Object.entries(req.chains ?? {})) {
-    const c = issued.leaves[name];
-    if (c && extra) c.cert = c.cert + extra;
-  }
+  for (const [name, c] of Object.entries(issued.leaves)) c.cert = withChain(c.cert, cas[LEAVES.find((l) => l.name === name)!.issuer]);
   const files = selectFiles(d, cas, issued, requested, node);
   commitFileSet(files, d.layout.k8sdStateDir, crashProbe());
   if (requested.includes('k8sd-etcd-client')) await d.reconnectDatastore?.();

@@ -1,130 +1,279 @@
-// Online CA rotation of the server CA, the client CA and the front-proxy CA.
+// Online rotation of the server CA, the client CA and the front-proxy CA, on every node.
 //  1. trust:   a new CA per kind goes into every trust bundle next to the old one;
-//  2. reissue: every leaf and kubeconfig is re-issued under the new CAs; the apiserver
-//              serves its new leaf with the new CA cross-signed by the old one, so
-//              clients that trust only the old CA keep working;
+//  2. reissue: every leaf and kubeconfig is re-issued under the new CAs; serving leaves are sent
+//              with the new CA cross-signed by the old one, so clients that trust only the old
+//              CA keep working;
 //  3. retire:  the old CAs leave the bundles.
-// kube-apiserver reloads its serving certificate, client CA, front-proxy CA and kubelet
-// client certificate from disk by itself, so it is never restarted: the API serves throughout.
-// The etcd CA is internal to the control plane and is not part of the online rotation.
-import https from 'node:https';
-import tls from 'node:tls';
-import { CaMaterial, caTemplate, generateCa, trustBundle } from '../../pki/signer.js';
-import { CAS, CaName, KUBECONFIGS, LEAVES } from '../../pki/table.js';
-import { readExternal } from './inventory.js';
-import { commitFileSet, FileSpec } from '../../host/files.js';
-import { apiServerUrl } from '../../services/specs.js';
-import { ApiError } from '../http.js';
+// The control-plane node that runs the command orchestrates: it checks that every member
+// answers on the cluster API before changing anything, holds the join lock so that no node joins
+// or leaves meanwhile, stores each phase's CA set in the datastore, and applies the phase on every
+// node (rotate-ca-node.ts) before the next phase starts. The rotation is recorded in the datastore
+// with the nodes that finished the current phase: after a failure, running the command again
+// resumes there. The etcd CA is internal to the control plane and is not part of the rotation.
+import { randomBytes } from 'node:crypto';
+import { CaRotationPhase, CaRotationRecord, ClusterConfig, LocalNodeState, PkiRecord } from '../../datastore/state.js';
+import { caTemplate, CaMaterial, generateCa } from '../../pki/signer.js';
+import { CAS, ROTATED_CAS, RotatedCaName } from '../../pki/table.js';
 import type { K8sd } from '../daemon.js';
-import { clusterContext, refreshControlPlane } from './refresh.js';
+import { ApiError, Request, Route } from '../http.js';
+import { peerRecordOf } from '../membership/join-server.js';
+import { requireControlPlaneCaller } from '../membership/peer-auth.js';
+import { PeerIdentity, peerRequest, peerTarget } from '../membership/peer.js';
+import { caRotationLockHolder, MemberRecord, MembershipStore, rotatingNode } from '../membership/store.js';
+import { clusterContext } from './refresh.js';
+import { applyOnControlPlane, applyOnWorker, externalBlockers, WorkerPhaseInput, workerPhaseInput } from './rotate-ca-node.js';
+import { caSetFor, recordDone, recordPhase, remainingSteps, ROTATION_PHASES, RotationMember, RotationStep } from './rotation-plan.js';
 
-export const ROTATED_CAS: CaName[] = ['ca', 'client-ca', 'front-proxy-ca'];
+export type RotationEvent =
+  | { type: 'step'; step: CaRotationPhase; title: string }
+  | { type: 'node'; step: CaRotationPhase; node: string; role: RotationMember['role']; detail: string }
+  | { type: 'info'; message: string };
 
-export type RotationEvent = { type: 'step'; step: string; title: string };
-
-function caFiles(d: K8sd, cas: Record<CaName, CaMaterial>): FileSpec[] {
-  const files: FileSpec[] = [];
-  for (const spec of CAS.filter((c) => ROTATED_CAS.includes(c.name))) {
-    const m = cas[spec.name];
-    files.push({ path: d.layout.pki(spec.certFile), content: trustBundle(m), mode: 0o644 });
-    if (m.key) files.push({ path: d.layout.pki(spec.keyFile), content: m.key, mode: 0o600 });
-  }
-  return files;
+export interface RotationResult {
+  cas: Record<string, string>;
+  nodes: string[];
 }
 
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+const PHASE_TITLES: Record<CaRotationPhase, string> = {
+  trust: 'Adding new CAs to every trust bundle',
+  reissue: 'Re-issuing certificates and kubeconfigs under the new CAs',
+  retire: 'Retiring the old CAs',
+};
+
+const CHECK_PATH = '/1.0/k8sd/ca-rotation/check';
+const APPLY_PATH = '/1.0/k8sd/ca-rotation/apply';
+const CHECK_TIMEOUT_MS = 10_000;
+/** Idle time allowed for one node's phase (a worker's reissue waits for its new serving certificate). */
+const APPLY_TIMEOUT_MS = 600_000;
+const LOCK_TTL_SECONDS = 60;
+
+interface CheckReply {
+  name: string;
+  role: RotationMember['role'];
+  /** Externally managed certificates signed by a rotated CA (control-plane nodes). */
+  external: string[];
 }
 
-/** True when the apiserver authenticates a client certificate signed by `clientCa` (403 or 200, not 401). */
-async function apiserverTrustsClientCa(d: K8sd, server: string, clientCa: CaMaterial): Promise<boolean> {
-  const key = await d.crypto.generateKeyPair('ecdsa-p256');
-  const now = new Date();
-  const cert = await d.crypto.createCertificate(
-    { subject: { commonName: 'k8sd:ca-rotation-probe' }, isCA: false, keyUsage: ['digitalSignature'], extKeyUsage: ['clientAuth'], notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + 600_000) },
-    key,
-    { certificatePem: clientCa.cert, privateKeyPem: clientCa.key! },
+interface ApplyBody {
+  id: string;
+  phase: CaRotationPhase;
+  worker?: WorkerPhaseInput;
+}
+
+/** Keeps the join lock for as long as the rotation runs (one lease would expire half-way). */
+class JoinLockKeeper {
+  private timer: NodeJS.Timeout;
+  private renewing: Promise<void> = Promise.resolve();
+  private lost = false;
+
+  constructor(
+    private readonly store: MembershipStore,
+    private readonly holder: string,
+    private lease: string,
+    private readonly d: K8sd,
+  ) {
+    this.timer = setInterval(() => {
+      this.renewing = this.renewing.then(() => this.renew());
+    }, (LOCK_TTL_SECONDS * 1000) / 3);
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      const next = await this.store.renewJoinLock(this.holder, this.lease, LOCK_TTL_SECONDS);
+      if (next) this.lease = next;
+      else this.lost = true;
+    } catch (err) {
+      this.d.log.warn('CA rotation: could not extend the join lock; retrying', { error: (err as Error).message });
+    }
+  }
+
+  assertHeld(): void {
+    if (this.lost) throw new ApiError(409, 'the CA rotation lost the join lock (the datastore was out of reach for a minute); run "k8s rotate-certs-ca" again to resume');
+  }
+
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
+    await this.store.unlock(this.lease);
+  }
+}
+
+function cnOf(d: K8sd, pem: string): string {
+  return d.crypto.parseCertificate(pem).subject.commonName;
+}
+
+async function takeJoinLock(store: MembershipStore, self: string): Promise<string> {
+  const lease = await store.lockJoin(caRotationLockHolder(self), LOCK_TTL_SECONDS);
+  if (lease) return lease;
+  const holder = (await store.joinLockHolder()) ?? 'another node';
+  const rotating = rotatingNode(holder);
+  if (rotating) throw new ApiError(409, `a CA rotation is already running on "${rotating}"`);
+  throw new ApiError(409, `node "${holder}" is joining the cluster right now; run "k8s rotate-certs-ca" again when it has joined`);
+}
+
+/** Every other member must answer on the cluster API, and no control-plane node may hold an external certificate of a rotated CA. */
+async function preflight(d: K8sd, self: LocalNodeState, members: MemberRecord[], identity: PeerIdentity): Promise<string> {
+  const others = members.filter((m) => m.name !== self.name);
+  const replies = await Promise.allSettled(
+    others.map((m) => peerRequest<CheckReply>(identity, peerTarget(peerRecordOf(d.crypto, m)), 'POST', CHECK_PATH, {}, CHECK_TIMEOUT_MS)),
   );
-  const status = await new Promise<number>((resolve, reject) => {
-    const req = https.request(`${server}/api`, { cert, key: key.privateKeyPem, rejectUnauthorized: false, timeout: 3000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
+  const down = others.flatMap((m, i) => {
+    const r = replies[i]!;
+    return r.status === 'rejected' ? [`${m.name} (${m.role}${m.joining ? ', joining' : ''}): ${(r.reason as Error).message}`] : [];
   });
-  return status === 403 || status === 200;
-}
-
-/** Issuer common name of the certificate the apiserver serves now. */
-function servedIssuer(server: string): Promise<string> {
-  const u = new URL(server);
-  return new Promise((resolve, reject) => {
-    const sock = tls.connect({ host: u.hostname, port: Number(u.port), rejectUnauthorized: false, servername: 'kubernetes' }, () => {
-      const issuer = sock.getPeerCertificate().issuer?.CN ?? '';
-      sock.end();
-      resolve(Array.isArray(issuer) ? issuer[0]! : issuer);
-    });
-    sock.on('error', reject);
-  });
-}
-
-export async function rotateCas(d: K8sd, onEvent: (e: RotationEvent) => void): Promise<{ cas: Record<string, string> }> {
-  const { node, config, pki } = await clusterContext(d);
-  if (ROTATED_CAS.some((n) => !pki.cas[n].key)) {
-    throw new ApiError(400, 'a CA was supplied without its key (externally managed); rotate it with your own PKI and install the results with refresh-certs --external-certificates');
+  if (down.length) {
+    throw new ApiError(
+      503,
+      `not every node answers over the cluster API, so the CA rotation did not start (nothing was changed): ${down.join('; ')}. ` +
+        'Bring the node back, or remove it with "k8s remove-node <name> --force", then run "k8s rotate-certs-ca" again',
+    );
   }
-  const external = readExternal(d.layout).certificates;
-  // An external certificate cannot be re-issued under the new CA, and once the old CA is
-  // retired nothing trusts it: refuse before changing anything (the apiserver's would hang
-  // the re-issue step and leave every bundle half-rotated).
-  const stuck = [...LEAVES, ...KUBECONFIGS].filter((s) => s.roles.includes('control-plane') && ROTATED_CAS.includes(s.issuer) && external.includes(s.name));
-  if (stuck.length) {
-    const names = stuck.map((s) => s.name).join(', ');
+  const blockers = [{ name: self.name, external: externalBlockers(d) }, ...replies.map((r) => (r as PromiseFulfilledResult<CheckReply>).value)].filter((b) => b.external.length);
+  if (blockers.length) {
+    const names = blockers.map((b) => `${b.external.join(', ')} (on ${b.name})`).join('; ');
     throw new ApiError(400, `${names}: externally managed and signed by a CA that the rotation replaces; rotate with your own PKI and install the results with refresh-certs --external-certificates`);
   }
-  const rotatedCerts = [...LEAVES, ...KUBECONFIGS]
-    .filter((s) => s.roles.includes('control-plane') && ROTATED_CAS.includes(s.issuer) && !external.includes(s.name))
-    .map((s) => s.name);
-  const server = apiServerUrl({ nodeAddress: node.address, securePort: node.securePort });
+  return members.map((m) => `${m.name} (${m.role})`).join(', ');
+}
+
+async function newRotation(d: K8sd, self: LocalNodeState, config: ClusterConfig, pki: PkiRecord): Promise<CaRotationRecord> {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 13);
-  const old = pki.cas;
-  const fresh = {} as Record<CaName, CaMaterial>;
-  const cross = {} as Record<CaName, string>;
-
-  onEvent({ type: 'step', step: 'trust', title: 'Adding new CAs to every trust bundle' });
+  const old = {} as Record<RotatedCaName, CaMaterial>;
+  const fresh = {} as Record<RotatedCaName, CaMaterial>;
   for (const name of ROTATED_CAS) {
-    const spec = CAS.find((c) => c.name === name)!;
-    const cn = `${spec.commonName}-${stamp}`;
-    fresh[name] = await generateCa(d.crypto, cn, config.keyType);
-    cross[name] = await d.crypto.crossSign(fresh[name].cert, caTemplate(cn), { certificatePem: old[name].cert, privateKeyPem: old[name].key! });
+    old[name] = pki.cas[name];
+    fresh[name] = await generateCa(d.crypto, `${CAS.find((c) => c.name === name)!.commonName}-${stamp}`, config.keyType);
   }
-  const both = { ...old } as Record<CaName, CaMaterial>;
-  for (const name of ROTATED_CAS) both[name] = { cert: old[name].cert, key: old[name].key!, extraTrust: [fresh[name].cert] };
-  commitFileSet(caFiles(d, both), d.layout.k8sdStateDir);
-  await d.state!.putPki({ ...pki, cas: both });
-  await until('kube-apiserver to trust the new client CA', 120_000, () => apiserverTrustsClientCa(d, server, fresh['client-ca']));
+  const crossSignedCa = await d.crypto.crossSign(fresh.ca.cert, caTemplate(cnOf(d, fresh.ca.cert)), { certificatePem: old.ca.cert, privateKeyPem: old.ca.key! });
+  const record: CaRotationRecord = {
+    id: `${stamp}-${randomBytes(3).toString('hex')}`,
+    startedAt: new Date().toISOString(),
+    startedOn: self.name,
+    phase: 'trust',
+    done: [],
+    old,
+    fresh,
+    crossSignedCa,
+  };
+  if (!(await d.state!.createCaRotation(record))) throw new ApiError(409, 'another CA rotation was recorded a moment ago; run "k8s rotate-certs-ca" again to resume it');
+  return record;
+}
 
-  onEvent({ type: 'step', step: 'reissue', title: 'Re-issuing certificates and kubeconfigs under the new CAs' });
-  const next = { ...old } as Record<CaName, CaMaterial>;
-  for (const name of ROTATED_CAS) next[name] = { cert: fresh[name].cert, key: fresh[name].key!, extraTrust: [old[name].cert] };
-  await refreshControlPlane(d, { certificates: rotatedCerts, cas: next, chains: { apiserver: cross.ca } });
-  await d.state!.putPki({ ...pki, cas: next });
-  const newCaCn = d.crypto.parseCertificate(fresh.ca.cert).subject.commonName;
-  await until('kube-apiserver to serve its certificate from the new CA', 120_000, async () => (await servedIssuer(server)) === newCaCn);
+async function applyStep(d: K8sd, r: CaRotationRecord, step: RotationStep, self: string, members: MemberRecord[], identity: PeerIdentity): Promise<string> {
+  if (step.node.name === self) return applyOnControlPlane(d, r, step.phase);
+  const member = members.find((m) => m.name === step.node.name)!;
+  const body: ApplyBody = { id: r.id, phase: step.phase };
+  if (member.role === 'worker') {
+    const pki = await d.state!.getPki();
+    body.worker = workerPhaseInput(step.phase, r, pki!.cas, d.crypto);
+  }
+  const reply = await peerRequest<{ detail: string }>(identity, peerTarget(peerRecordOf(d.crypto, member)), 'POST', APPLY_PATH, body, APPLY_TIMEOUT_MS);
+  return reply.detail;
+}
 
-  onEvent({ type: 'step', step: 'retire', title: 'Retiring the old CAs' });
-  const final = { ...old } as Record<CaName, CaMaterial>;
-  for (const name of ROTATED_CAS) final[name] = { cert: fresh[name].cert, key: fresh[name].key! };
-  // Kubeconfigs and the apiserver chain drop the old CA; leaves keep their keys' new issuer.
-  await refreshControlPlane(d, { certificates: rotatedCerts, cas: final });
-  commitFileSet(caFiles(d, final), d.layout.k8sdStateDir);
-  await d.state!.putPki({ ...pki, cas: final });
-  d.log.info('CA rotation complete', { cas: ROTATED_CAS });
-  return { cas: Object.fromEntries(ROTATED_CAS.map((n) => [n, d.crypto.parseCertificate(fresh[n].cert).subject.commonName])) };
+export async function rotateCas(d: K8sd, onEvent: (e: RotationEvent) => void): Promise<RotationResult> {
+  const { node: self, config, pki } = await clusterContext(d);
+  const identity: PeerIdentity = { cert: d.identity.cert, key: d.identity.key };
+  const state = d.state!;
+  const store = new MembershipStore(state);
+  const lock = new JoinLockKeeper(store, caRotationLockHolder(self.name), await takeJoinLock(store, self.name), d);
+  try {
+    let record = await state.getCaRotation();
+    if (!record && ROTATED_CAS.some((n) => !pki.cas[n].key)) {
+      throw new ApiError(400, 'a CA was supplied without its key (externally managed); rotate it with your own PKI and install the results with refresh-certs --external-certificates');
+    }
+    // Under the join lock: no control-plane join is half-way, and workers check for a recorded rotation after registering.
+    const members = await store.members();
+    const answered = await preflight(d, self, members, identity);
+    onEvent({ type: 'info', message: `every node answers: ${answered}` });
+    if (record) {
+      const done = record.done.length ? `; done on ${record.done.join(', ')}` : '';
+      const failed = record.lastError ? `; it stopped on ${record.lastError.node}: ${record.lastError.message}` : '';
+      onEvent({ type: 'info', message: `resuming the CA rotation started on ${record.startedOn} at ${record.startedAt} in its ${record.phase} phase${done}${failed}` });
+    } else {
+      record = await newRotation(d, self, config, pki);
+    }
+    let phase: CaRotationPhase | undefined;
+    for (const step of remainingSteps(record, members, self.name)) {
+      lock.assertHeld();
+      if (step.phase !== phase) {
+        phase = step.phase;
+        onEvent({ type: 'step', step: phase, title: PHASE_TITLES[phase] });
+        record = recordPhase(record, phase);
+        await state.putCaRotation(record);
+        // The datastore first: control-plane nodes derive the phase's CAs from it, and it signs workers' certificates.
+        const current = (await state.getPki())!;
+        await state.putPki({ ...current, cas: caSetFor(phase, record, current.cas) });
+      }
+      let detail: string;
+      try {
+        detail = await applyStep(d, record, step, self.name, members, identity);
+      } catch (err) {
+        const message = (err as Error).message;
+        record = { ...record, lastError: { phase: step.phase, node: step.node.name, message, at: new Date().toISOString() } };
+        await state.putCaRotation(record).catch(() => undefined);
+        throw new ApiError(
+          502,
+          `the ${step.phase} phase failed on ${step.node.role} node "${step.node.name}": ${message}. ` +
+            'The rotation stopped there and is recorded; fix the cause and run "k8s rotate-certs-ca" again to resume it',
+        );
+      }
+      onEvent({ type: 'node', step: step.phase, node: step.node.name, role: step.node.role, detail });
+      record = recordDone(record, step.phase, step.node.name);
+      await state.putCaRotation(record);
+    }
+    const current = (await state.getPki())!;
+    await state.putPki({ ...current, cas: caSetFor('retire', record, current.cas) });
+    await state.deleteCaRotation();
+    d.log.info('CA rotation complete', { cas: ROTATED_CAS, nodes: members.map((m) => m.name) });
+    return { cas: Object.fromEntries(ROTATED_CAS.map((n) => [n, cnOf(d, record.fresh[n].cert)])), nodes: members.map((m) => m.name).sort() };
+  } finally {
+    await lock.release().catch((err: Error) => d.log.warn('CA rotation: could not release the join lock; it expires by itself', { error: err.message }));
+  }
+}
+
+/** The cluster-API side, served by every node (workers too, so the routes check their caller themselves). */
+export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T>) => Promise<T>): Route[] {
+  const node = (): LocalNodeState => {
+    const n = d.node();
+    if (!n) throw new ApiError(409, 'this node is not part of a cluster');
+    return n;
+  };
+  return [
+    {
+      method: 'POST',
+      path: CHECK_PATH,
+      untrusted: true,
+      handler: async (req: Request): Promise<CheckReply> => {
+        await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
+        const n = node();
+        return { name: n.name, role: n.role, external: n.role === 'control-plane' ? externalBlockers(d) : [] };
+      },
+    },
+    {
+      method: 'POST',
+      path: APPLY_PATH,
+      untrusted: true,
+      handler: async (req: Request) => {
+        await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
+        const n = node();
+        const body = req.body as Partial<ApplyBody>;
+        if (typeof body.id !== 'string' || !ROTATION_PHASES.includes(body.phase as CaRotationPhase)) throw new ApiError(400, 'malformed request: id and phase are required');
+        const phase = body.phase as CaRotationPhase;
+        return exclusive(async () => {
+          if (n.role === 'worker') {
+            const w = body.worker;
+            if (typeof w?.caCert !== 'string' || typeof w.clientCaCert !== 'string') throw new ApiError(400, 'malformed request: a worker needs the CA bundles');
+            return { node: n.name, role: n.role, detail: await applyOnWorker(d, phase, w) };
+          }
+          if (!d.state) throw new ApiError(503, 'the datastore is not connected on this node yet; retry in a few seconds');
+          const r = await d.state.getCaRotation();
+          if (!r || r.id !== body.id || r.phase !== phase) {
+            throw new ApiError(409, `the datastore records no CA rotation ${body.id} in its ${phase} phase (it holds ${r ? `${r.id} in its ${r.phase} phase` : 'none'})`);
+          }
+          return { node: n.name, role: n.role, detail: await applyOnControlPlane(d, r, phase) };
+        });
+      },
+    },
+  ];
 }

@@ -2,11 +2,13 @@
 // nodes. kube-controller-manager has no cluster-signing key here, so it signs none of these;
 // k8sd approves a request only when csr-approval.ts accepts it (a registered node asking for
 // its own name and addresses), denies it with a reason otherwise, and signs approved requests
-// with the cluster CA (ca.crt: the apiserver verifies kubelets with --kubelet-certificate-authority).
+// with the cluster CA as the datastore holds it at that moment (ca.crt: the apiserver verifies
+// kubelets with --kubelet-certificate-authority); during a CA rotation that is the new CA.
 // Every control-plane node runs it; optimistic concurrency on the CSR lets one writer win.
 import type { CertificatesV1Api, V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { CertificateTemplate } from '../../crypto/types.js';
+import { withChain } from '../../pki/signer.js';
 import { LEAF_KEY_USAGE } from '../../pki/table.js';
 import { checkKubeletServingCsr, CsrDecision, KUBELET_SERVING_SIGNER, RegisteredNode } from './csr-approval.js';
 import type { Membership } from './index.js';
@@ -143,7 +145,9 @@ export class KubeletServingSigner {
         notBefore: new Date(now - 5 * 60_000),
         notAfter: new Date(now + seconds * 1000),
       };
-      const cert = await this.m.d.crypto.signCsr(pem, template, { certificatePem: ca.cert, privateKeyPem: ca.key });
+      // During a CA rotation the CA carries a chain (the new CA cross-signed by the old one), so that
+      // an apiserver that still trusts only the old CA accepts the kubelet's new certificate.
+      const cert = withChain(await this.m.d.crypto.signCsr(pem, template, { certificatePem: ca.cert, privateKeyPem: ca.key }), ca);
       current.status = { ...(current.status ?? {}), certificate: Buffer.from(cert).toString('base64') };
       await api.replaceCertificateSigningRequestStatus({ name, body: current });
       if (this.done.size > 10_000) this.done.clear();

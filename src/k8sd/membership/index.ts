@@ -2,12 +2,11 @@
 // components, and the controllers that keep membership facts current (peers, API server
 // endpoints, pod network config, kubelet serving certificates).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
 import { renderKubeconfig } from '../../pki/signer.js';
 import { ServiceId } from '../../services/specs.js';
-import { apiserverProxyEndpointsPath, cniConflistPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
+import { apiserverProxyEndpointsPath, cniConflistPath, kubeletServingCertPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { KubeletServingSigner } from './csr-signer.js';
@@ -265,7 +264,7 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
   }
   if (names.includes('kubelet')) {
     // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.
-    for (const f of ['kubelet-server-current.pem']) rmSync(path.join(l.kubeletRootDir, 'pki', f), { force: true });
+    rmSync(kubeletServingCertPath(l), { force: true });
     restarted.add('kubelet');
   }
   for (const svc of restarted) await d.host.services.restart(svc);

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { ClusterConfig, PkiRecord } from '../../datastore/state.js';
 import { isLoopback } from '../../config/net.js';
-import { CertificateTemplate } from '../../crypto/types.js';
+import { CertificateTemplate, CryptoBackend } from '../../crypto/types.js';
 import { leafTemplate, trustBundle } from '../../pki/signer.js';
 import { KUBECONFIGS, NodeIdentity } from '../../pki/table.js';
 import { etcdPeerUrl } from '../controlplane.js';
@@ -17,7 +17,7 @@ import { fingerprintOf } from '../identity.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { joinHostPort, PeerRecord } from './peer.js';
-import { JoinInFlight, JoinTokenRecord, MemberRecord, MembershipStore } from './store.js';
+import { JoinInFlight, JoinTokenRecord, MemberRecord, MembershipStore, rotatingNode } from './store.js';
 import { JoinRole, secretMatches } from './token.js';
 
 export const K8SD_CLUSTER_PORT = 6400;
@@ -143,10 +143,13 @@ async function verifyToken(m: Membership, store: MembershipStore, body: JoinRequ
   return t;
 }
 
+/** How to call a member's k8sd: its address on the cluster port, pinned to its cluster certificate. */
+export function peerRecordOf(crypto: CryptoBackend, r: MemberRecord): PeerRecord {
+  return { name: r.name, address: r.address, role: r.role, fingerprint: fingerprintOf(crypto, r.clusterCert), clusterPort: K8SD_CLUSTER_PORT };
+}
+
 export async function controlPlanePeers(m: Membership, store: MembershipStore): Promise<PeerRecord[]> {
-  return (await store.members())
-    .filter((r) => r.role === 'control-plane' && !r.joining)
-    .map((r) => ({ name: r.name, address: r.address, role: r.role, fingerprint: fingerprintOf(m.d.crypto, r.clusterCert), clusterPort: K8SD_CLUSTER_PORT }));
+  return (await store.members()).filter((r) => r.role === 'control-plane' && !r.joining).map((r) => peerRecordOf(m.d.crypto, r));
 }
 
 export function apiserverEndpoints(peers: PeerRecord[], securePort: number): string[] {
@@ -180,6 +183,22 @@ async function handleJoin(m: Membership, req: Request): Promise<unknown> {
   return body.role === 'control-plane' ? joinControlPlane(m, store, body) : joinWorker(m, store, body);
 }
 
+/**
+ * A node joining during an unfinished CA rotation would miss its earlier phases. Also called after
+ * a worker registers (workers do not take the join lock): a rotation lists the members after it
+ * recorded itself, so either it sees the worker or the worker sees the rotation.
+ */
+async function refuseDuringCaRotation(store: MembershipStore): Promise<void> {
+  const r = await store.state.getCaRotation();
+  if (r) {
+    throw new ApiError(
+      409,
+      `a CA rotation (started on "${r.startedOn}" at ${r.startedAt}) has not finished: it is in its ${r.phase} phase; ` +
+        'finish it with "k8s rotate-certs-ca" on a control-plane node, then join',
+    );
+  }
+}
+
 async function waitForJoinLock(m: Membership, store: MembershipStore, holder: string): Promise<string> {
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {
@@ -187,6 +206,8 @@ async function waitForJoinLock(m: Membership, store: MembershipStore, holder: st
     if (lease) return lease;
     if (Date.now() > deadline) {
       const current = (await store.joinLockHolder()) ?? 'another node';
+      const rotating = rotatingNode(current);
+      if (rotating) throw new ApiError(409, `a CA rotation runs on "${rotating}" right now; join again when "k8s rotate-certs-ca" has finished`);
       throw new ApiError(409, `another node ("${current}") is joining the control plane right now; joins are queued, retry in a few seconds`);
     }
     await sleep(250 + Math.floor(Math.random() * 250));
@@ -205,6 +226,7 @@ async function joinControlPlane(m: Membership, store: MembershipStore, body: Joi
   let registered = false;
   let memberId: string | undefined;
   try {
+    await refuseDuringCaRotation(store);
     // Re-check under the lock: another joiner may have used the token meanwhile.
     const t = await verifyToken(m, store, body);
     const peerUrl = etcdPeerUrl(address, config.etcdPeerPort);
@@ -325,6 +347,7 @@ async function joinWorker(m: Membership, store: MembershipStore, body: JoinReque
     await store.recordJoin({ name, address, memberId: '', lease, tokenRaw: t.raw, startedAt: new Date().toISOString() });
     await store.putMember({ name, address, role: 'worker', clusterCert, joinedAt: new Date().toISOString() });
     registered = true;
+    await refuseDuringCaRotation(store);
     const certificates = (await signWorkerCsrs(m, name, csrs, config, pki)) as Record<WorkerClientCert, string>;
     const members = await controlPlanePeers(m, store);
     m.log.info('worker join accepted', { node: name, address });

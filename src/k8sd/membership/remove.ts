@@ -20,9 +20,10 @@ import { apiStatus, kubeClients } from './kube-clients.js';
 import { K8SD_CLUSTER_PORT } from './join-server.js';
 import { nodeRuntimeDirs } from './join-flow.js';
 import { stopNodeComponents, unmountUnder } from './node-components.js';
-import { joinHostPort, peerRequest, readPeers } from './peer.js';
+import { joinHostPort, peerRequest } from './peer.js';
+import { requireControlPlaneCaller } from './peer-auth.js';
 import { removalSafety, VoterHealth } from './quorum.js';
-import { MemberRecord, MembershipStore } from './store.js';
+import { MemberRecord, MembershipStore, rotatingNode } from './store.js';
 
 export interface RemoveReply {
   removed: string;
@@ -90,6 +91,9 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
       throw new ApiError(503, 'the datastore is not connected on this node; check "k8s status", or use another control-plane node');
     }
     const store = new MembershipStore(m.d.state);
+    // A CA rotation applies each phase to the members it listed; it stops by itself if one of them fails.
+    const rotating = rotatingNode(await store.joinLockHolder().catch(() => undefined));
+    if (rotating) throw new ApiError(409, `a CA rotation runs on "${rotating}" right now; remove "${name}" when it has finished or failed`);
     let rec: MemberRecord | undefined;
     let members: EtcdMember[];
     let peerPort: number;
@@ -177,15 +181,7 @@ function scheduleSelfCleanup(m: Membership, res: ServerResponse, name: string, w
 async function handleLeave(m: Membership, req: Request, res: ServerResponse): Promise<unknown> {
   const node = m.d.node();
   if (!node) return { leaving: false };
-  const fp = req.peerFingerprint;
-  let known = readPeers(m.d.layout).some((p) => p.role === 'control-plane' && p.fingerprint === fp);
-  if (!known && m.d.state) {
-    known = await new MembershipStore(m.d.state)
-      .members()
-      .then((ms) => ms.some((r) => r.role === 'control-plane' && fingerprintOf(m.d.crypto, r.clusterCert) === fp))
-      .catch(() => false);
-  }
-  if (!known) throw new ApiError(403, 'only a control-plane member of this node’s cluster may ask it to leave');
+  await requireControlPlaneCaller(m.d, req, 'ask it to leave');
   res.once('finish', () => void leaveCluster(m, 'removed by a control-plane node'));
   return { leaving: node.name };
 }

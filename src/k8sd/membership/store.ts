@@ -30,6 +30,17 @@ export interface JoinInFlight {
 }
 
 export const JOIN_LOCK = 'join';
+/** The join lock's holder while a CA rotation runs: joins and removals wait until it is done. */
+const CA_ROTATION_HOLDER = 'ca-rotation@';
+
+export function caRotationLockHolder(node: string): string {
+  return `${CA_ROTATION_HOLDER}${node}`;
+}
+
+/** The node running a CA rotation, when the join lock's holder is one. */
+export function rotatingNode(holder: string | undefined): string | undefined {
+  return holder?.startsWith(CA_ROTATION_HOLDER) ? holder.slice(CA_ROTATION_HOLDER.length) : undefined;
+}
 const joinKey = (name: string): string => `${PREFIX}joins/${name}`;
 const lockKey = (name: string): string => `${PREFIX}locks/${name}`;
 
@@ -79,6 +90,10 @@ export class MembershipStore {
   }
   async joinLockHolder(): Promise<string | undefined> {
     return this.state.etcd.get(lockKey(JOIN_LOCK));
+  }
+  /** Keeps the join lock past its lease (a CA rotation holds it for minutes); undefined when it was lost. */
+  async renewJoinLock(holder: string, lease: string, ttlSeconds: number): Promise<string | undefined> {
+    return this.state.renewLock(JOIN_LOCK, holder, lease, ttlSeconds);
   }
   /** Releases the lock; the in-flight join record goes with the lease. */
   async unlock(lease: string): Promise<void> {
