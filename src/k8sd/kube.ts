@@ -45,30 +45,39 @@ export function readCreds(file: string): KubeconfigCreds {
   return { server: c.server ?? '', ca: b64(c['certificate-authority-data']), cert: b64(u['client-certificate-data']), key: b64(u['client-key-data']) };
 }
 
-/** GET /readyz with the kubeconfig's client certificate, verifying the server against its CA. */
-export async function apiserverReady(kubeconfigFile: string, timeoutMs = 2000): Promise<boolean> {
-  if (!existsSync(kubeconfigFile)) return false;
+/**
+ * A plain GET with the kubeconfig's client certificate, verifying the server against its CA.
+ * Undefined when the apiserver cannot be reached (or the kubeconfig is missing or unreadable).
+ */
+export async function apiserverGet(kubeconfigFile: string, path: string, timeoutMs = 2000): Promise<{ status: number; body: string } | undefined> {
+  if (!existsSync(kubeconfigFile)) return undefined;
   let creds: KubeconfigCreds;
   try {
     creds = readCreds(kubeconfigFile);
   } catch {
-    return false;
+    return undefined;
   }
   return new Promise((resolve) => {
     // allowPartialTrustChain: the cluster CA may be an intermediate (ca-crt from an enterprise
     // PKI). Go clients take any certificate of the bundle as a trust anchor; OpenSSL needs this
     // flag, or it looks for a self-signed root that is not there and the probe never succeeds.
     const opts = { ca: creds.ca, cert: creds.cert, key: creds.key, timeout: timeoutMs, servername: 'kubernetes', allowPartialTrustChain: true };
-    const req = https.request(`${creds.server}/readyz`, opts, (res) => {
+    const req = https.request(`${creds.server}${path}`, opts, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(res.statusCode === 200 && body.trim() === 'ok'));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('error', () => resolve(undefined));
     req.end();
   });
+}
+
+/** GET /readyz with the kubeconfig's client certificate, verifying the server against its CA. */
+export async function apiserverReady(kubeconfigFile: string, timeoutMs = 2000): Promise<boolean> {
+  const reply = await apiserverGet(kubeconfigFile, '/readyz', timeoutMs);
+  return reply?.status === 200 && reply.body.trim() === 'ok';
 }
 
 export async function waitApiserverReady(kubeconfigFile: string, timeoutMs: number, isAlive?: () => Promise<string | undefined>): Promise<void> {

@@ -1,11 +1,12 @@
 // Adapter between k8sd and the security modules: audit policy, admission configuration
 // (Pod Security, EventRateLimit) and encryption at rest through k8sd's KMS v2 plugin.
-import { commitFileSet } from '../host/files.js';
-import { SecurityManager } from '../security/index.js';
+import { encryptionPaths, readAesgcmKeys, SecurityManager } from '../security/index.js';
+import { readFileSync } from 'node:fs';
 import { SecurityProvider } from './flows/bootstrap.js';
 import { ApiError } from './http.js';
 import { coreApi } from './kube.js';
 import type { K8sd } from './daemon.js';
+import { clusterKeyStatus, rotateClusterKey, secretsRotationClusterRoutes, waitForEncryptionConfig } from './secrets-rotation.js';
 
 export function createSecurityProvider(d: K8sd): SecurityProvider & { manager: SecurityManager } {
   const manager = new SecurityManager({
@@ -22,7 +23,11 @@ export function createSecurityProvider(d: K8sd): SecurityProvider & { manager: S
   };
 }
 
-/** `k8s secrets-encryption status | rotate | reencrypt`. */
+/**
+ * `k8s secrets-encryption status | rotate | reencrypt` on the local API, and the cluster-API
+ * routes through which the rotating control-plane node stages and activates the new key on
+ * the others (src/k8sd/secrets-rotation.ts).
+ */
 export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): void {
   const config = async () => {
     d.requireControlPlane();
@@ -31,28 +36,36 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
     return c;
   };
   const core = () => coreApi(d.layout.kubeconfig('admin.conf'));
+  const reencrypt = async (c: Awaited<ReturnType<typeof config>>) => {
+    // aesgcm: the apiserver must run with the current write key, or the rewrite keeps the old one.
+    // (KMS: manager.reencrypt waits for the apiserver to adopt the current KEK itself.)
+    if (c.secretsEncryption === 'aesgcm' && readAesgcmKeys(encryptionPaths(d.layout).configFile).length > 0) {
+      await waitForEncryptionConfig(d, readFileSync(encryptionPaths(d.layout).configFile, 'utf8'));
+    }
+    const report = await manager.reencrypt(c, await core());
+    return { rewritten: report.rewritten, failed: report.failed.length };
+  };
   d.extraLocalRoutes.push(
-    { method: 'GET', path: '/1.0/k8sd/secrets-encryption', handler: async () => manager.status(await config()) },
+    {
+      method: 'GET',
+      path: '/1.0/k8sd/secrets-encryption',
+      handler: async () => {
+        const c = await config();
+        const cluster = await clusterKeyStatus(d, manager, c);
+        return { ...manager.status(c), ...(cluster ? { controlPlane: cluster } : {}) };
+      },
+    },
     {
       method: 'POST',
       path: '/1.0/k8sd/secrets-encryption/rotate',
       handler: async (req) => {
         const c = await config();
-        const { keyId, files } = await manager.rotate(c);
-        if (files.length) commitFileSet(files, d.layout.k8sdStateDir);
-        d.log.info('rotated the secrets encryption key', { keyId });
-        const reencrypt = (req.body as { reencrypt?: boolean }).reencrypt !== false;
-        const report = reencrypt ? await manager.reencrypt(c, await core()) : undefined;
-        return { keyId, ...(report ? { rewritten: report.rewritten, failed: report.failed.length } : {}) };
+        const rotated = await rotateClusterKey(d, manager, c);
+        const wanted = (req.body as { reencrypt?: boolean }).reencrypt !== false;
+        return { ...rotated, ...(wanted ? await reencrypt(c) : {}) };
       },
     },
-    {
-      method: 'POST',
-      path: '/1.0/k8sd/secrets-encryption/reencrypt',
-      handler: async () => {
-        const report = await manager.reencrypt(await config(), await core());
-        return { rewritten: report.rewritten, failed: report.failed.length };
-      },
-    },
+    { method: 'POST', path: '/1.0/k8sd/secrets-encryption/reencrypt', handler: async () => reencrypt(await config()) },
   );
+  d.extraClusterRoutes.push(...secretsRotationClusterRoutes(d, manager));
 }

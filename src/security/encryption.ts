@@ -10,6 +10,7 @@ import type { Args } from '../services/args.js';
 import { SecuritySettingsError } from './errors.js';
 import { SECRET_FILE_MODE, toYaml, type SecurityFile } from './files.js';
 import { kmsPaths, type KekInfo } from './kek-ring.js';
+import type { KeySet, VersionedKey } from './key-sets.js';
 
 // Kept here rather than imported from ./kms.js so this module does not load gRPC.
 const KMS_PROVIDER_NAME = 'k8sd-kms';
@@ -159,15 +160,15 @@ export function aesgcmEncryptionConfigYaml(
   return document(options.resources ?? DEFAULT_ENCRYPTION_SETTINGS.resources, providers);
 }
 
-/** A new aesgcm key named key-<n+1>, from the crypto backend's random source. */
-export async function generateAesgcmKey(crypto: CryptoBackend, existing: readonly AesgcmKey[] = []): Promise<AesgcmKey> {
+/** A new aesgcm key named key-<n+1>, n the highest key number in `existing`, or key-<generation>. */
+export async function generateAesgcmKey(crypto: CryptoBackend, existing: readonly AesgcmKey[] = [], generation?: number): Promise<AesgcmKey> {
   const highest = existing.reduce((max, key) => {
     const match = /^key-([0-9]+)$/.exec(key.name);
     return match ? Math.max(max, Number(match[1])) : max;
   }, 0);
   const secret = await crypto.randomBytes(AESGCM_KEY_BYTES);
   if (secret.length !== AESGCM_KEY_BYTES) throw new SecuritySettingsError('encryption.aesgcmKeys', `crypto backend returned ${secret.length} random bytes, wanted ${AESGCM_KEY_BYTES}`);
-  return { name: `key-${highest + 1}`, secret: secret.toString('base64') };
+  return { name: `key-${generation ?? highest + 1}`, secret: secret.toString('base64') };
 }
 
 /** Rotation step 1: the new key goes first (writes), old keys stay (reads). Re-encrypt, then drop old keys. */
@@ -175,6 +176,36 @@ export function rotateAesgcmKeys(keys: readonly AesgcmKey[], newKey: AesgcmKey):
   const rotated = [newKey, ...keys];
   validateAesgcmKeys(rotated);
   return rotated;
+}
+
+const GENERATED_KEY_NAME = /^key-([1-9][0-9]*)$/;
+
+/**
+ * aesgcm keys as a key set for the cluster-wide rotation rules (./key-sets.ts): the first
+ * key is current, the generation comes from the name. Keys not named key-<n> (hand edits)
+ * are refused: their age is unknown, so a newer-than-current key could not be told apart
+ * from an old one that still decrypts data.
+ */
+export function aesgcmKeySet(keys: readonly AesgcmKey[]): KeySet<VersionedKey> {
+  validateAesgcmKeys(keys);
+  return {
+    current: keys[0]!.name,
+    keys: keys.map((key, index) => {
+      const match = GENERATED_KEY_NAME.exec(key.name);
+      if (!match) {
+        throw new SecuritySettingsError(`encryption.aesgcmKeys[${index}].name`, `"${key.name}" was not made by k8sd; rename it key-<n> on every control-plane node (n above every other key) before rotating`);
+      }
+      return { id: key.name, generation: Number(match[1]), secret: key.secret };
+    }),
+  };
+}
+
+/** The EncryptionConfiguration order of a key set: the current key first (it encrypts), then newest first. */
+export function aesgcmKeysOf(set: KeySet<VersionedKey>): AesgcmKey[] {
+  const current = set.keys.find((k) => k.id === set.current);
+  if (!current) throw new SecuritySettingsError('encryption.aesgcmKeys', `the write key "${set.current}" is not among the keys`);
+  const others = set.keys.filter((k) => k.id !== set.current).sort((a, b) => b.generation - a.generation);
+  return [current, ...others].map((k) => ({ name: k.id, secret: k.secret }));
 }
 
 /** Rotation step 3, after re-encryption: drop a read-only key. The write key cannot be dropped. */
@@ -276,6 +307,7 @@ export interface ReencryptRecord {
 export type EncryptionStage =
   | 'disabled'
   | 'enabled'
+  | 'rotation-staged'
   | 'rotated-pending-reencrypt'
   | 'reencrypt-active'
   | 'reencrypt-finished'
@@ -298,7 +330,8 @@ export interface SecretsEncryptionStatus {
     apiserverKeyId: string | null;
     lastEncryptAt: string | null;
   };
-  aesgcm?: { keys: Array<{ name: string; writes: boolean }> };
+  /** `staged`: newer than the write key, on its way to every control-plane node (decrypts, does not encrypt yet). */
+  aesgcm?: { keys: Array<{ name: string; writes: boolean; staged: boolean }> };
   reencrypt?: ReencryptRecord;
 }
 
@@ -323,9 +356,14 @@ export function secretsEncryptionStatus(input: SecretsEncryptionStatusInput): Se
 
   const readKeyCount = settings.provider === 'kms' ? (input.keks?.length ?? 0) : settings.provider === 'aesgcm' ? settings.aesgcmKeys.length : 0;
   const pendingReaders = settings.keepReading.length > 0 || readKeyCount > 1;
+  const generation = (name: string): number => Number(GENERATED_KEY_NAME.exec(name)?.[1] ?? 0);
+  const writeGeneration = generation(settings.aesgcmKeys[0]?.name ?? '');
+  const aesgcmStaged = (name: string): boolean => settings.provider === 'aesgcm' && writeGeneration > 0 && generation(name) > writeGeneration;
+  const staged = settings.provider === 'kms' ? (input.keks ?? []).some((k) => k.staged) : settings.aesgcmKeys.some((k) => aesgcmStaged(k.name));
   let stage: EncryptionStage;
   const last = input.reencrypt;
   if (settings.provider === 'off') stage = 'disabled';
+  else if (staged) stage = 'rotation-staged';
   else if (last?.state === 'running') stage = 'reencrypt-active';
   else if (last && last.targetKeyId === (writeKeyId ?? 'identity')) stage = last.state === 'finished' ? 'reencrypt-finished' : 'reencrypt-failed';
   else if (pendingReaders) stage = 'rotated-pending-reencrypt';
@@ -350,7 +388,7 @@ export function secretsEncryptionStatus(input: SecretsEncryptionStatusInput): Se
     };
   }
   if (settings.provider === 'aesgcm' || settings.keepReading.includes('aesgcm')) {
-    status.aesgcm = { keys: settings.aesgcmKeys.map((k, i) => ({ name: k.name, writes: settings.provider === 'aesgcm' && i === 0 })) };
+    status.aesgcm = { keys: settings.aesgcmKeys.map((k, i) => ({ name: k.name, writes: settings.provider === 'aesgcm' && i === 0, staged: aesgcmStaged(k.name) })) };
   }
   if (input.reencrypt) status.reencrypt = { ...input.reencrypt };
   return status;

@@ -26,8 +26,8 @@ export class KekRingError extends SecurityError {
   }
 }
 
-/** Two KEK rings disagree (e.g. two control-plane nodes rotated at the same time). */
-export class KekRingConflictError extends SecurityError {}
+/** Two nodes' encryption keys (KEK rings, aesgcm keys) disagree, e.g. two control-plane nodes rotated at the same time. */
+export class EncryptionKeyConflictError extends SecurityError {}
 
 /** Decrypt was asked for a key_id this node does not hold. */
 export class UnknownKeyIdError extends SecurityError {

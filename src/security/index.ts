@@ -5,6 +5,7 @@ export * from './errors.js';
 export * from './files.js';
 export type { SecurityLogger } from './logger.js';
 export * from './kek-ring.js';
+export * from './key-sets.js';
 export {
   KMS_API_VERSION,
   KMS_PROVIDER_NAME,
@@ -24,6 +25,8 @@ export * from './reencrypt.js';
 export {
   DEFAULT_ENCRYPTION_SETTINGS,
   aesgcmEncryptionConfigYaml,
+  aesgcmKeySet,
+  aesgcmKeysOf,
   dropAesgcmKey,
   encryptionArgs,
   encryptionConfigFor,
@@ -84,7 +87,11 @@ export {
   SecurityManager,
   readAesgcmKeys,
   securitySettingsFrom,
+  type ClusterRotationPlan,
   type ClusterSecurityConfig,
+  type EncryptionKeys,
+  type EncryptionKeySummary,
+  type KeyChange,
   type SecurityManagerOptions,
   type SecuritySettings,
 } from './manager.js';

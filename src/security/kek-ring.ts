@@ -7,15 +7,18 @@
 // written before a rotation can still be read; a KEK can be retired only after every
 // object has been re-encrypted.
 //
-// Invariant: the current KEK is the one with the highest generation. That makes the
-// merge of two rings (control-plane nodes syncing) deterministic.
+// A KEK newer than the current one is *staged*: a cluster-wide rotation first puts the new
+// KEK on every control-plane node (decrypt only), then makes it current everywhere, so no
+// apiserver wraps a DEK under a KEK that another node's plugin lacks. The merge rules that
+// keep this deterministic on every node are in ./key-sets.ts.
 import { chmod, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CryptoBackend } from '../crypto/types.js';
 import type { Layout } from '../layout.js';
-import { CiphertextError, KekRingConflictError, KekRingError, SecuritySettingsError, UnknownKeyIdError } from './errors.js';
+import { CiphertextError, KekRingError, SecuritySettingsError, UnknownKeyIdError } from './errors.js';
 import { writeFileAtomic } from '../host/files.js';
 import { SECRET_FILE_MODE, ensureSecretDir, type SecurityFile } from './files.js';
+import { applyActivate, applyStage, discardStagedKey, mergeKeySets, stageKey, type KeySet } from './key-sets.js';
 import type { SecurityLogger } from './logger.js';
 
 export const KEK_RING_FORMAT = 'k8sd-kms-kek-ring/v1';
@@ -56,11 +59,12 @@ export interface KekRecord {
   secret: string;
 }
 
-/** The ring file. Holds key material: never log it, only ever write it 0600. */
-export interface KekRingDocument {
+/**
+ * The ring file. Holds key material: never log it, only ever write it 0600. `current` wraps
+ * new DEKs; keys of a higher generation are staged (see the top of this file).
+ */
+export interface KekRingDocument extends KeySet<KekRecord> {
   format: typeof KEK_RING_FORMAT;
-  current: string;
-  keys: KekRecord[];
 }
 
 /** What can be shown about a KEK (status, logs). */
@@ -69,6 +73,8 @@ export interface KekInfo {
   generation: number;
   createdAt: string;
   current: boolean;
+  /** Newer than the current KEK: on its way to every node, decrypts, not yet used to wrap. */
+  staged: boolean;
 }
 
 export interface WrappedKey {
@@ -102,7 +108,7 @@ function decodeSecret(file: string, id: string, secret: string): Buffer {
 
 /**
  * Validates a ring document (from disk or from another node). Checks structure, unique
- * ids and generations, key length, and that `current` is the highest generation.
+ * ids and generations, key length, and that `current` is one of the keys.
  * Does not verify id fingerprints (async); see verifyRingFingerprints.
  */
 export function parseKekRing(text: string, source: string): KekRingDocument {
@@ -139,11 +145,10 @@ export function parseKekRing(text: string, source: string): KekRingDocument {
     keys.push({ id: entry.id, generation: entry.generation, createdAt: entry.createdAt, secret: entry.secret });
   }
   keys.sort((a, b) => a.generation - b.generation);
-  const newest = keys[keys.length - 1]!;
-  if (raw.current !== newest.id) {
-    throw new KekRingError(source, `current key "${raw.current}" must be the newest key "${newest.id}"`);
+  if (!ids.has(raw.current)) {
+    throw new KekRingError(source, `current key "${raw.current}" is not one of its keys; restore the ring from another control-plane node`);
   }
-  return { format: KEK_RING_FORMAT, current: newest.id, keys };
+  return { format: KEK_RING_FORMAT, current: raw.current, keys };
 }
 
 /** Checks that every id's fingerprint matches its key (catches a hand-edited or corrupted ring). */
@@ -156,26 +161,26 @@ export async function verifyRingFingerprints(crypto: CryptoBackend, ring: KekRin
   }
 }
 
+/** A ring document from a key set (the rotation rules in ./key-sets.ts work on key sets). */
+export function kekRingOf(set: KeySet<KekRecord>): KekRingDocument {
+  return { format: KEK_RING_FORMAT, current: set.current, keys: set.keys.map((k) => ({ id: k.id, generation: k.generation, createdAt: k.createdAt, secret: k.secret })) };
+}
+
 /**
- * Union of two rings. Deterministic, so every control-plane node that merges the
- * same rings ends with the same current KEK. Two different KEKs with the same
- * generation mean two nodes rotated concurrently: that is refused.
+ * Union of two rings. Deterministic, so every control-plane node that merges the same rings
+ * ends with the same current KEK: the newer of the two current ones (a staged KEK stays
+ * staged). Two different KEKs with the same generation mean two nodes rotated concurrently:
+ * that is refused.
  */
 export function mergeKekRings(local: KekRingDocument, remote: KekRingDocument): KekRingDocument {
-  const byGeneration = new Map<number, KekRecord>();
-  for (const record of [...local.keys, ...remote.keys]) {
-    const existing = byGeneration.get(record.generation);
-    if (existing && (existing.id !== record.id || existing.secret !== record.secret)) {
-      throw new KekRingConflictError(
-        `two different KEKs have generation ${record.generation} (${existing.id}, ${record.id}): ` +
-          'control-plane nodes rotated at the same time. Keep the ring of the node whose apiserver has ' +
-          'written with that key (see `k8s secrets-encryption status` on each node), copy it to the others, then rotate again.',
-      );
-    }
-    byGeneration.set(record.generation, record);
-  }
-  const keys = [...byGeneration.values()].sort((a, b) => a.generation - b.generation);
-  return { format: KEK_RING_FORMAT, current: keys[keys.length - 1]!.id, keys };
+  return kekRingOf(mergeKeySets(local, remote));
+}
+
+/** A new random KEK of the given generation. */
+export async function generateKek(crypto: CryptoBackend, generation: number, now: Date = new Date()): Promise<KekRecord> {
+  const key = await crypto.randomBytes(KEK_BYTES);
+  if (key.length !== KEK_BYTES) throw new KekRingError('(new key)', `crypto backend returned ${key.length} random bytes, wanted ${KEK_BYTES}`);
+  return { id: await kekIdFor(crypto, generation, key), generation, createdAt: now.toISOString(), secret: key.toString('base64') };
 }
 
 function ringFile(file: string, ring: KekRingDocument): SecurityFile {
@@ -242,7 +247,7 @@ export class KekStore {
     if (options.create === false) {
       throw new KekRingError(options.file, 'does not exist; copy the ring from another control-plane node (k8sd does this on join)');
     }
-    const first = await KekStore.newRecord(resolved.crypto, 1, resolved.now());
+    const first = await generateKek(resolved.crypto, 1, resolved.now());
     const ring: KekRingDocument = { format: KEK_RING_FORMAT, current: first.id, keys: [first] };
     await resolved.write(ringFile(resolved.file, ring));
     // Right on bootstrap; wrong on a node that joined a cluster (its peers lack this KEK).
@@ -260,7 +265,8 @@ export class KekStore {
 
   /** KEKs without key material, oldest first. */
   list(): KekInfo[] {
-    return this.ring.keys.map((k) => ({ id: k.id, generation: k.generation, createdAt: k.createdAt, current: k.id === this.ring.current }));
+    const current = this.ring.keys.find((k) => k.id === this.ring.current)!.generation;
+    return this.ring.keys.map((k) => ({ id: k.id, generation: k.generation, createdAt: k.createdAt, current: k.id === this.ring.current, staged: k.generation > current }));
   }
 
   has(keyId: string): boolean {
@@ -294,17 +300,48 @@ export class KekStore {
   }
 
   /**
-   * Adds a new KEK and makes it current. It is written to disk before it is used.
+   * Adds a new KEK and makes it current at once. Only right when this node is the whole
+   * control plane; a cluster stages the KEK on every node first (k8sd's cluster rotation).
    * kube-apiserver notices the new key_id on its next Status poll (up to a minute) and
    * then wraps a fresh DEK; re-encrypt Secrets after that to move old data to the new KEK.
    */
   rotate(): Promise<KekInfo> {
     return this.serialized(async () => {
       const generation = this.ring.keys[this.ring.keys.length - 1]!.generation + 1;
-      const record = await KekStore.newRecord(this.options.crypto, generation, this.options.now());
-      await this.replace({ format: KEK_RING_FORMAT, current: record.id, keys: [...this.ring.keys, record] });
+      const record = await generateKek(this.options.crypto, generation, this.options.now());
+      await this.replace(kekRingOf({ current: record.id, keys: stageKey(this.ring, record).keys }));
       this.options.logger?.info('rotated KMS KEK', { keyId: record.id, generation });
-      return { id: record.id, generation, createdAt: record.createdAt, current: true };
+      return { id: record.id, generation, createdAt: record.createdAt, current: true, staged: false };
+    });
+  }
+
+  /**
+   * Stage step of a cluster rotation: merges the ring the rotating node sent and keeps
+   * `keyId` staged (decrypts, does not wrap); a staged KEK of an earlier, interrupted
+   * rotation is dropped. Written to disk before the reply.
+   */
+  stage(sent: KekRingDocument, keyId: string, source = 'staged ring'): Promise<KekInfo[]> {
+    return this.serialized(async () => {
+      const checked = await this.checked(sent, source);
+      await this.replaceIfChanged(kekRingOf(applyStage(this.ring, checked, keyId)), 'staged KMS KEK', { keyId });
+      return this.list();
+    });
+  }
+
+  /** Activate step of a cluster rotation: merges the ring sent and makes `keyId` current. */
+  activate(sent: KekRingDocument, keyId: string, source = 'activated ring'): Promise<KekInfo[]> {
+    return this.serialized(async () => {
+      const checked = await this.checked(sent, source);
+      await this.replaceIfChanged(kekRingOf(applyActivate(this.ring, checked, keyId)), 'activated KMS KEK', { keyId });
+      return this.list();
+    });
+  }
+
+  /** Rollback of a stage: removes a staged KEK. Refuses the current or an older KEK; no-op when absent. */
+  discard(keyId: string): Promise<KekInfo[]> {
+    return this.serialized(async () => {
+      await this.replaceIfChanged(kekRingOf(discardStagedKey(this.ring, keyId)), 'discarded staged KMS KEK', { keyId });
+      return this.list();
     });
   }
 
@@ -331,15 +368,23 @@ export class KekStore {
   /** Merges a ring received from another control-plane node and persists the result. */
   adopt(remote: KekRingDocument, source = 'remote ring'): Promise<KekInfo[]> {
     return this.serialized(async () => {
-      const checked = parseKekRing(JSON.stringify(remote), source);
-      await verifyRingFingerprints(this.options.crypto, checked, source);
-      const merged = mergeKekRings(this.ring, checked);
-      if (JSON.stringify(merged) !== JSON.stringify(this.ring)) {
-        await this.replace(merged);
-        this.options.logger?.info('merged KMS KEK ring', { source, current: merged.current, keys: merged.keys.length });
-      }
+      const merged = mergeKekRings(this.ring, await this.checked(remote, source));
+      await this.replaceIfChanged(merged, 'merged KMS KEK ring', { source, keys: merged.keys.length });
       return this.list();
     });
+  }
+
+  /** A ring from elsewhere, validated like the file: structure and every id's fingerprint. */
+  private async checked(ring: KekRingDocument, source: string): Promise<KekRingDocument> {
+    const parsed = parseKekRing(JSON.stringify(ring), source);
+    await verifyRingFingerprints(this.options.crypto, parsed, source);
+    return parsed;
+  }
+
+  private async replaceIfChanged(ring: KekRingDocument, message: string, fields: Record<string, unknown>): Promise<void> {
+    if (JSON.stringify(ring) === JSON.stringify(this.ring)) return;
+    await this.replace(ring);
+    this.options.logger?.info(message, { ...fields, current: ring.current });
   }
 
   /** Re-reads the ring file when another writer replaced it. Returns true when it changed. */
@@ -372,12 +417,6 @@ export class KekStore {
 
   private static keyMap(file: string, ring: KekRingDocument): Map<string, Buffer> {
     return new Map(ring.keys.map((k) => [k.id, decodeSecret(file, k.id, k.secret)]));
-  }
-
-  private static async newRecord(crypto: CryptoBackend, generation: number, now: Date): Promise<KekRecord> {
-    const key = await crypto.randomBytes(KEK_BYTES);
-    if (key.length !== KEK_BYTES) throw new KekRingError('(new key)', `crypto backend returned ${key.length} random bytes, wanted ${KEK_BYTES}`);
-    return { id: await kekIdFor(crypto, generation, key), generation, createdAt: now.toISOString(), secret: key.toString('base64') };
   }
 
   private static async stamp(file: string): Promise<string> {

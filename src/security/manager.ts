@@ -1,6 +1,9 @@
 // One object for k8sd: turns the cluster's security settings into files and
 // kube-apiserver flags, runs the KMS plugin, rotates keys and re-encrypts.
 // It matches k8sd's SecurityProvider (files, apiserverArgs, beforeApiserver, stop).
+// Key rotation is cluster-wide and two-phase (stage on every control-plane node, then
+// activate); this object does one node's part of it and plans it from every node's keys.
+// k8sd (src/k8sd/secrets-rotation.ts) moves the keys between nodes.
 import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import type { CryptoBackend } from '../crypto/types.js';
@@ -14,17 +17,19 @@ import {
   type EncryptionSettings,
   type ReencryptRecord,
   type SecretsEncryptionStatus,
+  aesgcmKeySet,
+  aesgcmKeysOf,
   encryptionArgs,
   encryptionPaths,
   files as encryptionFiles,
   generateAesgcmKey,
   needsKmsPlugin,
-  rotateAesgcmKeys,
   secretsEncryptionStatus,
 } from './encryption.js';
 import { SecurityError, SecuritySettingsError } from './errors.js';
 import type { SecurityFile } from './files.js';
-import { KekStore, kmsPaths, type KekInfo, type KekRingDocument } from './kek-ring.js';
+import { KekStore, generateKek, kekRingOf, kmsPaths, parseKekRing, verifyRingFingerprints, type KekInfo, type KekRingDocument } from './kek-ring.js';
+import { applyActivate, applyStage, discardStagedKey, planRotation, stagedKeys, type KeySet, type NodeKeys, type VersionedKey } from './key-sets.js';
 import { startKmsServer, type KmsServer } from './kms.js';
 import type { SecurityLogger } from './logger.js';
 import { reencryptSecrets, type ReencryptOptions, type ReencryptReport, type SecretsApi } from './reencrypt.js';
@@ -71,6 +76,58 @@ export function readAesgcmKeys(configFile: string): AesgcmKey[] {
     }
   }
   return [];
+}
+
+/**
+ * One node's encryption keys, key material included. Travels between control-plane nodes
+ * over k8sd's pinned mTLS cluster API only; never logged.
+ */
+export type EncryptionKeys = { provider: 'kms'; ring: KekRingDocument } | { provider: 'aesgcm'; keys: AesgcmKey[] };
+
+/** What can be shown about one node's keys (no key material). */
+export interface EncryptionKeySummary {
+  provider: 'kms' | 'aesgcm';
+  /** The key new writes use on this node. */
+  writeKeyId: string;
+  /** Every key this node can decrypt with, oldest first. */
+  keyIds: string[];
+  /** Keys newer than the write key: a rotation distributed them and has not made them current yet. */
+  stagedKeyIds: string[];
+}
+
+/** A cluster rotation, planned from every control-plane node's keys. */
+export interface ClusterRotationPlan {
+  provider: 'kms' | 'aesgcm';
+  previousKeyId: string;
+  newKeyId: string;
+  /** Sent to every node by the stage step (the new key decrypts, does not write). */
+  staged: EncryptionKeys;
+  /** Sent to every node by the activate step (the new key writes). */
+  active: EncryptionKeys;
+  /** Staged keys of an earlier, interrupted rotation, dropped by the stage step. */
+  abandoned: string[];
+  /** Nodes whose keys differed from the cluster's before this rotation. */
+  outOfSync: string[];
+}
+
+/** What a stage, activate or discard did on this node. aesgcm: `files` (0600) for k8sd to write; the apiserver reloads them. */
+export interface KeyChange {
+  summary: EncryptionKeySummary;
+  files: SecurityFile[];
+}
+
+function summaryOf(provider: 'kms' | 'aesgcm', set: KeySet<VersionedKey>): EncryptionKeySummary {
+  return {
+    provider,
+    writeKeyId: set.current,
+    keyIds: [...set.keys].sort((a, b) => a.generation - b.generation).map((k) => k.id),
+    stagedKeyIds: stagedKeys(set).map((k) => k.id),
+  };
+}
+
+function rotatingProvider(config: ClusterSecurityConfig): 'kms' | 'aesgcm' {
+  if (config.secretsEncryption === 'kms' || config.secretsEncryption === 'aesgcm') return config.secretsEncryption;
+  throw new SecuritySettingsError('security.secrets-encryption', 'is "none"; enable kms or aesgcm before rotating keys');
 }
 
 export interface SecurityManagerOptions {
@@ -152,29 +209,97 @@ export class SecurityManager {
 
   /** The KEK ring to hand to a joining control-plane node. Contains keys: send over mTLS only. */
   exportKekRing(): KekRingDocument {
-    if (!this.store) throw new SecurityError('the KMS plugin is not running on this node; KEKs can only be exported from a control-plane node using KMS');
-    return this.store.exportRing();
+    return this.kekStore().exportRing();
+  }
+
+  private kekStore(): KekStore {
+    if (!this.store) throw new SecurityError('the KMS plugin is not running on this node; start k8sd on a control-plane node that uses KMS');
+    return this.store;
+  }
+
+  private aesgcmKeys(): AesgcmKey[] {
+    const keys = readAesgcmKeys(encryptionPaths(this.layout).configFile);
+    if (keys.length === 0) throw new SecurityError(`${encryptionPaths(this.layout).configFile} holds no aesgcm key; copy it from another control-plane node`);
+    return keys;
+  }
+
+  /** This node's keys, key material included, for the rotating node. Send over mTLS only. */
+  exportKeys(config: ClusterSecurityConfig): EncryptionKeys {
+    return rotatingProvider(config) === 'kms' ? { provider: 'kms', ring: this.exportKekRing() } : { provider: 'aesgcm', keys: this.aesgcmKeys() };
+  }
+
+  /** This node's keys without key material: which one writes, which are staged. */
+  keySummary(config: ClusterSecurityConfig): EncryptionKeySummary {
+    const keys = this.exportKeys(config);
+    return keys.provider === 'kms' ? summaryOf('kms', keys.ring) : summaryOf('aesgcm', aesgcmKeySet(keys.keys));
   }
 
   /**
-   * Rotates the write key. KMS: new KEK (the apiserver picks it up on its next Status
-   * poll). aesgcm: new first key in the config file, returned for k8sd to write (the
-   * apiserver reloads it automatically). Follow with reencrypt(), then distribute the
-   * new ring/config to the other control-plane nodes.
+   * Plans a rotation from every control-plane node's keys (this node's included): the union
+   * of all keys (conflicts refused, naming the nodes) plus a new key newer than any of them.
+   * Rings from other nodes are checked like the ring file (structure, fingerprints).
    */
-  async rotate(config: ClusterSecurityConfig): Promise<{ keyId: string; files: SecurityFile[] }> {
-    if (config.secretsEncryption === 'kms') {
-      if (!this.store) throw new SecurityError('the KMS plugin is not running; start k8sd on a control-plane node first');
-      const rotated: KekInfo = await this.store.rotate();
-      return { keyId: rotated.id, files: [] };
+  async planClusterRotation(config: ClusterSecurityConfig, nodes: ReadonlyArray<NodeKeys<EncryptionKeys>>): Promise<ClusterRotationPlan> {
+    const provider = rotatingProvider(config);
+    for (const { node, keys } of nodes) {
+      if (keys.provider !== provider) throw new SecurityError(`node "${node}" encrypts with ${keys.provider}, the cluster config says ${provider}; restart k8sd on "${node}"`);
     }
-    if (config.secretsEncryption === 'aesgcm') {
-      const keys = readAesgcmKeys(encryptionPaths(this.layout).configFile);
-      const newKey = await generateAesgcmKey(this.crypto, keys);
-      const settings = securitySettingsFrom(config, rotateAesgcmKeys(keys, newKey));
-      return { keyId: newKey.name, files: encryptionFiles(this.layout, settings.encryption) };
+    if (provider === 'kms') {
+      const rings: Array<NodeKeys<KekRingDocument>> = [];
+      for (const { node, keys } of nodes) {
+        const source = `KEK ring of node "${node}"`;
+        const ring = parseKekRing(JSON.stringify((keys as { ring: KekRingDocument }).ring), source);
+        await verifyRingFingerprints(this.crypto, ring, source);
+        rings.push({ node, keys: ring });
+      }
+      const plan = await planRotation(rings, (generation) => generateKek(this.crypto, generation));
+      return { provider, ...plan, staged: { provider, ring: kekRingOf(plan.staged) }, active: { provider, ring: kekRingOf(plan.active) } };
     }
-    throw new SecuritySettingsError('security.secrets-encryption', 'is "none"; enable kms or aesgcm before rotating keys');
+    const sets = nodes.map(({ node, keys }) => ({ node, keys: aesgcmKeySet((keys as { keys: AesgcmKey[] }).keys) }));
+    const plan = await planRotation(sets, async (generation) => {
+      const key = await generateAesgcmKey(this.crypto, [], generation);
+      return { id: key.name, generation, secret: key.secret };
+    });
+    return { provider, ...plan, staged: { provider, keys: aesgcmKeysOf(plan.staged) }, active: { provider, keys: aesgcmKeysOf(plan.active) } };
+  }
+
+  /** Stage step on this node: the new key decrypts here from now on, and does not encrypt yet. */
+  async stageKey(config: ClusterSecurityConfig, sent: EncryptionKeys, keyId: string): Promise<KeyChange> {
+    return this.changeKeys(config, sent, (local, remote) => applyStage(local, remote, keyId), (store, ring) => store.stage(ring, keyId));
+  }
+
+  /** Activate step on this node: the staged key becomes the write key (the apiserver follows within a minute). */
+  async activateKey(config: ClusterSecurityConfig, sent: EncryptionKeys, keyId: string): Promise<KeyChange> {
+    return this.changeKeys(config, sent, (local, remote) => applyActivate(local, remote, keyId), (store, ring) => store.activate(ring, keyId));
+  }
+
+  /** Rollback of a stage on this node: removes the staged key (never one that may have encrypted data). */
+  async discardStagedKey(config: ClusterSecurityConfig, keyId: string): Promise<KeyChange> {
+    if (rotatingProvider(config) === 'kms') {
+      await this.kekStore().discard(keyId);
+      return { summary: this.keySummary(config), files: [] };
+    }
+    return this.aesgcmChange(config, discardStagedKey(aesgcmKeySet(this.aesgcmKeys()), keyId));
+  }
+
+  private async changeKeys(
+    config: ClusterSecurityConfig,
+    sent: EncryptionKeys,
+    aesgcm: (local: KeySet<VersionedKey>, remote: KeySet<VersionedKey>) => KeySet<VersionedKey>,
+    kms: (store: KekStore, ring: KekRingDocument) => Promise<KekInfo[]>,
+  ): Promise<KeyChange> {
+    const provider = rotatingProvider(config);
+    if (sent.provider !== provider) throw new SecurityError(`this node encrypts with ${provider}, the rotating node sent ${sent.provider} keys; restart k8sd on both`);
+    if (sent.provider === 'kms') {
+      await kms(this.kekStore(), sent.ring);
+      return { summary: this.keySummary(config), files: [] };
+    }
+    return this.aesgcmChange(config, aesgcm(aesgcmKeySet(this.aesgcmKeys()), aesgcmKeySet(sent.keys)));
+  }
+
+  private aesgcmChange(config: ClusterSecurityConfig, set: KeySet<VersionedKey>): KeyChange {
+    const settings = securitySettingsFrom(config, aesgcmKeysOf(set));
+    return { summary: summaryOf('aesgcm', set), files: encryptionFiles(this.layout, settings.encryption) };
   }
 
   /**

@@ -154,7 +154,7 @@ describe('encryption settings → files and flags', () => {
 });
 
 describe('secretsEncryptionStatus', () => {
-  const kek = (generation: number, current: boolean): KekInfo => ({ id: `kek-${generation}-0123456789abcdef`, generation, createdAt: '2026-01-01T00:00:00.000Z', current });
+  const kek = (generation: number, current: boolean, staged = false): KekInfo => ({ id: `kek-${generation}-0123456789abcdef`, generation, createdAt: '2026-01-01T00:00:00.000Z', current, staged });
 
   it('reports the KMS write key, the key the apiserver last used and the stage', () => {
     const status = secretsEncryptionStatus({ layout, settings: {}, keks: [kek(1, true)], lastEncrypt: { keyId: kek(1, true).id, at: new Date('2026-01-02T00:00:00Z') } });
@@ -172,13 +172,15 @@ describe('secretsEncryptionStatus', () => {
     // A rotation after the last run makes it pending again.
     const keks3 = [...keks.map((k) => ({ ...k, current: false })), kek(3, true)];
     expect(secretsEncryptionStatus({ layout, settings: {}, keks: keks3, reencrypt: { ...running, state: 'finished' } }).stage).toBe('rotated-pending-reencrypt');
+    // A key staged by a cluster rotation (on its way to every node) shows as such.
+    expect(secretsEncryptionStatus({ layout, settings: {}, keks: [...keks, kek(3, false, true)], reencrypt: { ...running, state: 'finished' } }).stage).toBe('rotation-staged');
   });
 
   it('never includes aesgcm key material', async () => {
     const list = await keys(2);
     const status = secretsEncryptionStatus({ layout, settings: { provider: 'aesgcm', aesgcmKeys: list } });
     expect(status.writeKeyId).toBe('key-2');
-    expect(status.aesgcm!.keys).toEqual([{ name: 'key-2', writes: true }, { name: 'key-1', writes: false }]);
+    expect(status.aesgcm!.keys).toEqual([{ name: 'key-2', writes: true, staged: false }, { name: 'key-1', writes: false, staged: false }]);
     const text = JSON.stringify(status);
     for (const key of list) expect(text).not.toContain(key.secret);
   });

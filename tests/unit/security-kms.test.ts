@@ -6,7 +6,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Layout } from '../../src/layout.js';
-import { KekRingConflictError, KekRingError, KmsCallError, KmsSocketError } from '../../src/security/errors.js';
+import { EncryptionKeyConflictError, KekRingError, KmsCallError, KmsSocketError } from '../../src/security/errors.js';
 import { writeFileAtomic } from '../../src/host/files.js';
 import { KekStore, MAX_WRAP_PLAINTEXT_BYTES, kmsPaths } from '../../src/security/kek-ring.js';
 import { createKmsClient, startKmsServer, type KmsClient, type KmsServer } from '../../src/security/kms.js';
@@ -185,7 +185,7 @@ describe('KEK ring', () => {
   it('refuses to merge a ring from a node that bootstrapped its own KEK', async () => {
     const a = await KekStore.open({ file: path.join(root, 'a', 'ring.json'), crypto });
     const stray = await KekStore.open({ file: path.join(root, 'b', 'ring.json'), crypto });
-    await expect(stray.adopt(a.exportRing())).rejects.toBeInstanceOf(KekRingConflictError);
+    await expect(stray.adopt(a.exportRing())).rejects.toBeInstanceOf(EncryptionKeyConflictError);
   });
 
   it('merges rings from two nodes so both decrypt everything and agree on the current KEK', async () => {

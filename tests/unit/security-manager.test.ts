@@ -80,7 +80,13 @@ describe('SecurityManager', () => {
     try {
       const first = await client.status();
       expect(first.healthz).toBe('ok');
-      const { keyId } = await manager.rotate(defaults);
+      // A one-node control plane: the plan is made from this node's keys alone.
+      const plan = await manager.planClusterRotation(defaults, [{ node: 'only', keys: manager.exportKeys(defaults) }]);
+      const keyId = plan.newKeyId;
+      await manager.stageKey(defaults, plan.staged, keyId);
+      expect((await client.status()).keyId).toBe(first.keyId);
+      expect(manager.status(defaults).stage).toBe('rotation-staged');
+      await manager.activateKey(defaults, plan.active, keyId);
       expect((await client.status()).keyId).toBe(keyId);
       expect(manager.status(defaults).stage).toBe('rotated-pending-reencrypt');
 
@@ -127,11 +133,19 @@ describe('SecurityManager', () => {
     // Later calls reuse the key on disk rather than inventing another.
     expect((await manager.files(config)).find((f) => f.path === enc.path)!.content).toBe(enc.content);
 
-    const rotated = await manager.rotate(config);
-    expect(rotated.keyId).toBe('key-2');
+    const plan = await manager.planClusterRotation(config, [{ node: 'only', keys: manager.exportKeys(config) }]);
+    expect(plan.newKeyId).toBe('key-2');
+    const providerKeys = (content: string): string[] =>
+      (yaml.load(content) as { resources: Array<{ providers: Array<{ aesgcm?: { keys: Array<{ name: string }> } }> }> }).resources[0]!.providers[0]!.aesgcm!.keys.map((k) => k.name);
+    // Staged: the new key decrypts (second), the old one still encrypts (first).
+    const staged = await manager.stageKey(config, plan.staged, plan.newKeyId);
+    expect(providerKeys(staged.files[0]!.content)).toEqual(['key-1', 'key-2']);
+    writeFileAtomic(staged.files[0]!.path, staged.files[0]!.content, staged.files[0]!.mode);
+    expect(manager.status(config)).toMatchObject({ writeKeyId: 'key-1', stage: 'rotation-staged' });
+    const rotated = await manager.activateKey(config, plan.active, plan.newKeyId);
+    expect(rotated.files[0]!.mode).toBe(0o600);
     writeFileAtomic(rotated.files[0]!.path, rotated.files[0]!.content, rotated.files[0]!.mode);
-    const parsed = yaml.load(rotated.files[0]!.content) as { resources: Array<{ providers: Array<{ aesgcm?: { keys: Array<{ name: string }> } }> }> };
-    expect(parsed.resources[0]!.providers[0]!.aesgcm!.keys.map((k) => k.name)).toEqual(['key-2', 'key-1']);
+    expect(providerKeys(rotated.files[0]!.content)).toEqual(['key-2', 'key-1']);
     expect(manager.status(config)).toMatchObject({ provider: 'aesgcm', writeKeyId: 'key-2', stage: 'rotated-pending-reencrypt' });
     expect(JSON.stringify(manager.status(config))).not.toContain(readAesgcmKeys(enc.path)[0]!.secret);
   });

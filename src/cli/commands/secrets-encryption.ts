@@ -2,11 +2,50 @@ import { Args } from '@oclif/core';
 import { Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
+interface NodeKeys {
+  name: string;
+  writeKeyId?: string;
+  keyIds?: string[];
+  stagedKeyIds?: string[];
+  error?: string;
+}
+
+interface EncryptionStatus {
+  provider: string;
+  writeKeyId: string | null;
+  stage: string;
+  controlPlane?: { nodes: NodeKeys[]; keysAgree: boolean };
+}
+
+interface RotateResult {
+  keyId: string;
+  previousKeyId: string;
+  nodes: string[];
+  rewritten?: number;
+  failed?: number;
+}
+
+function describeStatus(st: EncryptionStatus): string {
+  const lines = [`provider: ${st.provider}`, `write key: ${st.writeKeyId ?? '-'}`, `stage: ${st.stage}`];
+  if (st.controlPlane) {
+    lines.push(`control-plane keys: ${st.controlPlane.keysAgree ? 'in agreement' : 'NOT in agreement'}`);
+    for (const n of st.controlPlane.nodes) {
+      if (n.error) lines.push(`  ${n.name}: unreachable (${n.error})`);
+      else {
+        const staged = n.stagedKeyIds?.length ? `, staged ${n.stagedKeyIds.join(', ')}` : '';
+        lines.push(`  ${n.name}: writes ${n.writeKeyId}, holds ${n.keyIds?.join(', ')}${staged}`);
+      }
+    }
+  }
+  return lines.join('\n');
+}
+
 export default class SecretsEncryption extends K8sCommand {
-  static override description = 'Secrets encryption at rest: show status, rotate the key, or re-encrypt every Secret';
+  static override description =
+    'Secrets encryption at rest: show status, rotate the key on every control-plane node, or re-encrypt every Secret';
   static override examples = [
     '<%= config.bin %> secrets-encryption status',
-    'sudo <%= config.bin %> secrets-encryption rotate          # new key, then re-encrypt every Secret',
+    'sudo <%= config.bin %> secrets-encryption rotate          # new key on every control-plane node, then re-encrypt every Secret',
     'sudo <%= config.bin %> secrets-encryption reencrypt',
   ];
   static override args = {
@@ -22,11 +61,14 @@ export default class SecretsEncryption extends K8sCommand {
     const client = this.client(600_000);
     const format = flags['output-format'] as OutputFormat;
     if (args.action === 'status') {
-      const st = await client.call<Record<string, unknown>>('GET', '/1.0/k8sd/secrets-encryption');
-      await this.render(st, format, () => JSON.stringify(st, null, 2));
+      const st = await client.call<EncryptionStatus>('GET', '/1.0/k8sd/secrets-encryption');
+      await this.render(st, format, () => describeStatus(st));
     } else if (args.action === 'rotate') {
-      const r = await client.call<{ keyId: string; rewritten?: number; failed?: number }>('POST', '/1.0/k8sd/secrets-encryption/rotate', { reencrypt: !flags['no-reencrypt'] });
-      await this.render(r, format, () => `New key ${r.keyId}.${r.rewritten !== undefined ? ` Re-encrypted ${r.rewritten} Secrets (${r.failed} failed).` : ''}`);
+      const r = await client.call<RotateResult>('POST', '/1.0/k8sd/secrets-encryption/rotate', { reencrypt: !flags['no-reencrypt'] });
+      await this.render(r, format, () =>
+        `New key ${r.keyId} (was ${r.previousKeyId}), writing on ${r.nodes.join(', ')}.` +
+          (r.rewritten !== undefined ? ` Re-encrypted ${r.rewritten} Secrets (${r.failed} failed).` : ''),
+      );
     } else {
       const r = await client.call<{ rewritten: number; failed: number }>('POST', '/1.0/k8sd/secrets-encryption/reencrypt');
       await this.render(r, format, () => `Re-encrypted ${r.rewritten} Secrets (${r.failed} failed).`);
