@@ -46,6 +46,7 @@ const CHECK_TIMEOUT_MS = 10_000;
 /** Idle time allowed for one node's phase (a worker's reissue waits for its new serving certificate). */
 const APPLY_TIMEOUT_MS = 600_000;
 const LOCK_TTL_SECONDS = 60;
+const LOCK_WAIT_MS = 30_000;
 
 interface CheckReply {
   name: string;
@@ -102,13 +103,20 @@ function cnOf(d: K8sd, pem: string): string {
   return d.crypto.parseCertificate(pem).subject.commonName;
 }
 
+/** Waits a little for the join lock: a control-plane join holds it until its etcd member is promoted. */
 async function takeJoinLock(store: MembershipStore, self: string): Promise<string> {
-  const lease = await store.lockJoin(caRotationLockHolder(self), LOCK_TTL_SECONDS);
-  if (lease) return lease;
-  const holder = (await store.joinLockHolder()) ?? 'another node';
-  const rotating = rotatingNode(holder);
-  if (rotating) throw new ApiError(409, `a CA rotation is already running on "${rotating}"`);
-  throw new ApiError(409, `node "${holder}" is joining the cluster right now; run "k8s rotate-certs-ca" again when it has joined`);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    const lease = await store.lockJoin(caRotationLockHolder(self), LOCK_TTL_SECONDS);
+    if (lease) return lease;
+    const holder = (await store.joinLockHolder()) ?? 'another operation';
+    const rotating = rotatingNode(holder);
+    if (rotating) throw new ApiError(409, `a CA rotation is already running on "${rotating}"; nothing was changed`);
+    if (Date.now() > deadline) {
+      throw new ApiError(409, `the cluster's join lock is held by "${holder}" (a node joining, or another cluster-wide rotation); nothing was changed, run "k8s rotate-certs-ca" again when it has finished`);
+    }
+    await new Promise((r) => setTimeout(r, 500 + Math.floor(Math.random() * 500)));
+  }
 }
 
 /** Every other member must answer on the cluster API, and no control-plane node may hold an external certificate of a rotated CA. */
