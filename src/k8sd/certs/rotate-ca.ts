@@ -209,7 +209,7 @@ export async function rotateCas(d: K8sd, onEvent: (e: RotationEvent) => void): P
         onEvent({ type: 'step', step: phase, title: PHASE_TITLES[phase] });
         record = recordPhase(record, phase);
         await state.putCaRotation(record);
-        // The datastore first: control-plane nodes derive the phase's CAs from it, and it signs workers' certificates.
+        // The PKI record first: the control plane signs workers' client and kubelet serving certificates with it.
         const current = (await state.getPki())!;
         await state.putPki({ ...current, cas: caSetFor(phase, record, current.cas) });
       }
