@@ -77,6 +77,9 @@ export class K8sd {
     this.security = security;
     registerSecretsEncryption(this, security.manager);
     registerModules(this);
+    // One k8sd per root: a second one would reap the first one's services as stale.
+    const other = runningK8sd(l.k8sdPidFile);
+    if (other) throw new Error(`another k8sd (pid ${other}) is already running with this K8S_ROOT (${l.root}); stop it first ("npm stop", or "snap stop k8s.k8sd")`);
     // The pid file comes first, so that `npm stop` during the (slow) reaping below finds this k8sd.
     writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
     if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
@@ -296,3 +299,22 @@ export class K8sd {
 }
 
 export { etcdClientUrl };
+
+/** The pid of a live k8sd recorded in `pidFile`, other than this process (or its FIPS re-exec parent). */
+export function runningK8sd(pidFile: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || pid === process.ppid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/\) [ZX] /.test(stat)) return undefined;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return /k8sd\/main\.js/.test(cmdline) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

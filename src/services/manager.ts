@@ -87,17 +87,31 @@ export class Supervisor implements ServiceManager {
     return path.join(this.layout.runDir, `${name}.pid`);
   }
 
-  /** Kills services left behind by a previous k8sd that died without stopping them. */
+  /**
+   * Kills services left behind by a previous k8sd that died without stopping them: those named by
+   * pid files, and any service process whose arguments point into this node's directories (a
+   * pid file can be missing, e.g. after a crash between spawn and write).
+   */
   async reapStale(): Promise<void> {
-    if (!existsSync(this.layout.runDir)) return;
-    for (const f of readdirSync(this.layout.runDir).filter((n) => n.endsWith('.pid'))) {
-      const pid = Number(readFileSync(path.join(this.layout.runDir, f), 'utf8').trim());
-      const name = f.slice(0, -4) as ServiceId;
-      if (pid > 0 && processMatches(pid, BINARIES[name]?.binary)) {
-        this.log.warn('stopping a service left running by a previous k8sd', { svc: name, pid });
-        await killAndWait(pid, this.stopTimeoutMs);
+    const found = new Map<number, string>();
+    if (existsSync(this.layout.runDir)) {
+      for (const f of readdirSync(this.layout.runDir).filter((n) => n.endsWith('.pid'))) {
+        const file = path.join(this.layout.runDir, f);
+        const name = f.slice(0, -4) as ServiceId;
+        let pid = 0;
+        try {
+          pid = Number(readFileSync(file, 'utf8').trim());
+        } catch {
+          continue; // gone meanwhile
+        }
+        if (pid > 0 && processMatches(pid, BINARIES[name]?.binary)) found.set(pid, name);
+        rmSync(file, { force: true });
       }
-      rmSync(path.join(this.layout.runDir, f), { force: true });
+    }
+    for (const [pid, name] of findServiceProcesses(this.layout)) if (!found.has(pid)) found.set(pid, name);
+    for (const [pid, name] of found) {
+      this.log.warn('stopping a service left running by a previous k8sd', { svc: name, pid });
+      await killAndWait(pid, this.stopTimeoutMs);
     }
   }
 
@@ -226,6 +240,37 @@ export class Supervisor implements ServiceManager {
     // Reverse start order: the apiserver goes before etcd.
     for (const name of [...this.services.keys()].reverse()) await this.stop(name);
   }
+}
+
+/**
+ * Live service processes of this node: a service binary whose arguments name a path under this
+ * node's snap-common or Kubernetes directory (so nodes with other K8S_ROOTs are never touched).
+ */
+export function findServiceProcesses(layout: Layout): Array<[number, string]> {
+  const byBinary = new Map(Object.entries(BINARIES).map(([svc, b]) => [b.binary, svc]));
+  const prefixes = [`${layout.snapCommon}/`, `${layout.kubernetesDir}/`];
+  const out: Array<[number, string]> = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue;
+    }
+    const svc = byBinary.get(path.basename(argv[0] ?? ''));
+    if (!svc) continue;
+    const values = argv.slice(1).map((a) => (a.startsWith('--') && a.includes('=') ? a.slice(a.indexOf('=') + 1) : a));
+    if (values.some((v) => prefixes.some((p) => v.startsWith(p))) && processMatches(pid, undefined)) out.push([pid, svc]);
+  }
+  return out;
 }
 
 function processMatches(pid: number, binary: string | undefined): boolean {

@@ -159,6 +159,13 @@ def kill_k8sd(node) -> dict[str, int]:
 
 
 def assert_recovered_from_orphans(node, first_start, orphans: dict[str, int]) -> None:
+    try:
+        _assert_recovered_from_orphans(node, first_start, orphans)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{node.diagnostics()}") from None
+
+
+def _assert_recovered_from_orphans(node, first_start, orphans: dict[str, int]) -> None:
     st = node.wait_ready(timeout=180)
     for name, pid in orphans.items():
         assert not process_alive(pid), f"orphaned {name} (pid {pid}) was not reaped"
@@ -192,5 +199,5 @@ def test_npm_start_after_k8sd_was_killed(node, first_start):
 
 def test_a_final_npm_stop_is_clean(node, first_start):
     r = npm(node, "stop")
-    assert r.returncode == 0
-    assert wait_gone(node) == []
+    assert r.returncode == 0, r.stderr
+    assert wait_gone(node, timeout=30) == [], f"{r.stderr}\n{node.diagnostics()}"

@@ -66,3 +66,55 @@ describe('snap service manager', () => {
     expect(calls).toEqual([['start', '--enable', 'k8s.etcd'], ['services', 'k8s.etcd'], ['restart', 'k8s.etcd'], ['stop', '--disable', 'k8s.etcd']]);
   });
 });
+
+describe('reaping services a killed k8sd left behind', () => {
+  it('finds service processes by their arguments under this root even without pid files, and never those of another root', async () => {
+    const { spawn } = await import('node:child_process');
+    const { findServiceProcesses } = await import('../../src/services/manager.js');
+    const base = mkdtempSync(path.join(tmpdir(), 'k8s-reap-'));
+    const mine = new Layout({ K8S_ROOT: path.join(base, 'a'), K8S_COMPONENT_CACHE: path.join(base, 'cache') });
+    const other = new Layout({ K8S_ROOT: path.join(base, 'b'), K8S_COMPONENT_CACHE: path.join(base, 'cache') });
+    const fake = (argv0: string, dataDir: string) =>
+      spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', '--', `--data-dir=${dataDir}`], { argv0, stdio: 'ignore' });
+    const ours = fake('etcd', path.join(mine.snapCommon, 'var/lib/etcd'));
+    const theirs = fake('etcd', path.join(other.snapCommon, 'var/lib/etcd'));
+    const notAService = fake('sleepy', path.join(mine.snapCommon, 'x'));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const found = findServiceProcesses(mine);
+      expect(found).toContainEqual([ours.pid, 'etcd']);
+      expect(found.map(([p]) => p)).not.toContain(theirs.pid);
+      expect(found.map(([p]) => p)).not.toContain(notAService.pid);
+      const sup = new Supervisor(mine, silentLogger(), 2000);
+      await sup.reapStale();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(ours.exitCode !== null || ours.signalCode !== null).toBe(true);
+      expect(theirs.exitCode).toBeNull();
+      expect(theirs.signalCode).toBeNull();
+    } finally {
+      for (const p of [ours, theirs, notAService]) p.kill('SIGKILL');
+    }
+  });
+
+  it('a second k8sd on the same root is recognised from the pid file', async () => {
+    const { runningK8sd } = await import('../../src/k8sd/daemon.js');
+    const { spawn } = await import('node:child_process');
+    const dir = mkdtempSync(path.join(tmpdir(), 'k8s-pid-'));
+    const pidFile = path.join(dir, 'k8sd.pid');
+    expect(runningK8sd(pidFile)).toBeUndefined();
+    const k8sd = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', '--', '/opt/k8s/dist/k8sd/main.js'], { stdio: 'ignore' });
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      writeFileSync(pidFile, `${k8sd.pid}\n`);
+      expect(runningK8sd(pidFile)).toBe(k8sd.pid);
+      writeFileSync(pidFile, `${other.pid}\n`); // a reused pid that is not k8sd
+      expect(runningK8sd(pidFile)).toBeUndefined();
+      writeFileSync(pidFile, `${process.pid}\n`);
+      expect(runningK8sd(pidFile)).toBeUndefined();
+    } finally {
+      k8sd.kill('SIGKILL');
+      other.kill('SIGKILL');
+    }
+  });
+});
