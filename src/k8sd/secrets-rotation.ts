@@ -381,7 +381,12 @@ export async function clusterKeyStatus(d: K8sd, manager: SecurityManager, config
   return { nodes, keysAgree };
 }
 
-/** The caller must be a control-plane member (workers are members too, but never hold these keys). */
+/**
+ * The caller must be a control-plane member (workers are members too, but never hold these
+ * keys). Stricter than membership/peer-auth.ts on purpose, since these routes hand out key
+ * material: the node records in etcd only (not the peers.json cache), and not a node that is
+ * still joining.
+ */
 async function requireControlPlaneCaller(d: K8sd, req: Request): Promise<void> {
   const caller = req.peerFingerprint
     ? (await membershipStore(d).members()).find((r) => fingerprintOf(d.crypto, r.clusterCert) === req.peerFingerprint)
