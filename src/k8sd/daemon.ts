@@ -13,7 +13,7 @@ import { recoverFileSets, writeFileAtomic } from '../host/files.js';
 import { Host, LocalHost } from '../host/host.js';
 import { DEFAULT_GOFIPS140, Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
-import { Supervisor } from '../services/manager.js';
+import { processRunning, Supervisor } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
 import { controlPlaneServices, crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
@@ -310,8 +310,7 @@ export function runningK8sd(pidFile: string): number | undefined {
   }
   if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || pid === process.ppid) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) [ZX] /.test(stat)) return undefined;
+    if (!processRunning(pid)) return undefined;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return /k8sd\/main\.js/.test(cmdline) ? pid : undefined;
   } catch {

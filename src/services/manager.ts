@@ -273,12 +273,25 @@ export function findServiceProcesses(layout: Layout): Array<[number, string]> {
   return out;
 }
 
+/**
+ * True while a process exists and has not finished exiting. A zombie counts as gone (PID 1 may
+ * reap late) only once all its threads are gone: a killed multi-threaded process shows Z for its
+ * main thread while the others still tear down, holding its sockets and ports until they are done.
+ */
+export function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (!/\) [ZX] /.test(stat)) return true;
+    return readdirSync(`/proc/${pid}/task`).length > 1;
+  } catch {
+    return false;
+  }
+}
+
 function processMatches(pid: number, binary: string | undefined): boolean {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/\) Z /.test(stat)) return false;
-    return !binary || path.basename(cmd) === binary;
+    return processRunning(pid) && (!binary || path.basename(cmd) === binary);
   } catch {
     return false;
   }

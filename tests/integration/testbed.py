@@ -98,12 +98,19 @@ def _start_time(pid: int) -> int | None:
 
 
 def process_alive(pid: int) -> bool:
-    """True for a live process; a zombie (PID 1 here reaps late) counts as gone."""
+    """True for a live process; a zombie (PID 1 here reaps late) counts as gone once its last
+    thread has exited: a SIGKILLed multi-threaded process shows Z for its main thread while the
+    other threads still tear down, and until then its sockets still accept connections."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+    if stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X"):
+        return True
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def processes_of_root(root: Path) -> list[int]:
@@ -244,6 +251,9 @@ class Node:
 
     def start_k8sd(self, timeout: float = 30) -> None:
         console = self.workdir / "k8sd.console.log"
+        # A k8sd that died leaves its socket file behind: without it, "answers" can only mean the new one.
+        if not self.socket_answers():
+            self.socket.unlink(missing_ok=True)
         out = open(console, "ab")
         # cwd: the node's work dir, so that nothing a service writes relative to its working
         # directory ends up in the repository.
