@@ -33,10 +33,13 @@ export class Layout {
   readonly snapCommon: string;
   readonly inSnap: boolean;
   /**
-   * GOFIPS140 setting of the Go component builds to run (FIPS mode), or undefined for the
-   * default builds. Outside a snap it selects the recipes' `<version>-fips140-<setting>` cache entry.
+   * GOFIPS140 setting the Go components are built with (snap/components/lib.sh: v1.0.0 unless
+   * K8S_GOFIPS140 is set; empty means none). Outside a snap it selects the recipes'
+   * `<version>-fips140-<setting>` cache entry.
    */
-  goFips140: string | undefined;
+  readonly goFips140: string | undefined;
+  /** FIPS mode: the Go components must carry the FIPS module and run with fips140=on. */
+  fipsMode: boolean;
   private readonly env: LayoutEnv;
 
   constructor(env: LayoutEnv = process.env) {
@@ -45,7 +48,8 @@ export class Layout {
     this.inSnap = Boolean(env.SNAP && env.SNAP_COMMON);
     this.snap = env.SNAP || installRoot;
     this.snapCommon = this.inSnap && !env.K8S_ROOT ? env.SNAP_COMMON! : this.host('/var/snap/k8s/common');
-    this.goFips140 = env.K8S_FIPS_RUNTIME === '1' ? env.K8S_GOFIPS140 || DEFAULT_GOFIPS140 : undefined;
+    this.goFips140 = (env.K8S_GOFIPS140 ?? DEFAULT_GOFIPS140) || undefined;
+    this.fipsMode = env.K8S_FIPS_RUNTIME === '1';
   }
 
   /** Re-roots an absolute host path under K8S_ROOT. */
@@ -135,17 +139,27 @@ export class Layout {
     return path.join(this.componentCacheRoot, component, this.componentCacheKey(component), 'bin', binary);
   }
 
-  /** Cache entry of a component recipe: its version, plus the FIPS suffix for Go components in FIPS mode (as lib.sh's cache_version). */
+  /** Cache entry of a component recipe: its version, plus the GOFIPS140 suffix for Go components (as lib.sh's cache_version). */
   componentCacheKey(component: string): string {
     const version = this.componentVersion(component);
     return this.goFips140 && GO_COMPONENTS.has(component) ? `${version}-fips140-${this.goFips140}` : version;
   }
 
-  /** How to build a missing component binary (the FIPS variant in FIPS mode). */
+  /** How to build a missing component binary, or one without the FIPS module in FIPS mode. */
   componentBuildHint(component: string): string {
-    if (this.inSnap) return this.goFips140 ? `install the FIPS build of the k8s snap (Go components built with GOFIPS140=${this.goFips140})` : 'reinstall the k8s snap';
-    const fips = this.goFips140 && GO_COMPONENTS.has(component) ? `K8S_GOFIPS140=${this.goFips140} ` : '';
+    if (this.inSnap) return `reinstall the k8s snap${this.fipsMode ? ` (its Go components are built with GOFIPS140=${DEFAULT_GOFIPS140})` : ''}`;
+    const fips = this.fipsMode && !this.goFips140 && GO_COMPONENTS.has(component) ? `K8S_GOFIPS140=${DEFAULT_GOFIPS140} ` : '';
     return `build it with ${fips}bash snap/components/build-all.sh ${component}`;
+  }
+
+  /**
+   * GODEBUG for the Go components: fips140=on in FIPS mode; fips140=off otherwise when they carry
+   * the FIPS module (whose builds default to on). Other settings in `base` are kept.
+   */
+  goDebug(base = ''): string {
+    const kept = base.split(',').map((s) => s.trim()).filter((s) => s && !s.startsWith('fips140='));
+    const fips = this.fipsMode ? 'fips140=on' : this.goFips140 ? 'fips140=off' : undefined;
+    return [...kept, ...(fips ? [fips] : [])].join(',');
   }
 
   componentBuilt(component: string, binary: string): boolean {

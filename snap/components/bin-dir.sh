@@ -7,7 +7,7 @@ source "$here/lib.sh"
 name="${1:?usage: bin-dir.sh <name>}"
 if [[ ! -f "$here/$name/version" ]]; then echo "bin-dir: no recipe '$name'" >&2; exit 2; fi
 version="$(tr -d '[:space:]' < "$here/$name/version")"
-dir="$(component_cache_root)/$name/$(cache_version "$version")"
+dir="$(component_cache_root)/$name/$(cache_version "$name" "$version")"
 if ! is_done "$dir"; then
   echo "bin-dir: $name $version is not built; run snap/components/$name/build.sh" >&2; exit 1
 fi

@@ -8,14 +8,27 @@ component_cache_root() {
   echo "${K8S_COMPONENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-ts/components}"
 }
 
-# cache_version VERSION: the cache key. K8S_GOFIPS140=v1.0.0 builds a separate FIPS variant
-# with Go's FIPS 140-3 module (GOFIPS140), cached as <version>-fips140-<setting>.
-cache_version() { echo "$1${K8S_GOFIPS140:+-fips140-$K8S_GOFIPS140}"; }
+# Go components are built once, with Go's FIPS 140-3 module (GOFIPS140=v1.0.0): the same
+# binaries serve both modes, k8sd running them with GODEBUG=fips140=on in FIPS mode and
+# fips140=off otherwise. K8S_GOFIPS140= (empty) builds without the module; k8sd then refuses
+# them in FIPS mode.
+export K8S_GOFIPS140="${K8S_GOFIPS140-v1.0.0}"
+# The cluster's Go components (src/layout.ts GO_COMPONENTS lists the same). kube-bench, a test
+# tool, is built the ordinary way.
+GO_FIPS_COMPONENTS=" etcd kubernetes containerd runc cni "
 
-# go_env: hermetic Go settings shared by every recipe (proxy only, local toolchain).
+# gofips_for NAME: the GOFIPS140 setting recipe NAME builds with (empty: none).
+gofips_for() { [[ "$GO_FIPS_COMPONENTS" == *" $1 "* ]] && echo "$K8S_GOFIPS140" || true; }
+
+# cache_version NAME VERSION: the cache key, <version>-fips140-<setting> for builds with the module.
+cache_version() { local f; f="$(gofips_for "$1")"; echo "$2${f:+-fips140-$f}"; }
+
+# go_env [NAME]: hermetic Go settings shared by every recipe (proxy only, local toolchain), and
+# GOFIPS140 for the cluster's Go components.
 go_env() {
   export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod
-  if [[ -n "${K8S_GOFIPS140:-}" ]]; then export GOFIPS140="$K8S_GOFIPS140"; else unset GOFIPS140; fi
+  local f; f="$(gofips_for "${1:-}")"
+  if [[ -n "$f" ]]; then export GOFIPS140="$f"; else unset GOFIPS140; fi
   export GOPROXY="${GOPROXY_OVERRIDE:-https://proxy.golang.org}"
   export GOPATH="${GOPATH:-$HOME/go}"
 }

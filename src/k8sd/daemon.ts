@@ -11,7 +11,7 @@ import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.js';
 import { recoverFileSets, writeFileAtomic } from '../host/files.js';
 import { Host, LocalHost } from '../host/host.js';
-import { DEFAULT_GOFIPS140, Layout } from '../layout.js';
+import { Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
 import { processRunning, Supervisor } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
@@ -23,7 +23,7 @@ import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
 import { clusterStatus } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
-import { FipsMode, goFipsSettings } from '../crypto/fips.js';
+import { FipsMode } from '../crypto/fips.js';
 import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
 
@@ -67,9 +67,9 @@ export class K8sd {
     if (recovered) this.log.warn('completed interrupted file-set writes', { count: recovered });
     this.fips = await fipsMode(l);
     if (this.fips.enabled) {
-      // The Go components run their FIPS builds (checked before each start: services/binaries.ts).
-      l.goFips140 ??= DEFAULT_GOFIPS140;
-      this.log.info('FIPS mode', { requestedBy: this.fips.request.requestedBy, provider: `${this.fips.provider.name} ${this.fips.provider.version}`, goFips140: l.goFips140 });
+      // The Go components must carry the FIPS module (checked before each start: services/binaries.ts).
+      l.fipsMode = true;
+      this.log.info('FIPS mode', { requestedBy: this.fips.request.requestedBy, provider: `${this.fips.provider.name} ${this.fips.provider.version}`, goFips140: l.goFips140 ?? 'none' });
     }
     this.crypto = createCryptoBackend(this.fips, this.log);
     this.identity = await ensureClusterIdentity(l, this.crypto, this.host.hostname(), [this.host.defaultAddress()]);
@@ -226,7 +226,6 @@ export class K8sd {
           log: this.log,
           identity: this.identity,
           security: this.security,
-          goEnv: this.fips.enabled ? goFipsSettings(process.env.GODEBUG).env : {},
           fipsEnabled: this.fips.enabled,
         },
         { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },

@@ -21,7 +21,7 @@ const fipsVerified = new Map<string, string>();
  * the binary lacks it (GODEBUG=fips140=on alone would run the default, unvalidated module).
  */
 export function verifyGoFips(layout: Layout, component: string, file: string): string | undefined {
-  if (!layout.goFips140 || !GO_COMPONENTS.has(component)) return undefined;
+  if (!layout.fipsMode || !GO_COMPONENTS.has(component)) return undefined;
   const cached = fipsVerified.get(file);
   if (cached) return cached;
   let module: string | undefined;

@@ -48,7 +48,10 @@ export function serviceCommand(layout: Layout, name: ServiceId): { file: string;
   // Never run a service without its arguments: it would start with insecure built-in defaults.
   if (!existsSync(layout.args(name))) throw new ServiceError(name, `its arguments file ${layout.args(name)} is missing; refusing to start it without them`);
   const argv = argsToArgv(readArgsFile(layout.args(name)));
-  const env = { ...readEnvFile(layout.args('snap-env')), ...readEnvFile(layout.args(`${name}-env`)) };
+  const files = { ...readEnvFile(layout.args('snap-env')), ...readEnvFile(layout.args(`${name}-env`)) };
+  // FIPS mode or not is k8sd's decision, applied to every Go component (and what they exec: the
+  // containerd shim, runc, the CNI plugins inherit it).
+  const env = { ...files, GODEBUG: layout.goDebug(files.GODEBUG ?? process.env.GODEBUG ?? '') };
   return { file, argv, env };
 }
 

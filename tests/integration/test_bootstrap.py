@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import uuid
 
@@ -161,3 +162,28 @@ def test_the_daemon_refuses_a_second_bootstrap_too(cluster):
     body, _, code = r.stdout.rpartition("\n")
     assert code == "409", r.stdout
     assert "already part of a cluster" in json.loads(body)["error"]
+
+
+def process_env(pid: int) -> dict[str, str]:
+    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
+
+
+def go_build_setting(binary: str, key: str) -> str | None:
+    out = subprocess.run(["go", "version", "-m", binary], capture_output=True, text=True, timeout=60, check=True).stdout
+    for line in out.splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) == 2 and parts[0] == "build" and parts[1].startswith(f"{key}="):
+            return parts[1].split("=", 1)[1]
+    return None
+
+
+def test_normal_mode_runs_the_same_binaries_with_fips140_off(cluster):
+    """Normal mode: the Go components carry the FIPS module too (one build serves both modes), and
+    k8sd turns its enforcement off, since such builds default to fips140=on."""
+    if os.environ.get("K8S_TEST_FIPS") == "1":
+        pytest.skip("the whole bed runs in FIPS mode")
+    for svc in ("etcd", "kube-apiserver"):
+        pid = cluster.service_pid(svc)
+        assert "fips140=off" in process_env(pid).get("GODEBUG", "").split(","), svc
+        assert (go_build_setting(os.readlink(f"/proc/{pid}/exe"), "GOFIPS140") or "").startswith("v1.0.0-"), svc

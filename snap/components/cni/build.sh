@@ -5,12 +5,12 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/cni/$(cache_version "$version")}"
+out="${1:-$(component_cache_root)/cni/$(cache_version cni "$version")}"
 plugins=(main/bridge main/host-device main/ipvlan main/loopback main/macvlan main/ptp main/vlan
          ipam/host-local ipam/static meta/bandwidth meta/firewall meta/portmap meta/sbr meta/tuning meta/vrf)
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
-go_env
+go_env cni
 export GOFLAGS=   # go install pkg@version ignores -mod; keep it unset
 tmp_out="$out.tmp.$$"
 trap 'rm -rf "$tmp_out"' EXIT

@@ -7,10 +7,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/containerd/$(cache_version "$version")}"
+out="${1:-$(component_cache_root)/containerd/$(cache_version containerd "$version")}"
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
-go_env
+go_env containerd
 export GOFLAGS=   # go install pkg@version ignores -mod; keep it unset
 tmp_out="$out.tmp.$$"
 trap 'rm -rf "$tmp_out"' EXIT

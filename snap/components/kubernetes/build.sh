@@ -7,11 +7,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/kubernetes/$(cache_version "$version")}"
+out="${1:-$(component_cache_root)/kubernetes/$(cache_version kubernetes "$version")}"
 names=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
-go_env
+go_env kubernetes
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 cd "$work"
 staging_version="v0.${version#v1.}"

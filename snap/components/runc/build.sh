@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 version="$(tr -d '[:space:]' < "$here/version")"
-out="${1:-$(component_cache_root)/runc/$(cache_version "$version")}"
+out="${1:-$(component_cache_root)/runc/$(cache_version runc "$version")}"
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
 missing=()
@@ -20,7 +20,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2
 fi
 
-go_env
+go_env runc
 export GOFLAGS=   # go install pkg@version ignores -mod; keep it unset
 tmp_out="$out.tmp.$$"
 trap 'rm -rf "$tmp_out"' EXIT

@@ -20,7 +20,7 @@ export default class Kubectl extends K8sCommand {
     const admin = this.layout.kubeconfig('admin.conf');
     const kubeconfig = existsSync(admin) ? admin : this.layout.kubeconfig('kubelet.conf');
     const { execa } = await import('execa');
-    const r = await execa(kubectl, argv, { env: { KUBECONFIG: kubeconfig }, stdio: 'inherit', reject: false });
+    const r = await execa(kubectl, argv, { env: { KUBECONFIG: kubeconfig, GODEBUG: this.layout.goDebug(process.env.GODEBUG) }, stdio: 'inherit', reject: false });
     this.exit(r.exitCode ?? 1);
   }
 }

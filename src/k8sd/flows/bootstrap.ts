@@ -49,8 +49,6 @@ export interface BootstrapDeps {
   log: Logger;
   identity: ClusterIdentity;
   security: SecurityProvider;
-  /** Environment for the Go components (GODEBUG=fips140=on in FIPS mode). */
-  goEnv: Record<string, string>;
   fipsEnabled: boolean;
 }
 
@@ -162,11 +160,6 @@ const steps: Step<Ctx>[] = [
         ...pkiFiles(host.layout, ctx.bundle!, server, 'control-plane'),
         ...(await ctx.security.files(cluster)),
         ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
-        ...controlPlaneServices(cluster).map((svc) => ({
-          path: host.layout.args(`${svc}-env`),
-          content: Object.entries(ctx.goEnv).map(([k, v]) => `${k}=${v}\n`).join(''),
-          mode: 0o600,
-        })),
       ];
       const b = ctx.bundle!;
       const external = [...Object.entries(b.leaves), ...Object.entries(b.kubeconfigs)].filter(([, c]) => c.external).map(([n]) => n);
