@@ -179,6 +179,8 @@ export interface LocalNodeState {
   etcdEndpoints: string[];
   securePort: number;
   bootstrappedAt: string;
+  /** Workers: the cluster's certificate renewal policy at join time (they cannot read the cluster config). */
+  certificatePolicy?: ClusterConfig['certificates'];
 }
 
 export function readLocalNode(layout: Layout): LocalNodeState | undefined {

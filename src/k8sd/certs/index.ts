@@ -81,7 +81,7 @@ export function registerCertificates(d: K8sd): void {
   d.extraClusterRoutes.push(...rotationClusterRoutes(d, exclusive));
   d.onClustered.push(async (node) => {
     const config = node.role === 'control-plane' ? await d.state?.getConfig() : undefined;
-    renewal.start(Number(process.env.K8S_CERT_CHECK_INTERVAL_MS) || config?.certificates.checkIntervalMs || 3_600_000);
+    renewal.start(Number(process.env.K8S_CERT_CHECK_INTERVAL_MS) || config?.certificates.checkIntervalMs || node.certificatePolicy?.checkIntervalMs || 3_600_000);
   });
   d.onStop.push(async () => renewal.stop());
 }

@@ -75,8 +75,9 @@ export class RenewalController {
       const node = this.d.node();
       if (!node) return [];
       if (node.role === 'worker') {
-        // Workers hold no CA keys: the control plane re-signs their certificates (default policy).
-        const due = dueForRenewal(inventory(this.d.layout, this.d.crypto, 'worker'), WORKER_POLICY);
+        // Workers hold no CA keys: the control plane re-signs their certificates, under the
+        // cluster's policy as of the join (the default for nodes that joined before it was sent).
+        const due = dueForRenewal(inventory(this.d.layout, this.d.crypto, 'worker'), node.certificatePolicy ?? WORKER_POLICY);
         if (!due.length) return [];
         this.d.log.warn('worker certificates expire soon; renewing', { certificates: due.map((e) => e.name) });
         const r = await refreshWorker(this.d, due.map((e) => e.name));

@@ -424,6 +424,7 @@ const workerSteps: Step<Ctx>[] = [
         etcdEndpoints: [],
         securePort: ctx.worker!.config.securePort,
         bootstrappedAt: new Date().toISOString(),
+        ...(ctx.worker!.config.certificates ? { certificatePolicy: ctx.worker!.config.certificates } : {}),
       };
       writePeers(d.layout, ctx.worker!.members);
       writeLocalNode(d.layout, ctx.node);

@@ -58,6 +58,8 @@ export interface WorkerClusterConfig {
   failCgroupV1: boolean;
   keyType: ClusterConfig['keyType'];
   leafLifetimeMs: number;
+  /** The renewal policy the worker applies to its own certificates (absent from older control planes). */
+  certificates?: ClusterConfig['certificates'];
 }
 
 export interface WorkerJoinReply {
@@ -96,6 +98,7 @@ export function workerClusterConfig(c: ClusterConfig): WorkerClusterConfig {
     failCgroupV1: c.failCgroupV1,
     keyType: c.keyType,
     leafLifetimeMs: leafLifetimeMs(c),
+    ...(c.certificates ? { certificates: c.certificates } : {}),
   };
 }
 
