@@ -40,6 +40,7 @@ function schemaFor(role: JoinRole) {
     'extra-node-config-files': z.record(configFileName, z.string()).optional(),
     'extra-node-containerd-config': z.record(z.string(), z.unknown()).optional(),
     'containerd-base-dir': z.string().startsWith('/', 'must be an absolute path').optional(),
+    fips: z.boolean().optional(),
   };
   if (role === 'control-plane') shape['extra-sans'] = z.array(z.string()).optional();
   for (const name of role === 'control-plane' ? CONTROL_PLANE_CERTS : WORKER_CERTS) {
@@ -60,6 +61,8 @@ export interface JoinConfig {
   supplied: Record<string, { crt?: string; key?: string }>;
   configFiles: Record<string, string>;
   containerdConfig: Record<string, unknown>;
+  /** fips: true asks that this node run in FIPS mode: the join is refused unless k8sd does. */
+  fips: boolean;
 }
 
 export function parseJoinYaml(text: string, role: JoinRole): JoinConfig {
@@ -122,5 +125,6 @@ export function validateJoinConfig(doc: unknown, role: JoinRole): JoinConfig {
     supplied,
     configFiles: (raw['extra-node-config-files'] as Record<string, string> | undefined) ?? {},
     containerdConfig: (raw['extra-node-containerd-config'] as Record<string, unknown> | undefined) ?? {},
+    fips: raw.fips === true,
   };
 }

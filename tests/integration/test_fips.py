@@ -164,3 +164,25 @@ def test_fips_requested_without_a_provider_is_refused(testbed: TestBed):
     finally:
         time.sleep(0.5)
         testbed.remove_node(node)
+
+
+def test_a_fips_cluster_admits_only_fips_nodes(fips_node, testbed: TestBed, monkeypatch):
+    """A node whose k8sd is not in FIPS mode is refused by the FIPS cluster before its token is
+    used; and a join file asking for fips: true is refused by a non-FIPS k8sd before it calls out."""
+    from membership_helpers import get_token, join
+
+    token = get_token(fips_node, "plainw", worker=True)
+    monkeypatch.delenv("K8S_TEST_FIPS")
+    node = testbed.add_node("plainw")
+    try:
+        node.start_k8sd(timeout=60)
+        r = join(node, token, {"fips": True}, timeout="60s")
+        assert r.returncode != 0 and "fips: true is set but k8sd is not running in FIPS mode" in r.stderr, r.stderr
+        r = join(node, token, timeout="60s")
+        assert r.returncode != 0 and "this cluster runs in FIPS mode" in r.stderr, r.stderr
+        assert node.status()["role"] == "none"
+        listed = json.loads(fips_node.k8s("list-join-tokens", "--output-format", "json").stdout)
+        assert any(t.get("name") == "plainw" for t in listed), f"the refused join must not use the token: {listed}"
+    finally:
+        node.stop()
+        testbed.remove_node(node)

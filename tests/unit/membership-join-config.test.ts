@@ -42,3 +42,13 @@ describe('join configuration', () => {
   it('rejects YAML that is not a mapping', () => rejects('- a\n- b', 'worker', '(document)', /mapping/));
   it('rejects broken YAML with the line', () => rejects('a: [\n', 'worker', '(document)', /line/));
 });
+
+describe('fips in a join file', () => {
+  it('is accepted for both roles, defaults to false, and must be a boolean', () => {
+    expect(parseJoinYaml('fips: true\n', 'worker').fips).toBe(true);
+    expect(parseJoinYaml('fips: true\n', 'control-plane').fips).toBe(true);
+    expect(parseJoinYaml('', 'worker').fips).toBe(false);
+    expect(() => parseJoinYaml('fips: "yes"\n', 'worker')).toThrow(JoinConfigError);
+    expect(() => parseJoinYaml('fips: "yes"\n', 'worker')).toThrow(/fips/);
+  });
+});

@@ -92,6 +92,9 @@ export async function parseJoinRequest(m: Membership, body: { token?: string; na
   } catch (err) {
     throw new ApiError(400, (err as Error).message);
   }
+  if (config.fips && !m.d.fips.enabled) {
+    throw new ApiError(400, 'fips: true is set but k8sd is not running in FIPS mode; start k8sd with K8S_FIPS=1 (snap: snap set k8s fips=true) on a host with an active OpenSSL FIPS provider');
+  }
   return { token, name, address, config, timeoutMs: (body.timeoutSeconds ?? 300) * 1000 };
 }
 
@@ -164,6 +167,7 @@ const controlPlaneSteps: Step<Ctx>[] = [
         token: { name: ctx.p.token.name, secret: ctx.p.token.secret },
         role: 'control-plane',
         node: { name: ctx.p.name, address: ctx.p.address, clusterCert: ctx.m.d.identity.cert },
+        fips: ctx.m.d.fips.enabled,
       });
     },
     async rollback(ctx) {
@@ -368,6 +372,7 @@ const workerSteps: Step<Ctx>[] = [
         role: 'worker',
         node: { name: ctx.p.name, address: ctx.p.address, clusterCert: ctx.m.d.identity.cert },
         csrs: ctx.workerCsrs!,
+        fips: ctx.m.d.fips.enabled,
       });
     },
     async rollback(ctx) {

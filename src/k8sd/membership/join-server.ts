@@ -35,6 +35,8 @@ export interface JoinRequestBody {
   node: { name: string; address: string; clusterCert: string };
   /** Worker only: PEM CSRs for kubelet.conf and proxy.conf (keys stay on the worker). */
   csrs?: Partial<Record<WorkerClientCert, string>>;
+  /** Whether the joining k8sd runs in FIPS mode (a FIPS cluster admits only such nodes). */
+  fips?: boolean;
 }
 
 export interface ControlPlaneJoinReply {
@@ -183,6 +185,14 @@ async function handleJoin(m: Membership, req: Request): Promise<unknown> {
   const body = parseJoinBody(m, req);
   const store = m.store();
   await verifyToken(m, store, body);
+  // A FIPS cluster stays FIPS throughout: refused before the token is used, nothing changes.
+  const cluster = await store.state.getConfig();
+  if (cluster?.fips && body.fips !== true) {
+    throw new ApiError(
+      409,
+      'this cluster runs in FIPS mode and the joining node\'s k8sd does not: start k8sd there with K8S_FIPS=1 (snap: snap set k8s fips=true) on a host with an active OpenSSL FIPS provider, then join',
+    );
+  }
   return body.role === 'control-plane' ? joinControlPlane(m, store, body) : joinWorker(m, store, body);
 }
 
