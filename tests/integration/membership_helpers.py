@@ -11,10 +11,12 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
 import yaml
 
 from testbed import Node, component_bin, kill_and_wait, process_alive
@@ -237,3 +239,17 @@ def kubeconfig_cert_serial(path: Path) -> str:
     pem = base64.b64decode(doc["users"][0]["user"]["client-certificate-data"])
     r = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, check=True)
     return r.stdout.decode().strip()
+
+
+NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar")]
+
+
+def require_node_components() -> None:
+    """Fails the module at once, saying what to build, when a worker component is missing."""
+    for component, binary in NODE_COMPONENTS:
+        try:
+            built = (component_bin(component) / binary).exists()
+        except subprocess.CalledProcessError:
+            built = False
+        if not built:
+            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause test-images", pytrace=False)

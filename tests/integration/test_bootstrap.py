@@ -13,7 +13,7 @@ import uuid
 import pytest
 import yaml
 
-from testbed import component_bin, tree_snapshot, diff_snapshots
+from testbed import component_bin, go_build_setting, process_env, tree_snapshot, diff_snapshots
 
 
 def test_readyz_answers_ok_with_the_admin_kubeconfig(cluster, kube_client):
@@ -162,20 +162,6 @@ def test_the_daemon_refuses_a_second_bootstrap_too(cluster):
     body, _, code = r.stdout.rpartition("\n")
     assert code == "409", r.stdout
     assert "already part of a cluster" in json.loads(body)["error"]
-
-
-def process_env(pid: int) -> dict[str, str]:
-    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-    return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
-
-
-def go_build_setting(binary: str, key: str) -> str | None:
-    out = subprocess.run(["go", "version", "-m", binary], capture_output=True, text=True, timeout=60, check=True).stdout
-    for line in out.splitlines():
-        parts = line.strip().split("\t")
-        if len(parts) == 2 and parts[0] == "build" and parts[1].startswith(f"{key}="):
-            return parts[1].split("=", 1)[1]
-    return None
 
 
 def test_normal_mode_runs_the_same_binaries_with_fips140_off(cluster):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import testbed as tb
-from testbed import K8SD, TestBed
+from testbed import K8SD, TestBed, go_build_setting, process_env
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +65,6 @@ def test_k8sd_port_offers_only_approved_tls(fips_node):
         assert r.returncode != 0, f"k8sd accepted {args}: {r.stderr}"
 
 
-def process_env(pid: int) -> dict[str, str]:
-    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-    return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
-
-
 def test_components_carry_the_fips_settings(fips_node):
     for svc in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         args = (fips_node.common / "args" / svc).read_text()
@@ -77,16 +72,6 @@ def test_components_carry_the_fips_settings(fips_node):
         assert suites and all("_GCM_" in s and "ECDHE" in s for s in suites), suites
         # The running process has the setting in its environment.
         assert "fips140=on" in process_env(fips_node.service_pid(svc)).get("GODEBUG", "").split(","), svc
-
-
-def go_build_setting(binary: str, key: str) -> str | None:
-    """A build setting as the Go toolchain itself reports it (independent of k8sd's ELF reader)."""
-    out = subprocess.run(["go", "version", "-m", binary], capture_output=True, text=True, timeout=60, check=True).stdout
-    for line in out.splitlines():
-        parts = line.strip().split("\t")
-        if len(parts) == 2 and parts[0] == "build" and parts[1].startswith(f"{key}="):
-            return parts[1].split("=", 1)[1]
-    return None
 
 
 def test_go_components_run_their_fips_module_builds(fips_node):

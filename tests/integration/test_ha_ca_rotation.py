@@ -37,13 +37,13 @@ from membership_helpers import (
     unmount_under,
     wait_for,
     worker_join_config,
+    require_node_components,
 )
 from pkitools import openssl
 from testbed import K8S, Node, TestBed, component_bin, diff_snapshots, tree_snapshot
 
 pytestmark = pytest.mark.slow
 
-NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar")]
 ROTATED_CA_FILES = {"ca": "ca.crt", "client-ca": "client-ca.crt", "front-proxy-ca": "front-proxy-ca.crt"}
 WORKER_CA_FILES = {"ca": "ca.crt", "client-ca": "client-ca.crt"}
 CP_KUBECONFIGS = ["admin.conf", "controller.conf", "scheduler.conf"]
@@ -79,13 +79,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def ha(testbed: TestBed):
-    for component, binary in NODE_COMPONENTS:
-        try:
-            built = (component_bin(component) / binary).exists()
-        except subprocess.CalledProcessError:
-            built = False
-        if not built:
-            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause test-images", pytrace=False)
+    require_node_components()
     c = Cluster(testbed, testbed.add_node("rcp1"), testbed.add_node("rcp2"), testbed.add_node("rw1"))
     try:
         for n in c.nodes:

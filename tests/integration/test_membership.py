@@ -33,8 +33,9 @@ from membership_helpers import (
     unmount_under,
     wait_for,
     worker_join_config,
+    require_node_components,
 )
-from testbed import Node, TestBed, component_bin, diff_snapshots, tree_snapshot
+from testbed import Node, TestBed, diff_snapshots, tree_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -60,18 +61,11 @@ class Cluster:
         return r.stdout
 
 
-NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar")]
 
 
 @pytest.fixture(scope="module")
 def ha(testbed: TestBed):
-    for component, binary in NODE_COMPONENTS:
-        try:
-            built = (component_bin(component) / binary).exists()
-        except subprocess.CalledProcessError:
-            built = False
-        if not built:
-            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause test-images", pytrace=False)
+    require_node_components()
     c = Cluster(testbed)
     for n in c.nodes:
         n.start_k8sd()

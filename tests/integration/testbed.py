@@ -113,6 +113,23 @@ def process_alive(pid: int) -> bool:
         return False
 
 
+def process_env(pid: int) -> dict[str, str]:
+    """The environment a process was started with (/proc/<pid>/environ)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
+
+
+def go_build_setting(binary: str, key: str) -> str | None:
+    """A Go binary's build setting as the Go toolchain itself reports it (`go version -m`),
+    independent of k8sd's own ELF reader."""
+    out = subprocess.run(["go", "version", "-m", binary], capture_output=True, text=True, timeout=60, check=True).stdout
+    for line in out.splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) == 2 and parts[0] == "build" and parts[1].startswith(f"{key}="):
+            return parts[1].split("=", 1)[1]
+    return None
+
+
 def processes_of_root(root: Path) -> list[int]:
     """Live processes whose environment carries K8S_ROOT=root or whose command line names root."""
     pids = []
