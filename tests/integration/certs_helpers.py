@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pkitools import ec_key, openssl  # noqa: E402
-from testbed import K8SD, Node, component_bin  # noqa: E402
+from testbed import K8SD, Node, component_bin, wait_for  # noqa: E402,F401 (wait_for: for the tests that import it from here)
 
 KUBECONFIG_NAMES = ["admin.conf", "controller.conf", "scheduler.conf", "proxy.conf", "kubelet.conf"]
 
@@ -200,20 +200,6 @@ def k8sd_pid(node: Node) -> int | None:
         return int(f.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as e:  # keep polling; report the last error
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def kubectl_as(node: Node, kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -176,6 +176,19 @@ def load_map(text: str | None) -> dict:
     return {str(k): "" if v is None else str(v) for k, v in loaded.items()}
 
 
+def key_values(a: "Args", stdin: str) -> dict[str, str]:
+    """The key=value pairs of relation-set / state-set: --file (or - for stdin) first, then the arguments."""
+    changes: dict[str, str] = {}
+    if "file" in a.values:
+        changes.update(load_map(stdin if a.values["file"] == "-" else Path(a.values["file"]).read_text()))
+    for pair in a.positional:
+        k, eq, v = pair.partition("=")
+        if not eq:
+            raise ToolError(f'ERROR expected "key=value", got "{pair}"', 2)
+        changes[k] = v
+    return changes
+
+
 def out(value, as_json: bool) -> str:
     if as_json:
         return json.dumps(value) + "\n"
@@ -292,14 +305,7 @@ def run_tool(argv: list[str], stdin: str | None) -> str:
         with locked_state() as s:
             rid = relation_id_arg(a, s)
             rel = relation(s, rid)
-            changes: dict[str, str] = {}
-            if "file" in a.values:
-                changes.update(load_map(stdin if a.values["file"] == "-" else Path(a.values["file"]).read_text()))
-            for pair in a.positional:
-                k, eq, v = pair.partition("=")
-                if not eq:
-                    raise ToolError(f'ERROR expected "key=value", got "{pair}"', 2)
-                changes[k] = v
+            changes = key_values(a, stdin)
             owner = s["app"] if a.flag("app") else s["unit"]
             if a.flag("app") and not s["leader"]:
                 raise ToolError("ERROR cannot write relation settings: unit is not the leader", 1)
@@ -402,14 +408,7 @@ def run_tool(argv: list[str], stdin: str | None) -> str:
             return out(s["unit-state"], a.json())
     if TOOL == "state-set":
         a = Args(argv, {"file"}, set())
-        changes: dict[str, str] = {}
-        if "file" in a.values:
-            changes.update(load_map(stdin if a.values["file"] == "-" else Path(a.values["file"]).read_text()))
-        for pair in a.positional:
-            k, eq, v = pair.partition("=")
-            if not eq:
-                raise ToolError(f'ERROR expected "key=value", got "{pair}"', 2)
-            changes[k] = v
+        changes = key_values(a, stdin)
         with locked_state() as s:
             for k, v in changes.items():
                 if v == "":

@@ -12,31 +12,15 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 import yaml
 
-from testbed import Node, component_bin, kill_and_wait, process_alive
+from testbed import Node, component_bin, kill_and_wait, process_alive, wait_for, wait_until_gone
 
 TOKEN_PREFIX = "k8sj1_"
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 120, interval: float = 1.0):
-    """Polls check() until it returns something truthy; fails with the last value or error."""
-    deadline = time.time() + timeout
-    last: object = None
-    while time.time() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as e:  # keep polling; report the last error
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
 def get_token(cp: Node, name: str | None = None, *, worker: bool = False, expires_in: str | None = None) -> str:
@@ -159,8 +143,8 @@ def cluster_fingerprint(node: Node) -> str:
     return fingerprint_of((node.state_dir / "cluster.crt").read_text())
 
 
-def etcd_members(cp: Node) -> list[dict]:
-    """etcdctl member list (JSON) against cp's etcd with its k8sd client certificate."""
+def etcdctl(cp: Node, *args: str):
+    """etcdctl inside cp's netns against its local etcd, with k8sd's etcd client certificate."""
     pki = cp.pki / "etcd"
     r = cp.sh(
         str(component_bin("etcd") / "etcdctl"),
@@ -169,31 +153,21 @@ def etcd_members(cp: Node) -> list[dict]:
         f"--cert={pki / 'k8sd-client.crt'}",
         f"--key={pki / 'k8sd-client.key'}",
         "--command-timeout=5s",
-        "member",
-        "list",
-        "-w",
-        "json",
+        *args,
     )
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def etcd_members(cp: Node) -> list[dict]:
+    """etcdctl member list (JSON) against cp's etcd with its k8sd client certificate."""
+    r = etcdctl(cp, "member", "list", "-w", "json")
     members = json.loads(r.stdout).get("members", [])
     return [{"name": m.get("name", ""), "learner": bool(m.get("isLearner")), "peer": (m.get("peerURLs") or [""])[0]} for m in members]
 
 
 def etcd_state_keys(cp: Node, prefix: str) -> list[str]:
-    pki = cp.pki / "etcd"
-    r = cp.sh(
-        str(component_bin("etcd") / "etcdctl"),
-        "--endpoints=https://127.0.0.1:2379",
-        f"--cacert={pki / 'ca.crt'}",
-        f"--cert={pki / 'k8sd-client.crt'}",
-        f"--key={pki / 'k8sd-client.key'}",
-        "--command-timeout=5s",
-        "get",
-        "--prefix",
-        "--keys-only",
-        prefix,
-    )
-    assert r.returncode == 0, r.stderr
+    r = etcdctl(cp, "get", "--prefix", "--keys-only", prefix)
     return sorted(k for k in r.stdout.splitlines() if k.strip())
 
 
@@ -205,9 +179,7 @@ def kill_node_hard(node: Node) -> list[int]:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.time() + 10
-    while time.time() < deadline and any(process_alive(p) for p in pids):
-        time.sleep(0.1)
+    wait_until_gone(pids, 10)
     return pids
 
 

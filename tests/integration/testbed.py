@@ -29,7 +29,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import yaml
 
@@ -164,18 +164,37 @@ def kill_and_wait(pids: Iterable[int], timeout: float = 20) -> None:
             os.kill(p, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.time() + timeout
-    while time.time() < deadline and any(process_alive(p) for p in pids):
-        time.sleep(0.1)
+    wait_until_gone(pids, timeout)
     for p in pids:
         if process_alive(p):
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    deadline = time.time() + 5
+    wait_until_gone(pids, 5)
+
+
+def wait_until_gone(pids: Iterable[int], timeout: float) -> None:
+    """Returns once none of pids is alive (see process_alive), or when timeout seconds are up."""
+    pids = list(pids)
+    deadline = time.time() + timeout
     while time.time() < deadline and any(process_alive(p) for p in pids):
         time.sleep(0.1)
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 120, interval: float = 1.0):
+    """Polls check() until it returns something truthy; fails with the last value or error."""
+    deadline = time.time() + timeout
+    last: object = None
+    while time.time() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as e:  # keep polling; report the last error
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
 def tree_snapshot(root: Path, volatile: Iterable[str] = ("var/snap/k8s/common/var/log/",)) -> dict[str, tuple]:
