@@ -23,7 +23,7 @@ export interface LayoutEnv {
 }
 
 /** Components written in Go: in FIPS mode they must carry Go's FIPS 140-3 module. */
-export const GO_COMPONENTS: ReadonlySet<string> = new Set(['etcd', 'kubernetes', 'containerd', 'runc', 'cni']);
+export const GO_COMPONENTS: ReadonlySet<string> = new Set(['etcd', 'kubernetes', 'containerd', 'runc', 'cni', 'flannel', 'coredns', 'kube-network-policies']);
 /** The Go Cryptographic Module version the recipes build FIPS variants with (GOFIPS140). */
 export const DEFAULT_GOFIPS140 = 'v1.0.0';
 
@@ -112,6 +112,9 @@ export class Layout {
   /** host-local IPAM leases. */
   get cniStateDir(): string { return this.host('/var/lib/cni'); }
   get podLogsDir(): string { return this.host('/var/log/pods'); }
+  /** flanneld's network config and the subnet file it writes for this node. */
+  get flannelConfFile(): string { return this.conf('flannel-net-conf.json'); }
+  get flannelSubnetFile(): string { return path.join(this.runDir, 'flannel', 'subnet.env'); }
 
   // Membership: the cluster members this node trusts on the cluster API (cached for when the datastore is gone).
   get peersFile(): string { return path.join(this.k8sdStateDir, 'peers.json'); }

@@ -99,6 +99,16 @@ export class K8sdClient {
     return this.request('GET', `/1.0/k8sd/kubeconfig${q}`) as Promise<{ kubeconfig: string }>;
   }
 
+  /** Feature settings under Canonical Kubernetes' keys (all, one feature's, or one value). */
+  getClusterConfig(key?: string): Promise<{ settings: unknown }> {
+    return this.request('GET', `/1.0/k8sd/cluster/config${key ? `?key=${encodeURIComponent(key)}` : ''}`) as Promise<{ settings: unknown }>;
+  }
+
+  /** Applies key=value changes (validated as a whole; nothing changes on error). */
+  setClusterConfig(changes: Record<string, string | boolean>): Promise<{ settings: Record<string, unknown> }> {
+    return this.request('PUT', '/1.0/k8sd/cluster/config', { changes }) as Promise<{ settings: Record<string, unknown> }>;
+  }
+
   /** Streams progress; resolves with the final metadata or rejects with the flow's error. */
   async bootstrap(params: { config: string; name?: string; address?: string; timeoutSeconds?: number }, onEvent: (e: ProgressEvent) => void): Promise<Record<string, unknown>> {
     return this.stream('POST', '/1.0/k8sd/cluster', params, onEvent);

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { KEY_ALGORITHMS, KeyAlgorithm } from '../crypto/types.js';
 import { tryParseDurationMs } from './duration.js';
 import { cidrsOverlap, parseCidrList, isDnsName, Cidr, CidrError } from './net.js';
+import { applyFeatureChanges, defaultFeatureSettings, FeatureConfigError, FeatureSettings } from './features.js';
 
 export const SERVICES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubelet', 'containerd', 'etcd'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -163,6 +164,39 @@ export interface BootstrapConfig {
   podSecurity: { enforce: string; audit: string; warn: string; exemptNamespaces: string[] };
   secretsEncryption: 'kms' | 'aesgcm' | 'none';
   certificates: { lifetimeMs: number; renewFraction: number; renewBeforeMs: number; checkIntervalMs: number };
+  /** cluster-config: the features and their settings. */
+  features: FeatureSettings;
+  /** Taints control-plane nodes register with (`key[=value]:Effect`). */
+  controlPlaneTaints: string[];
+}
+
+const TAINT = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?(=[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
+
+/**
+ * cluster-config → feature settings. A plain bootstrap (no file) enables network and dns; with a
+ * file, a feature is on only when it says so (as Canonical Kubernetes). Keys of features this
+ * release does not deploy are refused rather than ignored.
+ */
+function featuresFrom(raw: BootstrapConfigInput, serviceCidr: string, plain: boolean): FeatureSettings {
+  const cc = raw['cluster-config'] ?? {};
+  const base = defaultFeatureSettings(serviceCidr, plain);
+  const changes: Record<string, unknown> = {};
+  for (const [feature, settings] of Object.entries(cc)) {
+    const where = `cluster-config.${feature}`;
+    if (feature === 'cloud-provider') throw new ConfigError(where, 'an external cloud provider is not supported in this release yet; leave the key out');
+    if (feature === 'annotations') {
+      const keys = Object.keys(settings as Record<string, string>);
+      if (keys.length) throw new ConfigError(`${where}.${keys[0]}`, 'cluster annotations are not supported in this release yet; leave them out');
+      continue;
+    }
+    for (const [k, v] of Object.entries(settings as Record<string, unknown>)) changes[`${feature}.${k}`] = v;
+  }
+  try {
+    return applyFeatureChanges(base, changes, { serviceCidr }, { bootstrap: true });
+  } catch (err) {
+    if (err instanceof FeatureConfigError) throw new ConfigError(`cluster-config.${err.key}`, err.reason);
+    throw err;
+  }
 }
 
 const DAY = 86_400_000;
@@ -178,6 +212,7 @@ function issuePath(path: PropertyKey[]): string {
   return path.map(String).join('.') || '(document)';
 }
 
+/** An empty text is a plain bootstrap (no file): the default features are enabled. */
 export function parseBootstrapYaml(text: string): BootstrapConfig {
   let doc: unknown;
   try {
@@ -188,10 +223,10 @@ export function parseBootstrapYaml(text: string): BootstrapConfig {
   }
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('(document)', 'the bootstrap file must be a YAML mapping of keys to values');
-  return validateBootstrapConfig(doc);
+  return validateBootstrapConfig(doc, { plain: text.trim() === '' });
 }
 
-export function validateBootstrapConfig(doc: unknown): BootstrapConfig {
+export function validateBootstrapConfig(doc: unknown, opts: { plain?: boolean } = {}): BootstrapConfig {
   const parsed = bootstrapSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -250,9 +285,10 @@ export function validateBootstrapConfig(doc: unknown): BootstrapConfig {
   }
   if ([securePort, etcdPort, etcdPeerPort].includes(6400)) throw new ConfigError('secure-port', 'port 6400 is reserved for k8sd');
 
-  const dnsServiceIp = raw['cluster-config']?.dns?.['service-ip'];
-  if (dnsServiceIp && !serviceCidrs.some((c) => c.family === isIP(dnsServiceIp))) {
-    throw new ConfigError('cluster-config.dns.service-ip', `${dnsServiceIp} has no matching service-cidr family`);
+  const features = featuresFrom(raw, serviceCidrs.map((c) => c.text).join(','), opts.plain ?? false);
+  const controlPlaneTaints = raw['control-plane-taints'] ?? [];
+  for (const [i, t] of controlPlaneTaints.entries()) {
+    if (!TAINT.test(t)) throw new ConfigError(`control-plane-taints[${i}]`, `"${t}" is not a taint; write key[=value]:Effect with Effect NoSchedule, PreferNoSchedule or NoExecute`);
   }
 
   const supplied: BootstrapConfig['supplied'] = {};
@@ -284,7 +320,7 @@ export function validateBootstrapConfig(doc: unknown): BootstrapConfig {
     datastoreServers: servers,
     extraSans: raw['extra-sans'] ?? [],
     keyType: raw['key-type'] ?? 'ecdsa-p256',
-    clusterDomain: raw['cluster-config']?.dns?.['cluster-domain'] ?? 'cluster.local',
+    clusterDomain: features.dns['cluster-domain'],
     extraArgs,
     supplied,
     fips: raw.fips ?? false,
@@ -298,6 +334,8 @@ export function validateBootstrapConfig(doc: unknown): BootstrapConfig {
     },
     secretsEncryption: sec['secrets-encryption'] ?? 'kms',
     certificates: certificateSettings(raw.certificates ?? {}),
+    features,
+    controlPlaneTaints,
   };
 }
 

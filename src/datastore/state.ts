@@ -7,6 +7,7 @@ import { CaName, RotatedCaName } from '../pki/table.js';
 import { CaMaterial } from '../pki/signer.js';
 import { KeyAlgorithm } from '../crypto/types.js';
 import { EtcdClient } from './etcd.js';
+import { defaultFeatureSettings, FeatureSettings } from '../config/features.js';
 
 export const PREFIX = '/k8sd/';
 
@@ -30,6 +31,28 @@ export interface ClusterConfig {
   /** Leaf lifetime and renewal policy for certificates k8sd issues. */
   certificates: { lifetimeMs: number; renewFraction: number; renewBeforeMs: number; checkIntervalMs: number };
   createdAt: string;
+  /** cluster-config: the features and their settings (`k8s set`/`k8s get`). Absent in clusters from before features. */
+  features?: FeatureSettings;
+  /** Taints control-plane nodes register with. */
+  controlPlaneTaints?: string[];
+}
+
+/** The feature settings of a cluster (clusters bootstrapped before features have every feature off). */
+export function featuresOf(c: Pick<ClusterConfig, 'features' | 'serviceCidr' | 'clusterDomain' | 'dnsServiceIp'>): FeatureSettings {
+  if (c.features) return c.features;
+  const d = defaultFeatureSettings(c.serviceCidr, false);
+  d.dns['cluster-domain'] = c.clusterDomain;
+  if (c.dnsServiceIp) d.dns['service-ip'] = c.dnsServiceIp;
+  return d;
+}
+
+/** The feature status k8sd records for `k8s status`. */
+export interface FeatureStatusRecord {
+  enabled: boolean;
+  ready: boolean;
+  message: string;
+  version: string;
+  updatedAt: string;
 }
 
 export interface NodeRecord {
@@ -87,6 +110,15 @@ export class ClusterState {
   }
   async putConfig(c: ClusterConfig): Promise<void> {
     await this.etcd.put(`${PREFIX}cluster/config`, JSON.stringify(c));
+  }
+
+  async getFeatureStatus(): Promise<Record<string, FeatureStatusRecord>> {
+    const out: Record<string, FeatureStatusRecord> = {};
+    for (const [k, v] of Object.entries(await this.etcd.list(`${PREFIX}features/`))) out[k.slice(k.lastIndexOf('/') + 1)] = JSON.parse(v) as FeatureStatusRecord;
+    return out;
+  }
+  async putFeatureStatus(name: string, s: FeatureStatusRecord): Promise<void> {
+    await this.etcd.put(`${PREFIX}features/${name}`, JSON.stringify(s));
   }
 
   async getPki(): Promise<PkiRecord | undefined> {

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import net from 'node:net';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { defaultNodeAddress, localAddresses } from '../config/net.js';
 import { Layout } from '../layout.js';
 import { Logger } from '../log.js';
@@ -65,4 +66,9 @@ export function readProcFile(file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether an executable of this name is on PATH. */
+export function onPath(binary: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => dir && existsSync(path.join(dir, binary)));
 }

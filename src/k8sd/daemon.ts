@@ -15,7 +15,8 @@ import { Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
 import { processRunning, Supervisor } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
-import { controlPlaneServices, crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
+import { servicesFor } from '../services/registry.js';
+import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
 import { FlowError, StepEvent } from './flows/flow.js';
 import { ApiError, makeDispatcher, Request, Route } from './http.js';
@@ -183,12 +184,13 @@ export class K8sd {
 
   async serviceStates(): Promise<unknown> {
     const node = this.node();
-    const names: ServiceId[] =
-      node?.role === 'control-plane'
-        ? controlPlaneServices({ datastoreType: existsSync(this.layout.args('etcd')) ? 'etcd' : 'external' })
-        : node?.role === 'worker'
-          ? ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy']
-          : [];
+    const l = this.layout;
+    // Node services show once installed (args file written); flanneld while the network feature is on.
+    const names: ServiceId[] = node
+      ? servicesFor({ role: node.role, managedDatastore: existsSync(l.args('etcd')) })
+          .filter((e) => e.tier === 'control-plane' || existsSync(l.args(e.id)))
+          .map((e) => e.id)
+      : [];
     return Promise.all(names.map((n) => this.host.services.status(n)));
   }
 
@@ -200,7 +202,7 @@ export class K8sd {
     const { validateBootstrapConfig, parseBootstrapYaml, ConfigError } = await import('../config/bootstrap.js');
     let config;
     try {
-      config = typeof body.config === 'string' ? parseBootstrapYaml(body.config) : validateBootstrapConfig(body.config ?? {});
+      config = typeof body.config === 'string' ? parseBootstrapYaml(body.config) : validateBootstrapConfig(body.config ?? {}, { plain: body.config === undefined });
     } catch (err) {
       if (err instanceof ConfigError) throw new ApiError(400, err.message);
       throw err;

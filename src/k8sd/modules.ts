@@ -2,8 +2,10 @@
 import type { K8sd } from './daemon.js';
 import { registerCertificates } from './certs/index.js';
 import { registerMembership } from './membership/index.js';
+import { registerFeatures } from './features/index.js';
 
 export function registerModules(d: K8sd): void {
   registerCertificates(d);
   registerMembership(d);
+  registerFeatures(d);
 }

@@ -1,7 +1,8 @@
 // `k8s status`: readiness, membership, versions and service states of this node.
 import { existsSync } from 'node:fs';
 import type { K8sd } from './daemon.js';
-import { apiserverReady } from './kube.js';
+import { apiserverGet, apiserverReady } from './kube.js';
+import { featureStatuses, FeatureStatus } from './features/index.js';
 import { ServiceStatus } from '../services/manager.js';
 import { goFipsModule } from '../crypto/go-buildinfo.js';
 
@@ -20,6 +21,10 @@ export interface ClusterStatus {
   datastore: { type: 'etcd' | 'external'; members: DatastoreMember[]; error?: string };
   versions: Record<string, string>;
   services: ServiceStatus[];
+  /** This node's Node object reports Ready (kubelet up, pod network configured). */
+  'node-ready': boolean;
+  /** Control-plane nodes: each feature, enabled or not, and its message. */
+  features: FeatureStatus[];
   fips: {
     enabled: boolean;
     provider?: string;
@@ -37,6 +42,7 @@ const GO_BINARIES: Array<[string, string]> = [
   ['containerd', 'containerd'],
   ['runc', 'runc'],
   ['cni', 'bridge'],
+  ['flannel', 'flanneld'],
 ];
 
 function goModules(d: K8sd): Record<string, string> {
@@ -64,12 +70,13 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
     ? { enabled: true, provider: d.fips.provider.name, version: d.fips.provider.version, requestedBy: d.fips.request.requestedBy, goModules: goModules(d) }
     : { enabled: false, requestedBy: [] };
   if (!node) {
-    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [], fips };
+    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [], 'node-ready': false, features: [], fips };
   }
   const managed = existsSync(l.args('etcd'));
-  const [ready, services, datastore] = await Promise.all([
-    // Workers have no admin.conf: they check the API (through their k8s-apiserver-proxy) as the kubelet.
-    apiserverReady(l.kubeconfig(node.role === 'worker' ? 'kubelet.conf' : 'admin.conf'), 1500),
+  // Workers have no admin.conf: they check the API (through their k8s-apiserver-proxy) as the kubelet.
+  const kubeconfig = l.kubeconfig(node.role === 'worker' ? 'kubelet.conf' : 'admin.conf');
+  const [apiReady, services, datastore, nodeReady, features] = await Promise.all([
+    apiserverReady(kubeconfig, 1500),
     d.serviceStates() as Promise<ServiceStatus[]>,
     (async () => {
       // Workers are not datastore clients.
@@ -85,9 +92,27 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
         return { type: managed ? 'etcd' : 'external', members: [], error: (err as Error).message } as ClusterStatus['datastore'];
       }
     })(),
+    nodeIsReady(kubeconfig, node.name),
+    node.role === 'control-plane' ? featureStatuses(d).catch(() => [] as FeatureStatus[]) : Promise.resolve([] as FeatureStatus[]),
   ]);
   const voters = datastore.members.filter((m) => m.role === 'voter').length;
-  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, fips };
+  // Ready as a user means it: the API answers, this node takes pods, and every enabled feature is up.
+  const ready = apiReady && nodeReady && features.every((f) => !f.enabled || f.ready);
+  versions.coredns = safeVersion(() => l.componentVersion('coredns'));
+  versions.flannel = safeVersion(() => l.componentVersion('flannel'));
+  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, 'node-ready': nodeReady, features, fips };
+}
+
+/** Whether the Node object of this node has condition Ready=True. */
+async function nodeIsReady(kubeconfig: string, name: string): Promise<boolean> {
+  const r = await apiserverGet(kubeconfig, `/api/v1/nodes/${encodeURIComponent(name)}`, 1500);
+  if (!r || r.status !== 200) return false;
+  try {
+    const n = JSON.parse(r.body) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+    return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  } catch {
+    return false;
+  }
 }
 
 function safeVersion(f: () => string): string {

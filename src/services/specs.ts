@@ -6,7 +6,7 @@ import { Args } from './args.js';
 import { goTlsSettings } from '../crypto/tls.js';
 
 export const CONTROL_PLANE_SERVICES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
-export const WORKER_SERVICES = ['containerd', 'kubelet', 'kube-proxy', 'k8s-apiserver-proxy'] as const;
+export const WORKER_SERVICES = ['containerd', 'kubelet', 'kube-proxy', 'k8s-apiserver-proxy', 'flanneld'] as const;
 export type ServiceId = (typeof CONTROL_PLANE_SERVICES)[number] | (typeof WORKER_SERVICES)[number];
 
 /** Go cipher-suite names: ECDHE with AES-GCM only (TLS 1.3 suites are not configurable in Go and are all AEAD). */
@@ -26,6 +26,7 @@ export const BINARIES: Record<ServiceId, ServiceBinary> = {
   'kube-proxy': { component: 'kubernetes', binary: 'kube-proxy' },
   containerd: { component: 'containerd', binary: 'containerd' },
   'k8s-apiserver-proxy': { component: 'k8s', binary: 'k8s-apiserver-proxy' },
+  flanneld: { component: 'flannel', binary: 'flanneld' },
 };
 
 /** Everything the argument builders need to know about the node and the cluster. */

@@ -9,7 +9,7 @@ import { GO_TLS_CIPHER_SUITES, ServiceId } from './specs.js';
 
 /** The sandbox ("pause") image; the pause component builds it under this name. */
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.2';
-export const NODE_SERVICES = ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy'] as const satisfies readonly ServiceId[];
+export const NODE_SERVICES = ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy', 'flanneld'] as const satisfies readonly ServiceId[];
 export type NodeServiceId = (typeof NODE_SERVICES)[number];
 
 export const KUBELET_PORT = 10250;
@@ -28,6 +28,10 @@ export interface NodeServiceContext {
   dnsServiceIp?: string;
   /** false lets the kubelet run on a cgroup v1 host (Kubernetes >= 1.35 refuses by default). */
   failCgroupV1: boolean;
+  /** Taints the kubelet registers the node with (control-plane-taints). */
+  taints?: string[];
+  /** The network feature is on: flanneld runs on the node. */
+  network?: boolean;
   /** Port of the API server as seen from this node (127.0.0.1:<port>: the proxy on workers). */
   apiserverPort: number;
   /**
@@ -36,6 +40,7 @@ export interface NodeServiceContext {
    */
   restrictOomScoreAdj?: boolean;
 }
+
 
 /** Config files of the node components, by path. */
 export function kubeletConfigPath(l: Layout): string {
@@ -165,6 +170,7 @@ export function kubeletArgs(ctx: NodeServiceContext): Args {
     'node-ip': ctx.nodeAddress,
     // Labels in kubernetes.io are refused by NodeRestriction; k8sd adds node-role.kubernetes.io/<role> itself.
     'node-labels': `k8sd.io/role=${ctx.role}`,
+    ...(ctx.taints?.length ? { 'register-with-taints': ctx.taints.join(',') } : {}),
   };
 }
 
@@ -241,8 +247,54 @@ export function renderApiserverProxyEndpoints(endpoints: string[]): string {
   return JSON.stringify({ endpoints: [...new Set(endpoints)].sort() }, null, 2) + '\n';
 }
 
+/**
+ * flanneld (the network feature): VXLAN between nodes over the pod CIDRs the controller manager
+ * assigns (kube subnet manager), as the node itself: the kubelet's credentials, which the Node
+ * authorizer limits to reading nodes and updating this node's own object. It masquerades traffic
+ * that leaves the cluster network, so pod-to-pod traffic keeps its source address (NetworkPolicy).
+ */
+export function flanneldArgs(ctx: NodeServiceContext): Args {
+  const l = ctx.layout;
+  return {
+    'kube-subnet-mgr': 'true',
+    'kubeconfig-file': l.kubeconfig('kubelet.conf'),
+    'net-config-path': l.flannelConfFile,
+    'subnet-file': l.flannelSubnetFile,
+    iface: ctx.nodeAddress,
+    'ip-masq': 'true',
+  };
+}
+
+/** flanneld's environment: the node it runs for (the kube subnet manager reads NODE_NAME). */
+export function renderFlanneldEnv(ctx: NodeServiceContext): string {
+  return `NODE_NAME=${ctx.nodeName}\n`;
+}
+
+export function renderFlannelNetConf(podCidr: string): string {
+  const v4 = podCidr.split(',').find((c) => !c.includes(':'));
+  const v6 = podCidr.split(',').find((c) => c.includes(':'));
+  return (
+    JSON.stringify(
+      {
+        ...(v4 ? { EnableIPv4: true, Network: v4 } : { EnableIPv4: false }),
+        ...(v6 ? { EnableIPv6: true, IPv6Network: v6 } : {}),
+        Backend: { Type: 'vxlan' },
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}
+
+export interface PodNetworkOptions {
+  /** The network feature runs: flanneld masquerades, and pod packets leave room for VXLAN. */
+  network: boolean;
+  /** Pod MTU: flanneld's FLANNEL_MTU (the interface's MTU minus the VXLAN overhead). */
+  mtu?: number;
+}
+
 /** Pod networking on one node: bridge + host-local IPAM over the node's pod CIDR(s), plus portmap. */
-export function renderCniConflist(l: Layout, podCidrs: string[]): string {
+export function renderCniConflist(l: Layout, podCidrs: string[], opts: PodNetworkOptions = { network: false }): string {
   const v4 = podCidrs.some((c) => !c.includes(':'));
   const v6 = podCidrs.some((c) => c.includes(':'));
   return (
@@ -255,7 +307,9 @@ export function renderCniConflist(l: Layout, podCidrs: string[]): string {
             type: 'bridge',
             bridge: 'cni0',
             isGateway: true,
-            ipMasq: true,
+            // With the network feature flanneld masquerades only traffic leaving the cluster network.
+            ipMasq: !opts.network,
+            ...(opts.network && opts.mtu ? { mtu: opts.mtu } : {}),
             hairpinMode: true,
             ipam: {
               type: 'host-local',
@@ -278,4 +332,5 @@ export const NODE_ARG_BUILDERS: Record<NodeServiceId, (ctx: NodeServiceContext) 
   'k8s-apiserver-proxy': apiserverProxyArgs,
   kubelet: kubeletArgs,
   'kube-proxy': kubeProxyArgs,
+  flanneld: flanneldArgs,
 };

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from juju_hooktools import new_state
-from testbed import K8S, K8SD, NETNS_DIR, REPO, Node, TestBed, component_bin
+from testbed import K8S, K8SD, NETNS_DIR, REPO, Node, TestBed, component_bin, wait_for
 
 HOOKTOOLS = Path(__file__).resolve().parent / "juju_hooktools.py"
 TOOLS = [
@@ -437,22 +437,25 @@ def test_get_kubeconfig_with_a_server_reaches_the_node_from_outside(deployed):
     assert r.stdout.strip() == "namespace/default"
 
 
-@pytest.mark.xfail(strict=True, reason="the k8s CLI has no `k8s set` (src/cli/commands has no set command), which the "
-                   "charm runs to toggle a feature (network, dns, ingress, …) after bootstrap")
 def test_a_feature_toggle_after_bootstrap_reaches_the_cluster(deployed):
+    """dns-enabled=false runs `k8s set dns.enabled=false`: CoreDNS leaves the cluster; true brings it back."""
     unit = deployed.unit
+    node = unit.node
     before = len(unit.workload_calls())
-    unit.update_state(lambda s: s["config"].__setitem__("ingress-enabled", True))
+    unit.update_state(lambda s: s["config"].__setitem__("dns-enabled", False))
     try:
         d = unit.hook("config-changed")
         assert d.rc == 0, unit.report()
-        assert "k8s set ingress.enabled=true" in unit.workload_calls()[before:]
+        assert "k8s set dns.enabled=false" in unit.workload_calls()[before:]
         assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()
+        r = node.k8s("get", "dns.enabled")
+        assert r.returncode == 0 and r.stdout.strip() == "false", r.stdout + r.stderr
+        wait_for("CoreDNS removed", lambda: node.kubectl("-n", "kube-system", "get", "deployment", "coredns").returncode != 0, timeout=120)
     finally:
-        # Put the option back: the unit settles Active again (nothing was recorded as applied).
-        unit.update_state(lambda s: s["config"].__setitem__("ingress-enabled", False))
+        unit.update_state(lambda s: s["config"].__setitem__("dns-enabled", True))
         assert unit.hook("config-changed").rc == 0
         assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()
+    assert node.k8s("get", "dns.enabled").stdout.strip() == "true"
 
 
 def test_get_kubeconfig_fails_cleanly_on_a_unit_without_a_cluster(testbed: TestBed, charm_file: Path):

@@ -30,7 +30,6 @@ describe('the bootstrap document the k8s charm sends', () => {
           'bootstrap-datastore': 'etcd',
           'bootstrap-pod-cidr': '10.1.0.0/16,fd01::/108',
           'bootstrap-service-cidr': '10.152.183.0/24,fd98::/108',
-          'load-balancer-enabled': true,
           'kube-apiserver-extra-args': 'audit-log-maxage=30',
           'kube-controller-manager-extra-args': 'v=2',
           'kube-scheduler-extra-args': 'v=2',
@@ -45,6 +44,11 @@ describe('the bootstrap document the k8s charm sends', () => {
     expect(full.extraSans).toEqual(['api.example.com', '10.0.0.100']);
     expect(full.fips).toBe(true);
     expect(full.podCidrs).toHaveLength(2);
+  });
+
+  it('is refused, naming the key, when it enables a feature this release does not deploy', async () => {
+    const { validateBootstrapConfig } = (await import(daemonBootstrap)) as BootstrapModule;
+    expect(() => validateBootstrapConfig(bootstrapDocument(configWith({ 'load-balancer-enabled': true })))).toThrow(/cluster-config\.load-balancer\.enabled: .*not available/);
   });
 
   it('sends a control-plane join document only when there is something to say', () => {

@@ -12,6 +12,11 @@ import RemoveNode from './remove-node.js';
 import RevokeJoinToken from './revoke-join-token.js';
 import Kubectl from './kubectl.js';
 import Status from './status.js';
+import Enable from './enable.js';
+import Disable from './disable.js';
+import SetCommand from './set.js';
+import Get from './get.js';
+import ListImages from './list-images.js';
 
 export const COMMANDS = {
   bootstrap: Bootstrap,
@@ -27,4 +32,9 @@ export const COMMANDS = {
   'revoke-join-token': RevokeJoinToken,
   kubectl: Kubectl,
   status: Status,
+  enable: Enable,
+  disable: Disable,
+  set: SetCommand,
+  get: Get,
+  'list-images': ListImages,
 };

@@ -37,6 +37,8 @@ function plain(st: ClusterStatus): string {
     ...members.map((m, i) => `${i === 0 ? 'datastore members:        ' : '                          '}${m}`),
     `fips:                     ${st.fips?.enabled ? `enabled (${st.fips.provider} ${st.fips.version})` : 'disabled'}`,
     ...(st.fips?.goModules ? [`go fips module:           ${Object.entries(st.fips.goModules).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
+    `node status:              ${st['node-ready'] ? 'Ready' : 'NotReady'}`,
+    ...(st.features ?? []).map((f) => `${`${f.name}:`.padEnd(26)}${f.message}`),
     `versions:                 ${Object.entries(st.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     'services:',
     ...st.services.map((s) => `  ${s.name.padEnd(24)}${s.state}${s.pid ? ` (pid ${s.pid})` : ''}${s.restarts ? `, ${s.restarts} restarts` : ''}`),

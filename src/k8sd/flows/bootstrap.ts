@@ -25,6 +25,18 @@ import {
   waitEtcdHealthy,
 } from '../controlplane.js';
 import { ClusterIdentity } from '../identity.js';
+import { featuresOf } from '../../datastore/state.js';
+import { onPath } from '../../host/host.js';
+import {
+  controlPlaneNodeContext,
+  nodeBinaries,
+  nodeComponentFiles,
+  nodePorts,
+  nodeRuntimeDirsOf,
+  startNodeComponents,
+  stopNodeComponents,
+  unmountUnder,
+} from '../membership/node-components.js';
 import { runFlow, Step, StepEvent } from './flow.js';
 
 /** Security settings turned into files and apiserver flags (audit, admission, encryption at rest). */
@@ -71,7 +83,6 @@ export class AlreadyBootstrappedError extends Error {
 }
 
 export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
-  const dnsIp = c.raw['cluster-config']?.dns?.['service-ip'];
   return {
     podCidr: c.podCidrs.map((x) => x.text).join(','),
     serviceCidr: c.serviceCidrs.map((x) => x.text).join(','),
@@ -81,7 +92,7 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
     datastoreType: c.datastoreType,
     datastoreServers: c.datastoreServers,
     clusterDomain: c.clusterDomain,
-    ...(dnsIp ? { dnsServiceIp: dnsIp } : {}),
+    dnsServiceIp: c.features.dns['service-ip'],
     keyType: c.keyType,
     fips: c.fips,
     failCgroupV1: c.failCgroupV1,
@@ -91,6 +102,8 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
     extraSans: c.extraSans,
     certificates: c.certificates,
     createdAt: new Date().toISOString(),
+    features: c.features,
+    controlPlaneTaints: c.controlPlaneTaints,
   };
 }
 
@@ -108,12 +121,15 @@ const steps: Step<Ctx>[] = [
       }
       ctx.cluster.fips = ctx.fipsEnabled;
       assertComponents(ctx.host.layout, controlPlaneServices(ctx.cluster).map((s) => [BINARIES[s].component, BINARIES[s].binary] as const));
+      assertComponents(ctx.host.layout, nodeBinaries('control-plane', featuresOf(ctx.cluster).network.enabled));
+      if (!onPath('iptables')) throw new Error('iptables is not installed; kube-proxy and the CNI plugins need it (apt-get install iptables)');
       const addr = ctx.req.address;
       const local = localAddress({ nodeAddress: addr });
       const ports: Array<[string, number, string]> = [
         [addr, ctx.cluster.securePort, 'kube-apiserver'],
         [local, 10257, 'kube-controller-manager'],
         [local, 10259, 'kube-scheduler'],
+        ...nodePorts('control-plane', ctx.cluster.securePort),
       ];
       if (ctx.cluster.datastoreType === 'etcd') {
         ports.push([addr, ctx.cluster.etcdPort, 'etcd client'], [addr, ctx.cluster.etcdPeerPort, 'etcd peer'], [local, ctx.cluster.etcdPort, 'etcd client']);
@@ -160,6 +176,7 @@ const steps: Step<Ctx>[] = [
         ...pkiFiles(host.layout, ctx.bundle!, server, 'control-plane'),
         ...(await ctx.security.files(cluster)),
         ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
+        ...nodeComponentFiles(controlPlaneNodeContext(host.layout, req, cluster), req.config.extraArgs, req.config.raw['extra-node-containerd-config'] ?? {}),
       ];
       const b = ctx.bundle!;
       const external = [...Object.entries(b.leaves), ...Object.entries(b.kubeconfigs)].filter(([, c]) => c.external).map(([n]) => n);
@@ -231,6 +248,18 @@ const steps: Step<Ctx>[] = [
     async rollback(ctx) {
       for (const s of ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const) await ctx.host.services.stop(s);
       await ctx.security.stop();
+    },
+  },
+  {
+    name: 'start-node',
+    title: 'Starting containerd, kubelet and kube-proxy',
+    async run(ctx) {
+      await startNodeComponents(ctx.host, ctx.log, 'control-plane', Math.min(remaining(ctx), 60_000));
+    },
+    async rollback(ctx) {
+      await stopNodeComponents(ctx.host, ctx.log, 'control-plane');
+      await unmountUnder(nodeRuntimeDirsOf(ctx.host.layout), ctx.log);
+      removeFiles(nodeRuntimeDirsOf(ctx.host.layout));
     },
   },
   {

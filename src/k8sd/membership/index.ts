@@ -18,6 +18,7 @@ import { PeerIdentity, peerRequest, peerTarget, PeerRecord, readPeers, writePeer
 import { removeRoutes } from './remove.js';
 import { registerSecurityJoinPayloads } from './security-join.js';
 import { MembershipStore } from './store.js';
+import { flannelMtu, syncNodeFeatures } from '../features/node.js';
 import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 
 const SYNC_INTERVAL_MS = 15_000;
@@ -68,6 +69,13 @@ export class Membership {
     }
     this.signer = new KubeletServingSigner(this);
     this.signer.start();
+    // Control-plane nodes are nodes too (installed with bootstrap or join; restarted here).
+    if (existsSync(this.d.layout.args('kubelet'))) {
+      const kubelet = await this.d.host.services.status('kubelet');
+      if (kubelet.state !== 'running' && kubelet.state !== 'starting') {
+        await startNodeComponents(this.d.host, this.log, 'control-plane', 120_000).catch((err: Error) => this.log.error('could not start the node components', { error: err.message }));
+      }
+    }
     this.every(SYNC_INTERVAL_MS, () => this.syncControlPlane());
     await this.syncControlPlane();
   }
@@ -98,6 +106,7 @@ export class Membership {
     } catch (err) {
       this.noteSyncError(err as Error);
     }
+    await this.writePodNetworkConfig().catch((err: Error) => this.noteSyncError(err));
   }
 
   /** Adds node-role.kubernetes.io/<role> to registered nodes (kubelets may not set it themselves). */
@@ -105,8 +114,6 @@ export class Membership {
     const admin = this.d.layout.kubeconfig('admin.conf');
     if (!existsSync(admin)) return;
     const records = await this.store().members();
-    // Nothing to label until a worker joined (and no reason to load the Kubernetes client before).
-    if (!records.some((r) => r.role === 'worker')) return;
     const api = (await kubeClients(admin)).core;
     for (const rec of records) {
       const label = `node-role.kubernetes.io/${rec.role}`;
@@ -154,6 +161,8 @@ export class Membership {
         writeFileAtomic(file, endpoints, 0o644);
         this.log.info('updated the API server endpoints of k8s-apiserver-proxy', { endpoints: reply.apiservers });
       }
+      const node = this.d.node();
+      if (reply.features && node) await syncNodeFeatures(this.d.host, this.log, node, reply.features);
       this.lastSyncError = '';
     } catch (err) {
       this.noteSyncError(err as Error);
@@ -175,7 +184,11 @@ export class Membership {
       throw err;
     }
     if (!cidrs.length) return false;
-    const text = renderCniConflist(l, cidrs);
+    // With the network feature, wait for flanneld's subnet file: pods need its MTU from the start.
+    const network = existsSync(l.args('flanneld'));
+    const mtu = network ? flannelMtu(l.flannelSubnetFile) : undefined;
+    if (network && !mtu) return false;
+    const text = renderCniConflist(l, cidrs, { network, ...(mtu ? { mtu } : {}) });
     const file = cniConflistPath(l);
     if (existsSync(file) && readFileSync(file, 'utf8') === text) return false;
     writeFileAtomic(file, text, 0o644);

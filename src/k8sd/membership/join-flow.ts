@@ -33,7 +33,8 @@ import { ApiError, Request } from '../http.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply } from './join-server.js';
-import { canLowerOomScores, nodeBinaries, nodeComponentFiles, nodePorts, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
+import { onPath } from '../../host/host.js';
+import { canLowerOomScores, controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, nodePorts, nodeRuntimeDirsOf, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget, PeerRecord, writePeers } from './peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
 
@@ -140,9 +141,6 @@ async function checkPorts(ctx: Ctx, ports: Array<[string, number, string]>): Pro
   }
 }
 
-function onPath(binary: string): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => dir && existsSync(path.join(dir, binary)));
-}
 
 function peersWithSelf(members: PeerRecord[], self: PeerRecord): PeerRecord[] {
   return [...members.filter((x) => x.name !== self.name), self];
@@ -156,6 +154,9 @@ const controlPlaneSteps: Step<Ctx>[] = [
       const l = ctx.m.d.layout;
       if (ctx.m.d.node()) throw new Error('this node is already part of a cluster');
       assertComponents(l, (['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const).map((s) => [BINARIES[s].component, BINARIES[s].binary] as const));
+      assertComponents(l, nodeBinaries('control-plane'));
+      if (!onPath('iptables')) throw new Error('iptables is not installed; kube-proxy and the CNI plugins need it (apt-get install iptables)');
+      await checkPorts(ctx, nodePorts('control-plane', 6443));
       if (existsSync(l.etcdDataDir)) throw new Error(`${l.etcdDataDir} already exists from an earlier cluster; remove it to join`);
     },
   },
@@ -217,6 +218,7 @@ const controlPlaneSteps: Step<Ctx>[] = [
         ...pkiFiles(d.layout, ctx.bundle!, server, 'control-plane'),
         ...(await d.security.files(config)),
         ...controlPlaneArgsFiles(d.host, sctx, controlPlaneServices(config), ctx.p.config.extraArgs),
+        ...nodeComponentFiles(controlPlaneNodeContext(d.layout, ctx.p, config), ctx.p.config.extraArgs, ctx.p.config.containerdConfig),
         ...extraConfigFiles(ctx),
       ];
       ctx.written = files.map((f) => f.path);
@@ -280,6 +282,18 @@ const controlPlaneSteps: Step<Ctx>[] = [
     },
   },
   {
+    name: 'start-node',
+    title: 'Starting containerd, kubelet and kube-proxy',
+    async run(ctx) {
+      await startNodeComponents(ctx.m.d.host, ctx.m.log, 'control-plane', Math.min(remaining(ctx), 60_000));
+    },
+    async rollback(ctx) {
+      await stopNodeComponents(ctx.m.d.host, ctx.m.log, 'control-plane');
+      await unmountUnder(nodeRuntimeDirs(ctx.m), ctx.m.log);
+      removeFiles(nodeRuntimeDirs(ctx.m));
+    },
+  },
+  {
     name: 'mark-joined',
     title: 'Recording node membership',
     async run(ctx) {
@@ -322,13 +336,13 @@ export function nodeContextFor(m: Membership, name: string, address: string, rol
     failCgroupV1: c.failCgroupV1,
     apiserverPort: c.securePort,
     restrictOomScoreAdj: !canLowerOomScores(),
+    network: c.network ?? false,
   };
 }
 
 /** Directories a worker's components fill at run time (removed on rollback and on leave). */
 export function nodeRuntimeDirs(m: Membership): string[] {
-  const l = m.d.layout;
-  return [l.kubeletRootDir, l.containerdRootDir, l.containerdStateDir, l.cniStateDir, l.podLogsDir];
+  return nodeRuntimeDirsOf(m.d.layout);
 }
 
 const workerSteps: Step<Ctx>[] = [

@@ -5,6 +5,7 @@
 //   GET  /1.0/k8sd/members             members: control-plane nodes and API server endpoints
 //   POST /1.0/k8sd/members/certificates a worker renewing its client certificates (CSRs)
 // Every rejection happens before anything is written: a bad token changes nothing.
+import { NodeFeatureView, nodeFeatureView } from '../features/node.js';
 import { isIP } from 'node:net';
 import { ClusterConfig, PkiRecord } from '../../datastore/state.js';
 import { isLoopback } from '../../config/net.js';
@@ -56,6 +57,8 @@ export interface WorkerClusterConfig {
   serviceCidr: string;
   clusterDomain: string;
   dnsServiceIp?: string;
+  /** The network feature is on: the worker runs flanneld. */
+  network?: boolean;
   securePort: number;
   failCgroupV1: boolean;
   keyType: ClusterConfig['keyType'];
@@ -76,6 +79,8 @@ export interface WorkerJoinReply {
 
 export interface MembersReply {
   members: PeerRecord[];
+  /** What workers need to know of the features (flanneld, the kubelet's DNS settings). */
+  features?: NodeFeatureView;
   apiservers: string[];
   caCert: string;
   clientCaCert: string;
@@ -91,11 +96,13 @@ export function leafLifetimeMs(c: ClusterConfig): number {
 }
 
 export function workerClusterConfig(c: ClusterConfig): WorkerClusterConfig {
+  const view = nodeFeatureView(c);
   return {
     podCidr: c.podCidr,
     serviceCidr: c.serviceCidr,
-    clusterDomain: c.clusterDomain,
-    ...(c.dnsServiceIp ? { dnsServiceIp: c.dnsServiceIp } : {}),
+    clusterDomain: view.clusterDomain,
+    ...(view.dnsServiceIp ? { dnsServiceIp: view.dnsServiceIp } : {}),
+    network: view.network,
     securePort: c.securePort,
     failCgroupV1: c.failCgroupV1,
     keyType: c.keyType,
@@ -439,7 +446,13 @@ async function handleMembers(m: Membership): Promise<MembersReply> {
   const store = m.store();
   const { config, pki } = await requireConfig(store);
   const members = await controlPlanePeers(m, store);
-  return { members, apiservers: apiserverEndpoints(members, config.securePort), caCert: trustBundle(pki.cas.ca), clientCaCert: trustBundle(pki.cas['client-ca']) };
+  return {
+    members,
+    features: nodeFeatureView(config),
+    apiservers: apiserverEndpoints(members, config.securePort),
+    caCert: trustBundle(pki.cas.ca),
+    clientCaCert: trustBundle(pki.cas['client-ca']),
+  };
 }
 
 async function handleCertificates(m: Membership, req: Request): Promise<unknown> {

@@ -1,28 +1,29 @@
 // The node components k8sd runs on a worker: containerd (with runc and the CNI plugins),
 // k8s-apiserver-proxy, kubelet and kube-proxy. Their files, start order, image side-loading
 // and a clean stop that leaves no containers or mounts behind.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, lstatSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, lstatSync, readlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { FileSpec } from '../../host/files.js';
 import { Host } from '../../host/host.js';
 import { Layout } from '../../layout.js';
+import { ClusterConfig, featuresOf } from '../../datastore/state.js';
+import { FEATURE_IMAGES } from '../features/manifests.js';
 import { Logger } from '../../log.js';
 import { ArgOverrides, mergeArgs, readArgsFile, renderArgsFile } from '../../services/args.js';
-import { ServiceId } from '../../services/specs.js';
+import { NodeRole, serviceIds, servicesFor } from '../../services/registry.js';
 import {
   containerdConfig,
   containerdPath,
-  KUBE_PROXY_HEALTHZ_PORT,
-  KUBE_PROXY_METRICS_PORT,
-  KUBELET_HEALTHZ_PORT,
-  KUBELET_PORT,
+  flanneldArgs,
   kubeletConfigPath,
   mergeToml,
   NODE_ARG_BUILDERS,
   NodeServiceContext,
   NodeServiceId,
+  renderFlanneldEnv,
+  renderFlannelNetConf,
   renderKubeletConfig,
   renderToml,
 } from '../../services/worker-specs.js';
@@ -43,36 +44,45 @@ export function canLowerOomScores(statusText?: string): boolean {
 }
 
 /** Start order; stop runs the other way round. */
-export function nodeServices(role: 'control-plane' | 'worker'): NodeServiceId[] {
-  return role === 'worker' ? ['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy'] : ['containerd', 'kubelet', 'kube-proxy'];
+export function nodeServices(role: NodeRole): NodeServiceId[] {
+  return serviceIds({ role, tier: 'node' }) as NodeServiceId[];
 }
 
-/** Binaries a worker needs, as [component, binary]. */
-export function nodeBinaries(role: 'control-plane' | 'worker'): Array<[string, string]> {
-  return [
-    ['containerd', 'containerd'],
-    ['containerd', 'containerd-shim-runc-v2'],
-    ['containerd', 'ctr'],
-    ['runc', 'runc'],
-    ['cni', 'bridge'],
-    ['cni', 'host-local'],
-    ['cni', 'loopback'],
-    ['cni', 'portmap'],
-    ['kubernetes', 'kubelet'],
-    ['kubernetes', 'kube-proxy'],
-    ...(role === 'worker' ? ([['k8s', 'k8s-apiserver-proxy']] as Array<[string, string]>) : []),
-  ];
+/** Binaries the node components need, as [component, binary]. */
+export function nodeBinaries(role: NodeRole, network = false): Array<[string, string]> {
+  return servicesFor({ role, tier: 'node', network }).flatMap((e) => e.binaries.map(([c, b]) => [c, b] as [string, string]));
 }
 
 /** Ports the node components listen on: [address, port, what]. */
-export function nodePorts(role: 'control-plane' | 'worker', apiserverPort: number): Array<[string, number, string]> {
-  return [
-    ['0.0.0.0', KUBELET_PORT, 'kubelet'],
-    ['127.0.0.1', KUBELET_HEALTHZ_PORT, 'kubelet healthz'],
-    ['127.0.0.1', KUBE_PROXY_HEALTHZ_PORT, 'kube-proxy healthz'],
-    ['127.0.0.1', KUBE_PROXY_METRICS_PORT, 'kube-proxy metrics'],
-    ...(role === 'worker' ? ([['127.0.0.1', apiserverPort, 'k8s-apiserver-proxy']] as Array<[string, number, string]>) : []),
-  ];
+export function nodePorts(role: NodeRole, apiserverPort: number): Array<[string, number, string]> {
+  return servicesFor({ role, tier: 'node' }).flatMap((e) =>
+    e.ports.map(([scope, port, what]) => [scope === 'any' ? '0.0.0.0' : '127.0.0.1', port === 'secure-port' ? apiserverPort : port, what] as [string, number, string]),
+  );
+}
+
+/** The node components' context on a control-plane node, from the cluster config. */
+export function controlPlaneNodeContext(l: Layout, node: { name: string; address: string }, cluster: ClusterConfig): NodeServiceContext {
+  const features = featuresOf(cluster);
+  return {
+    layout: l,
+    role: 'control-plane',
+    nodeName: node.name,
+    nodeAddress: node.address,
+    podCidr: cluster.podCidr,
+    serviceCidr: cluster.serviceCidr,
+    clusterDomain: features.dns['cluster-domain'],
+    ...(features.dns.enabled ? { dnsServiceIp: features.dns['service-ip'] } : {}),
+    failCgroupV1: cluster.failCgroupV1,
+    apiserverPort: cluster.securePort,
+    restrictOomScoreAdj: !canLowerOomScores(),
+    network: features.network.enabled,
+    taints: cluster.controlPlaneTaints ?? [],
+  };
+}
+
+/** Directories the node components fill at run time (removed on rollback and on leave). */
+export function nodeRuntimeDirsOf(l: Layout): string[] {
+  return [l.kubeletRootDir, l.containerdRootDir, l.containerdStateDir, l.cniStateDir, l.podLogsDir];
 }
 
 /** Args files, config files and the containerd environment of the node components. */
@@ -83,17 +93,46 @@ export function nodeComponentFiles(
   inheritedPath: string = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
 ): FileSpec[] {
   const l = ctx.layout;
-  const files: FileSpec[] = nodeServices(ctx.role).map((svc) => ({
+  const files: FileSpec[] = serviceIds({ role: ctx.role, tier: 'node', network: false }).map((svc) => ({
     path: l.args(svc),
-    content: renderArgsFile(mergeArgs(NODE_ARG_BUILDERS[svc](ctx), extraArgs[svc])),
+    content: renderArgsFile(mergeArgs(NODE_ARG_BUILDERS[svc as NodeServiceId](ctx), extraArgs[svc])),
     mode: 0o600,
   }));
+  if (ctx.network) files.push(...networkFiles(ctx));
   files.push(
     { path: l.args('containerd-env'), content: `PATH=${containerdPath(l, inheritedPath)}\n`, mode: 0o600 },
     { path: l.containerdConfigFile, content: renderToml(mergeToml(containerdConfig(ctx), containerdExtra)), mode: 0o600 },
     { path: kubeletConfigPath(l), content: renderKubeletConfig(ctx), mode: 0o600 },
   );
   return files;
+}
+
+/** flanneld's args, environment and network config (present exactly while the network feature is on). */
+export function networkFiles(ctx: NodeServiceContext): FileSpec[] {
+  const l = ctx.layout;
+  return [
+    { path: l.args('flanneld'), content: renderArgsFile(flanneldArgs(ctx)), mode: 0o600 },
+    { path: l.args('flanneld-env'), content: renderFlanneldEnv(ctx), mode: 0o600 },
+    { path: l.flannelConfFile, content: renderFlannelNetConf(ctx.podCidr), mode: 0o644 },
+  ];
+}
+
+/** Kernel settings pod networking needs in this node's network namespace. */
+export function enablePodForwarding(log: Logger): void {
+  const settings: Array<[string, string]> = [
+    ['/proc/sys/net/ipv4/ip_forward', '1'],
+    ['/proc/sys/net/ipv6/conf/all/forwarding', '1'],
+    // Bridged pod traffic must pass netfilter: kube-proxy's Service rules and NetworkPolicy see it there.
+    ['/proc/sys/net/bridge/bridge-nf-call-iptables', '1'],
+    ['/proc/sys/net/bridge/bridge-nf-call-ip6tables', '1'],
+  ];
+  for (const [file, value] of settings) {
+    try {
+      if (readFileSync(file, 'utf8').trim() !== value) writeFileSync(file, value);
+    } catch (err) {
+      log.warn('could not set a kernel setting pod networking needs', { file, value, error: (err as Error).message });
+    }
+  }
 }
 
 /** The CNI plugins, linked into the node's CNI bin dir (containerd looks there). */
@@ -139,10 +178,13 @@ function ctr(l: Layout, args: string[], timeoutMs = 60_000) {
   return execa(l.componentBinary('containerd', 'ctr'), ['--address', l.containerdSocket, '--namespace', 'k8s.io', ...args], { reject: false, timeout: timeoutMs });
 }
 
-/** OCI archives to side-load: $SNAP_COMMON/images/*.tar, plus the pause image from its component build. */
+/** OCI archives to side-load: $SNAP_COMMON/images/*.tar, plus (outside a snap) the pause and feature images from their component builds. */
 export function imageArchives(l: Layout): string[] {
   const out = existsSync(l.imagesDir) ? readdirSync(l.imagesDir).filter((f) => f.endsWith('.tar')).sort().map((f) => path.join(l.imagesDir, f)) : [];
-  if (!out.some((f) => path.basename(f) === 'pause.tar') && !l.inSnap && l.componentBuilt('pause', 'pause.tar')) out.push(l.componentBinary('pause', 'pause.tar'));
+  const built: Array<readonly [string, string]> = [['pause', 'pause.tar'], ...Object.values(FEATURE_IMAGES)];
+  for (const [component, archive] of built) {
+    if (!out.some((f) => path.basename(f) === archive) && !l.inSnap && l.componentBuilt(component, archive)) out.push(l.componentBinary(component, archive));
+  }
   return out;
 }
 
@@ -177,17 +219,19 @@ export async function startNodeComponents(host: Host, log: Logger, role: 'contro
   const l = host.layout;
   linkCniPlugins(l);
   for (const dir of [l.cniConfDir, l.cniStateDir, l.kubeletRootDir, l.podLogsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  enablePodForwarding(log);
   await host.services.start('containerd');
   await waitFor('containerd', timeoutMs, () => socketAnswers(l.containerdSocket), crashWatch(host, 'containerd', l.log('containerd')));
   await sideLoadImages(l, log);
   ensureCgroupRoot(host);
-  for (const svc of nodeServices(role).filter((s) => s !== 'containerd')) await host.services.start(svc);
+  // flanneld runs while the network feature is on, which its args file says.
+  for (const svc of nodeServices(role).filter((s) => s !== 'containerd' && (s !== 'flanneld' || existsSync(l.args('flanneld'))))) await host.services.start(svc);
 }
 
 /** Stops the node components and removes every container they ran. */
 export async function stopNodeComponents(host: Host, log: Logger, role: 'control-plane' | 'worker'): Promise<void> {
   const l = host.layout;
-  for (const svc of ['kube-proxy', 'kubelet', 'k8s-apiserver-proxy'] as ServiceId[]) await host.services.stop(svc);
+  for (const svc of nodeServices(role).filter((s) => s !== 'containerd').reverse()) await host.services.stop(svc);
   if (await socketAnswers(l.containerdSocket)) {
     const tasks = await ctr(l, ['tasks', 'ls', '-q']);
     const ids = String(tasks.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean);
@@ -197,7 +241,7 @@ export async function stopNodeComponents(host: Host, log: Logger, role: 'control
     for (const id of String(containers.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean)) await ctr(l, ['containers', 'delete', id], 10_000);
     if (ids.length) log.info('removed the containers of this node', { count: ids.length });
   }
-  if (role === 'worker' || nodeServices(role).includes('containerd')) await host.services.stop('containerd');
+  await host.services.stop('containerd');
 }
 
 /** Unmounts everything mounted under the given directories (pod volumes, sandbox netns and shm, rootfs). */

@@ -1,0 +1,17 @@
+import { Layout } from '../../layout.js';
+import { FEATURE_IMAGES, imageRef } from '../../k8sd/features/manifests.js';
+import { PAUSE_IMAGE } from '../../services/worker-specs.js';
+import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
+
+export default class ListImages extends K8sCommand {
+  static override description = 'List the images a node needs (side-loaded from $SNAP_COMMON/images; no registry is needed)';
+  static override examples = ['<%= config.bin %> list-images'];
+  static override flags = { 'output-format': outputFormatFlag };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(ListImages);
+    const l = new Layout();
+    const images = [PAUSE_IMAGE, ...Object.entries(FEATURE_IMAGES).map(([name, [component]]) => imageRef(name as keyof typeof FEATURE_IMAGES, l.componentVersion(component)))];
+    await this.render(images, flags['output-format'] as OutputFormat, () => images.join('\n'));
+  }
+}

@@ -1,0 +1,189 @@
+// The feature controller (control-plane nodes): applies each enabled feature's objects with
+// server-side apply, prunes objects a feature no longer has, removes every object of a disabled
+// feature, re-applies drifted objects on each pass, and records each feature's status in etcd.
+// Every control-plane node runs it; they converge on the same objects from the same config.
+import type { KubeConfig, KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { FeatureSettings, IMPLEMENTED_FEATURES, ImplementedFeature } from '../../config/features.js';
+import { ClusterConfig, featuresOf, FeatureStatusRecord } from '../../datastore/state.js';
+import type { K8sd } from '../daemon.js';
+import { loadKubeconfig } from '../kube.js';
+import { apiStatus } from '../membership/kube-clients.js';
+import { FEATURE_IMAGES, FEATURE_KINDS, FEATURE_LABEL, FeatureObject, featureObjects, FIELD_MANAGER, ManifestContext } from './manifests.js';
+import { nodeFeatureView, syncNodeFeatures } from './node.js';
+
+const INTERVAL_MS = 20_000;
+
+interface Clients {
+  kc: KubeConfig;
+  objects: KubernetesObjectApi;
+}
+
+export class FeatureController {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private clients?: Clients;
+  private lastError = '';
+
+  constructor(private readonly d: K8sd) {}
+
+  start(): void {
+    this.stop();
+    this.timer = setInterval(() => void this.trigger(), INTERVAL_MS);
+    void this.trigger();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Runs a pass now (or right after the one under way); resolves when it is done. */
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.reconcile()
+      .catch((err: Error) => {
+        if (err.message !== this.lastError) this.d.log.warn('feature reconcile failed; retrying', { error: err.message });
+        this.lastError = err.message;
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          void this.trigger();
+        }
+      });
+    return this.running;
+  }
+
+  private async api(): Promise<Clients> {
+    if (!this.clients) {
+      const { KubernetesObjectApi: Api } = await import('@kubernetes/client-node');
+      const kc = await loadKubeconfig(this.d.layout.kubeconfig('admin.conf'));
+      this.clients = { kc, objects: Api.makeApiClient(kc) };
+    }
+    return this.clients;
+  }
+
+  private manifestContext(settings: FeatureSettings): ManifestContext {
+    const versions = Object.fromEntries(Object.entries(FEATURE_IMAGES).map(([name, [component]]) => [name, this.d.layout.componentVersion(component)])) as ManifestContext['versions'];
+    return { settings, versions, fips: this.d.fips.enabled };
+  }
+
+  async reconcile(): Promise<void> {
+    const node = this.d.node();
+    if (!node || node.role !== 'control-plane' || !this.d.state) return;
+    const config = await this.d.state.getConfig();
+    if (!config) return;
+    await syncNodeFeatures(this.d.host, this.d.log, node, nodeFeatureView(config));
+    if (!existsSync(this.d.layout.kubeconfig('admin.conf'))) return;
+    const settings = featuresOf(config);
+    const previous = await this.d.state.getFeatureStatus();
+    for (const name of IMPLEMENTED_FEATURES) {
+      const status = await this.reconcileFeature(name, settings, config).catch(
+        (err: Error): Omit<FeatureStatusRecord, 'updatedAt' | 'version'> => ({ enabled: settings[name].enabled, ready: false, message: `Failed to deploy ${name}: ${err.message}` }),
+      );
+      const record: FeatureStatusRecord = { ...status, version: this.featureVersion(name), updatedAt: new Date().toISOString() };
+      const old = previous[name];
+      if (!old || old.enabled !== record.enabled || old.ready !== record.ready || old.message !== record.message || old.version !== record.version) {
+        await this.d.state.putFeatureStatus(name, record);
+        this.d.log.info('feature status', { feature: name, enabled: record.enabled, ready: record.ready, message: record.message });
+      }
+    }
+    this.lastError = '';
+  }
+
+  private featureVersion(name: ImplementedFeature): string {
+    const component = name === 'dns' ? 'coredns' : 'flannel';
+    try {
+      return this.d.layout.componentVersion(component);
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  private async reconcileFeature(name: ImplementedFeature, settings: FeatureSettings, config: ClusterConfig): Promise<Omit<FeatureStatusRecord, 'updatedAt' | 'version'>> {
+    const { objects } = await this.api();
+    if (!settings[name].enabled) {
+      const removed = await this.prune(objects, name, new Set());
+      if (removed) this.d.log.info('feature disabled: removed its objects', { feature: name, count: removed });
+      return { enabled: false, ready: true, message: 'disabled' };
+    }
+    const wanted = featureObjects(name, this.manifestContext(settings));
+    for (const obj of wanted) await this.apply(objects, obj);
+    await this.prune(objects, name, new Set(wanted.map(objectKey)));
+    const notReady = await this.readiness(objects, wanted);
+    if (notReady) return { enabled: true, ready: false, message: `deploying: ${notReady}` };
+    const message = name === 'dns' ? `enabled at ${settings.dns['service-ip']}` : `enabled, pod CIDR ${config.podCidr}`;
+    return { enabled: true, ready: true, message };
+  }
+
+  /** Server-side apply with our field manager (forced: k8sd owns these objects). */
+  private async apply(api: KubernetesObjectApi, obj: FeatureObject): Promise<void> {
+    const { PatchStrategy } = await import('@kubernetes/client-node');
+    try {
+      await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      // An immutable field changed (a Service's clusterIP after `k8s set dns.service-ip=…`): replace the object.
+      if (apiStatus(err) === 422 && obj.kind === 'Service') {
+        await api.delete(obj).catch(() => undefined);
+        await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        return;
+      }
+      throw new Error(`${obj.kind} ${obj.metadata?.name}: ${describe(err)}`);
+    }
+  }
+
+  /** Deletes the feature's labelled objects that are not in `keep`; returns how many. */
+  private async prune(api: KubernetesObjectApi, name: ImplementedFeature, keep: Set<string>): Promise<number> {
+    let removed = 0;
+    for (const k of FEATURE_KINDS[name]) {
+      const list = await api.list(k.apiVersion, k.kind, k.namespace, undefined, undefined, undefined, undefined, `${FEATURE_LABEL}=${name}`);
+      for (const item of list.items) {
+        const obj = { ...item, apiVersion: k.apiVersion, kind: k.kind };
+        if (keep.has(objectKey(obj))) continue;
+        try {
+          await api.delete(obj, undefined, undefined, undefined, undefined, 'Foreground');
+          removed++;
+        } catch (err) {
+          if (apiStatus(err) !== 404) throw err;
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** Undefined when every workload of the feature is ready, else what is missing. */
+  private async readiness(api: KubernetesObjectApi, wanted: FeatureObject[]): Promise<string | undefined> {
+    for (const obj of wanted) {
+      if (obj.kind !== 'Deployment' && obj.kind !== 'DaemonSet') continue;
+      const live = (await api.read(obj as KubernetesObject & { metadata: { name: string; namespace: string } })) as KubernetesObject & { status?: Record<string, number> };
+      const st = live.status ?? {};
+      if (obj.kind === 'Deployment' && !((st.availableReplicas ?? 0) >= 1)) return `${obj.kind} ${obj.metadata?.name} has no available replica yet`;
+      if (obj.kind === 'DaemonSet' && (!(st.desiredNumberScheduled ?? 0) || (st.numberReady ?? 0) < (st.desiredNumberScheduled ?? 0))) {
+        return `${obj.kind} ${obj.metadata?.name}: ${st.numberReady ?? 0} of ${st.desiredNumberScheduled ?? 0} pods ready`;
+      }
+    }
+    return undefined;
+  }
+}
+
+function objectKey(o: KubernetesObject): string {
+  return `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+}
+
+function describe(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  return (err as Error).message;
+}
