@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from testbed import Node, component_bin, kill_and_wait, process_alive, wait_for, wait_until_gone
+from testbed import Node, component_bin, kill_and_wait, process_alive, unmount_under, wait_for, wait_until_gone  # noqa: F401 (unmount_under re-exported)
 
 TOKEN_PREFIX = "k8sj1_"
 
@@ -98,16 +98,6 @@ def kill_pods_and_cgroups(node: Node) -> None:
             base.rmdir()
         except OSError:
             pass
-
-
-def unmount_under(root: Path) -> None:
-    """Lazily unmounts whatever a node left mounted under its root (pod volumes, netns, rootfs)."""
-    import subprocess
-
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for p in sorted({p for p in points if p.startswith(str(root) + "/")}, key=len, reverse=True):
-        subprocess.run(["umount", "-l", p], capture_output=True)
 
 
 def seed_images(node: Node) -> None:
@@ -213,7 +203,7 @@ def kubeconfig_cert_serial(path: Path) -> str:
     return r.stdout.decode().strip()
 
 
-NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar")]
+NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar"), ("flannel", "flanneld"), ("coredns", "coredns.tar"), ("kube-network-policies", "kube-network-policies.tar")]
 
 
 def require_node_components() -> None:
@@ -224,4 +214,4 @@ def require_node_components() -> None:
         except subprocess.CalledProcessError:
             built = False
         if not built:
-            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause test-images", pytrace=False)
+            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause coredns flannel kube-network-policies test-images", pytrace=False)

@@ -130,6 +130,14 @@ def go_build_setting(binary: str, key: str) -> str | None:
     return None
 
 
+def unmount_under(root: Path) -> None:
+    """Lazily unmounts whatever a node left mounted under its root (pod volumes, netns, rootfs)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for p in sorted({p for p in points if p.startswith(str(root) + "/")}, key=len, reverse=True):
+        subprocess.run(["umount", "-l", p], capture_output=True)
+
+
 def processes_of_root(root: Path) -> list[int]:
     """Live processes whose environment carries K8S_ROOT=root or whose command line names root."""
     pids = []
@@ -377,11 +385,56 @@ class Node:
                 pass
         return r
 
+    def kubelet_cgroup_root(self) -> str | None:
+        """The kubelet's --cgroup-root (k8sd gives every node under a K8S_ROOT one of its own)."""
+        try:
+            for line in (self.common / "args" / "kubelet").read_text().splitlines():
+                if line.startswith("--cgroup-root="):
+                    return line.split("=", 1)[1].strip('"')
+        except OSError:
+            pass
+        return None
+
+    def pod_processes(self) -> list[int]:
+        """Processes of this node's pods: everything in its kubelet cgroup root (cgroup v1 pids tree)."""
+        root = self.kubelet_cgroup_root()
+        if not root or root == "/":
+            return []
+        base = Path("/sys/fs/cgroup/pids") / root.lstrip("/")
+        pids: set[int] = set()
+        if base.exists():
+            for procs in base.rglob("cgroup.procs"):
+                try:
+                    pids.update(int(p) for p in procs.read_text().split())
+                except OSError:
+                    continue
+        return sorted(p for p in pids if process_alive(p))
+
+    def remove_cgroups(self) -> None:
+        """Removes the (emptied) cgroups under the node's kubelet cgroup root in every hierarchy."""
+        root = self.kubelet_cgroup_root()
+        if not root or root == "/":
+            return
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            base = hierarchy / root.lstrip("/")
+            if not base.is_dir():
+                continue
+            for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+            try:
+                base.rmdir()
+            except OSError:
+                pass
+
     def processes(self) -> list[int]:
-        """Live processes that belong to this node: in its netns, or carrying its K8S_ROOT."""
+        """Live processes that belong to this node: in its netns, carrying its K8S_ROOT, or in its pods."""
         pids = set(processes_of_root(self.root))
         r = run(["ip", "netns", "pids", self.netns], check=False)
         pids.update(int(p) for p in r.stdout.split() if p.strip().isdigit() and process_alive(int(p)))
+        pids.update(self.pod_processes())
         return sorted(pids)
 
     def kill_everything(self) -> None:
@@ -543,6 +596,8 @@ class TestBed:
         except Exception as e:  # keep tearing down
             errors.append(f"dev-stop: {e}")
         node.kill_everything()
+        node.remove_cgroups()
+        unmount_under(node.root)
         left = node.processes()
         if left:
             errors.append(f"processes left on {node.name}: {[(p, proc_name(p)) for p in left]}")

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds flanneld (pure Go, main package at the module root; the module has no replace directives)
-# with one `go install`, the version stamped like upstream's Makefile. It runs as a host service,
-# so there is no image. `go install` names the binary after the module (flannel); it is renamed.
+# Builds flanneld (main package at the module root; the module has no replace directives) like
+# upstream's Makefile on amd64: cgo on (the UDP backend's C proxy), statically linked, the version
+# stamped into pkg/version. netgo/osusergo (as for runc) keep glibc's NSS out of the static binary.
+# The Tencent Cloud VPC backend is left out: its SDK module (tencentcloud-sdk-go/tencentcloud/vpc)
+# has no downloadable zip on the module proxy, and k8s-ts does not use that backend. So the module
+# is copied from the module cache and main.go's one blank import of that backend deleted; the copy
+# is the main module (its go.mod and go.sum as upstream), built with `go build`. Host service, no image.
 #   bin/flanneld
 # Usage: build.sh [OUT_DIR]   prints the bin dir on stdout.
 set -euo pipefail
@@ -12,15 +16,22 @@ out="${1:-$(component_cache_root)/flannel/$(cache_version flannel "$version")}"
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
 go_env flannel
-export GOFLAGS=   # go install pkg@version ignores -mod; keep it unset
-tmp_out="$out.tmp.$$"
-trap 'rm -rf "$tmp_out"' EXIT
+work="$(mktemp -d)"; tmp_out="$out.tmp.$$"
+trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work" "$tmp_out"' EXIT
 mod=github.com/flannel-io/flannel
+cp -r "$(mod_field "$mod@$version" Dir)" "$work/src"
+chmod -R u+w "$work/src"
+cd "$work/src"
+drop="$mod/pkg/backend/tencentvpc"
+sed -i "\\|^[[:space:]]*_ \"$drop\"\$|d" main.go
+if grep -q "\"$drop\"" main.go || ! grep -q "\"$mod/pkg/backend/vxlan\"" main.go; then
+  echo "flannel: could not drop the $drop import from $mod@$version main.go" >&2; exit 1
+fi
 
 rm -rf "$tmp_out"; mkdir -p "$tmp_out/bin"
-GOBIN="$tmp_out/bin" CGO_ENABLED=0 go install -trimpath \
-  -ldflags "-s -w -X $mod/pkg/version.Version=$version" "$mod@$version" >&2
-mv "$tmp_out/bin/flannel" "$tmp_out/bin/flanneld"
+GOFLAGS=-mod=readonly CGO_ENABLED=1 go build -trimpath -tags "netgo osusergo" \
+  -ldflags "-s -w -X $mod/pkg/version.Version=$version -extldflags -static" \
+  -o "$tmp_out/bin/flanneld" . >&2
 "$tmp_out/bin/flanneld" --version >&2
 echo "$version" > "$tmp_out/version"
 publish_out "$tmp_out" "$out"

@@ -13,6 +13,8 @@ import { FEATURE_IMAGES, FEATURE_KINDS, FEATURE_LABEL, FeatureObject, featureObj
 import { nodeFeatureView, syncNodeFeatures } from './node.js';
 
 const INTERVAL_MS = 20_000;
+/** While an enabled feature is not ready yet, passes come this often. */
+const SETTLING_INTERVAL_MS = 2_000;
 
 interface Clients {
   kc: KubeConfig;
@@ -25,6 +27,7 @@ export class FeatureController {
   private again = false;
   private clients?: Clients;
   private lastError = '';
+  private settling?: NodeJS.Timeout;
 
   constructor(private readonly d: K8sd) {}
 
@@ -36,7 +39,9 @@ export class FeatureController {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.settling) clearTimeout(this.settling);
     this.timer = undefined;
+    this.settling = undefined;
   }
 
   /** Runs a pass now (or right after the one under way); resolves when it is done. */
@@ -83,11 +88,13 @@ export class FeatureController {
     if (!existsSync(this.d.layout.kubeconfig('admin.conf'))) return;
     const settings = featuresOf(config);
     const previous = await this.d.state.getFeatureStatus();
+    let settled = true;
     for (const name of IMPLEMENTED_FEATURES) {
       const status = await this.reconcileFeature(name, settings, config).catch(
         (err: Error): Omit<FeatureStatusRecord, 'updatedAt' | 'version'> => ({ enabled: settings[name].enabled, ready: false, message: `Failed to deploy ${name}: ${err.message}` }),
       );
       const record: FeatureStatusRecord = { ...status, version: this.featureVersion(name), updatedAt: new Date().toISOString() };
+      if (!record.ready) settled = false;
       const old = previous[name];
       if (!old || old.enabled !== record.enabled || old.ready !== record.ready || old.message !== record.message || old.version !== record.version) {
         await this.d.state.putFeatureStatus(name, record);
@@ -95,6 +102,12 @@ export class FeatureController {
       }
     }
     this.lastError = '';
+    if (!settled && this.timer && !this.settling) {
+      this.settling = setTimeout(() => {
+        this.settling = undefined;
+        void this.trigger();
+      }, SETTLING_INTERVAL_MS);
+    }
   }
 
   private featureVersion(name: ImplementedFeature): string {

@@ -65,6 +65,7 @@ export class Membership {
       if (kubelet.state !== 'running' && kubelet.state !== 'starting') await startNodeComponents(this.d.host, this.log, 'worker', 120_000);
       this.every(SYNC_INTERVAL_MS, () => this.syncWorker());
       void this.syncWorker();
+      this.untilPodNetwork();
       return;
     }
     this.signer = new KubeletServingSigner(this);
@@ -78,6 +79,30 @@ export class Membership {
     }
     this.every(SYNC_INTERVAL_MS, () => this.syncControlPlane());
     await this.syncControlPlane();
+    this.untilPodNetwork();
+  }
+
+  /**
+   * Until the pod network config is written, retry every second rather than every sync: the node
+   * turns Ready (and a fresh cluster usable) as soon as its pod CIDR and flanneld's subnet are known.
+   */
+  private untilPodNetwork(): void {
+    const file = cniConflistPath(this.d.layout);
+    if (existsSync(file)) return;
+    const deadline = Date.now() + 10 * 60_000;
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      if (existsSync(file) || Date.now() > deadline) {
+        clearInterval(timer);
+        return;
+      }
+      running = true;
+      void this.writePodNetworkConfig()
+        .catch(() => false)
+        .finally(() => (running = false));
+    }, 1000);
+    this.timers.push(timer);
   }
 
   private every(ms: number, f: () => Promise<void>): void {

@@ -5,7 +5,6 @@
 // then is the secret sent. Each flow is a list of named steps that roll back on failure (the
 // cluster side included: an aborted join removes its etcd member and puts the token back).
 import { existsSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { isIP } from 'node:net';
 import { ServerResponse } from 'node:http';
 import { defaultNodeAddress, isLoopback } from '../../config/net.js';

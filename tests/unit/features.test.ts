@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseBootstrapYaml } from '../../src/config/bootstrap.js';
+import { applyFeatureChanges, defaultFeatureSettings, FeatureConfigError, flattenFeatureSettings, ipInCidr, selectFeatureSettings } from '../../src/config/features.js';
+import { corefile, featureObjects, FEATURE_KINDS, FEATURE_LABEL } from '../../src/k8sd/features/manifests.js';
+import { serviceIds } from '../../src/services/registry.js';
+import { Layout } from '../../src/layout.js';
+import { renderCniConflist } from '../../src/services/worker-specs.js';
+
+const facts = { serviceCidr: '10.152.183.0/24' };
+const base = defaultFeatureSettings(facts.serviceCidr, true);
+
+function refused(changes: Record<string, unknown>, key: string, reason: RegExp): void {
+  let err: unknown;
+  try {
+    applyFeatureChanges(base, changes, facts);
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `expected ${JSON.stringify(changes)} to be refused`).toBeInstanceOf(FeatureConfigError);
+  expect((err as FeatureConfigError).key).toBe(key);
+  expect((err as FeatureConfigError).reason).toMatch(reason);
+}
+
+describe('feature settings (k8s set / k8s get)', () => {
+  it('defaults: network and dns on for a plain bootstrap, DNS at the 10th service address', () => {
+    expect(base.network.enabled).toBe(true);
+    expect(base.dns).toEqual({ enabled: true, 'cluster-domain': 'cluster.local', 'service-ip': '10.152.183.10', 'upstream-nameservers': ['/etc/resolv.conf'] });
+  });
+
+  it('applies valid changes to a copy and leaves the input alone', () => {
+    const next = applyFeatureChanges(base, { 'dns.upstream-nameservers': '1.1.1.1,9.9.9.9:53', 'dns.service-ip': '10.152.183.53', 'network.enabled': 'false' }, facts);
+    expect(next.dns['upstream-nameservers']).toEqual(['1.1.1.1', '9.9.9.9:53']);
+    expect(next.dns['service-ip']).toBe('10.152.183.53');
+    expect(next.network.enabled).toBe(false);
+    expect(base.network.enabled).toBe(true);
+  });
+
+  it('refuses bad keys and values, naming the key', () => {
+    refused({ 'nosuch.key': '1' }, 'nosuch.key', /unknown feature "nosuch"/);
+    refused({ 'dns.nosuch': '1' }, 'dns.nosuch', /unknown key; dns has dns.enabled/);
+    refused({ 'dns.service-ip': 'not-an-ip' }, 'dns.service-ip', /not an IP address/);
+    refused({ 'dns.service-ip': '10.0.0.10' }, 'dns.service-ip', /outside the service CIDR 10.152.183.0\/24/);
+    refused({ 'dns.service-ip': '10.152.183.1' }, 'dns.service-ip', /kubernetes Service/);
+    refused({ 'dns.enabled': 'yes' }, 'dns.enabled', /not a boolean/);
+    refused({ 'dns.upstream-nameservers': 'example.com' }, 'dns.upstream-nameservers', /neither an IP address/);
+    refused({ 'dns.cluster-domain': 'other.local' }, 'dns.cluster-domain', /fixed at bootstrap/);
+    refused({ 'ingress.enabled': 'true' }, 'ingress.enabled', /not available in this release/);
+    refused({ 'network.kube-proxy-enabled': 'false' }, 'network.kube-proxy-enabled', /kube-proxy is required/);
+    refused({ dns: 'true' }, 'dns', /name a key/);
+  });
+
+  it('accepts disabling a feature this release does not deploy', () => {
+    expect(applyFeatureChanges(base, { 'gateway.enabled': false }, facts)).toEqual(base);
+  });
+
+  it('k8s get: everything, one feature, one key', () => {
+    expect(flattenFeatureSettings(base)['metrics-server.enabled']).toBe(false);
+    expect(selectFeatureSettings(base, 'dns.service-ip')).toBe('10.152.183.10');
+    expect(selectFeatureSettings(base, 'network')).toEqual({ enabled: true, 'kube-proxy-enabled': true });
+    expect(() => selectFeatureSettings(base, 'nosuch')).toThrow(/unknown feature/);
+    expect(() => selectFeatureSettings(base, 'dns.nosuch')).toThrow(/unknown key/);
+  });
+
+  it('ipInCidr for IPv4 and IPv6', () => {
+    expect(ipInCidr('10.152.183.200', '10.152.183.0/24')).toBe(true);
+    expect(ipInCidr('10.152.184.1', '10.152.183.0/24')).toBe(false);
+    expect(ipInCidr('fd98::10', 'fd98::/108')).toBe(true);
+    expect(ipInCidr('fd99::10', 'fd98::/108')).toBe(false);
+  });
+});
+
+describe('cluster-config in the bootstrap file', () => {
+  it('a plain bootstrap enables network and dns; a file enables only what it says', () => {
+    expect(parseBootstrapYaml('').features.network.enabled).toBe(true);
+    const c = parseBootstrapYaml('pod-cidr: 10.1.0.0/16\n');
+    expect(c.features.network.enabled).toBe(false);
+    expect(c.features.dns.enabled).toBe(false);
+  });
+
+  it('honours dns keys and control-plane-taints', () => {
+    const c = parseBootstrapYaml(`
+cluster-config:
+  dns: {enabled: true, cluster-domain: k8s.example, service-ip: 10.152.183.20, upstream-nameservers: [8.8.8.8]}
+control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
+`);
+    expect(c.clusterDomain).toBe('k8s.example');
+    expect(c.features.dns).toEqual({ enabled: true, 'cluster-domain': 'k8s.example', 'service-ip': '10.152.183.20', 'upstream-nameservers': ['8.8.8.8'] });
+    expect(c.controlPlaneTaints).toEqual(['node-role.kubernetes.io/control-plane:NoSchedule']);
+  });
+
+  it('refuses what it does not implement, and bad values, with the key named', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['cluster-config: {local-storage: {enabled: true}}', 'cluster-config.local-storage.enabled', /not available/],
+      ['cluster-config: {load-balancer: {cidrs: [10.0.0.0/24]}}', 'cluster-config.load-balancer.cidrs', /not available/],
+      ['cluster-config: {dns: {service-ip: 10.0.0.10}}', 'cluster-config.dns.service-ip', /outside the service CIDR/],
+      ['cluster-config: {cloud-provider: external}', 'cluster-config.cloud-provider', /not supported/],
+      ['cluster-config: {annotations: {a: b}}', 'cluster-config.annotations.a', /not supported/],
+      ['control-plane-taints: [bad]', 'control-plane-taints[0]', /not a taint/],
+    ];
+    for (const [yaml, key, reason] of cases) {
+      let err: unknown;
+      try {
+        parseBootstrapYaml(yaml);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, yaml).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).key, yaml).toBe(key);
+      expect((err as ConfigError).reason, yaml).toMatch(reason);
+    }
+  });
+});
+
+describe('feature manifests', () => {
+  const ctx = { settings: base, versions: { coredns: 'v1.14.7', 'kube-network-policies': 'v0.8.0' }, fips: false };
+
+  it('label every object with its feature and stay within the kinds disabling looks for', () => {
+    for (const name of ['dns', 'network'] as const) {
+      const kinds = new Set(FEATURE_KINDS[name].map((k) => `${k.apiVersion}/${k.kind}`));
+      for (const obj of featureObjects(name, ctx)) {
+        expect(obj.metadata?.labels?.[FEATURE_LABEL], `${obj.kind} ${obj.metadata?.name}`).toBe(name);
+        expect(kinds.has(`${obj.apiVersion}/${obj.kind}`), `${obj.kind} listed in FEATURE_KINDS.${name}`).toBe(true);
+      }
+    }
+  });
+
+  it('CoreDNS: side-loaded image, the configured Service IP, domain and upstreams', () => {
+    const objs = featureObjects('dns', { ...ctx, settings: applyFeatureChanges(base, { 'dns.upstream-nameservers': '1.1.1.1', 'dns.service-ip': '10.152.183.53' }, facts) });
+    const svc = objs.find((o) => o.kind === 'Service') as { spec: { clusterIP: string } };
+    expect(svc.spec.clusterIP).toBe('10.152.183.53');
+    const dep = objs.find((o) => o.kind === 'Deployment') as { spec: { template: { spec: { containers: Array<{ image: string; imagePullPolicy: string; securityContext: Record<string, unknown> }> } } } };
+    const c = dep.spec.template.spec.containers[0]!;
+    expect(c.image).toBe('k8s-ts.local/coredns:v1.14.7');
+    expect(c.imagePullPolicy).toBe('Never');
+    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(corefile(base.dns)).toMatch(/kubernetes cluster\.local in-addr\.arpa ip6\.arpa/);
+    expect(corefile({ ...base.dns, 'upstream-nameservers': ['1.1.1.1', '8.8.8.8'] })).toMatch(/forward \. 1\.1\.1\.1 8\.8\.8\.8/);
+  });
+});
+
+describe('component registry', () => {
+  it('control-plane nodes run the node components too; workers run the proxy instead of the control plane', () => {
+    expect(serviceIds({ role: 'control-plane' })).toEqual(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'containerd', 'kubelet', 'flanneld', 'kube-proxy']);
+    expect(serviceIds({ role: 'worker', network: false })).toEqual(['containerd', 'k8s-apiserver-proxy', 'kubelet', 'kube-proxy']);
+    expect(serviceIds({ role: 'control-plane', managedDatastore: false, tier: 'control-plane' })).toEqual(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']);
+  });
+
+  it('the pod network leaves masquerading to flanneld and takes its MTU when the network feature runs', () => {
+    const l = new Layout({ K8S_ROOT: '/tmp/x' });
+    const plain = JSON.parse(renderCniConflist(l, ['10.1.0.0/24'])) as { plugins: Array<Record<string, unknown>> };
+    expect(plain.plugins[0]!.ipMasq).toBe(true);
+    const flannel = JSON.parse(renderCniConflist(l, ['10.1.0.0/24'], { network: true, mtu: 1450 })) as { plugins: Array<Record<string, unknown>> };
+    expect(flannel.plugins[0]!.ipMasq).toBe(false);
+    expect(flannel.plugins[0]!.mtu).toBe(1450);
+  });
+});
