@@ -180,12 +180,17 @@ export const LEAVES: readonly LeafSpec[] = [
   },
 ];
 
+/** The user flanneld authenticates as (a ClusterRole of the network feature is bound to it). */
+export const FLANNEL_USER = 'k8sd:network';
+
 export const KUBECONFIGS: readonly KubeconfigSpec[] = [
   { name: 'admin.conf', issuer: 'client-ca', commonName: () => 'kubernetes-admin', organization: ['system:masters'], services: [], roles: ['control-plane'] },
   { name: 'controller.conf', issuer: 'client-ca', commonName: () => 'system:kube-controller-manager', services: ['kube-controller-manager'], roles: ['control-plane'] },
   { name: 'scheduler.conf', issuer: 'client-ca', commonName: () => 'system:kube-scheduler', services: ['kube-scheduler'], roles: ['control-plane'] },
   { name: 'proxy.conf', issuer: 'client-ca', commonName: () => 'system:kube-proxy', services: ['kube-proxy'], roles: ['control-plane', 'worker'] },
   { name: 'kubelet.conf', issuer: 'client-ca', commonName: (n) => `system:node:${n.hostname}`, organization: ['system:nodes'], services: ['kubelet'], roles: ['control-plane', 'worker'] },
+  // flanneld (the network feature): reads nodes and annotates its own; RBAC comes with the feature.
+  { name: 'flannel.conf', issuer: 'client-ca', commonName: () => FLANNEL_USER, services: ['flanneld'], roles: ['control-plane', 'worker'] },
 ];
 
 /** The service-account signing key (and its public half for verification). */

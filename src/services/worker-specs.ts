@@ -261,15 +261,15 @@ export function renderApiserverProxyEndpoints(endpoints: string[]): string {
 
 /**
  * flanneld (the network feature): VXLAN between nodes over the pod CIDRs the controller manager
- * assigns (kube subnet manager), as the node itself: the kubelet's credentials, which the Node
- * authorizer limits to reading nodes and updating this node's own object. It masquerades traffic
+ * assigns (kube subnet manager), with a client certificate of its own (flannel.conf, user
+ * k8sd:network) whose ClusterRole comes with the network feature. It masquerades traffic
  * that leaves the cluster network, so pod-to-pod traffic keeps its source address (NetworkPolicy).
  */
 export function flanneldArgs(ctx: NodeServiceContext): Args {
   const l = ctx.layout;
   return {
     'kube-subnet-mgr': 'true',
-    'kubeconfig-file': l.kubeconfig('kubelet.conf'),
+    'kubeconfig-file': l.kubeconfig('flannel.conf'),
     'net-config-path': l.flannelConfFile,
     'subnet-file': l.flannelSubnetFile,
     iface: ctx.nodeAddress,

@@ -77,8 +77,12 @@ def test_a_deployment_of_the_side_loaded_image_runs_and_resolves_cluster_names(s
     pod = kubectl_json(single, "get", "pods", "-l", "app=hello")["items"][0]
     assert pod["spec"]["nodeName"] == single.name
     name = pod["metadata"]["name"]
-    out = wait_for("nslookup kubernetes.default", lambda: (r := run_in_pod(single, name, "nslookup", "kubernetes.default")).returncode == 0 and r.stdout, timeout=90)
-    assert "10.152.183.1" in out, out
+    # busybox's nslookup sends the name as given (it does not apply the resolv.conf search list), so
+    # it asks for the full name; the short name goes through the pod's resolver and its search list.
+    out = wait_for("nslookup kubernetes.default.svc.cluster.local", lambda: (r := run_in_pod(single, name, "nslookup", "kubernetes.default.svc.cluster.local")).returncode == 0 and r.stdout, timeout=90)
+    assert "Address: 10.152.183.1" in out, out
+    ping = run_in_pod(single, name, "ping", "-c", "1", "-W", "1", "kubernetes.default")
+    assert "PING kubernetes.default (10.152.183.1)" in ping.stdout, ping.stdout + ping.stderr
     resolv = run_in_pod(single, name, "cat", "/etc/resolv.conf").stdout
     assert "nameserver 10.152.183.10" in resolv and "svc.cluster.local" in resolv, resolv
     single.kubectl("delete", "deployment", "hello", "--wait=false")

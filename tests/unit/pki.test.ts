@@ -21,7 +21,7 @@ describe('PKI', () => {
     expect(Object.keys(leaves).sort()).toEqual(
       ['apiserver', 'apiserver-etcd-client', 'apiserver-kubelet-client', 'etcd-peer', 'etcd-server', 'front-proxy-client', 'k8sd-etcd-client', 'kubelet'].sort(),
     );
-    expect(Object.keys(kubeconfigs).sort()).toEqual(['admin.conf', 'controller.conf', 'kubelet.conf', 'proxy.conf', 'scheduler.conf']);
+    expect(Object.keys(kubeconfigs).sort()).toEqual(['admin.conf', 'controller.conf', 'flannel.conf', 'kubelet.conf', 'proxy.conf', 'scheduler.conf']);
     const day = 86_400_000;
     const ca = crypto.parseCertificate(cas.ca.cert);
     expect(Math.round((ca.notAfter.getTime() - Date.now()) / day)).toBeGreaterThanOrEqual(3649);
@@ -86,6 +86,6 @@ describe('PKI', () => {
     const text = renderKubeconfig('https://127.0.0.1:6443', ['CA\n'], 'CERT', 'KEY');
     expect(text).toContain('server: https://127.0.0.1:6443');
     expect(text).toContain(Buffer.from('KEY').toString('base64'));
-    expect(refreshableNames('worker')).toEqual(['kubelet', 'proxy.conf', 'kubelet.conf']);
+    expect(refreshableNames('worker')).toEqual(['kubelet', 'proxy.conf', 'kubelet.conf', 'flannel.conf']);
   });
 });

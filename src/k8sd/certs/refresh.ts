@@ -64,7 +64,7 @@ export function servicesFor(names: string[]): ServiceId[] {
 }
 
 export async function restartServices(d: K8sd, services: ServiceId[]): Promise<string[]> {
-  const order: ServiceId[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy'];
+  const order: ServiceId[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'flanneld', 'kube-proxy'];
   const running = new Set(((await d.serviceStates()) as Array<{ name: string; state: string }>).map((s) => s.name));
   const done: string[] = [];
   for (const s of order.filter((x) => services.includes(x) && running.has(x))) {

@@ -172,7 +172,7 @@ export async function applyOnWorker(d: K8sd, phase: CaRotationPhase, input: Work
   if (changed.length) commitFileSet(changed, l.k8sdStateDir);
   if (phase === 'reissue') {
     const { renewWorkerCertificates } = await import('../membership/index.js');
-    const renewed = await renewWorkerCertificates(d, ['kubelet.conf', 'proxy.conf', 'kubelet']);
+    const renewed = await renewWorkerCertificates(d, [...WORKER_CLIENT_CERTS, 'kubelet']);
     const issuer = input.servingIssuer;
     if (issuer) await until(`the kubelet's new serving certificate from ${issuer}`, SERVING_TIMEOUT_MS, async () => servingCertIssuer(d) === issuer);
     return `new kubelet and kube-proxy client certificates and a kubelet serving certificate of ${issuer ?? 'the new CA'}${restartedNote(renewed.restarted)}`;
@@ -181,6 +181,7 @@ export async function applyOnWorker(d: K8sd, phase: CaRotationPhase, input: Work
   const restart: ServiceId[] = [];
   if (changed.some((f) => f.path === l.kubeconfig('kubelet.conf'))) restart.push('kubelet');
   if (changed.some((f) => f.path === l.kubeconfig('proxy.conf'))) restart.push('kube-proxy');
+  if (changed.some((f) => f.path === l.kubeconfig('flannel.conf')) && existsSync(l.args('flanneld'))) restart.push('flanneld');
   for (const s of restart) await d.host.services.restart(s);
   const what = phase === 'trust' ? 'CA bundles and kubeconfigs trust the old and the new CAs' : 'the old CAs left the CA bundles and kubeconfigs';
   return `${changed.length ? what : 'nothing to change'}${restartedNote(restart)}`;

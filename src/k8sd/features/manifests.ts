@@ -3,6 +3,7 @@
 // the feature, so that disabling a feature can find and remove every object it made.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { FeatureSettings, ImplementedFeature } from '../../config/features.js';
+import { FLANNEL_USER } from '../../pki/table.js';
 
 export const FEATURE_LABEL = 'k8sd.io/feature';
 export const FIELD_MANAGER = 'k8sd';
@@ -187,6 +188,7 @@ function dnsObjects(ctx: ManifestContext): FeatureObject[] {
  */
 function networkObjects(ctx: ManifestContext): FeatureObject[] {
   const l = labels('network', 'kube-network-policies');
+  const fl = labels('network', 'flannel');
   const ns = 'kube-system';
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kube-network-policies', namespace: ns, labels: l } },
@@ -205,6 +207,25 @@ function networkObjects(ctx: ManifestContext): FeatureObject[] {
       metadata: { name: 'k8sd:kube-network-policies', labels: l },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'k8sd:kube-network-policies' },
       subjects: [{ kind: 'ServiceAccount', name: 'kube-network-policies', namespace: ns }],
+    },
+    // flanneld on every node (user k8sd:network, flannel.conf): reads nodes, annotates its own with
+    // its VXLAN endpoint and clears NetworkUnavailable. The Node authorizer does not let a kubelet
+    // identity list nodes, so flanneld has this identity instead.
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'k8sd:flannel', labels: fl },
+      rules: [
+        { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
+        { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'k8sd:flannel', labels: fl },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'k8sd:flannel' },
+      subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: FLANNEL_USER }],
     },
     {
       apiVersion: 'apps/v1',

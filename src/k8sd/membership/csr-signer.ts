@@ -56,8 +56,6 @@ export class KubeletServingSigner {
       const admin = this.m.d.layout.kubeconfig('admin.conf');
       if (!existsSync(admin) || !this.m.d.state) return 0;
       const records = await this.m.store().members();
-      // Only kubelets ask for serving certificates, and only workers run one.
-      if (!records.some((r) => r.role === 'worker')) return 0;
       const api = (await kubeClients(admin)).certificates;
       const list = await api.listCertificateSigningRequest();
       const todo = list.items.filter(

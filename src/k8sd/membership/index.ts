@@ -12,7 +12,7 @@ import { ApiError } from '../http.js';
 import { KubeletServingSigner } from './csr-signer.js';
 import { apiStatus, kubeClients, mergePatchOptions } from './kube-clients.js';
 import { handleJoinCluster } from './join-flow.js';
-import { controlPlanePeers, joinServerRoutes, K8SD_CLUSTER_PORT, MembersReply, WORKER_CLIENT_CERTS, WorkerClientCert } from './join-server.js';
+import { controlPlanePeers, joinServerRoutes, K8SD_CLUSTER_PORT, MembersReply, WORKER_CLIENT_CERTS, WorkerClientCert, workerClientSubject } from './join-server.js';
 import { startNodeComponents } from './node-components.js';
 import { PeerIdentity, peerRequest, peerTarget, PeerRecord, readPeers, writePeers } from './peer.js';
 import { removeRoutes } from './remove.js';
@@ -88,18 +88,23 @@ export class Membership {
    */
   private untilPodNetwork(): void {
     const file = cniConflistPath(this.d.layout);
-    if (existsSync(file)) return;
+    const controlPlane = this.d.node()?.role === 'control-plane';
+    let labelled = !controlPlane;
+    if (existsSync(file) && labelled) return;
     const deadline = Date.now() + 10 * 60_000;
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
-      if (existsSync(file) || Date.now() > deadline) {
+      if ((existsSync(file) && labelled) || Date.now() > deadline) {
         clearInterval(timer);
         return;
       }
       running = true;
-      void this.writePodNetworkConfig()
-        .catch(() => false)
+      void (async () => {
+        await this.writePodNetworkConfig();
+        if (controlPlane) labelled = await this.labelNodes();
+      })()
+        .catch(() => undefined)
         .finally(() => (running = false));
     }, 1000);
     this.timers.push(timer);
@@ -134,12 +139,13 @@ export class Membership {
     await this.writePodNetworkConfig().catch((err: Error) => this.noteSyncError(err));
   }
 
-  /** Adds node-role.kubernetes.io/<role> to registered nodes (kubelets may not set it themselves). */
-  private async labelNodes(): Promise<void> {
+  /** Adds node-role.kubernetes.io/<role> to registered nodes (kubelets may not set it themselves); true once every member is labelled. */
+  private async labelNodes(): Promise<boolean> {
     const admin = this.d.layout.kubeconfig('admin.conf');
-    if (!existsSync(admin)) return;
+    if (!existsSync(admin)) return false;
     const records = await this.store().members();
     const api = (await kubeClients(admin)).core;
+    let all = true;
     for (const rec of records) {
       const label = `node-role.kubernetes.io/${rec.role}`;
       try {
@@ -149,8 +155,10 @@ export class Membership {
         this.log.info('labelled node', { node: rec.name, label });
       } catch (err) {
         if (apiStatus(err) !== 404) throw err;
+        all = false;
       }
     }
+    return all;
   }
 
   private noteSyncError(err: Error): void {
@@ -241,8 +249,8 @@ export function registerMembership(d: K8sd): Membership {
       method: 'POST',
       path: '/1.0/k8sd/worker/certificates/renew',
       handler: async (req) => {
-        const wanted = (req.body as { certificates?: unknown }).certificates ?? ['kubelet.conf', 'proxy.conf', 'kubelet'];
-        const valid: WorkerCertificate[] = ['kubelet.conf', 'proxy.conf', 'kubelet'];
+        const wanted = (req.body as { certificates?: unknown }).certificates ?? [...WORKER_CLIENT_CERTS, 'kubelet'];
+        const valid: WorkerCertificate[] = [...WORKER_CLIENT_CERTS, 'kubelet'];
         if (!Array.isArray(wanted) || !wanted.length || !wanted.every((c) => valid.includes(c as WorkerCertificate))) {
           throw new ApiError(400, `certificates must be a list of ${valid.join(', ')}`);
         }
@@ -280,7 +288,7 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     for (const c of clientCerts) {
       const kp = await d.crypto.generateKeyPair('ecdsa-p256');
       keys[c] = kp.privateKeyPem;
-      csrs[c] = await d.crypto.createCsr(c === 'kubelet.conf' ? { commonName: `system:node:${node.name}`, organization: ['system:nodes'] } : { commonName: 'system:kube-proxy' }, kp);
+      csrs[c] = await d.crypto.createCsr(workerClientSubject(c, node.name), kp);
     }
     const cps = readPeers(l).filter((p: PeerRecord) => p.role === 'control-plane');
     let reply: { certificates: Partial<Record<WorkerClientCert, string>>; caCert: string } | undefined;
@@ -299,6 +307,7 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     commitFileSet(files, l.k8sdStateDir);
     if (clientCerts.includes('kubelet.conf')) restarted.add('kubelet');
     if (clientCerts.includes('proxy.conf')) restarted.add('kube-proxy');
+    if (clientCerts.includes('flannel.conf') && existsSync(l.args('flanneld'))) restarted.add('flanneld');
   }
   if (names.includes('kubelet')) {
     // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.

@@ -31,7 +31,7 @@ import { FlowError, runFlow, Step, StepEvent } from '../flows/flow.js';
 import { ApiError, Request } from '../http.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
-import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply } from './join-server.js';
+import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply, workerClientSubject } from './join-server.js';
 import { onPath } from '../../host/host.js';
 import { canLowerOomScores, controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, nodePorts, nodeRuntimeDirsOf, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget, PeerRecord, writePeers } from './peer.js';
@@ -361,16 +361,13 @@ const workerSteps: Step<Ctx>[] = [
     title: 'Generating keys and certificate requests',
     async run(ctx) {
       const d = ctx.m.d;
-      const subjects: Record<WorkerClientCert, { commonName: string; organization?: string[] }> = {
-        'kubelet.conf': { commonName: `system:node:${ctx.p.name}`, organization: ['system:nodes'] },
-        'proxy.conf': { commonName: 'system:kube-proxy' },
-      };
+
       const keys = {} as Record<WorkerClientCert, string>;
       const csrs = {} as Record<WorkerClientCert, string>;
       for (const c of WORKER_CLIENT_CERTS) {
         const kp = await d.crypto.generateKeyPair('ecdsa-p256');
         keys[c] = kp.privateKeyPem;
-        csrs[c] = await d.crypto.createCsr(subjects[c], kp);
+        csrs[c] = await d.crypto.createCsr(workerClientSubject(c, ctx.p.name), kp);
       }
       ctx.workerKeys = keys;
       ctx.workerCsrs = csrs;

@@ -27,8 +27,15 @@ export const JOIN_LOCK_TTL_SECONDS = 90;
 /** How long the server waits for the join lock before telling the joiner to retry. */
 const LOCK_WAIT_MS = 20_000;
 /** Client certificates a worker gets from the control plane (kubeconfig names of the PKI table). */
-export const WORKER_CLIENT_CERTS = ['kubelet.conf', 'proxy.conf'] as const;
+export const WORKER_CLIENT_CERTS = ['kubelet.conf', 'proxy.conf', 'flannel.conf'] as const;
 export type WorkerClientCert = (typeof WORKER_CLIENT_CERTS)[number];
+
+/** The subject a worker puts in the request for a client certificate (the signer takes it from the PKI table anyway). */
+export function workerClientSubject(cert: WorkerClientCert, nodeName: string): { commonName: string; organization?: string[] } {
+  const spec = KUBECONFIGS.find((k) => k.name === cert)!;
+  const identity: NodeIdentity = { hostname: nodeName, address: '', localAddresses: [], serviceIps: [], extraSans: [], clusterDomain: 'cluster.local' };
+  return { commonName: spec.commonName(identity), ...(spec.organization ? { organization: spec.organization } : {}) };
+}
 
 export interface JoinRequestBody {
   token: { name: string; secret: string };
