@@ -203,7 +203,7 @@ def kubeconfig_cert_serial(path: Path) -> str:
     return r.stdout.decode().strip()
 
 
-NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar"), ("flannel", "flanneld"), ("coredns", "coredns.tar"), ("kube-network-policies", "kube-network-policies.tar")]
+NODE_COMPONENTS = [("containerd", "containerd"), ("runc", "runc"), ("cni", "bridge"), ("pause", "pause.tar"), ("test-images", "busybox.tar"), ("flannel", "flanneld"), ("coredns", "coredns.tar")]
 
 
 def require_node_components() -> None:
@@ -214,4 +214,4 @@ def require_node_components() -> None:
         except subprocess.CalledProcessError:
             built = False
         if not built:
-            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause coredns flannel kube-network-policies test-images", pytrace=False)
+            pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause coredns flannel test-images", pytrace=False)

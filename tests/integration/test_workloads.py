@@ -160,7 +160,6 @@ def test_list_images_names_what_the_node_runs(single: Node):
     assert r.returncode == 0, r.stderr
     images = r.stdout.split()
     assert any(i.startswith("k8s-ts.local/coredns:") for i in images), images
-    assert any(i.startswith("k8s-ts.local/kube-network-policies:") for i in images), images
     assert any(i.startswith("registry.k8s.io/pause:") for i in images), images
 
 

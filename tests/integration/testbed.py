@@ -581,6 +581,9 @@ class TestBed:
         run([*inside, "ip", "addr", "add", f"{address}/{self.network.prefixlen}", "dev", "eth0"])
         run([*inside, "ip", "link", "set", "eth0", "up"])
         run([*inside, "ip", "link", "set", "lo", "up"])
+        # Like any real host, a node has a default route (the bridge; the root netns does not forward):
+        # host-network pods reach Service IPs through kube-proxy only when a route covers them.
+        run([*inside, "ip", "route", "add", "default", "via", self.gateway])
         self._save_record()
         return node
 

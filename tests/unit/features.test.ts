@@ -112,7 +112,7 @@ control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
 });
 
 describe('feature manifests', () => {
-  const ctx = { settings: base, versions: { coredns: 'v1.14.7', 'kube-network-policies': 'v0.8.0' }, fips: false };
+  const ctx = { settings: base, versions: { coredns: 'v1.14.7' }, fips: false };
 
   it('label every object with its feature and stay within the kinds disabling looks for', () => {
     for (const name of ['dns', 'network'] as const) {
@@ -132,7 +132,8 @@ describe('feature manifests', () => {
     const c = dep.spec.template.spec.containers[0]!;
     expect(c.image).toBe('k8s-ts.local/coredns:v1.14.7');
     expect(c.imagePullPolicy).toBe('Never');
-    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(corefile(base.dns)).toMatch(/^\.:53 \{/);
     expect(corefile(base.dns)).toMatch(/kubernetes cluster\.local in-addr\.arpa ip6\.arpa/);
     expect(corefile({ ...base.dns, 'upstream-nameservers': ['1.1.1.1', '8.8.8.8'] })).toMatch(/forward \. 1\.1\.1\.1 8\.8\.8\.8/);
   });

@@ -5,6 +5,7 @@ import { featuresOf, FeatureStatusRecord } from '../../datastore/state.js';
 import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { FeatureController } from './controller.js';
+import { stopNetworkPolicies } from './node.js';
 
 export interface FeatureStatus extends FeatureStatusRecord {
   name: string;
@@ -80,5 +81,8 @@ export function registerFeatures(d: K8sd): void {
     controller ??= new FeatureController(d);
     controller.start();
   });
-  d.onStop.push(async () => controller?.stop());
+  d.onStop.push(async () => {
+    controller?.stop();
+    stopNetworkPolicies(d.layout.root);
+  });
 }

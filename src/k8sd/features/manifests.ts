@@ -12,7 +12,6 @@ export const IMAGE_REGISTRY = 'k8s-ts.local';
 /** Images the features run: name → [component recipe, OCI archive in its build]. */
 export const FEATURE_IMAGES = {
   coredns: ['coredns', 'coredns.tar'],
-  'kube-network-policies': ['kube-network-policies', 'kube-network-policies.tar'],
 } as const;
 
 export interface ManifestContext {
@@ -36,8 +35,6 @@ export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: strin
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
   ],
   network: [
-    { apiVersion: 'apps/v1', kind: 'DaemonSet', namespace: 'kube-system' },
-    { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'kube-system' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
   ],
@@ -66,8 +63,12 @@ const restrictedContainer = {
   seccompProfile: { type: 'RuntimeDefault' },
 };
 
-/** CoreDNS listens on an unprivileged port inside its pod; the Service maps 53 to it. */
-export const COREDNS_PORT = 1053;
+/**
+ * CoreDNS listens on 53 in its pod, as non-root: the pod lowers net.ipv4.ip_unprivileged_port_start
+ * (a namespaced, "safe" sysctl) instead of granting a capability. Port 53 matters: NetworkPolicies
+ * that allow DNS name port 53, the pod's port after the Service's DNAT.
+ */
+export const COREDNS_PORT = 53;
 
 export function corefile(s: FeatureSettings['dns']): string {
   const upstreams = s['upstream-nameservers'].join(' ');
@@ -138,7 +139,13 @@ function dnsObjects(ctx: ManifestContext): FeatureObject[] {
             automountServiceAccountToken: true,
             tolerations: addonTolerations,
             nodeSelector: { 'kubernetes.io/os': 'linux' },
-            securityContext: { runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            securityContext: {
+              runAsUser: 65534,
+              runAsGroup: 65534,
+              runAsNonRoot: true,
+              seccompProfile: { type: 'RuntimeDefault' },
+              sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: String(COREDNS_PORT) }],
+            },
             containers: [
               {
                 name: 'coredns',
@@ -182,96 +189,39 @@ function dnsObjects(ctx: ManifestContext): FeatureObject[] {
 }
 
 /**
- * The cluster-wide half of the network feature: the NetworkPolicy enforcer (kube-network-policies,
- * nftables + NFQUEUE) on every node. The node half, flanneld (VXLAN between nodes), is a host
- * service k8sd runs on each node.
+ * The cluster-wide half of the network feature: the identity flanneld and k8sd's NetworkPolicy
+ * enforcer use on every node (user k8sd:network, flannel.conf). The node half, flanneld (VXLAN)
+ * and the enforcer (iptables), runs on each node under k8sd.
  */
-function networkObjects(ctx: ManifestContext): FeatureObject[] {
-  const l = labels('network', 'kube-network-policies');
-  const fl = labels('network', 'flannel');
-  const ns = 'kube-system';
+function networkObjects(): FeatureObject[] {
+  const l = labels('network', 'flannel');
   return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kube-network-policies', namespace: ns, labels: l } },
+    // flanneld reads nodes, annotates its own with its VXLAN endpoint and clears NetworkUnavailable
+    // (the Node authorizer does not let a kubelet identity list nodes); the enforcer reads pods,
+    // namespaces and NetworkPolicies. Nothing else.
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
-      metadata: { name: 'k8sd:kube-network-policies', labels: l },
-      rules: [
-        { apiGroups: [''], resources: ['pods', 'namespaces', 'nodes'], verbs: ['list', 'watch'] },
-        { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['list', 'watch'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'k8sd:kube-network-policies', labels: l },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'k8sd:kube-network-policies' },
-      subjects: [{ kind: 'ServiceAccount', name: 'kube-network-policies', namespace: ns }],
-    },
-    // flanneld on every node (user k8sd:network, flannel.conf): reads nodes, annotates its own with
-    // its VXLAN endpoint and clears NetworkUnavailable. The Node authorizer does not let a kubelet
-    // identity list nodes, so flanneld has this identity instead.
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'k8sd:flannel', labels: fl },
+      metadata: { name: 'k8sd:network', labels: l },
       rules: [
         { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
         { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
+        { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch'] },
       ],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
-      metadata: { name: 'k8sd:flannel', labels: fl },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'k8sd:flannel' },
+      metadata: { name: 'k8sd:network', labels: l },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'k8sd:network' },
       subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: FLANNEL_USER }],
-    },
-    {
-      apiVersion: 'apps/v1',
-      kind: 'DaemonSet',
-      metadata: { name: 'kube-network-policies', namespace: ns, labels: l },
-      spec: {
-        selector: { matchLabels: { 'k8s-app': 'kube-network-policies' } },
-        updateStrategy: { type: 'RollingUpdate' },
-        template: {
-          metadata: { labels: l },
-          spec: {
-            hostNetwork: true,
-            serviceAccountName: 'kube-network-policies',
-            priorityClassName: 'system-node-critical',
-            tolerations: [{ operator: 'Exists' }],
-            nodeSelector: { 'kubernetes.io/os': 'linux' },
-            containers: [
-              {
-                name: 'kube-network-policies',
-                image: imageRef('kube-network-policies', ctx.versions['kube-network-policies']),
-                imagePullPolicy: 'Never',
-                args: [
-                  '--hostname-override=$(NODE_NAME)',
-                  '--nfqueue-id=98',
-                  // containerd's NRI is off on our nodes; pod IPs come from the API.
-                  '--disable-nri=true',
-                  // Kernels from 6.12 on fixed the conntrack race this works around.
-                  '--netfilter-bug-1766-fix=false',
-                  '--metrics-bind-address=127.0.0.1:9080',
-                  '--v=1',
-                ],
-                env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }, ...goDebug(ctx.fips)],
-                resources: { requests: { cpu: '50m', memory: '30Mi' }, limits: { memory: '100Mi' } },
-                // nftables rules and an NFQUEUE listener in the node's network namespace: NET_ADMIN only.
-                securityContext: { privileged: false, capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] }, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
-              },
-            ],
-          },
-        },
-      },
     },
   ];
 }
 
 export function featureObjects(name: ImplementedFeature, ctx: ManifestContext): FeatureObject[] {
-  return name === 'dns' ? dnsObjects(ctx) : networkObjects(ctx);
+  return name === 'dns' ? dnsObjects(ctx) : networkObjects();
 }
 
 /** Short stable hash (FNV-1a) for pod-template annotations. */

@@ -10,6 +10,15 @@ import { Host } from '../../host/host.js';
 import { Logger } from '../../log.js';
 import { kubeletConfigPath } from '../../services/worker-specs.js';
 import { networkFiles } from '../membership/node-components.js';
+import { NetworkPolicyEnforcer } from './netpol/enforcer.js';
+
+/** One enforcer per node root (several nodes can share a process only in tests). */
+const enforcers = new Map<string, NetworkPolicyEnforcer>();
+
+/** Stops the NetworkPolicy enforcer of this node (k8sd stops; its rules stay in force). */
+export function stopNetworkPolicies(root: string): void {
+  enforcers.get(root)?.stop();
+}
 
 /** What a node needs to know of the features. */
 export interface NodeFeatureView {
@@ -49,9 +58,28 @@ export async function syncNodeFeatures(host: Host, log: Logger, node: { name: st
       changed.push('flanneld started');
     }
   }
+  await syncNetworkPolicies(host, log, node, view.network);
   if (await syncKubeletDns(host, view)) changed.push('kubelet DNS settings');
   if (changed.length) log.info('node features synced', { changed });
   return changed;
+}
+
+async function syncNetworkPolicies(host: Host, log: Logger, node: { name: string }, on: boolean): Promise<void> {
+  const l = host.layout;
+  let e = enforcers.get(l.root);
+  if (on && existsSync(l.kubeconfig('flannel.conf'))) {
+    if (!e) {
+      e = new NetworkPolicyEnforcer(node.name, l.kubeconfig('flannel.conf'), log);
+      enforcers.set(l.root, e);
+    }
+    e.start();
+  } else if (!on) {
+    // Also after a restart with the feature off: rules a previous k8sd left must go.
+    e ??= new NetworkPolicyEnforcer(node.name, l.kubeconfig('flannel.conf'), log);
+    e.stop();
+    await e.removeRules();
+    enforcers.delete(l.root);
+  }
 }
 
 /** Rewrites clusterDNS/clusterDomain in the kubelet config and restarts the kubelet when they differ. */

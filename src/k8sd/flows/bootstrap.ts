@@ -26,6 +26,7 @@ import {
 } from '../controlplane.js';
 import { ClusterIdentity } from '../identity.js';
 import { featuresOf } from '../../datastore/state.js';
+import { nthAddress, parseCidrList } from '../../config/net.js';
 import { onPath } from '../../host/host.js';
 import {
   controlPlaneNodeContext,
@@ -33,6 +34,7 @@ import {
   nodeComponentFiles,
   nodePorts,
   nodeRuntimeDirsOf,
+  routesTo,
   startNodeComponents,
   stopNodeComponents,
   unmountUnder,
@@ -123,6 +125,10 @@ const steps: Step<Ctx>[] = [
       assertComponents(ctx.host.layout, controlPlaneServices(ctx.cluster).map((s) => [BINARIES[s].component, BINARIES[s].binary] as const));
       assertComponents(ctx.host.layout, nodeBinaries('control-plane', featuresOf(ctx.cluster).network.enabled));
       if (!onPath('iptables')) throw new Error('iptables is not installed; kube-proxy and the CNI plugins need it (apt-get install iptables)');
+      const kubernetesService = nthAddress(parseCidrList(ctx.cluster.serviceCidr)[0]!, 1);
+      if (featuresOf(ctx.cluster).network.enabled && !(await routesTo(kubernetesService))) {
+        throw new Error(`this node has no route to the service CIDR (${kubernetesService}); add a default route (ip route add default via <gateway>), which host-network pods need to reach Services`);
+      }
       const addr = ctx.req.address;
       const local = localAddress({ nodeAddress: addr });
       const ports: Array<[string, number, string]> = [

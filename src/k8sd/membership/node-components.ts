@@ -117,6 +117,16 @@ export function networkFiles(ctx: NodeServiceContext): FileSpec[] {
   ];
 }
 
+/**
+ * Whether this node routes to `ip` (the kubernetes Service address). Host-network pods (the
+ * NetworkPolicy enforcer) reach Services through kube-proxy only when some route covers the
+ * service CIDR, usually the default route.
+ */
+export async function routesTo(ip: string): Promise<boolean> {
+  const r = await execa('ip', ['route', 'get', ip], { reject: false });
+  return r.exitCode === 0;
+}
+
 /** Kernel settings pod networking needs in this node's network namespace. */
 export function enablePodForwarding(log: Logger): void {
   const settings: Array<[string, string]> = [
