@@ -99,7 +99,8 @@ def test_status_json_describes_the_node(cluster):
     assert [(m["name"], m["address"], m["role"]) for m in st["datastore"]["members"]] == [(cluster.name, cluster.address, "voter")]
     assert set(st["versions"]) >= {"kubernetes", "etcd"}
     services = {s["name"]: s for s in st["services"]}
-    assert set(services) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+    # A control-plane node is a node too; flanneld runs with the network feature (on by default).
+    assert set(services) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "kube-proxy"}
     for s in services.values():
         assert s["state"] == "running", s
         assert isinstance(s["pid"], int) and s["pid"] > 0

@@ -134,7 +134,8 @@ def test_worker_joins_and_runs_a_pod_with_logs_and_exec(ha: Cluster):
     node = wait_for("the worker node to be Ready", node_ready, timeout=240, interval=2)
     st = ha.worker.status()
     assert st["role"] == "worker" and st["ready"] is True, st
-    assert {s["name"]: s["state"] for s in st["services"]} == dict.fromkeys(["containerd", "k8s-apiserver-proxy", "kubelet", "kube-proxy"], "running")
+    # flanneld runs with the network feature (on by default).
+    assert {s["name"]: s["state"] for s in st["services"]} == dict.fromkeys(["containerd", "k8s-apiserver-proxy", "kubelet", "kube-proxy", "flanneld"], "running")
     assert node["metadata"]["labels"].get("k8sd.io/role") == "worker"
     assert wait_for("the worker role label", lambda: "node-role.kubernetes.io/worker" in json.loads(ha.kubectl_ok("get", "node", ha.worker.name, "-o", "json"))["metadata"]["labels"], timeout=60)
 

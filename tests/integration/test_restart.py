@@ -17,7 +17,8 @@ import pytest
 from pkitools import fingerprint
 from testbed import REPO, component_bin, proc_name, process_alive
 
-SERVICES = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+# A control-plane node is a node too; flanneld runs with the network feature (on by default).
+SERVICES = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "kube-proxy"}
 
 
 def ensure_dev_setup() -> None:

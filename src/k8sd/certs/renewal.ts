@@ -7,6 +7,8 @@ import { ApiError } from '../http.js';
 import type { K8sd } from '../daemon.js';
 import { CertEntry, inventory } from './inventory.js';
 import { refreshControlPlane } from './refresh.js';
+import { refreshableNames } from '../../pki/table.js';
+import type { WorkerCertificate } from '../membership/index.js';
 
 /**
  * Remaining lifetime below which a certificate is renewed: the fraction of its lifetime
@@ -107,10 +109,11 @@ const WORKER_POLICY: ClusterConfig['certificates'] = { lifetimeMs: 365 * 86_400_
 /** refresh-certs on a worker: the control plane signs new client certificates; the kubelet gets a new serving CSR. */
 export async function refreshWorker(d: K8sd, names?: string[]): Promise<{ certificates: string[]; expires: string; restarted: string[] }> {
   const { renewWorkerCertificates } = await import('../membership/index.js');
-  const valid = ['kubelet.conf', 'proxy.conf', 'kubelet'] as const;
-  const wanted = (names?.length ? names : [...valid]) as Array<(typeof valid)[number]>;
+  // The worker's certificates in the PKI table: the kubelet serving certificate and the client kubeconfigs.
+  const valid = refreshableNames('worker') as WorkerCertificate[];
+  const wanted = (names?.length ? names : [...valid]) as WorkerCertificate[];
   for (const n of wanted) {
-    if (!(valid as readonly string[]).includes(n)) throw new ApiError(400, `unknown worker certificate "${n}"; choose from ${valid.join(', ')}`);
+    if (!valid.includes(n)) throw new ApiError(400, `unknown worker certificate "${n}"; choose from ${valid.join(', ')}`);
   }
   const r = await renewWorkerCertificates(d, wanted);
   const renewed = inventory(d.layout, d.crypto, 'worker').filter((e) => (r.renewed as string[]).includes(e.name));

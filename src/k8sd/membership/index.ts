@@ -224,7 +224,8 @@ export class Membership {
     const text = renderCniConflist(l, cidrs, { network, ...(mtu ? { mtu } : {}) });
     const file = cniConflistPath(l);
     if (existsSync(file) && readFileSync(file, 'utf8') === text) return false;
-    writeFileAtomic(file, text, 0o644);
+    // CIS 1.1.9/1.1.10: CNI files 600, root:root.
+    writeFileAtomic(file, text, 0o600);
     this.log.info('wrote the pod network config', { file, podCidrs: cidrs });
     return true;
   }
