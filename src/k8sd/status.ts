@@ -96,8 +96,10 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
     node.role === 'control-plane' ? featureStatuses(d).catch(() => [] as FeatureStatus[]) : Promise.resolve([] as FeatureStatus[]),
   ]);
   const voters = datastore.members.filter((m) => m.role === 'voter').length;
-  // Ready as a user means it: the API answers, this node takes pods, and every enabled feature is up.
-  const ready = apiReady && nodeReady && features.every((f) => !f.enabled || f.ready);
+  // Ready as a user means it: the API answers, every service of the node runs, the node takes pods
+  // (its Node object says Ready; that can lag a restart, hence the services), and every enabled
+  // feature is up.
+  const ready = apiReady && services.every((s) => s.state === 'running') && nodeReady && features.every((f) => !f.enabled || f.ready);
   versions.coredns = safeVersion(() => l.componentVersion('coredns'));
   versions.flannel = safeVersion(() => l.componentVersion('flannel'));
   return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, 'node-ready': nodeReady, features, fips };

@@ -53,16 +53,26 @@ async function voterHealth(m: Membership, members: EtcdMember[]): Promise<VoterH
   );
 }
 
-/** Deletes the Kubernetes Node; returns a warning when the API server cannot be asked. */
-async function deleteKubernetesNode(m: Membership, name: string): Promise<string | undefined> {
+/**
+ * Deletes the Kubernetes Node; returns a warning when the API server cannot be asked. A kubelet
+ * that is still stopping re-registers its Node, so the delete is repeated until the Node stays
+ * gone for a few seconds (up to `settleMs`).
+ */
+async function deleteKubernetesNode(m: Membership, name: string, settleMs = 0): Promise<string | undefined> {
   const admin = m.d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return undefined;
-  try {
-    await (await kubeClients(admin)).core.deleteNode({ name });
-    return undefined;
-  } catch (err) {
-    if (apiStatus(err) === 404) return undefined;
-    return `the Kubernetes node "${name}" could not be deleted (${(err as Error).message}); delete it with "k8s kubectl delete node ${name}"`;
+  const deadline = Date.now() + settleMs;
+  let goneSince: number | undefined;
+  for (;;) {
+    try {
+      await (await kubeClients(admin)).core.deleteNode({ name });
+      goneSince = undefined;
+    } catch (err) {
+      if (apiStatus(err) !== 404) return `the Kubernetes node "${name}" could not be deleted (${(err as Error).message}); delete it with "k8s kubectl delete node ${name}"`;
+      goneSince ??= Date.now();
+    }
+    if (Date.now() >= deadline || (goneSince !== undefined && Date.now() - goneSince >= 3000)) return undefined;
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
@@ -123,6 +133,8 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     const warnings: string[] = [];
     if (isSelf) {
       if (rec) await store.deleteMember(name);
+      // The kubelet first: a running one would register its Node again.
+      await m.d.host.services.stop('kubelet').catch(() => undefined);
       const w = await deleteKubernetesNode(m, name);
       if (w) warnings.push(w);
       const others = members.filter((x) => x.id !== member?.id && !x.isLearner && x.clientURLs.length);
@@ -140,16 +152,19 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
       }
     }
     if (rec) await store.deleteMember(name);
-    const w = await deleteKubernetesNode(m, name);
-    if (w) warnings.push(w);
+    let told = false;
     if (rec) {
       const target = { address: joinHostPort(rec.address, K8SD_CLUSTER_PORT), fingerprints: [fingerprintOf(m.d.crypto, rec.clusterCert)] };
       try {
         await peerRequest(m.peerIdentity(), target, 'POST', '/1.0/k8sd/members/leave', { name }, 15_000);
+        told = true;
       } catch (err) {
         warnings.push(`node "${name}" could not be told to clean up (${(err as Error).message}); run "k8s remove-node ${name} --force" on it before it joins again`);
       }
     }
+    // After the node was told to leave: its kubelet, while stopping, may register the Node again.
+    const w = await deleteKubernetesNode(m, name, told ? 20_000 : 0);
+    if (w) warnings.push(w);
     await m.refreshPeers().catch(() => undefined);
     m.log.info('removed a node', { node: name, role: rec?.role ?? 'control-plane', warnings: warnings.length });
     return { removed: name, self: false, warnings };
