@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { ApiError, Request, Route } from '../http.js';
 import type { Membership } from './index.js';
-import { kubeClients } from './kube-clients.js';
+import { apiStatus, kubeClients } from './kube-clients.js';
 import { joinHostPort } from './peer.js';
 import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
 import { JoinTokenRecord } from './store.js';
@@ -46,7 +46,18 @@ async function kubernetesNodeExists(m: Membership, name: string): Promise<boolea
     names.catch(() => (nodeNames = undefined));
   }
   try {
-    return (await nodeNames.names).has(name);
+    if (!(await nodeNames.names).has(name)) return false;
+    // The shared list may be a few seconds old (a node removed just now): confirm with a fresh read.
+    try {
+      await (await kubeClients(admin)).core.readNode({ name });
+      return true;
+    } catch (err) {
+      if (apiStatus(err) === 404) {
+        nodeNames = undefined;
+        return false;
+      }
+      throw err;
+    }
   } catch (err) {
     // The API server is down: do not block issuing a token on it.
     m.log.warn('could not check for an existing Kubernetes node before issuing a token', { node: name, error: (err as Error).message });
