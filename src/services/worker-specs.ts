@@ -203,6 +203,8 @@ export function kubeletConfig(ctx: NodeServiceContext): Record<string, unknown> 
     authorization: { mode: 'Webhook', webhook: { cacheAuthorizedTTL: '5m0s', cacheUnauthorizedTTL: '30s' } }, // CIS 4.2.2
     readOnlyPort: 0, // CIS 4.2.4
     streamingConnectionIdleTimeout: '5m0s', // CIS 4.2.5
+    podPidsLimit: 4096, // CIS 4.2.13: a fork bomb in one pod cannot exhaust the node's PIDs
+    seccompDefault: true, // CIS 4.2.14: RuntimeDefault seccomp for every container that names no profile
     // The client certificate (kubelet.conf) is renewed by k8sd, not by the kubelet.
     rotateCertificates: false,
     // The serving certificate comes through a kubernetes.io/kubelet-serving CSR that k8sd signs. CIS 4.2.10/4.2.11
@@ -305,6 +307,9 @@ export interface PodNetworkOptions {
   mtu?: number;
 }
 
+/** The pod network's name in the conflist (host-local keeps its leases in a directory of this name). */
+export const CNI_NETWORK_NAME = 'k8s-pod-network';
+
 /** Pod networking on one node: bridge + host-local IPAM over the node's pod CIDR(s), plus portmap. */
 export function renderCniConflist(l: Layout, podCidrs: string[], opts: PodNetworkOptions = { network: false }): string {
   const v4 = podCidrs.some((c) => !c.includes(':'));
@@ -313,7 +318,7 @@ export function renderCniConflist(l: Layout, podCidrs: string[], opts: PodNetwor
     JSON.stringify(
       {
         cniVersion: '1.0.0',
-        name: 'k8s-pod-network',
+        name: CNI_NETWORK_NAME,
         plugins: [
           {
             type: 'bridge',

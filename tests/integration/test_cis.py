@@ -30,6 +30,12 @@ def _known_warns_text() -> str:
     return m.group(1)
 
 
+def _known_fails_text() -> str:
+    text = DOCS.read_text()
+    m = re.search(r"^## Known FAILs\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    return m.group(1) if m else ""
+
+
 def _listed(check_id: str, text: str) -> bool:
     # 5.1.1 must not match inside 5.1.10, nor 1.2.1 inside 1.2.11.
     return re.search(rf"(?<![\d.]){re.escape(check_id)}(?!\.?\d)", text) is not None
@@ -76,8 +82,11 @@ def test_default_install_has_no_cis_fail(testbed):
             print(f"{section:<13} PASS {p:>3}  FAIL {f:>3}  WARN {w:>3}")
         print("total         PASS {:>3}  FAIL {:>3}  WARN {:>3}".format(*(sum(x) for x in zip(*counts.values()))))
 
-        assert not fails, "CIS checks FAIL on a default install:\n" + "\n".join(
-            f"  {i} {d}\n    actual: {a}" for i, d, a in fails
+        # A FAIL is tolerated only when docs/security.md lists it under "Known FAILs" with its reason
+        # and what would fix it; the count stays in the table above and in the docs.
+        unexplained = [(i, d, a) for i, d, a in fails if not _listed(i, _known_fails_text())]
+        assert not unexplained, "CIS checks FAIL on a default install:\n" + "\n".join(
+            f"  {i} {d}\n    actual: {a}" for i, d, a in unexplained
         )
         known = _known_warns_text()
         unlisted = [(i, d) for i, d, _ in warns if not _listed(i, known)]

@@ -1,12 +1,13 @@
 // Membership: join tokens, control-plane and worker joins, node removal, the worker node
 // components, and the controllers that keep membership facts current (peers, API server
 // endpoints, pod network config, kubelet serving certificates).
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
 import { renderKubeconfig } from '../../pki/signer.js';
 import { ServiceId } from '../../services/specs.js';
-import { apiserverProxyEndpointsPath, cniConflistPath, kubeletServingCertPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
+import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, kubeletServingCertPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { KubeletServingSigner } from './csr-signer.js';
@@ -203,8 +204,31 @@ export class Membership {
     await this.writePodNetworkConfig().catch((err: Error) => this.noteSyncError(err));
   }
 
+  /**
+   * CIS 1.1.9: every CNI file 600. host-local creates its lock file 0750; the plugin only opens it
+   * later, so tightening the mode once it exists is enough.
+   */
+  private tightenCniFiles(): void {
+    const dir = path.join(this.d.layout.cniStateDir, 'networks');
+    // Created here first, 0600, so that host-local only ever opens it.
+    const own = path.join(dir, CNI_NETWORK_NAME);
+    if (!existsSync(path.join(own, 'lock'))) {
+      mkdirSync(own, { recursive: true, mode: 0o700 });
+      writeFileSync(path.join(own, 'lock'), '', { mode: 0o600 });
+    }
+    for (const net of readdirSync(dir)) {
+      const lock = path.join(dir, net, 'lock');
+      try {
+        if ((statSync(lock).mode & 0o777) !== 0o600) chmodSync(lock, 0o600);
+      } catch {
+        // no lock file (yet)
+      }
+    }
+  }
+
   /** Writes the bridge CNI config once the controller manager has given this node its pod CIDR. */
   async writePodNetworkConfig(): Promise<boolean> {
+    this.tightenCniFiles();
     const node = this.d.node();
     const l = this.d.layout;
     if (!node || !existsSync(l.kubeconfig('kubelet.conf'))) return false;
