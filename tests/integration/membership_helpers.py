@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from testbed import Node, component_bin, kill_and_wait, process_alive, unmount_under, wait_for, wait_until_gone  # noqa: F401 (unmount_under re-exported)
+from testbed import Node, component_bin, kill_and_wait, pod_processes_in, process_alive, remove_cgroups_under, unmount_under, wait_for, wait_until_gone  # noqa: F401 (process_alive, unmount_under and wait_for re-exported)
 
 TOKEN_PREFIX = "k8sj1_"
 
@@ -62,15 +62,7 @@ def cgroup_root(node: Node) -> str:
 
 def pod_processes(node: Node) -> list[int]:
     """Processes in the node's kubelet cgroup root (pods and their containers), cgroup v1 pids tree."""
-    base = Path("/sys/fs/cgroup/pids") / cgroup_root(node).lstrip("/")
-    pids: set[int] = set()
-    if base.exists():
-        for procs in base.rglob("cgroup.procs"):
-            try:
-                pids.update(int(p) for p in procs.read_text().split())
-            except OSError:
-                continue
-    return sorted(p for p in pids if process_alive(p))
+    return pod_processes_in(cgroup_root(node))
 
 
 def kill_pods_and_cgroups(node: Node) -> None:
@@ -85,19 +77,7 @@ def kill_pods_and_cgroups(node: Node) -> None:
             except ProcessLookupError:
                 pass
         kill_and_wait(pids, timeout=5)
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        base = hierarchy / cgroup_root(node).lstrip("/")
-        if not base.is_dir():
-            continue
-        for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-        try:
-            base.rmdir()
-        except OSError:
-            pass
+    remove_cgroups_under(cgroup_root(node))
 
 
 def seed_images(node: Node) -> None:

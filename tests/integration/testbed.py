@@ -130,6 +130,36 @@ def go_build_setting(binary: str, key: str) -> str | None:
     return None
 
 
+def pod_processes_in(cgroup_root: str) -> list[int]:
+    """Live processes under a kubelet cgroup root (cgroup v1 pids tree): a node's pods."""
+    base = Path("/sys/fs/cgroup/pids") / cgroup_root.lstrip("/")
+    pids: set[int] = set()
+    if base.exists():
+        for procs in base.rglob("cgroup.procs"):
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                continue
+    return sorted(p for p in pids if process_alive(p))
+
+
+def remove_cgroups_under(cgroup_root: str) -> None:
+    """Removes the (emptied) cgroups under a kubelet cgroup root in every hierarchy, deepest first."""
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        base = hierarchy / cgroup_root.lstrip("/")
+        if not base.is_dir():
+            continue
+        for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        try:
+            base.rmdir()
+        except OSError:
+            pass
+
+
 def unmount_under(root: Path) -> None:
     """Lazily unmounts whatever a node left mounted under its root (pod volumes, netns, rootfs)."""
     with open("/proc/self/mountinfo") as f:
@@ -396,38 +426,15 @@ class Node:
         return None
 
     def pod_processes(self) -> list[int]:
-        """Processes of this node's pods: everything in its kubelet cgroup root (cgroup v1 pids tree)."""
+        """Processes of this node's pods: everything in its kubelet cgroup root."""
         root = self.kubelet_cgroup_root()
-        if not root or root == "/":
-            return []
-        base = Path("/sys/fs/cgroup/pids") / root.lstrip("/")
-        pids: set[int] = set()
-        if base.exists():
-            for procs in base.rglob("cgroup.procs"):
-                try:
-                    pids.update(int(p) for p in procs.read_text().split())
-                except OSError:
-                    continue
-        return sorted(p for p in pids if process_alive(p))
+        return pod_processes_in(root) if root and root != "/" else []
 
     def remove_cgroups(self) -> None:
         """Removes the (emptied) cgroups under the node's kubelet cgroup root in every hierarchy."""
         root = self.kubelet_cgroup_root()
-        if not root or root == "/":
-            return
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            base = hierarchy / root.lstrip("/")
-            if not base.is_dir():
-                continue
-            for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
-            try:
-                base.rmdir()
-            except OSError:
-                pass
+        if root and root != "/":
+            remove_cgroups_under(root)
 
     def processes(self) -> list[int]:
         """Live processes that belong to this node: in its netns, carrying its K8S_ROOT, or in its pods."""
