@@ -267,7 +267,10 @@ export function renderApiserverProxyEndpoints(endpoints: string[]): string {
  * k8sd:network) whose ClusterRole comes with the network feature. It masquerades traffic
  * that leaves the cluster network, so pod-to-pod traffic keeps its source address (NetworkPolicy).
  */
-export function flanneldArgs(ctx: NodeServiceContext): Args {
+/** What flanneld's files depend on: the node and the cluster's pod CIDR. */
+export type FlannelContext = Pick<NodeServiceContext, 'layout' | 'nodeName' | 'nodeAddress' | 'podCidr'>;
+
+export function flanneldArgs(ctx: FlannelContext): Args {
   const l = ctx.layout;
   return {
     'kube-subnet-mgr': 'true',
@@ -280,7 +283,7 @@ export function flanneldArgs(ctx: NodeServiceContext): Args {
 }
 
 /** flanneld's environment: the node it runs for (the kube subnet manager reads NODE_NAME). */
-export function renderFlanneldEnv(ctx: NodeServiceContext): string {
+export function renderFlanneldEnv(ctx: FlannelContext): string {
   return `NODE_NAME=${ctx.nodeName}\n`;
 }
 

@@ -42,7 +42,7 @@ export async function syncNodeFeatures(host: Host, log: Logger, node: { name: st
   const changed: string[] = [];
   const flannelOn = existsSync(l.args('flanneld'));
   if (view.network && !flannelOn) {
-    commitFileSet(networkFiles({ layout: l, role: 'worker', nodeName: node.name, nodeAddress: node.address, podCidr: view.podCidr, serviceCidr: '', clusterDomain: view.clusterDomain, failCgroupV1: false, apiserverPort: 0 }), l.k8sdStateDir);
+    commitFileSet(networkFiles({ layout: l, nodeName: node.name, nodeAddress: node.address, podCidr: view.podCidr }), l.k8sdStateDir);
     await host.services.start('flanneld');
     changed.push('flanneld started');
   } else if (!view.network && flannelOn) {

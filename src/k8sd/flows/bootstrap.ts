@@ -33,11 +33,9 @@ import {
   nodeBinaries,
   nodeComponentFiles,
   nodePorts,
-  nodeRuntimeDirsOf,
+  removeNodeComponents,
   routesTo,
   startNodeComponents,
-  stopNodeComponents,
-  unmountUnder,
 } from '../membership/node-components.js';
 import { runFlow, Step, StepEvent } from './flow.js';
 
@@ -263,9 +261,7 @@ const steps: Step<Ctx>[] = [
       await startNodeComponents(ctx.host, ctx.log, 'control-plane', Math.min(remaining(ctx), 60_000));
     },
     async rollback(ctx) {
-      await stopNodeComponents(ctx.host, ctx.log, 'control-plane');
-      await unmountUnder(nodeRuntimeDirsOf(ctx.host.layout), ctx.log);
-      removeFiles(nodeRuntimeDirsOf(ctx.host.layout));
+      await removeNodeComponents(ctx.host, ctx.log, 'control-plane');
     },
   },
   {

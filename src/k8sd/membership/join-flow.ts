@@ -33,7 +33,7 @@ import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply, workerClientSubject } from './join-server.js';
 import { onPath } from '../../host/host.js';
-import { canLowerOomScores, controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, nodePorts, nodeRuntimeDirsOf, startNodeComponents, stopNodeComponents, unmountUnder } from './node-components.js';
+import { canLowerOomScores, controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, nodePorts, nodeRuntimeDirsOf, removeNodeComponents, startNodeComponents } from './node-components.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget, PeerRecord, writePeers } from './peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
 
@@ -287,9 +287,7 @@ const controlPlaneSteps: Step<Ctx>[] = [
       await startNodeComponents(ctx.m.d.host, ctx.m.log, 'control-plane', Math.min(remaining(ctx), 60_000));
     },
     async rollback(ctx) {
-      await stopNodeComponents(ctx.m.d.host, ctx.m.log, 'control-plane');
-      await unmountUnder(nodeRuntimeDirs(ctx.m), ctx.m.log);
-      removeFiles(nodeRuntimeDirs(ctx.m));
+      await removeNodeComponents(ctx.m.d.host, ctx.m.log, 'control-plane');
     },
   },
   {
@@ -421,9 +419,7 @@ const workerSteps: Step<Ctx>[] = [
       await startNodeComponents(ctx.m.d.host, ctx.m.log, 'worker', Math.min(remaining(ctx), 60_000));
     },
     async rollback(ctx) {
-      await stopNodeComponents(ctx.m.d.host, ctx.m.log, 'worker');
-      await unmountUnder(nodeRuntimeDirs(ctx.m), ctx.m.log);
-      removeFiles(nodeRuntimeDirs(ctx.m));
+      await removeNodeComponents(ctx.m.d.host, ctx.m.log, 'worker');
     },
   },
   {

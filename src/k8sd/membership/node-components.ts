@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
-import { FileSpec } from '../../host/files.js';
+import { FileSpec, removeFiles } from '../../host/files.js';
 import { Host } from '../../host/host.js';
 import { Layout } from '../../layout.js';
 import { ClusterConfig, featuresOf } from '../../datastore/state.js';
@@ -22,6 +22,7 @@ import {
   NODE_ARG_BUILDERS,
   NodeServiceContext,
   NodeServiceId,
+  FlannelContext,
   renderFlanneldEnv,
   renderFlannelNetConf,
   renderKubeletConfig,
@@ -108,7 +109,7 @@ export function nodeComponentFiles(
 }
 
 /** flanneld's args, environment and network config (present exactly while the network feature is on). */
-export function networkFiles(ctx: NodeServiceContext): FileSpec[] {
+export function networkFiles(ctx: FlannelContext): FileSpec[] {
   const l = ctx.layout;
   return [
     { path: l.args('flanneld'), content: renderArgsFile(flanneldArgs(ctx)), mode: 0o600 },
@@ -252,6 +253,13 @@ export async function stopNodeComponents(host: Host, log: Logger, role: 'control
     if (ids.length) log.info('removed the containers of this node', { count: ids.length });
   }
   await host.services.stop('containerd');
+}
+
+/** Undoes startNodeComponents: stops the components and removes their containers, mounts and runtime dirs. */
+export async function removeNodeComponents(host: Host, log: Logger, role: NodeRole): Promise<void> {
+  await stopNodeComponents(host, log, role);
+  await unmountUnder(nodeRuntimeDirsOf(host.layout), log);
+  removeFiles(nodeRuntimeDirsOf(host.layout));
 }
 
 /** Unmounts everything mounted under the given directories (pod volumes, sandbox netns and shm, rootfs). */

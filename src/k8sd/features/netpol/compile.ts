@@ -99,15 +99,22 @@ interface AddressMatch {
   except: string[];
 }
 
+/** The (non-host-network) pods a pod/namespace peer selects. */
+function peerPods(peer: PolicyPeer, policyNs: string, pods: PodView[], namespaces: Map<string, NamespaceView>): PodView[] {
+  const inNamespace = (ns: string): boolean =>
+    peer.namespaceSelector ? selectorMatches(peer.namespaceSelector, namespaces.get(ns)?.labels ?? {}) : ns === policyNs;
+  return pods.filter((p) => !p.hostNetwork && inNamespace(p.namespace) && selectorMatches(peer.podSelector, p.labels));
+}
+
+function podAddresses(p: PodView): AddressMatch[] {
+  return p.ips.filter((ip) => isIP(ip) === 4).map((ip) => ({ cidr: `${ip}/32`, except: [] }));
+}
+
 function peerAddresses(peer: PolicyPeer, policyNs: string, pods: PodView[], namespaces: Map<string, NamespaceView>): AddressMatch[] {
   if (peer.ipBlock) {
     return isIP(peer.ipBlock.cidr.split('/')[0]!) === 4 ? [{ cidr: peer.ipBlock.cidr, except: (peer.ipBlock.except ?? []).filter((c) => isIP(c.split('/')[0]!) === 4) }] : [];
   }
-  const inNamespace = (ns: string): boolean =>
-    peer.namespaceSelector ? selectorMatches(peer.namespaceSelector, namespaces.get(ns)?.labels ?? {}) : ns === policyNs;
-  return pods
-    .filter((p) => !p.hostNetwork && inNamespace(p.namespace) && selectorMatches(peer.podSelector, p.labels))
-    .flatMap((p) => p.ips.filter((ip) => isIP(ip) === 4).map((ip) => ({ cidr: `${ip}/32`, except: [] })));
+  return peerPods(peer, policyNs, pods, namespaces).flatMap(podAddresses);
 }
 
 /** Port matches of a rule for one target pod (named ports resolve against that pod). */
@@ -144,8 +151,7 @@ export interface CompiledRules {
 }
 
 /**
- * Compiles the policies that select this node's pods. `direction` rules: for ingress, a rule's
- * peers are sources and its ports are ports of the selected pod; for egress, peers are
+ * Compiles the policies that select this node's pods. For ingress, a rule's peers are sources and its ports are ports of the selected pod; for egress, peers are
  * destinations and named ports resolve against each destination pod.
  */
 export function compileNetworkPolicies(node: string, pods: PodView[], namespaces: NamespaceView[], policies: NetworkPolicyView[]): CompiledRules {
@@ -196,12 +202,10 @@ export function compileNetworkPolicies(node: string, pods: PodView[], namespaces
             continue;
           }
           // Named ports resolve per destination pod.
-          const inNs = (ns: string): boolean => (peer.namespaceSelector ? selectorMatches(peer.namespaceSelector, nsMap.get(ns)?.labels ?? {}) : ns === rule.ns);
-          for (const dest of pods.filter((p) => !p.hostNetwork && inNs(p.namespace) && selectorMatches(peer.podSelector, p.labels))) {
+          for (const dest of peerPods(peer, rule.ns, pods, nsMap)) {
             const ports = portMatches(rule.r.ports, dest);
             if (ports && !ports.length) continue;
-            const addrs = dest.ips.filter((ip) => isIP(ip) === 4).map((ip) => ({ cidr: `${ip}/32`, except: [] }));
-            body.push(...allowRules(chain, '-d', addrs, ports ?? ['']));
+            body.push(...allowRules(chain, '-d', podAddresses(dest), ports ?? ['']));
           }
         }
       }
