@@ -2,6 +2,7 @@
 // No other module builds a host path by hand.
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -112,6 +113,34 @@ export class Layout {
   /** host-local IPAM leases. */
   get cniStateDir(): string { return this.host('/var/lib/cni'); }
   get podLogsDir(): string { return this.host('/var/log/pods'); }
+  /**
+   * The kubelet's cgroup root: the host's root cgroup for a node that owns the host, one of its own
+   * for each node under another K8S_ROOT (several nodes on one host never share pod cgroups).
+   */
+  get kubeletCgroupRoot(): string | undefined {
+    if (this.root === '/') return undefined;
+    return `/k8s-${createHash('sha256').update(this.root).digest('hex').slice(0, 12)}`;
+  }
+  /** Where the kubelet's pods live in the cgroup tree (under its cgroup root). */
+  get podCgroupDir(): string { return path.posix.join(this.kubeletCgroupRoot ?? '/', 'kubepods'); }
+  /** Where the upstream kubelet links container logs whatever its flags say (see docs/multi-node.md). */
+  get containerLogLinksDir(): string { return '/var/log/containers'; }
+  /** Every directory a node writes under its root; a reset removes them all. */
+  get nodeDirs(): string[] {
+    return [
+      this.snapCommon,
+      this.kubernetesDir,
+      this.auditLogDir,
+      this.kubeletRootDir,
+      this.containerdConfigDir,
+      this.containerdRootDir,
+      this.containerdStateDir,
+      this.cniBinDir,
+      this.cniConfDir,
+      this.cniStateDir,
+      this.podLogsDir,
+    ];
+  }
   /** flanneld's network config and the subnet file it writes for this node. */
   get flannelConfFile(): string { return this.conf('flannel-net-conf.json'); }
   get flannelSubnetFile(): string { return path.join(this.runDir, 'flannel', 'subnet.env'); }

@@ -44,11 +44,7 @@ export class LocalHost implements Host {
   }
 
   cgroupVersion(): 1 | 2 {
-    try {
-      return statfsSync('/sys/fs/cgroup').type === CGROUP2_MAGIC ? 2 : 1;
-    } catch {
-      return existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
-    }
+    return hostCgroupVersion();
   }
 
   portFree(address: string, port: number): Promise<boolean> {
@@ -57,6 +53,15 @@ export class LocalHost implements Host {
       srv.once('error', () => resolve(false));
       srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(true)));
     });
+  }
+}
+
+/** 1 on hybrid/legacy cgroup v1 hosts, 2 on unified hosts. */
+export function hostCgroupVersion(): 1 | 2 {
+  try {
+    return statfsSync('/sys/fs/cgroup').type === CGROUP2_MAGIC ? 2 : 1;
+  } catch {
+    return existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
   }
 }
 

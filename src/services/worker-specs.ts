@@ -2,7 +2,6 @@
 // kube-proxy and k8s-apiserver-proxy. Argument builders with secure defaults plus the
 // config files they read. CIS Kubernetes Benchmark ids next to the settings they satisfy.
 import yaml from 'js-yaml';
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Layout } from '../layout.js';
 import { Args } from './args.js';
@@ -159,18 +158,9 @@ export function renderToml(table: TomlTable, prefix: string[] = []): string {
   return out;
 }
 
-/**
- * The kubelet's cgroup root: the host's root cgroup for a node that owns the host, one of its own
- * for each node under another K8S_ROOT (several nodes on one host never share pod cgroups).
- */
-export function kubeletCgroupRoot(l: Layout): string | undefined {
-  if (l.root === '/') return undefined;
-  return `/k8s-${createHash('sha256').update(l.root).digest('hex').slice(0, 12)}`;
-}
-
 export function kubeletArgs(ctx: NodeServiceContext): Args {
   const l = ctx.layout;
-  const cgroupRoot = kubeletCgroupRoot(l);
+  const cgroupRoot = l.kubeletCgroupRoot;
   return {
     ...(cgroupRoot ? { 'cgroup-root': cgroupRoot } : {}),
     config: kubeletConfigPath(l),

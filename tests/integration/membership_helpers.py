@@ -45,19 +45,19 @@ def join(node: Node, token: str, config: dict | None = None, timeout: str = "300
 
 
 def worker_join_config(node: Node) -> dict:
-    """Worker join file for the test bed: its own kubelet cgroup root (several kubelets may share
-    this host's cgroup hierarchy, and teardown can find every pod process), and eviction
-    thresholds that a big, busy CI disk does not trip."""
+    """Worker join file for the test bed: eviction thresholds that a big, busy CI disk does not trip.
+    (No --cgroup-root: k8sd gives every node under a K8S_ROOT a kubelet cgroup root of its own.)"""
     return {
         "extra-node-kubelet-args": {
-            "--cgroup-root": cgroup_root(node),
             "--eviction-hard": "memory.available<50Mi,nodefs.available<1%,imagefs.available<1%",
         }
     }
 
 
 def cgroup_root(node: Node) -> str:
-    return f"/{node.bed.prefix}-{node.name}"
+    """The kubelet cgroup root k8sd derives for a node under K8S_ROOT, computed here independently
+    (it must be known after the node's files are gone, for the teardown safety net)."""
+    return "/k8s-" + hashlib.sha256(str(node.root).encode()).hexdigest()[:12]
 
 
 def pod_processes(node: Node) -> list[int]:

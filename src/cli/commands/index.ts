@@ -17,6 +17,7 @@ import Disable from './disable.js';
 import SetCommand from './set.js';
 import Get from './get.js';
 import ListImages from './list-images.js';
+import XCleanup from './x-cleanup.js';
 
 export const COMMANDS = {
   bootstrap: Bootstrap,
@@ -37,4 +38,5 @@ export const COMMANDS = {
   set: SetCommand,
   get: Get,
   'list-images': ListImages,
+  'x-cleanup': XCleanup,
 };

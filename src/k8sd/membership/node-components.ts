@@ -211,13 +211,17 @@ export async function sideLoadImages(l: Layout, log: Logger): Promise<void> {
   }
 }
 
-/** Makes the kubelet's --cgroup-root exist on a cgroup v1 host (the kubelet refuses a missing one). */
+/**
+ * Makes the kubelet's cgroup root exist (the kubelet refuses a missing one): in every controller
+ * hierarchy on cgroup v1, once in the unified tree on v2 (the kubelet's cgroup manager enables the
+ * controllers it needs on the way down).
+ */
 function ensureCgroupRoot(host: Host): void {
+  // The args file, not the layout: an operator's extra-node-kubelet-args may name another root.
   const root = readArgsFile(host.layout.args('kubelet'))['cgroup-root'];
-  if (!root || root === '/' || host.cgroupVersion() !== 1) return;
-  for (const ctl of readdirSync('/sys/fs/cgroup')) {
-    const dir = path.join('/sys/fs/cgroup', ctl);
-    if (ctl === 'unified') continue;
+  if (!root || root === '/') return;
+  const hierarchies = host.cgroupVersion() === 2 ? ['/sys/fs/cgroup'] : readdirSync('/sys/fs/cgroup').filter((c) => c !== 'unified').map((c) => path.join('/sys/fs/cgroup', c));
+  for (const dir of hierarchies) {
     try {
       mkdirSync(path.join(dir, root), { recursive: true });
     } catch {
