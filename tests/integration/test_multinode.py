@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from membership_helpers import cgroup_root, get_token, join, kill_pods_and_cgroups, require_node_components, seed_images
-from testbed import REPO, Node, TestBed, processes_of_root, process_alive, unmount_under, wait_for
+from testbed import CONTAINER_LOG_LINKS, REPO, Node, TestBed, processes_of_root, process_alive, unmount_under, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -169,11 +169,17 @@ def test_every_path_a_node_holds_is_under_its_root_or_documented(trio: Trio, pod
                     continue
                 problems.append(f"{node.name}: pid {pid} ({Path(f'/proc/{pid}/comm').read_text().strip() if process_alive(pid) else '?'}) holds {p}")
     assert not problems, "\n".join(sorted(problems))
-    # The kubelet links container logs in /var/log/containers whatever its flags say: each worker's links point into its own root.
+    # The kubelet links container logs in /var/log/containers whatever its flags say: each pod's link points into its own node's root.
     for name, node in pods.items():
-        links = [Path("/var/log/containers", f) for f in os.listdir("/var/log/containers") if f.startswith(f"{name}_default_")]
-        assert links, f"no container log link for {name}"
-        assert all(os.path.realpath(link).startswith(str(node.root) + "/") for link in links), links
+        p = pod(trio, name)
+        cid = p["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+        link = CONTAINER_LOG_LINKS / f"{name}_default_main-{cid}.log"
+        assert link.is_symlink(), f"no container log link {link}"
+        assert os.path.realpath(link).startswith(str(node.root) + "/"), f"{link} -> {os.path.realpath(link)}"
+
+
+def links_into(root: Path) -> list[str]:
+    return [f for f in os.listdir(CONTAINER_LOG_LINKS) if os.readlink(CONTAINER_LOG_LINKS / f).startswith(str(root) + "/")]
 
 
 def cgroup_dirs(node: Node) -> list[Path]:
@@ -182,7 +188,7 @@ def cgroup_dirs(node: Node) -> list[Path]:
 
 def test_reset_leaves_no_process_mount_cgroup_or_file_of_the_node(trio: Trio, pods: dict[str, Node]):
     for node in [*trio.workers, trio.cp]:
-        links_before = [f for f in os.listdir("/var/log/containers") if os.path.realpath(Path("/var/log/containers", f)).startswith(str(node.root) + "/")]
+        links_before = links_into(node.root)
         if node in trio.workers:
             assert links_before, f"{node.name}: expected container log links before the reset"
         r = subprocess.run(node.nsenter("bash", str(REPO / "bin/dev-reset")), capture_output=True, text=True, timeout=300)
@@ -193,9 +199,10 @@ def test_reset_leaves_no_process_mount_cgroup_or_file_of_the_node(trio: Trio, po
         assert not mounts, f"{node.name}: mounts left: {mounts}"
         left = [str(p) for p in node.root.rglob("*")] if node.root.exists() else []
         assert not left, f"{node.name}: files left under its root: {left[:20]}"
-        links = [f for f in os.listdir("/var/log/containers") if os.path.realpath(Path("/var/log/containers", f)).startswith(str(node.root) + "/")]
+        links = links_into(node.root)
         assert not links, f"{node.name}: container log links left: {links}"
         r = node.sh("ip", "-o", "link")
         assert "flannel.1" not in r.stdout and "cni0" not in r.stdout, f"{node.name}: links left:\n{r.stdout}"
+        assert int(Path("/proc/sys/fs/inotify/max_user_instances").read_text()) >= 1024, "k8sd did not raise the inotify instance limit"
         r = node.sh("iptables-save")
         assert not [line for line in r.stdout.splitlines() if any(c in line for c in ("KUBE-", "FLANNEL-", "K8SD-NP", "CNI-"))], f"{node.name}: iptables rules left"

@@ -168,6 +168,24 @@ def unmount_under(root: Path) -> None:
         subprocess.run(["umount", "-l", p], capture_output=True)
 
 
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
+
+
+def remove_container_log_links(root: Path) -> None:
+    """The kubelet links container logs in /var/log/containers whatever its root: drop a node's links."""
+    try:
+        names = os.listdir(CONTAINER_LOG_LINKS)
+    except OSError:
+        return
+    for name in names:
+        link = CONTAINER_LOG_LINKS / name
+        try:
+            if link.is_symlink() and os.readlink(link).startswith(str(root) + "/"):
+                link.unlink()
+        except OSError:
+            pass
+
+
 def processes_of_root(root: Path) -> list[int]:
     """Live processes whose environment carries K8S_ROOT=root or whose command line names root."""
     pids = []
@@ -608,6 +626,7 @@ class TestBed:
         node.kill_everything()
         node.remove_cgroups()
         unmount_under(node.root)
+        remove_container_log_links(node.root)
         left = node.processes()
         if left:
             errors.append(f"processes left on {node.name}: {[(p, proc_name(p)) for p in left]}")

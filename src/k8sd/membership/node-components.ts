@@ -146,6 +146,42 @@ export function enablePodForwarding(log: Logger): void {
   }
 }
 
+/**
+ * Kernel limits a node's containerd and kubelet need, raised (never lowered) when the host's are
+ * below: each containerd, kubelet and pod with a file watcher holds inotify instances, and the
+ * usual default of 128 per user runs out with a few nodes on one machine (containerd's CRI plugin
+ * then fails to load with "too many open files"). These are global to the kernel.
+ */
+export const KERNEL_MINIMUMS: ReadonlyArray<readonly [string, number]> = [
+  ['/proc/sys/fs/inotify/max_user_instances', 1024],
+  ['/proc/sys/fs/inotify/max_user_watches', 524288],
+];
+
+export function raiseKernelLimits(log: Logger, minimums = KERNEL_MINIMUMS): void {
+  for (const [file, minimum] of minimums) {
+    try {
+      const current = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isFinite(current) && current >= minimum) continue;
+      writeFileSync(file, String(minimum));
+      log.info('raised a kernel limit the node needs', { file, from: current, to: minimum });
+    } catch (err) {
+      log.warn('could not raise a kernel limit the node needs', { file, minimum, error: (err as Error).message });
+    }
+  }
+}
+
+/** Whether containerd serves the CRI API (the kubelet cannot start without it); the plugin's error when it does not. */
+async function criStatus(l: Layout): Promise<{ ok: boolean; error?: string }> {
+  const r = await ctr(l, ['plugins', 'ls', 'id==cri'], 10_000);
+  if (r.exitCode !== 0) return { ok: false };
+  const line = String(r.stdout).split('\n').find((x) => x.startsWith('io.containerd.grpc.v1'));
+  const status = line?.trim().split(/\s+/).pop();
+  if (status === 'ok') return { ok: true };
+  if (status !== 'error') return { ok: false };
+  const detail = await ctr(l, ['plugins', 'ls', '--detailed', 'id==cri'], 10_000);
+  return { ok: false, error: /Error:\s*(.*)/.exec(String(detail.stdout))?.[1]?.trim() || 'the CRI plugin failed to load' };
+}
+
 /** The CNI plugins, linked into the node's CNI bin dir (containerd looks there). */
 export function linkCniPlugins(l: Layout): void {
   mkdirSync(l.cniBinDir, { recursive: true, mode: 0o755 });
@@ -235,8 +271,18 @@ export async function startNodeComponents(host: Host, log: Logger, role: 'contro
   linkCniPlugins(l);
   for (const dir of [l.cniConfDir, l.cniStateDir, l.kubeletRootDir, l.podLogsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
   enablePodForwarding(log);
+  raiseKernelLimits(log);
   await host.services.start('containerd');
   await waitFor('containerd', timeoutMs, () => socketAnswers(l.containerdSocket), crashWatch(host, 'containerd', l.log('containerd')));
+  let cri = await criStatus(l);
+  if (!cri.ok && cri.error) {
+    // A plugin that failed at start-up stays failed: one restart, once the cause may be gone.
+    log.warn("containerd's CRI plugin did not load; restarting containerd once", { error: cri.error });
+    await host.services.restart('containerd');
+    await waitFor('containerd', timeoutMs, () => socketAnswers(l.containerdSocket), crashWatch(host, 'containerd', l.log('containerd')));
+    cri = await criStatus(l);
+    if (!cri.ok && cri.error) throw new Error(`containerd runs without its CRI plugin, so the kubelet cannot start: ${cri.error}; see ${l.log('containerd')}`);
+  }
   await sideLoadImages(l, log);
   ensureCgroupRoot(host);
   // flanneld runs while the network feature is on, which its args file says.
