@@ -27,6 +27,7 @@ import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode } from '../crypto/fips.js';
 import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
+import { readWeakenedFlags, warnWeakenedFlags } from './overrides.js';
 
 export const K8SD_PORT = 6400;
 
@@ -87,6 +88,7 @@ export class K8sd {
     await this.startLocalApi();
     const node = this.node();
     if (node) {
+      warnWeakenedFlags(this.log, readWeakenedFlags(l), 'start');
       try {
         await this.startNodeServices(node);
       } catch (err) {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Layout } from '../layout.js';
 import { Args } from './args.js';
 import { GO_TLS_CIPHER_SUITES, ServiceId } from './specs.js';
+import { GENERATED_CONF_FILES } from '../config/overrides.js';
 
 /** The sandbox ("pause") image; the pause component builds it under this name. */
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.2';
@@ -45,10 +46,10 @@ export interface NodeServiceContext {
 
 /** Config files of the node components, by path. */
 export function kubeletConfigPath(l: Layout): string {
-  return l.conf('kubelet-config.yaml');
+  return l.conf(GENERATED_CONF_FILES.kubeletConfig);
 }
 export function apiserverProxyEndpointsPath(l: Layout): string {
-  return l.conf('k8s-apiserver-proxy.json');
+  return l.conf(GENERATED_CONF_FILES.apiserverProxyEndpoints);
 }
 export function cniConflistPath(l: Layout): string {
   return path.join(l.cniConfDir, '10-k8s-bridge.conflist');
