@@ -151,7 +151,7 @@ export class Supervisor implements ServiceManager {
       s.lastExit = (err as Error).message;
       throw new ServiceError(s.name, s.lastExit);
     }
-    mkdirSync(this.layout.logDir, { recursive: true });
+    mkdirSync(this.layout.logDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.layout.runDir, { recursive: true });
     const logFd = openSync(this.layout.log(s.name), 'a', 0o600);
     const child = spawn(file, argv, {
