@@ -17,7 +17,9 @@ export const SECURITY_CRITICAL_FLAGS: Readonly<Record<string, readonly string[]>
     'disable-admission-plugins',
     'admission-control-config-file',
     'encryption-provider-config', // Secrets at rest (CIS 1.2.27-1.2.28)
-    'audit-', // audit policy and log (CIS 1.2.16-1.2.19)
+    'audit-policy-file', // what is recorded (CIS 1.2.16); retention (audit-log-max*) is not on the list: the CIS run checks it
+    'audit-log-path',
+    'audit-webhook-',
     'client-ca-file', // who may authenticate with a certificate (CIS 1.2.25)
     'requestheader-', // who may assert an identity through the front proxy
     'proxy-client-',

@@ -11,7 +11,7 @@ import { Logger } from '../log.js';
 import { writeFileAtomic } from '../host/files.js';
 import { argsToArgv, readArgsFile, readEnvFile } from './args.js';
 import { BINARIES, ServiceId } from './specs.js';
-import { verifyGoFips } from './binaries.js';
+import { verifyComponentChecksum, verifyGoFips } from './binaries.js';
 
 export type ServiceState = 'running' | 'starting' | 'stopped' | 'backoff' | 'failed';
 
@@ -145,6 +145,7 @@ export class Supervisor implements ServiceManager {
       throw new ServiceError(s.name, s.lastExit);
     }
     try {
+      verifyComponentChecksum(this.layout, BINARIES[s.name].component, file);
       verifyGoFips(this.layout, BINARIES[s.name].component, file);
     } catch (err) {
       s.state = 'failed';
