@@ -74,7 +74,7 @@ export interface K8sCli {
   status(): Promise<ClusterStatus>;
   /** `k8s get-join-token <name> [--worker]` */
   getJoinToken(name: string, worker: boolean): Promise<string>;
-  /** `k8s join-cluster <token> --name N --address A [--file -]` */
+  /** `k8s join-cluster --token-file F --name N --address A [--file -]` (the token never in argv) */
   joinCluster(token: string, node: NodeIdentity, configYaml?: string): Promise<void>;
   /** `k8s remove-node <name> [--force]` */
   removeNode(name: string, force: boolean): Promise<void>;
