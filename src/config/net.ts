@@ -103,7 +103,7 @@ export function isDnsName(name: string): boolean {
 
 export class ServerUrlError extends Error {
   constructor(readonly input: string, readonly reason: string) {
-    super(`invalid server "${input}": ${reason}`);
+    super(`invalid server ${JSON.stringify(input)}: ${reason}`);
     this.name = 'ServerUrlError';
   }
 }

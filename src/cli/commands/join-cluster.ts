@@ -15,7 +15,11 @@ and verifies the control-plane node's certificate against the token before it se
     'sudo <%= config.bin %> join-cluster k8sj1_eyJ2Ijo...   # works, but warns: other users can read the command line',
   ];
   static override args = {
-    token: Args.string({ description: 'the join token; "-" reads it from stdin. Prefer --token-file: a token on the command line is readable by every local user while the join runs' }),
+    token: Args.string({
+      description: 'the join token; "-" reads it from stdin. Prefer --token-file: a token on the command line is readable by every local user while the join runs',
+      // oclif would otherwise take piped stdin (the join file of --file -) as the token.
+      ignoreStdin: true,
+    }),
   };
   static override flags = {
     name: Flags.string({ description: 'node name (default: the name the token is for, else the hostname)' }),
