@@ -133,6 +133,7 @@ def cp(testbed):
         n.start_k8sd()
         r = n.bootstrap(WEAKENED_BOOTSTRAP)
         assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{n.diagnostics()}"
+        assert "Warning: accept-insecure-node-args: kube-apiserver --profiling=true weakens a security default" in r.stderr, r.stderr
         n.wait_ready(timeout=300)
         yield n
     finally:
