@@ -7,7 +7,7 @@ import { KEY_ALGORITHMS, KeyAlgorithm } from '../crypto/types.js';
 import { tryParseDurationMs } from './duration.js';
 import { cidrsOverlap, parseCidrList, isDnsName, Cidr, CidrError } from './net.js';
 import { applyFeatureChanges, defaultFeatureSettings, FeatureConfigError, FeatureSettings } from './features.js';
-import { ACCEPT_KEY, assertSingleLine, checkArgOverrides, checkConfigFiles, OverrideError, WeakenedFlag } from './overrides.js';
+import { ACCEPT_KEY, assertSingleLine, checkArgOverrides, checkConfigFiles, checkContainerdConfig, OverrideError, WeakenedFlag } from './overrides.js';
 
 export const SERVICES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubelet', 'containerd', 'etcd'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -318,6 +318,7 @@ export function validateBootstrapConfig(doc: unknown, opts: { plain?: boolean } 
   try {
     weakened = checkArgOverrides(extraArgs, raw[ACCEPT_KEY], SERVICES);
     checkConfigFiles(configFiles);
+    checkContainerdConfig(raw['extra-node-containerd-config']);
     if (raw['containerd-base-dir'] !== undefined) assertSingleLine('containerd-base-dir', raw['containerd-base-dir']);
   } catch (err) {
     if (err instanceof OverrideError) throw new ConfigError(err.key, err.reason);

@@ -4,7 +4,7 @@ import yaml from 'js-yaml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isDnsName } from './net.js';
-import { ACCEPT_KEY, checkArgOverrides, checkConfigFiles, OverrideError, WeakenedFlag } from './overrides.js';
+import { ACCEPT_KEY, checkArgOverrides, checkConfigFiles, checkContainerdConfig, OverrideError, WeakenedFlag } from './overrides.js';
 
 export type JoinRole = 'control-plane' | 'worker';
 
@@ -125,6 +125,7 @@ export function validateJoinConfig(doc: unknown, role: JoinRole): JoinConfig {
   try {
     weakened = checkArgOverrides(extraArgs, raw[ACCEPT_KEY] as Record<string, string[]> | undefined, role === 'control-plane' ? CONTROL_PLANE_JOIN_SERVICES : WORKER_JOIN_SERVICES);
     checkConfigFiles(configFiles);
+    checkContainerdConfig(raw['extra-node-containerd-config'] as Record<string, unknown> | undefined);
   } catch (err) {
     if (err instanceof OverrideError) throw new JoinConfigError(err.key, err.reason);
     throw err;

@@ -227,3 +227,13 @@ export function checkConfigFiles(files: Record<string, string> | undefined): voi
     if (what) throw new OverrideError(key, `the content contains ${what}; config files are text (tabs and line ends only)`);
   }
 }
+
+/** Checks every key of extra-node-containerd-config (merged into config.toml): one line each. */
+export function checkContainerdConfig(config: Record<string, unknown> | undefined, where = 'extra-node-containerd-config'): void {
+  for (const [k, v] of Object.entries(config ?? {})) {
+    const key = `${where}.${k}`;
+    assertSingleLine(key, k);
+    if (typeof v === 'string') assertSingleLine(key, v);
+    else if (v && typeof v === 'object' && !Array.isArray(v)) checkContainerdConfig(v as Record<string, unknown>, key);
+  }
+}

@@ -138,3 +138,12 @@ describe('generated files', () => {
     expect(bootstrapError('extra-node-config-files:\n  ../../etc/x: "x"\n').key).toBe('extra-node-config-files.../../etc/x');
   });
 });
+
+describe('containerd config', () => {
+  it('refuses a key that would start a new TOML line, naming its path', () => {
+    const e = bootstrapError('extra-node-containerd-config:\n  plugins:\n    "a\\n[plugins.x]": 1\n');
+    expect(e.key).toBe('extra-node-containerd-config.plugins.a\n[plugins.x]');
+    expect(e.reason).toMatch(/newline/);
+    expect(joinError('extra-node-containerd-config:\n  "x\\ry": 1\n', 'worker').key).toBe('extra-node-containerd-config.x\ry');
+  });
+});
