@@ -104,6 +104,7 @@ LOCAL_CASES = [
     ("extra-file-replaces-kubelet-config", "extra-node-config-files:\n  kubelet-config.yaml: 'readOnlyPort: 10255'\n", "extra-node-config-files.kubelet-config.yaml"),
     ("extra-file-path", "extra-node-config-files:\n  ../../../etc/cron.d/x: '* * * * * root id'\n", "extra-node-config-files.../../../etc/cron.d/x"),
     ("dns-upstream-injection", "cluster-config:\n  dns:\n    enabled: true\n    upstream-nameservers: [\"/etc/resolv.conf\\n}\\n. {\"]\n", "cluster-config.dns.upstream-nameservers"),
+    ("containerd-key-injection", "extra-node-containerd-config:\n  plugins:\n    \"a\\n[plugins.x]\": 1\n", "extra-node-containerd-config.plugins.a"),
     ("accepted-flag-not-critical", "extra-node-kubelet-args:\n  --max-pods: 200\naccept-insecure-node-args:\n  kubelet: [max-pods]\n", "accept-insecure-node-args.kubelet[0]"),
 ]
 
