@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GENERATED_CONF_FILES } from './config/overrides.js';
 
 /** The repository (dev install) or $SNAP (snap install) that holds dist/, snap/ and the bundled binaries. */
 export const installRoot: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -72,6 +73,8 @@ export class Layout {
   get argsDir(): string { return this.common('args'); }
   args(service: string): string { return path.join(this.argsDir, service); }
   get confDir(): string { return this.common('args', 'conf.d'); }
+  /** The security-critical flags this node's args files weaken, accepted by the operator (k8s status, CIS run). */
+  get acceptedInsecureArgsFile(): string { return this.common('args', 'accepted-insecure-args.json'); }
   conf(file: string): string { return path.join(this.confDir, file); }
   get etcDir(): string { return this.common('etc'); }
 
@@ -142,7 +145,7 @@ export class Layout {
     ];
   }
   /** flanneld's network config and the subnet file it writes for this node. */
-  get flannelConfFile(): string { return this.conf('flannel-net-conf.json'); }
+  get flannelConfFile(): string { return this.conf(GENERATED_CONF_FILES.flannelNetConf); }
   get flannelSubnetFile(): string { return path.join(this.runDir, 'flannel', 'subnet.env'); }
 
   // Membership: the cluster members this node trusts on the cluster API (cached for when the datastore is gone).

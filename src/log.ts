@@ -1,5 +1,5 @@
 // winston logging: JSON lines to one file per process, readable lines on the console.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import winston from 'winston';
 
@@ -14,6 +14,21 @@ const redact = winston.format((info) => {
 });
 
 export type Logger = winston.Logger;
+
+const LOG_DIR_MODE = 0o700;
+const LOG_FILE_MODE = 0o600;
+
+/**
+ * The log directory 0700 and the log file 0600, also when they already exist with looser modes:
+ * the log names nodes, addresses and errors that other local users have no business reading.
+ */
+export function prepareLogFile(logFile: string): void {
+  const dir = path.dirname(logFile);
+  mkdirSync(dir, { recursive: true, mode: LOG_DIR_MODE });
+  chmodSync(dir, LOG_DIR_MODE);
+  closeSync(openSync(logFile, 'a', LOG_FILE_MODE));
+  chmodSync(logFile, LOG_FILE_MODE);
+}
 
 export function createLogger(processName: string, logFile?: string, level = process.env.K8S_LOG_LEVEL || 'info'): Logger {
   const transports: winston.transport[] = [
@@ -33,13 +48,15 @@ export function createLogger(processName: string, logFile?: string, level = proc
     }),
   ];
   if (logFile) {
-    mkdirSync(path.dirname(logFile), { recursive: true });
+    prepareLogFile(logFile);
     transports.push(
       new winston.transports.File({
         filename: logFile,
         maxsize: 50 * 1024 * 1024,
         maxFiles: 3,
         tailable: true,
+        // Rotated files are created by winston: 0600 too.
+        options: { flags: 'a', mode: LOG_FILE_MODE },
         format: winston.format.combine(redact(), winston.format.timestamp(), winston.format.json()),
       }),
     );

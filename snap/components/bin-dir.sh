@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the cached bin dir of a built component recipe; exits 1 (message on stderr) if it has not
-# been built (no .complete stamp) and 2 if there is no such recipe. Usage: bin-dir.sh <name>
+# been built (no .complete stamp) or its files no longer match their recorded SHA-256, and 2 if
+# there is no such recipe. Usage: bin-dir.sh <name>
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
@@ -11,4 +12,6 @@ dir="$(component_cache_root)/$name/$(cache_version "$name" "$version")"
 if ! is_done "$dir"; then
   echo "bin-dir: $name $version is not built; run snap/components/$name/build.sh" >&2; exit 1
 fi
+# What the dev scripts and tests run as root must be what the recipe built.
+verify_checksums "$dir"
 echo "$dir/bin"

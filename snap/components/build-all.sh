@@ -4,6 +4,7 @@
 # Usage: build-all.sh [name...]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/lib.sh"
 # Dependency order: pause reads ../kubernetes/version (and reuses its module download).
 order=(etcd kubernetes containerd runc cni coredns flannel kube-bench pause test-images)
 
@@ -19,5 +20,11 @@ for c in "${order[@]}"; do
   [[ " ${want[*]} " == *" $c "* ]] || continue
   echo "build-all: $c $(tr -d '[:space:]' < "$here/$c/version")" >&2
   bin="$(bash "$here/$c/build.sh")"
+  # Entries built before checksums were recorded get them now (trusting what they hold today).
+  if [[ ! -f "$(dirname "$bin")/SHA256SUMS" ]]; then
+    echo "build-all: $c: recording the SHA-256 of a cache entry built before checksums existed ($(dirname "$bin"))" >&2
+    record_checksums "$(dirname "$bin")"
+  fi
+  verify_checksums "$(dirname "$bin")"
   echo "$c=$bin"
 done

@@ -68,8 +68,52 @@ go_wrapper_module() {
   go mod tidy >&2
 }
 
-# publish_out TMP OUT: stamp TMP complete, then move it into place as OUT and print OUT/bin.
+# record_checksums DIR: DIR/SHA256SUMS, the SHA-256 of every file (and symlink, by its target) under DIR/bin (sha256sum format,
+# paths relative to DIR). k8sd and bin-dir.sh refuse a file whose hash no longer matches.
+record_checksums() {
+  (cd "$1" && find bin \( -type f -o -type l \) -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) > "$1/SHA256SUMS.tmp"
+  chmod 0644 "$1/SHA256SUMS.tmp"
+  mv "$1/SHA256SUMS.tmp" "$1/SHA256SUMS"
+}
+
+# verify_checksums DIR: every file under DIR/bin is listed in DIR/SHA256SUMS with its hash (no file
+# changed, none added); otherwise a message naming the file on stderr and status 1. Symlinks are
+# checked by their target, each target hashed once (six kubernetes names share one binary).
+verify_checksums() {
+  local dir="$1" name="" sum want file real got listed present bad=""
+  local rebuild="rm -rf '$dir' && bash snap/components/build-all.sh $(basename "$(dirname "$dir")")"
+  if [[ ! -f "$dir/SHA256SUMS" ]]; then
+    echo "component cache: $dir has no SHA256SUMS (built before checksums were recorded); run snap/components/build-all.sh $(basename "$(dirname "$dir")") to record them, or rebuild: $rebuild" >&2
+    return 1
+  fi
+  local -A hashed=()
+  while read -r want file; do
+    [[ -n "$file" ]] || continue
+    file="${file#\*}"
+    if [[ ! -e "$dir/$file" ]]; then bad+="$file: missing; "; continue; fi
+    real="$(realpath "$dir/$file")"
+    if [[ -z "${hashed[$real]:-}" ]]; then
+      read -r sum name < <(sha256sum "$real")
+      hashed[$real]="$sum"
+    fi
+    got="${hashed[$real]}"
+    [[ "$got" == "$want" ]] || bad+="$file: FAILED (SHA-256 $got, recorded $want); "
+  done < "$dir/SHA256SUMS"
+  if [[ -n "$bad" ]]; then
+    echo "component cache: checksum mismatch in $dir: ${bad%; }; refusing to use it. Rebuild it: $rebuild" >&2
+    return 1
+  fi
+  listed="$(sed 's/^[0-9a-f]*  //' "$dir/SHA256SUMS" | LC_ALL=C sort)"
+  present="$(cd "$dir" && find bin \( -type f -o -type l \) | LC_ALL=C sort)"
+  if [[ "$listed" != "$present" ]]; then
+    echo "component cache: $dir/bin holds files with no recorded checksum: $(comm -13 <(echo "$listed") <(echo "$present") | tr '\n' ' ')- refusing to use it. Rebuild it: $rebuild" >&2
+    return 1
+  fi
+}
+
+# publish_out TMP OUT: record TMP's checksums, stamp it complete, then move it into place as OUT and print OUT/bin.
 publish_out() {
+  record_checksums "$1"
   stamp_done "$1"
   rm -rf "$2"; mkdir -p "$(dirname "$2")"; mv "$1" "$2"
   echo "$2/bin"

@@ -7,6 +7,7 @@ import { KEY_ALGORITHMS, KeyAlgorithm } from '../crypto/types.js';
 import { tryParseDurationMs } from './duration.js';
 import { cidrsOverlap, parseCidrList, isDnsName, Cidr, CidrError } from './net.js';
 import { applyFeatureChanges, defaultFeatureSettings, FeatureConfigError, FeatureSettings } from './features.js';
+import { ACCEPT_KEY, assertSingleLine, checkArgOverrides, checkConfigFiles, checkContainerdConfig, OverrideError, WeakenedFlag } from './overrides.js';
 
 export const SERVICES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubelet', 'containerd', 'etcd'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -130,6 +131,8 @@ export const bootstrapSchema = z.strictObject({
   'service-account-key': key,
   'extra-node-config-files': z.record(z.string(), z.string()).optional(),
   'extra-node-containerd-config': z.record(z.string(), z.unknown()).optional(),
+  /** Security-critical flags (per service) the operator accepts that extra-node-<service>-args change. */
+  [ACCEPT_KEY]: z.record(z.string(), z.array(z.string())).optional(),
   'containerd-base-dir': z.string().startsWith('/', 'must be an absolute path').optional(),
   // Our additions.
   'key-type': z.enum(KEY_ALGORITHMS as unknown as [KeyAlgorithm, ...KeyAlgorithm[]]).optional(),
@@ -157,6 +160,10 @@ export interface BootstrapConfig {
   keyType: KeyAlgorithm;
   clusterDomain: string;
   extraArgs: Partial<Record<ServiceName, Record<string, string | null>>>;
+  /** Security-critical flags the extra args change, accepted under accept-insecure-node-args. */
+  weakened: WeakenedFlag[];
+  /** extra-node-config-files: name -> content, written under $SNAP_COMMON/args/conf.d. */
+  configFiles: Record<string, string>;
   supplied: Partial<Record<SuppliedCertName, { crt?: string; key?: string }>>;
   fips: boolean;
   failCgroupV1: boolean;
@@ -306,6 +313,17 @@ export function validateBootstrapConfig(doc: unknown, opts: { plain?: boolean } 
     if (!a) continue;
     extraArgs[svc] = Object.fromEntries(Object.entries(a).map(([flag, v]) => [flag.replace(/^-+/, ''), v === null ? null : String(v)]));
   }
+  const configFiles = raw['extra-node-config-files'] ?? {};
+  let weakened: WeakenedFlag[];
+  try {
+    weakened = checkArgOverrides(extraArgs, raw[ACCEPT_KEY], SERVICES);
+    checkConfigFiles(configFiles);
+    checkContainerdConfig(raw['extra-node-containerd-config']);
+    if (raw['containerd-base-dir'] !== undefined) assertSingleLine('containerd-base-dir', raw['containerd-base-dir']);
+  } catch (err) {
+    if (err instanceof OverrideError) throw new ConfigError(err.key, err.reason);
+    throw err;
+  }
 
   const sec = raw.security ?? {};
   const ps = sec['pod-security'] ?? {};
@@ -322,6 +340,8 @@ export function validateBootstrapConfig(doc: unknown, opts: { plain?: boolean } 
     keyType: raw['key-type'] ?? 'ecdsa-p256',
     clusterDomain: features.dns['cluster-domain'],
     extraArgs,
+    weakened,
+    configFiles,
     supplied,
     fips: raw.fips ?? false,
     failCgroupV1: raw['fail-cgroup-v1'] ?? false,

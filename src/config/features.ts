@@ -3,6 +3,7 @@
 // stores the result in the cluster config, the feature controller acts on it.
 import { isIP } from 'node:net';
 import { isDnsName, nthAddress, parseCidrList } from './net.js';
+import { controlCharacterProblem } from './overrides.js';
 
 /** Features this release deploys. */
 export const IMPLEMENTED_FEATURES = ['network', 'dns'] as const;
@@ -69,7 +70,13 @@ function parseList(value: unknown): string[] {
 
 /** An upstream for CoreDNS's forward plugin: an IP (optionally :port) or a resolv.conf path. */
 function checkUpstream(key: string, u: string): void {
-  if (u.startsWith('/')) return;
+  // The value lands in a Corefile line: a newline or a space would add directives of its own.
+  const problem = controlCharacterProblem(u);
+  if (problem) throw new FeatureConfigError(key, problem);
+  if (u.startsWith('/')) {
+    if (/\s/.test(u)) throw new FeatureConfigError(key, `"${u}" contains a space; a resolv.conf path is one word`);
+    return;
+  }
   const host = u.replace(/^(dns|tls):\/\//, '').replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
   if (isIP(host) === 0) throw new FeatureConfigError(key, `"${u}" is neither an IP address (optionally with :port) nor a resolv.conf path such as /etc/resolv.conf`);
 }

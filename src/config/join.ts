@@ -4,6 +4,7 @@ import yaml from 'js-yaml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isDnsName } from './net.js';
+import { ACCEPT_KEY, checkArgOverrides, checkConfigFiles, checkContainerdConfig, OverrideError, WeakenedFlag } from './overrides.js';
 
 export type JoinRole = 'control-plane' | 'worker';
 
@@ -32,12 +33,12 @@ const pem = (kind: 'CERTIFICATE' | 'PRIVATE KEY') =>
 const extraArgs = z
   .record(z.string().regex(/^--?[A-Za-z0-9][A-Za-z0-9-_.]*$/, 'flag names look like --flag-name'), z.union([z.string(), z.number(), z.boolean(), z.null()]))
   .optional();
-const configFileName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'file names are plain names (no "/"), written under $SNAP_COMMON/args/conf.d');
 
 function schemaFor(role: JoinRole) {
   const shape: Record<string, z.ZodTypeAny> = {
     'disable-system-tuning': z.boolean().optional(),
-    'extra-node-config-files': z.record(configFileName, z.string()).optional(),
+    'extra-node-config-files': z.record(z.string(), z.string()).optional(),
+    [ACCEPT_KEY]: z.record(z.string(), z.array(z.string())).optional(),
     'extra-node-containerd-config': z.record(z.string(), z.unknown()).optional(),
     'containerd-base-dir': z.string().startsWith('/', 'must be an absolute path').optional(),
     fips: z.boolean().optional(),
@@ -57,6 +58,8 @@ export interface JoinConfig {
   extraSans: string[];
   /** Flag overrides per service; null deletes a default flag. */
   extraArgs: Partial<Record<JoinService, Record<string, string | null>>>;
+  /** Security-critical flags the extra args change, accepted under accept-insecure-node-args. */
+  weakened: WeakenedFlag[];
   /** Supplied certificates, keyed like the bootstrap config (e.g. "apiserver", "kubelet-client"). */
   supplied: Record<string, { crt?: string; key?: string }>;
   configFiles: Record<string, string>;
@@ -117,13 +120,24 @@ export function validateJoinConfig(doc: unknown, role: JoinRole): JoinConfig {
     if (!a) continue;
     extraArgs[svc] = Object.fromEntries(Object.entries(a).map(([flag, v]) => [flag.replace(/^-+/, ''), v === null ? null : String(v)]));
   }
+  const configFiles = (raw['extra-node-config-files'] as Record<string, string> | undefined) ?? {};
+  let weakened: WeakenedFlag[];
+  try {
+    weakened = checkArgOverrides(extraArgs, raw[ACCEPT_KEY] as Record<string, string[]> | undefined, role === 'control-plane' ? CONTROL_PLANE_JOIN_SERVICES : WORKER_JOIN_SERVICES);
+    checkConfigFiles(configFiles);
+    checkContainerdConfig(raw['extra-node-containerd-config'] as Record<string, unknown> | undefined);
+  } catch (err) {
+    if (err instanceof OverrideError) throw new JoinConfigError(err.key, err.reason);
+    throw err;
+  }
   return {
     role,
     raw,
     extraSans,
     extraArgs,
+    weakened,
     supplied,
-    configFiles: (raw['extra-node-config-files'] as Record<string, string> | undefined) ?? {},
+    configFiles,
     containerdConfig: (raw['extra-node-containerd-config'] as Record<string, unknown> | undefined) ?? {},
     fips: raw.fips === true,
   };

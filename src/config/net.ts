@@ -100,3 +100,34 @@ export function isDnsName(name: string): boolean {
   const trimmed = name.startsWith('*.') ? name.slice(2) : name;
   return trimmed.length <= 253 && trimmed.split('.').every((l) => DNS_LABEL.test(l));
 }
+
+export class ServerUrlError extends Error {
+  constructor(readonly input: string, readonly reason: string) {
+    super(`invalid server ${JSON.stringify(input)}: ${reason}`);
+    this.name = 'ServerUrlError';
+  }
+}
+
+/**
+ * An apiserver URL as a user gives it to `k8s config --server`: https://host[:port][/path], or a
+ * bare host[:port] (https is assumed). Anything else (another scheme, credentials, a query, spaces
+ * or control characters) is refused, so the value cannot reshape the kubeconfig it is put into.
+ */
+export function parseServerUrl(input: string): string {
+  const text = input.trim();
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f]/.test(text) || text === '') throw new ServerUrlError(input, 'must be a URL without spaces or control characters, such as https://10.0.0.5:6443');
+  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text) ? text : `https://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ServerUrlError(input, 'is not a URL; give https://<host>[:<port>], e.g. https://10.0.0.5:6443');
+  }
+  if (url.protocol !== 'https:') throw new ServerUrlError(input, `scheme ${url.protocol.replace(/:$/, '')} is not allowed; the apiserver is served over https://`);
+  if (url.username || url.password) throw new ServerUrlError(input, 'must not carry credentials (user:password@)');
+  if (url.search || url.hash) throw new ServerUrlError(input, 'must not have a query or fragment');
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host) === 0 && !isDnsName(host)) throw new ServerUrlError(input, `"${url.hostname}" is neither an IP address nor a DNS name`);
+  return url.pathname === '/' ? `${url.protocol}//${url.host}` : url.href;
+}

@@ -4,7 +4,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http';
 import https from 'node:https';
 import { ServerResponse } from 'node:http';
-import { defaultNodeAddress, isLoopback } from '../config/net.js';
+import { defaultNodeAddress, isLoopback, parseServerUrl, ServerUrlError } from '../config/net.js';
+import { kubeconfigWithServer } from '../pki/signer.js';
 import { isIP } from 'node:net';
 import { CryptoBackend } from '../crypto/types.js';
 import { EtcdClient } from '../datastore/etcd.js';
@@ -27,6 +28,7 @@ import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode } from '../crypto/fips.js';
 import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
+import { readWeakenedFlags, warnWeakenedFlags } from './overrides.js';
 
 export const K8SD_PORT = 6400;
 
@@ -87,6 +89,7 @@ export class K8sd {
     await this.startLocalApi();
     const node = this.node();
     if (node) {
+      warnWeakenedFlags(this.log, readWeakenedFlags(l), 'start');
       try {
         await this.startNodeServices(node);
       } catch (err) {
@@ -175,9 +178,15 @@ export class K8sd {
     this.requireControlPlane();
     let text = readFileSync(this.layout.kubeconfig('admin.conf'), 'utf8');
     const server = req.query.get('server');
-    if (server) {
-      const url = /^https?:\/\//.test(server) ? server : `https://${server}`;
-      text = text.replace(/server: .*/, `server: ${url}`);
+    if (server !== null) {
+      let url: string;
+      try {
+        url = parseServerUrl(server);
+      } catch (err) {
+        if (err instanceof ServerUrlError) throw new ApiError(400, `${err.message}; nothing was changed`);
+        throw err;
+      }
+      text = kubeconfigWithServer(text, url);
     }
     return { kubeconfig: text };
   }

@@ -5,6 +5,8 @@ import { apiserverGet, apiserverReady } from './kube.js';
 import { featureStatuses, FeatureStatus } from './features/index.js';
 import { ServiceStatus } from '../services/manager.js';
 import { goFipsModule } from '../crypto/go-buildinfo.js';
+import type { WeakenedFlag } from '../config/overrides.js';
+import { readWeakenedFlags } from './overrides.js';
 
 export interface DatastoreMember {
   name: string;
@@ -33,6 +35,8 @@ export interface ClusterStatus {
     /** FIPS mode: the Go Cryptographic Module (GOFIPS140) each Go component binary was built with, or "none". */
     goModules?: Record<string, string>;
   };
+  /** Security-critical flags this node's overrides weaken, accepted under accept-insecure-node-args (empty: none). */
+  'insecure-overrides': WeakenedFlag[];
 }
 
 /** The Go component binaries a node of this role runs, as [component, binary]. */
@@ -70,7 +74,7 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
     ? { enabled: true, provider: d.fips.provider.name, version: d.fips.provider.version, requestedBy: d.fips.request.requestedBy, goModules: goModules(d) }
     : { enabled: false, requestedBy: [] };
   if (!node) {
-    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [], 'node-ready': false, features: [], fips };
+    return { ready: false, 'node-name': d.host.hostname(), role: 'none', address: d.host.defaultAddress(), ha: false, datastore: { type: 'etcd', members: [] }, versions, services: [], 'node-ready': false, features: [], fips, 'insecure-overrides': [] };
   }
   const managed = existsSync(l.args('etcd'));
   // Workers have no admin.conf: they check the API (through their k8s-apiserver-proxy) as the kubelet.
@@ -102,7 +106,7 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
   const ready = apiReady && services.every((s) => s.state === 'running') && nodeReady && features.every((f) => !f.enabled || f.ready);
   versions.coredns = safeVersion(() => l.componentVersion('coredns'));
   versions.flannel = safeVersion(() => l.componentVersion('flannel'));
-  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, 'node-ready': nodeReady, features, fips };
+  return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, 'node-ready': nodeReady, features, fips, 'insecure-overrides': readWeakenedFlags(l) };
 }
 
 /** Whether the Node object of this node has condition Ready=True. */

@@ -223,6 +223,13 @@ export function renderKubeconfig(server: string, caPems: string[], cert: string,
   });
 }
 
+/** The same kubeconfig with every cluster's server set to `server` (already validated), re-rendered as YAML. */
+export function kubeconfigWithServer(text: string, server: string): string {
+  const doc = yaml.load(text, { schema: yaml.CORE_SCHEMA }) as { clusters?: Array<{ cluster?: { server?: string } }> };
+  for (const c of doc.clusters ?? []) if (c.cluster) c.cluster.server = server;
+  return yaml.dump(doc);
+}
+
 /** Trust bundle for a CA: the CA itself plus anything trusted alongside it during rotation. */
 export function trustBundle(ca: CaMaterial): string {
   return [ca.cert, ...(ca.extraTrust ?? [])].map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');

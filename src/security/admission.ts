@@ -1,6 +1,7 @@
 // Admission control: one AdmissionConfiguration (apiserver.config.k8s.io/v1) carrying
 // the PodSecurity defaults and the EventRateLimit limits inline, plus the
 // --enable-admission-plugins list. CIS 1.2.3, 1.2.9–1.2.14 and 5.2.x.
+import { GENERATED_CONF_FILES } from '../config/overrides.js';
 import type { Layout } from '../layout.js';
 import type { Args } from '../services/args.js';
 import { SecuritySettingsError } from './errors.js';
@@ -96,7 +97,7 @@ export const KNOWN_ADMISSION_PLUGINS: readonly string[] = [
 const FORBIDDEN_PLUGINS: readonly string[] = ['AlwaysAdmit', 'AlwaysDeny'];
 
 export function admissionPaths(layout: Layout): { configFile: string } {
-  return { configFile: layout.conf('admission-control.yaml') };
+  return { configFile: layout.conf(GENERATED_CONF_FILES.admissionControl) };
 }
 
 export interface AdmissionSettingsInput {

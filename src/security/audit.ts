@@ -1,6 +1,7 @@
 // kube-apiserver audit logging: the policy (audit.k8s.io/v1) and its flags.
 // CIS 1.2.16–1.2.19 (log path and rotation) and 3.2.1–3.2.2 (policy and its coverage).
 import path from 'node:path';
+import { GENERATED_CONF_FILES } from '../config/overrides.js';
 import type { Layout } from '../layout.js';
 import type { Args } from '../services/args.js';
 import { SecuritySettingsError } from './errors.js';
@@ -37,7 +38,7 @@ export interface AuditPaths {
 }
 
 export function auditPaths(layout: Layout): AuditPaths {
-  return { policyFile: layout.conf('audit-policy.yaml'), logFile: path.join(layout.auditLogDir, 'audit.log') };
+  return { policyFile: layout.conf(GENERATED_CONF_FILES.auditPolicy), logFile: path.join(layout.auditLogDir, 'audit.log') };
 }
 
 export interface AuditGroupResources {

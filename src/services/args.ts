@@ -1,5 +1,6 @@
 // Service argument files: $SNAP_COMMON/args/<service>, one --flag=value per line.
 import { existsSync, readFileSync } from 'node:fs';
+import { controlCharacterProblem } from '../config/overrides.js';
 
 export type Args = Record<string, string>;
 export type ArgOverrides = Record<string, string | null>;
@@ -18,7 +19,20 @@ export function mergeArgs(defaults: Args, ...overrides: Array<ArgOverrides | und
   return out;
 }
 
+/** A flag or value that would not stay on its own line of an args file. */
+export class ArgsFileError extends Error {
+  constructor(readonly flag: string, readonly reason: string) {
+    super(`refusing to write --${flag}: ${reason}`);
+    this.name = 'ArgsFileError';
+  }
+}
+
+/** One flag per line; a name or value with a newline or another control character is refused, never written. */
 export function renderArgsFile(args: Args): string {
+  for (const [k, v] of Object.entries(args)) {
+    const problem = controlCharacterProblem(k) ?? controlCharacterProblem(v);
+    if (problem) throw new ArgsFileError(k, problem);
+  }
   return Object.entries(args)
     .map(([k, v]) => `--${k}=${v}`)
     .join('\n') + '\n';

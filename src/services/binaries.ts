@@ -1,6 +1,9 @@
-// The component binaries a node needs: present, and in FIPS mode built with Go's FIPS 140-3
+// The component binaries a node needs: present, unchanged since their recipe built them (the
+// SHA-256 recorded in the cache entry's SHA256SUMS), and in FIPS mode built with Go's FIPS 140-3
 // module. One check shared by bootstrap, both joins, the supervisor and the CLI.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { GoBuildInfoError, goFipsModule } from '../crypto/go-buildinfo.js';
 import { GO_COMPONENTS, Layout } from '../layout.js';
 
@@ -41,6 +44,55 @@ export function verifyGoFips(layout: Layout, component: string, file: string): s
   return module;
 }
 
+/**
+ * SHA-256 of files already hashed, by identity (device, inode, size, mtime, ctime: writing a file
+ * moves its ctime). The hybrid kubernetes binary behind six symlinks is hashed once.
+ */
+const hashByIdentity = new Map<string, string>();
+
+function sha256File(file: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Refuses a component file from the build cache whose SHA-256 differs from the one its recipe
+ * recorded (snap/components/lib.sh record_checksums), or that has none. Snap installs are skipped:
+ * $SNAP is a read-only image that snapd verified.
+ */
+export function verifyComponentChecksum(layout: Layout, component: string, file: string): void {
+  if (layout.inSnap || component === 'k8s') return;
+  // <cache>/<component>/<key>/bin/<file>
+  const entry = path.dirname(path.dirname(file));
+  const sums = path.join(entry, 'SHA256SUMS');
+  const rebuild = `rebuild it: rm -rf ${entry} && bash snap/components/build-all.sh ${component}`;
+  if (!existsSync(sums)) {
+    throw new ComponentError(
+      `${file} has no recorded checksum (${sums} is missing); refusing to run it. For a cache built before checksums were recorded, run bash snap/components/build-all.sh ${component}; otherwise ${rebuild}`,
+    );
+  }
+  const rel = path.relative(entry, file);
+  const expected = readFileSync(sums, 'utf8')
+    .split('\n')
+    .map((line) => /^([0-9a-f]{64}) [ *](.+)$/.exec(line))
+    .find((m) => m?.[2] === rel)?.[1];
+  if (!expected) throw new ComponentError(`${file} is not listed in ${sums}; refusing to run it; ${rebuild}`);
+  const st = statSync(file, { bigint: true });
+  const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  const actual = hashByIdentity.get(identity) ?? sha256File(file);
+  if (actual !== expected) {
+    throw new ComponentError(`checksum mismatch: ${file} has SHA-256 ${actual}, but ${sums} recorded ${expected} when it was built; refusing to run it; ${rebuild}`);
+  }
+  hashByIdentity.set(identity, actual);
+}
+
 /** Throws a ComponentError naming every missing or (in FIPS mode) non-FIPS binary and how to build it. */
 export function assertComponents(layout: Layout, binaries: readonly ComponentBinary[]): void {
   const missing = binaries.filter(([c, b]) => !existsSync(layout.componentBinary(c, b)));
@@ -48,5 +100,8 @@ export function assertComponents(layout: Layout, binaries: readonly ComponentBin
     const hints = [...new Set(missing.map(([c]) => layout.componentBuildHint(c)))];
     throw new ComponentError(`component binaries are missing: ${missing.map(([c, b]) => layout.componentBinary(c, b)).join(', ')}; ${hints.join('; ')}`);
   }
-  for (const [c, b] of binaries) verifyGoFips(layout, c, layout.componentBinary(c, b));
+  for (const [c, b] of binaries) {
+    verifyComponentChecksum(layout, c, layout.componentBinary(c, b));
+    verifyGoFips(layout, c, layout.componentBinary(c, b));
+  }
 }

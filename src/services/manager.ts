@@ -11,7 +11,7 @@ import { Logger } from '../log.js';
 import { writeFileAtomic } from '../host/files.js';
 import { argsToArgv, readArgsFile, readEnvFile } from './args.js';
 import { BINARIES, ServiceId } from './specs.js';
-import { verifyGoFips } from './binaries.js';
+import { verifyComponentChecksum, verifyGoFips } from './binaries.js';
 
 export type ServiceState = 'running' | 'starting' | 'stopped' | 'backoff' | 'failed';
 
@@ -145,13 +145,14 @@ export class Supervisor implements ServiceManager {
       throw new ServiceError(s.name, s.lastExit);
     }
     try {
+      verifyComponentChecksum(this.layout, BINARIES[s.name].component, file);
       verifyGoFips(this.layout, BINARIES[s.name].component, file);
     } catch (err) {
       s.state = 'failed';
       s.lastExit = (err as Error).message;
       throw new ServiceError(s.name, s.lastExit);
     }
-    mkdirSync(this.layout.logDir, { recursive: true });
+    mkdirSync(this.layout.logDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.layout.runDir, { recursive: true });
     const logFd = openSync(this.layout.log(s.name), 'a', 0o600);
     const child = spawn(file, argv, {

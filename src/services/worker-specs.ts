@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Layout } from '../layout.js';
 import { Args } from './args.js';
 import { GO_TLS_CIPHER_SUITES, ServiceId } from './specs.js';
+import { controlCharacterProblem, GENERATED_CONF_FILES } from '../config/overrides.js';
 
 /** The sandbox ("pause") image; the pause component builds it under this name. */
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.2';
@@ -44,10 +45,10 @@ export interface NodeServiceContext {
 
 /** Config files of the node components, by path. */
 export function kubeletConfigPath(l: Layout): string {
-  return l.conf('kubelet-config.yaml');
+  return l.conf(GENERATED_CONF_FILES.kubeletConfig);
 }
 export function apiserverProxyEndpointsPath(l: Layout): string {
-  return l.conf('k8s-apiserver-proxy.json');
+  return l.conf(GENERATED_CONF_FILES.apiserverProxyEndpoints);
 }
 export function cniConflistPath(l: Layout): string {
   return path.join(l.cniConfDir, '10-k8s-bridge.conflist');
@@ -139,7 +140,14 @@ export function mergeToml(base: TomlTable, extra: Record<string, unknown>): Toml
 }
 
 const BARE_KEY = /^[A-Za-z0-9_-]+$/;
-const tomlKey = (k: string): string => (BARE_KEY.test(k) ? k : `'${k.replace(/'/g, '')}'`);
+// A literal (single-quoted) key cannot hold a quote or a line end; validation refuses such keys
+// first (extra-node-containerd-config), this is the backstop for any other caller.
+const tomlKey = (k: string): string => {
+  if (BARE_KEY.test(k)) return k;
+  const problem = controlCharacterProblem(k);
+  if (problem) throw new Error(`containerd config key ${JSON.stringify(k)}: ${problem}`);
+  return `'${k.replace(/'/g, '')}'`;
+};
 function tomlScalar(v: TomlValue): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);

@@ -16,6 +16,9 @@
 #   --keep          keep the temporary dir (config and kube-bench's JSON) and print its path
 #
 # Exit status: 0 with no FAIL, 1 with at least one FAIL, 2 when kube-bench could not run.
+# FAILs that check a flag the operator weakened on purpose (accept-insecure-node-args) are marked
+# "accepted deviation" in the summary and listed under "AcceptedDeviations" in the JSON; they still
+# count as FAILs.
 set -euo pipefail
 
 BENCHMARK=ck8s-cis-1.12
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
     --targets=*) targets="${1#*=}" ;;
     --netns) netns="$2"; shift ;;
     --netns=*) netns="${1#*=}" ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) [ -z "$root" ] || { echo "one K8S_ROOT only" >&2; exit 2; }; root="$1" ;;
   esac
@@ -110,13 +113,40 @@ if [ ! -s "$tmp/result.json" ]; then
   exit 2
 fi
 
+# Security-critical flags the operator weakened on purpose (accept-insecure-node-args; k8sd records
+# them beside the args files): every FAIL that checks one of these flags is a noted deviation, listed
+# as such in the summary and, with --json, under "AcceptedDeviations".
+accepted="$prefix/var/snap/k8s/common/args/accepted-insecure-args.json"
+python3 - "$tmp/result.json" "$accepted" <<'EOF'
+import json, os, re, sys
+path, accepted = sys.argv[1:]
+data = json.load(open(path))
+if not isinstance(data, dict):
+    data = {"Controls": data}
+weakened = json.load(open(accepted)).get("weakened", []) if os.path.exists(accepted) else []
+deviations = []
+for c in data["Controls"]:
+    for t in c.get("tests", []):
+        for r in t.get("results", []):
+            if r["status"] != "FAIL":
+                continue
+            text = " ".join(str(r.get(k) or "") for k in ("test_desc", "expected_result", "audit"))
+            for w in weakened:
+                if re.search(rf"--{re.escape(w['flag'])}(?![A-Za-z0-9-])", text):
+                    deviations.append({"test_number": r["test_number"], "test_desc": r["test_desc"], "service": w["service"], "flag": w["flag"], "value": w["value"]})
+                    break
+data["AcceptedDeviations"] = deviations
+data["AcceptedInsecureArgs"] = weakened
+json.dump(data, open(path, "w"))
+EOF
+
 [ "$json" = 1 ] && cat "$tmp/result.json"
 
 python3 - "$tmp/result.json" "$BENCHMARK" "$root" "$targets" <<'EOF' >&$([ "$json" = 1 ] && echo 2 || echo 1)
 import json, sys
 path, bench, root, targets = sys.argv[1:]
 data = json.load(open(path))
-controls = data["Controls"] if isinstance(data, dict) else data
+controls = data["Controls"]
 print(f"kube-bench {bench} on {root} (targets {targets})")
 tot = {"PASS": 0, "FAIL": 0, "WARN": 0, "INFO": 0}
 for c in controls:
@@ -125,12 +155,17 @@ for c in controls:
         tot[k] += counts[k]
     print(f"  {c['node_type']:<13} {c['id']:>2} {c['text']:<42} " + "  ".join(f"{k} {v:>3}" for k, v in counts.items()))
 print(f"  {'total':<56} " + "  ".join(f"{k} {v:>3}" for k, v in tot.items()))
+noted = {d["test_number"]: d for d in data["AcceptedDeviations"]}
 for state in ("FAIL", "WARN"):
     rows = [r for c in controls for t in c.get("tests", []) for r in t.get("results", []) if r["status"] == state]
     if rows:
         print(f"{state}:")
         for r in rows:
-            print(f"  {r['test_number']:<8} {r['test_desc']}")
+            d = noted.get(r["test_number"]) if state == "FAIL" else None
+            note = f"  [accepted deviation: {d['service']} --{d['flag']}{'' if d['value'] is None else '=' + d['value']}]" if d else ""
+            print(f"  {r['test_number']:<8} {r['test_desc']}{note}")
+weakened = data["AcceptedInsecureArgs"]
+print("accepted insecure overrides (accept-insecure-node-args): " + (", ".join(f"{w['service']} --{w['flag']}{' (removed)' if w['value'] is None else '=' + w['value']}" for w in weakened) or "none"))
 EOF
 
 fails="$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d["Controls"] if isinstance(d,dict) else d; print(sum(x.get("total_fail",0) for x in c))' "$tmp/result.json")"

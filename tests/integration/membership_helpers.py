@@ -34,9 +34,19 @@ def get_token(cp: Node, name: str | None = None, *, worker: bool = False, expire
     return token
 
 
+def token_file(node: Node, token: str) -> Path:
+    """The token in a 0600 file of the node's work dir, for --token-file (never on the command line)."""
+    path = node.workdir / "join-token"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return path
+
+
 def join(node: Node, token: str, config: dict | None = None, timeout: str = "300s", name: str | None = None):
-    """`k8s join-cluster` on node (started k8sd required)."""
-    args = ["join-cluster", token, "--name", name or node.name, "--address", node.address, "--timeout", timeout]
+    """`k8s join-cluster --token-file` on node (started k8sd required)."""
+    args = ["join-cluster", "--token-file", str(token_file(node, token)), "--name", name or node.name, "--address", node.address, "--timeout", timeout]
     text = None
     if config:
         args += ["--file", "-"]

@@ -91,6 +91,21 @@ LOCAL_CASES = [
     ("bad-dns-service-ip", "cluster-config:\n  dns:\n    service-ip: 10.152.183.300\n", "cluster-config.dns.service-ip"),
     ("bad-extra-arg-name", "extra-node-kube-apiserver-args:\n  'bad flag': x\n", "extra-node-kube-apiserver-args"),
     ("relative-containerd-dir", "containerd-base-dir: var/lib/containerd\n", "containerd-base-dir"),
+    # Overrides that would undo a security default without the operator saying so (issue 13, finding 4).
+    ("apiserver-always-allow", "extra-node-kube-apiserver-args:\n  --authorization-mode: AlwaysAllow\n", "extra-node-kube-apiserver-args.authorization-mode"),
+    ("apiserver-anonymous", "extra-node-kube-apiserver-args:\n  --anonymous-auth: 'true'\n", "extra-node-kube-apiserver-args.anonymous-auth"),
+    ("apiserver-no-encryption", "extra-node-kube-apiserver-args:\n  --encryption-provider-config: null\n", "extra-node-kube-apiserver-args.encryption-provider-config"),
+    ("etcd-no-client-certs", "extra-node-etcd-args:\n  --client-cert-auth: 'false'\n", "extra-node-etcd-args.client-cert-auth"),
+    ("kubelet-read-only-port", "extra-node-kubelet-args:\n  --read-only-port: 10255\n", "extra-node-kubelet-args.read-only-port"),
+    ("flag-line-injection", "extra-node-kube-apiserver-args:\n  --request-timeout: \"120s\\n--authorization-mode=AlwaysAllow\"\n", "extra-node-kube-apiserver-args.request-timeout"),
+    ("control-character", "extra-node-kubelet-args:\n  --v: \"2\\u0000\"\n", "extra-node-kubelet-args.v"),
+    ("extra-file-replaces-admission", "extra-node-config-files:\n  admission-control.yaml: 'plugins: []'\n", "extra-node-config-files.admission-control.yaml"),
+    ("extra-file-replaces-audit-policy", "extra-node-config-files:\n  audit-policy.yaml: 'rules: []'\n", "extra-node-config-files.audit-policy.yaml"),
+    ("extra-file-replaces-kubelet-config", "extra-node-config-files:\n  kubelet-config.yaml: 'readOnlyPort: 10255'\n", "extra-node-config-files.kubelet-config.yaml"),
+    ("extra-file-path", "extra-node-config-files:\n  ../../../etc/cron.d/x: '* * * * * root id'\n", "extra-node-config-files.../../../etc/cron.d/x"),
+    ("dns-upstream-injection", "cluster-config:\n  dns:\n    enabled: true\n    upstream-nameservers: [\"/etc/resolv.conf\\n}\\n. {\"]\n", "cluster-config.dns.upstream-nameservers"),
+    ("containerd-key-injection", "extra-node-containerd-config:\n  plugins:\n    \"a\\n[plugins.x]\": 1\n", "extra-node-containerd-config.plugins.a"),
+    ("accepted-flag-not-critical", "extra-node-kubelet-args:\n  --max-pods: 200\naccept-insecure-node-args:\n  kubelet: [max-pods]\n", "accept-insecure-node-args.kubelet[0]"),
 ]
 
 

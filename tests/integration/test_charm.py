@@ -158,8 +158,9 @@ esac
         path = self.home / "k8s"
         path.write_text(f"""#!/bin/bash
 # `k8s` for {self.unit}: the real CLI against node {n.name}; kubectl inside its netns (admin.conf is on 127.0.0.1).
-args=("$@"); [ "$1" = join-cluster ] && [ $# -ge 2 ] && args[1]='<token>'
-printf '%s\\tk8s %s\\n' "$EPOCHREALTIME" "${{args[*]}}" >> '{self.workload_log}'
+# The charm must never put a join token on the command line (/proc/<pid>/cmdline is world-readable).
+case " $* " in *" k8sj1_"*) echo "k8s stand-in: a join token was passed in argv" >&2; exit 97 ;; esac
+printf '%s\\tk8s %s\\n' "$EPOCHREALTIME" "$*" >> '{self.workload_log}'
 export K8S_ROOT='{n.root}' K8S_NODE_NAME='{n.name}' K8S_COMPONENT_CACHE='{cache}'
 if [ "$1" = kubectl ]; then exec nsenter --net='{NETNS_DIR / n.netns}' '{K8S}' "$@"; fi
 exec '{K8S}' "$@"

@@ -18,6 +18,7 @@ and no namespace is left in it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -56,7 +57,13 @@ def fips_env() -> dict[str, str]:
 
 
 def component_bin(name: str) -> Path:
-    """Cache bin dir of a pinned component (the same resolution the product uses)."""
+    """Cache bin dir of a pinned component (the same resolution the product uses). bin-dir.sh checks
+    the entry's SHA-256 sums, so the answer is kept for the session (per cache root and FIPS setting)."""
+    return _component_bin(name, os.environ.get("K8S_COMPONENT_CACHE", ""), os.environ.get("K8S_GOFIPS140", "\0"))
+
+
+@functools.lru_cache(maxsize=None)
+def _component_bin(name: str, _cache: str, _gofips: str) -> Path:
     out = subprocess.run(
         ["bash", str(REPO / "snap" / "components" / "bin-dir.sh"), name], check=True, capture_output=True, text=True
     )

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { Layout } from '../../src/layout.js';
 import { silentLogger } from '../../src/log.js';
 import { assertComponents, ComponentError } from '../../src/services/binaries.js';
 import { Supervisor } from '../../src/services/manager.js';
+import { installComponent, recordChecksums } from './component-cache.js';
 
 function layoutFor(env: Record<string, string> = {}): Layout {
   const root = mkdtempSync(path.join(tmpdir(), 'k8s-comp-'));
@@ -13,11 +14,7 @@ function layoutFor(env: Record<string, string> = {}): Layout {
 }
 
 function install(layout: Layout, component: string, binary: string, content = '#!/bin/sh\nexec sleep 30\n'): string {
-  const file = layout.componentBinary(component, binary);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, content);
-  chmodSync(file, 0o755);
-  return file;
+  return installComponent(layout, component, binary, content);
 }
 
 describe('component binaries in FIPS mode', () => {
@@ -62,6 +59,7 @@ describe('component binaries in FIPS mode', () => {
     const target = elf.componentBinary('cni', 'bridge');
     mkdirSync(path.dirname(target), { recursive: true });
     symlinkSync(process.execPath, target);
+    recordChecksums(path.dirname(path.dirname(target)));
     expect(() => assertComponents(elf, [['cni', 'bridge']])).toThrow(/no \.go\.buildinfo section/);
     const normal = layoutFor();
     install(normal, 'etcd', 'etcd');

@@ -31,11 +31,11 @@ service-cidr: 10.152.183.0/24,fd98::/108
 extra-sans: [k8s.example.com, 10.0.0.10]
 extra-node-kube-apiserver-args:
   --request-timeout: 120s
-  --profiling: null
+  --event-ttl: null
 key-type: rsa-3072
 `);
     expect(c.podCidrs).toHaveLength(2);
-    expect(c.extraArgs['kube-apiserver']).toEqual({ 'request-timeout': '120s', profiling: null });
+    expect(c.extraArgs['kube-apiserver']).toEqual({ 'request-timeout': '120s', 'event-ttl': null });
     expect(c.keyType).toBe('rsa-3072');
   });
 

@@ -19,9 +19,9 @@ describe('join configuration', () => {
   });
 
   it('reads extra SANs and extra args for a control-plane join', () => {
-    const c = parseJoinYaml('extra-sans: [cp2.example.com, 10.0.0.50]\nextra-node-kube-apiserver-args:\n  --request-timeout: 120s\n  --profiling: null\n', 'control-plane');
+    const c = parseJoinYaml('extra-sans: [cp2.example.com, 10.0.0.50]\nextra-node-kube-apiserver-args:\n  --request-timeout: 120s\n  --event-ttl: null\n', 'control-plane');
     expect(c.extraSans).toEqual(['cp2.example.com', '10.0.0.50']);
-    expect(c.extraArgs['kube-apiserver']).toEqual({ 'request-timeout': '120s', profiling: null });
+    expect(c.extraArgs['kube-apiserver']).toEqual({ 'request-timeout': '120s', 'event-ttl': null });
   });
 
   it('reads worker args, including the apiserver proxy', () => {

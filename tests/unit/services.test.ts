@@ -1,18 +1,16 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Layout } from '../../src/layout.js';
 import { silentLogger } from '../../src/log.js';
 import { SnapServiceManager, Supervisor } from '../../src/services/manager.js';
+import { installComponent } from './component-cache.js';
 
 function fakeEtcd(script: string): Layout {
   const root = mkdtempSync(path.join(tmpdir(), 'k8s-sup-'));
   const layout = new Layout({ K8S_ROOT: path.join(root, 'root'), K8S_COMPONENT_CACHE: path.join(root, 'cache') });
-  const bin = layout.componentBinary('etcd', 'etcd');
-  mkdirSync(path.dirname(bin), { recursive: true });
-  writeFileSync(bin, `#!/bin/sh\n${script}\n`);
-  chmodSync(bin, 0o755);
+  installComponent(layout, 'etcd', 'etcd', `#!/bin/sh\n${script}\n`);
   mkdirSync(layout.argsDir, { recursive: true });
   writeFileSync(layout.args('etcd'), '--name=n1\n');
   writeFileSync(layout.args('etcd-env'), 'GODEBUG=fips140=on\n');

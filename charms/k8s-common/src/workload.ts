@@ -1,6 +1,9 @@
 // The workload as the charms drive it: the k8s snap (through `snap`) and the cluster
 // (through the `k8s` CLI). Interfaces first, so tests can swap in a fake cluster.
 import { execa } from 'execa';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export class WorkloadCommandError extends Error {
   constructor(
@@ -71,7 +74,7 @@ export interface K8sCli {
   status(): Promise<ClusterStatus>;
   /** `k8s get-join-token <name> [--worker]` */
   getJoinToken(name: string, worker: boolean): Promise<string>;
-  /** `k8s join-cluster <token> --name N --address A [--file -]` */
+  /** `k8s join-cluster --token-file F --name N --address A [--file -]` (the token never in argv) */
   joinCluster(token: string, node: NodeIdentity, configYaml?: string): Promise<void>;
   /** `k8s remove-node <name> [--force]` */
   removeNode(name: string, force: boolean): Promise<void>;
@@ -200,9 +203,21 @@ export class ExecaK8sCli implements K8sCli {
     return token;
   }
 
+  /**
+   * The token never goes on the command line (any local user can read /proc/<pid>/cmdline): it is
+   * written to a 0600 file in a fresh 0700 directory, passed with --token-file and removed after
+   * the join, whatever its outcome. stdin stays free for the join file.
+   */
   async joinCluster(token: string, node: NodeIdentity, configYaml?: string): Promise<void> {
-    const args = ['join-cluster', token, '--name', node.name, '--address', node.address, ...(configYaml ? ['--file', '-'] : [])];
-    await this.k8s(args, { ...(configYaml ? { input: configYaml } : {}), timeoutMs: 15 * MINUTE, secretArgs: [token] });
+    const dir = await mkdtemp(path.join(tmpdir(), 'k8s-join-'));
+    const tokenFile = path.join(dir, 'token');
+    try {
+      await writeFile(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
+      const args = ['join-cluster', '--token-file', tokenFile, '--name', node.name, '--address', node.address, ...(configYaml ? ['--file', '-'] : [])];
+      await this.k8s(args, { ...(configYaml ? { input: configYaml } : {}), timeoutMs: 15 * MINUTE, secretArgs: [token] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   async removeNode(name: string, force: boolean): Promise<void> {

@@ -1,4 +1,4 @@
-import { symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { createFakeJuju, removeFakeJujus, FAKE_HOOK_TOOL, FAKE_SNAP, type FakeJuju } from '../../tests/fixtures/fake-juju.js';
@@ -75,19 +75,37 @@ describe('ExecaK8sCli (K8S_CHARM_K8S_CMD)', () => {
     ]);
   });
 
-  it('joins with the documented flags and never shows the token in an error', async () => {
+  it('joins with the token in a 0600 file, never in argv, and removes the file afterwards', async () => {
     await k8s.joinCluster('s3cr3t-token', { name: 'worker-0', address: '10.0.0.7' }, 'extra-node-kubelet-args: {}\n');
-    expect(juju.calls()).toEqual([
-      'k8s join-cluster s3cr3t-token --name worker-0 --address 10.0.0.7 --file -',
-      'stdin: extra-node-kubelet-args: {}',
-    ]);
+    const calls = juju.calls();
+    expect(calls.join('\n')).not.toContain('s3cr3t-token');
+    const m = /^k8s join-cluster --token-file (\S+) --name worker-0 --address 10\.0\.0\.7 --file -$/.exec(calls[0] ?? '');
+    expect(m, calls[0]).not.toBeNull();
+    expect(calls[1]).toBe('stdin: extra-node-kubelet-args: {}');
+    expect(existsSync(m![1]!)).toBe(false);
+    expect(existsSync(path.dirname(m![1]!))).toBe(false);
+  });
+
+  it('the token file holds the token, mode 0600, while k8s runs', async () => {
+    // A k8s that reports what it finds at --token-file.
+    const seen = path.join(juju.dir, 'seen');
+    const command = path.join(juju.binDir, 'k8s-probe');
+    writeFileSync(command, `#!/bin/sh\nwhile [ "$1" != --token-file ]; do shift; done\nstat -c %a "$2" > ${seen}\nstat -c %a "$(dirname "$2")" >> ${seen}\ncat "$2" >> ${seen}\n`, { mode: 0o755 });
+    const probe = new ExecaK8sCli(commandOptionsFromEnv({ ...juju.env, K8S_CHARM_K8S_CMD: command }));
+    await probe.joinCluster('s3cr3t-token', { name: 'worker-0', address: '10.0.0.7' });
+    expect(readFileSync(seen, 'utf8')).toBe('600\n700\ns3cr3t-token\n');
+  });
+
+  it('never shows the token in an error, and removes the file after a failed join', async () => {
     juju.respond('k8s', '', { exit: { code: 1, stderr: 'Error: token s3cr3t-token is invalid\n' } });
     const error = await k8s.joinCluster('s3cr3t-token', { name: 'worker-0', address: '10.0.0.7' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkloadCommandError);
     expect(String(error)).not.toContain('s3cr3t-token');
     expect(String(error)).toContain("'/");
-    expect(String(error)).toContain('join-cluster <redacted> --name worker-0 --address 10.0.0.7');
+    expect(String(error)).toMatch(/join-cluster --token-file \S+ --name worker-0 --address 10.0.0.7/);
     expect(String(error)).toContain('Error: token <redacted> is invalid');
+    const file = /--token-file (\S+)/.exec(juju.calls()[0] ?? '')![1]!;
+    expect(existsSync(file)).toBe(false);
   });
 
   it('removes nodes, refreshes certificates, sets features, labels nodes and prints kubeconfigs', async () => {

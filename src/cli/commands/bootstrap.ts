@@ -22,7 +22,9 @@ export default class Bootstrap extends K8sCommand {
     const text = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
     // Validate locally first, so a bad file fails fast with the key named.
     const { parseBootstrapYaml } = await import('../../config/bootstrap.js');
-    parseBootstrapYaml(text);
+    for (const w of parseBootstrapYaml(text).weakened) {
+      this.logToStderr(`Warning: accept-insecure-node-args: ${w.service} --${w.flag}${w.value === null ? ' removed' : `=${w.value}`} weakens a security default (k8s status will show it)`);
+    }
     const client = this.client(timeoutMs + 30_000);
     const node = await client.node();
     if (node.clustered) this.error(`this node is already part of a cluster (node "${node.name}", ${node.role}); nothing was changed`, { exit: 1 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Args, Flags, ux } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlagWith } from '../base.js';
 
@@ -9,17 +9,23 @@ The token says whether the node joins the control plane or as a worker. k8sd che
 (format, checksum, expiry), the name, the address and the join file before it changes anything,
 and verifies the control-plane node's certificate against the token before it sends the secret.`;
   static override examples = [
-    'sudo <%= config.bin %> join-cluster k8sj1_eyJ2Ijo... --name cp2 --address 10.0.0.6',
-    'sudo <%= config.bin %> join-cluster "$TOKEN" --file join.yaml',
-    'cat join.yaml | sudo <%= config.bin %> join-cluster "$TOKEN" --file -',
+    'sudo <%= config.bin %> join-cluster --token-file ./token --name cp2 --address 10.0.0.6',
+    'k8s get-join-token w1 --worker | ssh w1 sudo <%= config.bin %> join-cluster --token-file -',
+    'sudo <%= config.bin %> join-cluster --token-file ./token --file join.yaml',
+    'sudo <%= config.bin %> join-cluster k8sj1_eyJ2Ijo...   # works, but warns: other users can read the command line',
   ];
   static override args = {
-    token: Args.string({ description: 'the join token', required: true }),
+    token: Args.string({
+      description: 'the join token; "-" reads it from stdin. Prefer --token-file: a token on the command line is readable by every local user while the join runs',
+      // oclif would otherwise take piped stdin (the join file of --file -) as the token.
+      ignoreStdin: true,
+    }),
   };
   static override flags = {
     name: Flags.string({ description: 'node name (default: the name the token is for, else the hostname)' }),
     address: Flags.string({ description: 'node address (IP or CIDR) that other nodes and services use' }),
     file: Flags.string({ description: 'join configuration YAML (extra-sans, extra-node-*-args, ...), or - for stdin' }),
+    'token-file': Flags.string({ description: 'read the join token from this file (keep it mode 0600), or - for stdin' }),
     timeout: timeoutFlagWith('5m'),
     'output-format': outputFormatFlag,
   };
@@ -27,7 +33,7 @@ and verifies the control-plane node's certificate against the token before it se
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JoinCluster);
     const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
-    const token = args.token.trim();
+    const token = this.readToken(args.token, flags['token-file'], flags.file);
     if (!token.startsWith('k8sj1_')) this.error('invalid join token: it does not start with "k8sj1_"; copy the whole output of "k8s get-join-token"', { exit: 1 });
     const config = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
     const client = this.client(timeoutMs + 30_000);
@@ -68,4 +74,37 @@ and verifies the control-plane node's certificate against the token before it se
       ].join('\n'),
     );
   }
+
+  /**
+   * The token from --token-file, stdin ("-") or, with a warning, the command line. A token in argv
+   * is readable in /proc/<pid>/cmdline by every local user for the whole join and stays in shell
+   * history, so the file and stdin are the ways we document.
+   */
+  private readToken(arg: string | undefined, tokenFile: string | undefined, configFile: string | undefined): string {
+    if (arg !== undefined && tokenFile !== undefined) this.error('give the join token either as an argument or with --token-file, not both', { exit: 1 });
+    const source = tokenFile ?? arg;
+    if (source === undefined) this.error('a join token is needed: --token-file <file>, --token-file - (stdin), or the token as an argument', { exit: 1 });
+    if (source === '-') {
+      if (configFile === '-') this.error('stdin cannot carry both the token (-) and the join file (--file -); put one of them in a file', { exit: 1 });
+      return firstLine(readFileSync(0, 'utf8'));
+    }
+    if (tokenFile !== undefined) {
+      let text: string;
+      try {
+        if ((statSync(tokenFile).mode & 0o077) !== 0) this.logToStderr(`Warning: ${tokenFile} is readable by other users; keep token files mode 0600`);
+        text = readFileSync(tokenFile, 'utf8');
+      } catch (err) {
+        this.error(`cannot read the token file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exit: 1 });
+      }
+      return firstLine(text);
+    }
+    this.logToStderr(
+      'Warning: the join token was given on the command line, where other local users can read it (/proc/<pid>/cmdline) and your shell history keeps it; use --token-file <file> or --token-file - (stdin) instead',
+    );
+    return source.trim();
+  }
+}
+
+function firstLine(text: string): string {
+  return (text.split('\n').find((l) => l.trim() !== '') ?? '').trim();
 }

@@ -26,6 +26,15 @@ export default class Status extends K8sCommand {
   }
 }
 
+/** Security-critical flags weakened by the operator: one line each, so nobody misses them. */
+function insecureOverrides(st: ClusterStatus): string[] {
+  const weakened = st['insecure-overrides'] ?? [];
+  if (!weakened.length) return ['insecure overrides:       none'];
+  return weakened.map(
+    (w, i) => `${i === 0 ? 'insecure overrides:       ' : '                          '}${w.service} --${w.flag}${w.value === null ? ' (removed)' : `=${w.value}`} (accepted in accept-insecure-node-args)`,
+  );
+}
+
 function plain(st: ClusterStatus): string {
   if (st.role === 'none') return 'Error: this node is not part of a cluster; run "k8s bootstrap" or "k8s join-cluster"';
   const members = st.datastore.members.map((m) => `${m.name} ${m.address} (${m.role})`);
@@ -38,6 +47,7 @@ function plain(st: ClusterStatus): string {
     `fips:                     ${st.fips?.enabled ? `enabled (${st.fips.provider} ${st.fips.version})` : 'disabled'}`,
     ...(st.fips?.goModules ? [`go fips module:           ${Object.entries(st.fips.goModules).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
     `node status:              ${st['node-ready'] ? 'Ready' : 'NotReady'}`,
+    ...insecureOverrides(st),
     ...(st.features ?? []).map((f) => `${`${f.name}:`.padEnd(26)}${f.message}`),
     `versions:                 ${Object.entries(st.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     'services:',

@@ -7,6 +7,7 @@ import { ClusterConfig, ClusterState, readLocalNode, writeLocalNode, removeLocal
 import { commitFileSet, FileSpec, missingDirs, removeEmptyDirs, removeFiles } from '../../host/files.js';
 import { Host } from '../../host/host.js';
 import { Logger } from '../../log.js';
+import { overrideFiles, warnWeakenedFlags } from '../overrides.js';
 import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';
 import { CaName } from '../../pki/table.js';
 import { Args } from '../../services/args.js';
@@ -181,7 +182,9 @@ const steps: Step<Ctx>[] = [
         ...(await ctx.security.files(cluster)),
         ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
         ...nodeComponentFiles(controlPlaneNodeContext(host.layout, req, cluster), req.config.extraArgs, req.config.raw['extra-node-containerd-config'] ?? {}),
+        ...overrideFiles(host.layout, req.config.weakened, req.config.configFiles),
       ];
+      warnWeakenedFlags(ctx.log, req.config.weakened, 'bootstrap');
       const b = ctx.bundle!;
       const external = [...Object.entries(b.leaves), ...Object.entries(b.kubeconfigs)].filter(([, c]) => c.external).map(([n]) => n);
       const externalCas = Object.entries(b.cas).filter(([, ca]) => !ca.key).map(([n]) => n);

@@ -36,6 +36,7 @@ import { onPath } from '../../host/host.js';
 import { canLowerOomScores, controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, nodePorts, nodeRuntimeDirsOf, removeNodeComponents, startNodeComponents } from './node-components.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget, PeerRecord, writePeers } from './peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
+import { overrideFiles, warnWeakenedFlags } from '../overrides.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -218,8 +219,9 @@ const controlPlaneSteps: Step<Ctx>[] = [
         ...(await d.security.files(config)),
         ...controlPlaneArgsFiles(d.host, sctx, controlPlaneServices(config), ctx.p.config.extraArgs),
         ...nodeComponentFiles(controlPlaneNodeContext(d.layout, ctx.p, config), ctx.p.config.extraArgs, ctx.p.config.containerdConfig),
-        ...extraConfigFiles(ctx),
+        ...overrideFiles(d.layout, ctx.p.config.weakened, ctx.p.config.configFiles),
       ];
+      warnWeakenedFlags(ctx.m.log, ctx.p.config.weakened, 'join');
       ctx.written = files.map((f) => f.path);
       commitFileSet(files, d.layout.k8sdStateDir);
     },
@@ -316,10 +318,6 @@ const controlPlaneSteps: Step<Ctx>[] = [
   },
 ];
 
-function extraConfigFiles(ctx: Ctx): FileSpec[] {
-  return Object.entries(ctx.p.config.configFiles).map(([name, content]) => ({ path: ctx.m.d.layout.conf(name), content, mode: 0o600 }));
-}
-
 export function nodeContextFor(m: Membership, name: string, address: string, role: 'control-plane' | 'worker', c: WorkerJoinReply['config']): NodeServiceContext {
   return {
     layout: m.d.layout,
@@ -403,8 +401,9 @@ const workerSteps: Step<Ctx>[] = [
         ...WORKER_CLIENT_CERTS.map((c) => ({ path: l.kubeconfig(c), content: renderKubeconfig(server, [w.caCert], w.certificates[c], ctx.workerKeys![c]), mode: 0o600 })),
         { path: apiserverProxyEndpointsPath(l), content: renderApiserverProxyEndpoints(w.apiservers), mode: 0o644 },
         ...nodeComponentFiles(nctx, ctx.p.config.extraArgs, ctx.p.config.containerdConfig),
-        ...extraConfigFiles(ctx),
+        ...overrideFiles(l, ctx.p.config.weakened, ctx.p.config.configFiles),
       ];
+      warnWeakenedFlags(ctx.m.log, ctx.p.config.weakened, 'join');
       ctx.written = files.map((f) => f.path);
       commitFileSet(files, l.k8sdStateDir);
     },

@@ -29,6 +29,7 @@ import {
   renderToml,
 } from '../../services/worker-specs.js';
 import { crashWatch } from '../controlplane.js';
+import { verifyComponentChecksum } from '../../services/binaries.js';
 
 const CAP_SYS_RESOURCE = 24n;
 
@@ -230,7 +231,11 @@ export function imageArchives(l: Layout): string[] {
   const out = existsSync(l.imagesDir) ? readdirSync(l.imagesDir).filter((f) => f.endsWith('.tar')).sort().map((f) => path.join(l.imagesDir, f)) : [];
   const built: Array<readonly [string, string]> = [['pause', 'pause.tar'], ...Object.values(FEATURE_IMAGES)];
   for (const [component, archive] of built) {
-    if (!out.some((f) => path.basename(f) === archive) && !l.inSnap && l.componentBuilt(component, archive)) out.push(l.componentBinary(component, archive));
+    if (!out.some((f) => path.basename(f) === archive) && !l.inSnap && l.componentBuilt(component, archive)) {
+      // Every pod runs the pause image: an archive changed in the cache is refused like a binary.
+      verifyComponentChecksum(l, component, l.componentBinary(component, archive));
+      out.push(l.componentBinary(component, archive));
+    }
   }
   return out;
 }
