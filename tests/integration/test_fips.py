@@ -171,3 +171,20 @@ def test_a_fips_cluster_admits_only_fips_nodes(fips_node, testbed: TestBed, monk
     finally:
         node.stop()
         testbed.remove_node(node)
+
+
+def test_a_fips_cluster_checks_what_it_can_of_a_joiner_that_says_fips(fips_node, testbed: TestBed, tmp_path):
+    """`fips: true` is only a claim. The cluster checks what it can see: the keys a joiner presents
+    (an RSA-1024 key in a CSR is refused, before the token is used) and the TLS parameters of the
+    join connection; an honest joiner's claim with approved keys and TLS goes through."""
+    from join_attacker import Attacker
+    from membership_helpers import etcd_state_keys, get_token
+
+    token = get_token(fips_node, worker=True)
+    before = {p: etcd_state_keys(fips_node, p) for p in ("/k8sd/nodes/", "/k8sd/tokens/", "/k8sd/joins/")}
+    weak = Attacker(tmp_path / "weak", key_args=("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"))
+    r = weak.join(token, name="weak", address=testbed.gateway, fips=True)
+    assert r.status == 400 and "its key is not one this cluster accepts" in r.error and "1024" in r.error, r.body
+    assert {p: etcd_state_keys(fips_node, p) for p in before} == before, "the refused join changed the cluster"
+    ok = Attacker(tmp_path / "ok").join(token, name="fipsok", address=testbed.gateway, fips=True)
+    assert ok.ok, ok.body
