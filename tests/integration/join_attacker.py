@@ -49,10 +49,18 @@ class Reply:
 class Attacker:
     """An identity (a self-signed cluster certificate) and the calls an attacker can make with it."""
 
-    def __init__(self, workdir: Path, name: str = "attacker", key_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, name: str = "attacker", key_args: tuple[str, ...] = (), identity_key_args: tuple[str, ...] = ()) -> None:
+        """key_args: openssl genpkey arguments for the CSR keys; identity_key_args: for the cluster
+        certificate's key (both EC P-256 by default)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.dir = workdir
-        self.crt, self.key = self_signed_leaf(workdir, name)
+        if identity_key_args:
+            self.key = workdir / f"{name}.key"
+            self.crt = workdir / f"{name}.crt"
+            openssl("genpkey", *identity_key_args, "-out", str(self.key))
+            openssl("req", "-x509", "-new", "-key", str(self.key), "-out", str(self.crt), "-days", "30", "-subj", f"/CN={name}")
+        else:
+            self.crt, self.key = self_signed_leaf(workdir, name)
         self.key_args = key_args
 
     @property
@@ -75,6 +83,7 @@ class Attacker:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # pinned below, as k8sd's own client does
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # an attacker may present a weak key of its own
         ctx.load_cert_chain(str(self.crt), str(self.key))
         raw = socket.create_connection((host, int(port)), timeout=timeout)
         tls = ctx.wrap_socket(raw)
