@@ -472,7 +472,8 @@ async function joinWorker(m: Membership, store: MembershipStore, req: Request, b
 
 /**
  * The control-plane node `name` calling about its own join: the caller's TLS certificate is that
- * node's cluster certificate, its record is a control-plane one, and its join is in flight.
+ * node's cluster certificate and its record is a control-plane one. Also returns its in-flight
+ * join record, if the join lock still holds one.
  */
 async function requireJoiningControlPlane(m: Membership, store: MembershipStore, req: Request, name: string, what: string): Promise<{ rec: MemberRecord; inFlight: JoinInFlight | undefined }> {
   const rec = await requireCallerIs(m, store, req, name);
@@ -489,7 +490,9 @@ async function handlePromote(m: Membership, req: Request): Promise<unknown> {
   if (typeof name !== 'string' || typeof memberId !== 'string') throw new ApiError(400, 'malformed promote request: name and memberId are required');
   const store = m.store();
   const { rec, inFlight } = await requireJoiningControlPlane(m, store, req, name, 'promote');
-  if (rec.joining && (!inFlight || inFlight.memberId !== memberId)) {
+  // The lock's lease may have run out on a slow join (the in-flight record goes with it): then
+  // the member's peer URL below is what ties it to this node.
+  if (inFlight && inFlight.memberId !== memberId) {
     throw new ApiError(403, `datastore member ${memberId} is not the one the join of "${name}" added; join again`);
   }
   const etcd = store.state.etcd;
@@ -517,10 +520,10 @@ async function handlePromote(m: Membership, req: Request): Promise<unknown> {
 }
 
 /**
- * A control-plane join that failed on the joining node before promotion: its etcd learner and its
- * record go, the join lock is released. Its token is not put back: the join reply carried the
- * cluster's CA material, so the token has served. A worker cannot abort (its certificates were
- * issued with the reply); an operator removes it with "k8s remove-node".
+ * A control-plane join that failed on the joining node: its etcd member and its record go, the
+ * join lock is released. Its token is not put back: the join reply carried the cluster's CA
+ * material, so the token has served. A worker cannot abort (its certificates were issued with the
+ * reply); an operator removes it with "k8s remove-node".
  */
 async function handleAbort(m: Membership, req: Request): Promise<unknown> {
   const { name, memberId } = req.body as { name?: string; memberId?: string };
@@ -528,16 +531,15 @@ async function handleAbort(m: Membership, req: Request): Promise<unknown> {
   const store = m.store();
   // Nothing registered under that name: nothing this caller may undo.
   if (!(await store.member(name))) return { aborted: false };
+  // Also after promotion: a join that fails in a later step takes its own (voting) member out
+  // while its etcd still runs, so that a two-member cluster keeps quorum.
   const { rec, inFlight } = await requireJoiningControlPlane(m, store, req, name, 'abort');
-  if (!rec.joining) {
-    throw new ApiError(409, `node "${name}" finished its join; to take it out of the cluster run "k8s remove-node ${name}" on a control-plane node`);
-  }
   const config = await store.state.getConfig();
   const etcd = store.state.etcd;
   const ownPeerUrl = config ? etcdPeerUrl(rec.address, config.etcdPeerPort) : undefined;
-  // Only the caller's own learner (by its peer URL) may be removed this way.
-  const learner = memberId ? (await etcd.members()).find((x) => x.id === memberId && x.isLearner && ownPeerUrl && x.peerURLs.includes(ownPeerUrl)) : undefined;
-  if (learner) await etcd.removeMember(learner.id);
+  // Only the caller's own member (by its peer URL) may be removed this way.
+  const own = memberId && ownPeerUrl ? (await etcd.members()).find((x) => x.id === memberId && x.peerURLs.includes(ownPeerUrl)) : undefined;
+  if (own) await etcd.removeMember(own.id);
   await store.deleteMember(name);
   if (inFlight) await store.unlock(inFlight.lease);
   m.log.warn('control-plane join aborted by the joining node; its token is spent', { node: name });
