@@ -1,7 +1,7 @@
 // The control-plane side of joins, on the cluster API (port 6400).
 //   POST /1.0/k8sd/members/join        untrusted: authenticated by the join token
 //   POST /1.0/k8sd/members/promote     the joining control-plane node, once its etcd learner runs
-//   POST /1.0/k8sd/members/abort       the joining control-plane node, when its join fails before promotion
+//   POST /1.0/k8sd/members/abort       the joining control-plane node, when its join fails (its token stays spent)
 //   GET  /1.0/k8sd/members             members: control-plane nodes and API server endpoints
 //   POST /1.0/k8sd/members/certificates a worker renewing its client certificates (CSRs)
 // Every rejection happens before anything is written: a bad token, name or address changes nothing.
@@ -475,7 +475,7 @@ async function joinWorker(m: Membership, store: MembershipStore, req: Request, b
  * node's cluster certificate and its record is a control-plane one. Also returns its in-flight
  * join record, if the join lock still holds one.
  */
-async function requireJoiningControlPlane(m: Membership, store: MembershipStore, req: Request, name: string, what: string): Promise<{ rec: MemberRecord; inFlight: JoinInFlight | undefined }> {
+async function requireControlPlaneSelf(m: Membership, store: MembershipStore, req: Request, name: string, what: string): Promise<{ rec: MemberRecord; inFlight: JoinInFlight | undefined }> {
   const rec = await requireCallerIs(m, store, req, name);
   if (!rec) throw new ApiError(404, `node "${name}" has no pending join (it was aborted or expired); join again with a new token`);
   if (rec.role !== 'control-plane') {
@@ -489,7 +489,7 @@ async function handlePromote(m: Membership, req: Request): Promise<unknown> {
   const { name, memberId } = req.body as { name?: string; memberId?: string };
   if (typeof name !== 'string' || typeof memberId !== 'string') throw new ApiError(400, 'malformed promote request: name and memberId are required');
   const store = m.store();
-  const { rec, inFlight } = await requireJoiningControlPlane(m, store, req, name, 'promote');
+  const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'promote');
   // The lock's lease may have run out on a slow join (the in-flight record goes with it): then
   // the member's peer URL below is what ties it to this node.
   if (inFlight && inFlight.memberId !== memberId) {
@@ -533,7 +533,7 @@ async function handleAbort(m: Membership, req: Request): Promise<unknown> {
   if (!(await store.member(name))) return { aborted: false };
   // Also after promotion: a join that fails in a later step takes its own (voting) member out
   // while its etcd still runs, so that a two-member cluster keeps quorum.
-  const { rec, inFlight } = await requireJoiningControlPlane(m, store, req, name, 'abort');
+  const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'abort');
   const config = await store.state.getConfig();
   const etcd = store.state.etcd;
   const ownPeerUrl = config ? etcdPeerUrl(rec.address, config.etcdPeerPort) : undefined;

@@ -114,7 +114,4 @@ export class MembershipStore {
     const v = await this.state.etcd.get(joinKey(name));
     return v ? (JSON.parse(v) as JoinInFlight) : undefined;
   }
-  async forgetJoin(name: string): Promise<void> {
-    await this.state.etcd.delete(joinKey(name));
-  }
 }
