@@ -191,3 +191,25 @@ def test_a_worker_token_is_single_use_even_after_an_abort(cp: Node, outsider: No
     # What the worker was told to trust for the apiserver: not the kubelet CA.
     kubelet_ca = (cp.pki / "kubelet-ca.crt").read_text().strip()
     assert kubelet_ca not in first.metadata["caCert"], "a worker must not trust the kubelet CA for the apiserver"
+
+
+def test_the_operator_may_name_an_address_that_is_not_the_source(cp: Node, tmp_path):
+    """Behind NAT a node joins with an address its connections do not come from: the operator names
+    it on the token, and only that address (still unique and unicast) is accepted."""
+    natted = str(ipaddress.ip_address(cp.bed.gateway) + 230)
+    r = cp.k8s("get-join-token", "natw", "--worker", "--address", natted)
+    assert r.returncode == 0, r.stdout + r.stderr
+    token = r.stdout.strip().splitlines()[-1]
+    listed = json.loads(cp.k8s("list-join-tokens", "--output-format", "json").stdout)
+    entries = listed.get("tokens", listed) if isinstance(listed, dict) else listed
+    assert any(t["name"] == "natw" and t.get("address") == natted for t in entries), listed
+    attacker = Attacker(tmp_path / "nat")
+    before = cluster_view(cp)
+    refused(attacker.join(token, name="natw", address=str(ipaddress.ip_address(natted) + 1)), "source address")
+    assert cluster_view(cp) == before
+    ok = attacker.join(token, name="natw", address=natted)
+    assert ok.ok, ok.body
+    # A malformed or special address is refused when the token is issued.
+    for bad in ("::ffff:127.0.0.1", "0.0.0.0", "not-an-ip"):
+        r = cp.k8s("get-join-token", "natw2", "--worker", "--address", bad)
+        assert r.returncode != 0 and "--address" in r.stderr, r.stdout + r.stderr
