@@ -16,7 +16,7 @@ export type JoinProgress = ProgressEvent | { type: 'info'; message: string };
 export class MembershipClient {
   constructor(private readonly client: K8sdClient) {}
 
-  issueToken(params: { name?: string; worker: boolean; expiresInSeconds: number }): Promise<IssuedToken> {
+  issueToken(params: { name?: string; worker: boolean; expiresInSeconds: number; address?: string }): Promise<IssuedToken> {
     return this.client.call<IssuedToken>('POST', '/1.0/k8sd/cluster/tokens', params);
   }
 

@@ -99,7 +99,7 @@ const securityConfig = z.strictObject({
 const certificateKeys = [
   'ca', 'client-ca', 'front-proxy-ca', 'front-proxy-client', 'apiserver-kubelet-client', 'admin-client', 'kube-proxy-client',
   'kube-scheduler-client', 'kube-controller-manager-client', 'apiserver', 'kubelet', 'kubelet-client',
-  'etcd-ca', 'etcd-server', 'etcd-peer', 'etcd-apiserver-client',
+  'etcd-ca', 'etcd-server', 'etcd-peer', 'etcd-apiserver-client', 'kubelet-ca',
 ] as const;
 export type SuppliedCertName = (typeof certificateKeys)[number];
 

@@ -74,8 +74,67 @@ export function nthAddress(cidr: Cidr, n: number): string {
   return bigIntToIp(cidr.base + BigInt(n), cidr.family);
 }
 
+/** What kind of address an IP is, for deciding whether a node may be known by it. */
+export type IpKind = 'unicast' | 'unspecified' | 'loopback' | 'ipv4-mapped' | 'ipv4-compatible' | 'link-local' | 'multicast' | 'broadcast';
+
+/**
+ * The one text form of an IP address: dotted decimal for IPv4, RFC 5952 for IPv6 (lower case,
+ * no leading zeros, the longest run of two or more zero groups as "::", IPv4-mapped addresses as
+ * ::ffff:a.b.c.d). Undefined when the text is not an IP address (zones such as %eth0 included).
+ */
+export function canonicalIp(ip: string): string | undefined {
+  const family = isIP(ip);
+  if (family === 0 || ip.includes('%')) return undefined;
+  const value = ipToBigInt(ip);
+  if (family === 4) return bigIntToIp(value, 4);
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  if (value >> 32n === 0xffffn) return `::ffff:${bigIntToIp(value & 0xffffffffn, 4)}`;
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j;
+  }
+  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
+  if (best.at < 0) return hex(groups);
+  return `${hex(groups.slice(0, best.at))}::${hex(groups.slice(best.at + best.len))}`;
+}
+
+/** Classifies an IP address (which must be one: see canonicalIp). */
+export function ipKind(ip: string): IpKind {
+  const value = ipToBigInt(ip);
+  if (isIPv4(ip)) {
+    const first = Number(value >> 24n);
+    if (first === 0) return 'unspecified'; // 0.0.0.0/8: "this network"
+    if (first === 127) return 'loopback';
+    if (value === 0xffffffffn) return 'broadcast';
+    if (first >= 224) return first < 240 ? 'multicast' : 'broadcast';
+    if (value >> 16n === 0xa9fen) return 'link-local'; // 169.254.0.0/16
+    return 'unicast';
+  }
+  if (value === 0n) return 'unspecified';
+  if (value === 1n) return 'loopback';
+  if (value >> 32n === 0xffffn) return 'ipv4-mapped';
+  if (value >> 32n === 0n) return 'ipv4-compatible'; // ::a.b.c.d, deprecated (RFC 4291)
+  if (value >> 120n === 0xffn) return 'multicast';
+  if (value >> 118n === 0x3fan) return 'link-local'; // fe80::/10
+  return 'unicast';
+}
+
+/** The IPv4 address inside an IPv4-mapped IPv6 address (as a dual-stack socket reports IPv4 peers); other addresses unchanged. */
+export function unmapIpv4(ip: string): string {
+  return isIP(ip) === 6 && ipKind(ip) === 'ipv4-mapped' ? bigIntToIp(ipToBigInt(ip) & 0xffffffffn, 4) : ip;
+}
+
 export function isLoopback(ip: string): boolean {
-  return ip === '::1' || ip.startsWith('127.');
+  if (isIP(ip) === 0) return false;
+  return ipKind(unmapIpv4(ip)) === 'loopback';
 }
 
 /** The host's IPv4 address on the interface of the default route, else the first non-loopback, else 127.0.0.1. */

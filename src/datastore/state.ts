@@ -97,6 +97,8 @@ export interface CaRotationRecord {
   fresh: Record<RotatedCaName, CaMaterial>;
   /** The new server CA cross-signed by the old one (served after new serving leaves until the old CA retires). */
   crossSignedCa: string;
+  /** The same for the kubelet CA: sent after new kubelet serving certificates, for apiservers that trust only the old one. */
+  crossSignedKubeletCa?: string;
   lastError?: { phase: CaRotationPhase; node: string; message: string; at: string };
 }
 
@@ -150,6 +152,9 @@ export class ClusterState {
   }
   async putNode(n: NodeRecord): Promise<void> {
     await this.etcd.put(`${PREFIX}nodes/${n.name}`, JSON.stringify(n));
+  }
+  async createNode(n: NodeRecord): Promise<boolean> {
+    return this.etcd.create(`${PREFIX}nodes/${n.name}`, JSON.stringify(n));
   }
   async deleteNode(name: string): Promise<void> {
     await this.etcd.delete(`${PREFIX}nodes/${name}`);

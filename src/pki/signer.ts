@@ -146,6 +146,7 @@ export async function validateSuppliedLeaf(
   ca: CaMaterial,
   template: CertificateTemplate,
   now = new Date(),
+  caName?: CaName,
 ): Promise<IssuedCert> {
   if (!given.crt || !given.key) throw new PkiError(`${field}-${given.crt ? 'key' : 'crt'}`, 'both the certificate and its key must be supplied');
   let info;
@@ -158,7 +159,8 @@ export async function validateSuppliedLeaf(
   const trusted = [ca.cert, ...(ca.extraTrust ?? [])];
   let chained = false;
   for (const t of trusted) if (await backend.verifyIssuedBy(given.crt, t)) chained = true;
-  if (!chained) throw new PkiError(`${field}-crt`, `is not signed by the cluster's ${template.extKeyUsage?.includes('serverAuth') ? 'server' : 'client'} CA`);
+  const caLabel = caName === 'kubelet-ca' ? 'kubelet CA (kubelet-ca)' : template.extKeyUsage?.includes('serverAuth') ? 'server CA' : 'client CA';
+  if (!chained) throw new PkiError(`${field}-crt`, `is not signed by the cluster's ${caLabel}`);
   if (info.notAfter <= now) throw new PkiError(`${field}-crt`, `expired on ${info.notAfter.toISOString()}`);
   if (info.notBefore > now) throw new PkiError(`${field}-crt`, `is not valid before ${info.notBefore.toISOString()}`);
   const missingIps = (template.ipAddresses ?? []).filter((ip) => !info.ipAddresses.includes(ip.toLowerCase()) && !ip.startsWith('::1') && ip !== '127.0.0.1');
@@ -190,7 +192,7 @@ export async function issueNodeCertificates(
     const field = suppliedKeyFor(spec.name);
     const given = supplied[field];
     if (given?.crt || given?.key) {
-      target[spec.name] = await validateSuppliedLeaf(backend, field, given, ca, template, now);
+      target[spec.name] = await validateSuppliedLeaf(backend, field, given, ca, template, now, spec.issuer);
       return;
     }
     if (!ca.key) {

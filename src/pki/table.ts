@@ -2,7 +2,7 @@
 // One signer (pki/signer.ts) walks this table; nothing else decides names, SANs or lifetimes.
 import { ExtendedKeyUsage, KeyUsage } from '../crypto/types.js';
 
-export type CaName = 'ca' | 'client-ca' | 'front-proxy-ca' | 'etcd-ca';
+export type CaName = 'ca' | 'client-ca' | 'front-proxy-ca' | 'etcd-ca' | 'kubelet-ca';
 export type NodeRole = 'control-plane' | 'worker';
 
 /** What a node knows when its certificates are issued. */
@@ -56,7 +56,7 @@ export const CA_KEY_USAGE: KeyUsage[] = ['digitalSignature', 'keyCertSign', 'crl
 export const LEAF_KEY_USAGE: KeyUsage[] = ['digitalSignature', 'keyEncipherment'];
 
 /** CAs that `rotate-certs-ca` replaces online; the etcd CA is internal to the control plane and is not rotated. */
-export const ROTATED_CAS = ['ca', 'client-ca', 'front-proxy-ca'] as const satisfies readonly CaName[];
+export const ROTATED_CAS = ['ca', 'client-ca', 'front-proxy-ca', 'kubelet-ca'] as const satisfies readonly CaName[];
 export type RotatedCaName = (typeof ROTATED_CAS)[number];
 
 export const CAS: readonly CaSpec[] = [
@@ -64,7 +64,18 @@ export const CAS: readonly CaSpec[] = [
   { name: 'client-ca', commonName: 'kubernetes-ca-client', certFile: 'client-ca.crt', keyFile: 'client-ca.key' },
   { name: 'front-proxy-ca', commonName: 'kubernetes-front-proxy-ca', certFile: 'front-proxy-ca.crt', keyFile: 'front-proxy-ca.key' },
   { name: 'etcd-ca', commonName: 'etcd-ca', certFile: 'etcd/ca.crt', keyFile: 'etcd/ca.key' },
+  // Kubelet serving certificates only. kube-apiserver trusts it to reach kubelets
+  // (--kubelet-certificate-authority); no client trusts it for the apiserver, so a certificate a
+  // node obtains for its kubelet can never pass for the apiserver's.
+  { name: 'kubelet-ca', commonName: 'kubernetes-kubelet-ca', certFile: 'kubelet-ca.crt', keyFile: 'kubelet-ca.key' },
 ];
+
+/** The names of the `kubernetes` Service that kube-apiserver's certificate carries (no node may use them). */
+export function apiserverServiceNames(clusterDomain: string): string[] {
+  const d = clusterDomain.split('.');
+  const suffixes = d.map((_, i) => `kubernetes.default.svc.${d.slice(0, i + 1).join('.')}`);
+  return ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', ...suffixes];
+}
 
 const none = (): string[] => [];
 const loopback = ['127.0.0.1', '::1'];
@@ -83,25 +94,22 @@ export const LEAVES: readonly LeafSpec[] = [
     keyFile: 'apiserver.key',
     commonName: () => 'kube-apiserver',
     extKeyUsage: ['serverAuth'],
-    dnsNames: (n) => {
-      const d = n.clusterDomain.split('.');
-      const suffixes = d.map((_, i) => `kubernetes.default.svc.${d.slice(0, i + 1).join('.')}`);
-      return sanDns(n, 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', ...suffixes, n.hostname);
-    },
+    dnsNames: (n) => sanDns(n, ...apiserverServiceNames(n.clusterDomain), n.hostname),
     ipAddresses: (n) => sanIps(n, ...loopback, n.address, ...n.serviceIps, ...n.localAddresses.filter((a) => !a.startsWith('fe80'))),
     services: ['kube-apiserver'],
     roles: ['control-plane'],
   },
   {
     name: 'kubelet',
-    issuer: 'ca',
+    issuer: 'kubelet-ca',
     certFile: 'kubelet.crt',
     keyFile: 'kubelet.key',
     commonName: (n) => `system:node:${n.hostname}`,
     organization: ['system:nodes'],
     extKeyUsage: ['serverAuth'],
+    // The node's own name and address only (what kubelet-serving CSRs may ask for, csr-approval.ts).
     dnsNames: (n) => [n.hostname],
-    ipAddresses: (n) => uniq([...loopback, n.address]),
+    ipAddresses: (n) => [n.address],
     services: ['kubelet'],
     roles: ['control-plane', 'worker'],
   },

@@ -114,7 +114,8 @@ export function kubeApiserverArgs(ctx: ServiceContext): Args {
     'etcd-cafile': l.pki('etcd/ca.crt'), // CIS 1.2.26
     'etcd-certfile': l.pki('apiserver-etcd-client.crt'), // CIS 1.2.23
     'etcd-keyfile': l.pki('apiserver-etcd-client.key'),
-    'kubelet-certificate-authority': l.pki('ca.crt'), // CIS 1.2.5
+    // CIS 1.2.5: kubelets serve certificates of their own CA, which no client trusts for the apiserver.
+    'kubelet-certificate-authority': l.pki('kubelet-ca.crt'),
     'kubelet-client-certificate': l.pki('apiserver-kubelet-client.crt'), // CIS 1.2.4
     'kubelet-client-key': l.pki('apiserver-kubelet-client.key'),
     'kubelet-preferred-address-types': 'InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP',

@@ -286,7 +286,7 @@ def test_ca_rotation_keeps_the_api_available(node, tmp_path):
 
     # After: new CAs everywhere, the apiserver serves a leaf of the new CA, the old kubeconfig is refused.
     certs = by_name(certs_status(node))
-    for ca in ["ca", "client-ca", "front-proxy-ca"]:
+    for ca in ["ca", "client-ca", "front-proxy-ca", "kubelet-ca"]:
         assert re.search(r"-\d{8}T\d{4}$", certs[ca]["subject"]), (ca, certs[ca]["subject"])
     assert certs["etcd-ca"]["subject"] == "etcd-ca", "the etcd CA is not part of the online rotation"
     new_ca_pem = (node.pki / "ca.crt").read_text()

@@ -173,3 +173,24 @@ def test_a_fips_cluster_admits_only_fips_nodes(fips_node, testbed: TestBed, monk
     finally:
         node.stop()
         testbed.remove_node(node)
+
+
+def test_a_fips_cluster_checks_what_it_can_of_a_joiner_that_says_fips(fips_node, testbed: TestBed, tmp_path):
+    """`fips: true` is only a claim. The cluster checks what it can see of the joiner: the keys it
+    presents (its cluster certificate, the TLS client certificate of the join connection, and its
+    CSRs) must be approved ones, before the token is used; an honest claim goes through."""
+    from join_attacker import Attacker
+    from membership_helpers import etcd_state_keys, get_token
+
+    token = get_token(fips_node, worker=True)
+    before = {p: etcd_state_keys(fips_node, p) for p in ("/k8sd/nodes/", "/k8sd/tokens/", "/k8sd/joins/")}
+    rsa1024 = ("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024")
+    for who, attacker in (
+        ("cluster certificate", Attacker(tmp_path / "weak-id", "weakid", identity_key_args=rsa1024)),
+        ("CSR", Attacker(tmp_path / "weak-csr", "weakcsr", key_args=rsa1024)),
+    ):
+        r = attacker.join(token, name="weak", address=testbed.gateway, fips=True)
+        assert r.status == 400 and "1024" in r.error, f"a {who} with an RSA-1024 key: {r.body}"
+        assert {p: etcd_state_keys(fips_node, p) for p in before} == before, f"the refused join ({who}) changed the cluster"
+    ok = Attacker(tmp_path / "ok").join(token, name="fipsok", address=testbed.gateway, fips=True)
+    assert ok.ok, ok.body

@@ -44,7 +44,7 @@ from testbed import K8S, Node, TestBed, component_bin, diff_snapshots, tree_snap
 
 pytestmark = pytest.mark.slow
 
-ROTATED_CA_FILES = {"ca": "ca.crt", "client-ca": "client-ca.crt", "front-proxy-ca": "front-proxy-ca.crt"}
+ROTATED_CA_FILES = {"ca": "ca.crt", "client-ca": "client-ca.crt", "front-proxy-ca": "front-proxy-ca.crt", "kubelet-ca": "kubelet-ca.crt"}
 WORKER_CA_FILES = {"ca": "ca.crt", "client-ca": "client-ca.crt"}
 CP_KUBECONFIGS = ["admin.conf", "controller.conf", "scheduler.conf"]
 WORKER_KUBECONFIGS = ["kubelet.conf", "proxy.conf"]
@@ -346,7 +346,8 @@ def test_every_node_holds_only_the_new_cas(ha: Cluster, tmp_path):
         assert issued_by((node.pki / "apiserver-kubelet-client.crt").read_text(), new["client-ca"], tmp_path), node.name
         assert issued_by((node.pki / "front-proxy-client.crt").read_text(), new["front-proxy-ca"], tmp_path), node.name
     serving = ha.worker.root / "var/lib/kubelet/pki/kubelet-server-current.pem"
-    assert issued_by(serving.read_text(), new["ca"], tmp_path), "the kubelet's serving certificate is not from the new CA"
+    assert issued_by(serving.read_text(), new["kubelet-ca"], tmp_path), "the kubelet's serving certificate is not from the new kubelet CA"
+    assert not issued_by(serving.read_text(), new["ca"], tmp_path), "the kubelet's serving certificate is from the CA clients trust for the apiserver"
 
 
 def test_both_api_servers_serve_a_certificate_of_the_new_ca(ha: Cluster, tmp_path):
@@ -354,9 +355,9 @@ def test_both_api_servers_serve_a_certificate_of_the_new_ca(ha: Cluster, tmp_pat
     for node in (ha.cp1, ha.cp2):
         chain = wait_for(f"{node.name} to serve its certificate without the cross-signed CA", lambda: (c := served_chain(node.address)) and len(c) == 1 and c, timeout=90, interval=2)
         assert issued_by(chain[0], new_ca, tmp_path), f"{node.name} serves {cert_facts(chain[0]).issuer}"
-    # The kubelet serves a certificate of the new CA too (what the API servers verify for logs/exec).
+    # The kubelet serves a certificate of the new kubelet CA (what the API servers verify for logs/exec).
     kubelet_leaf = served_chain(ha.worker.address, 10250)[0]
-    assert issued_by(kubelet_leaf, new_ca, tmp_path), cert_facts(kubelet_leaf).issuer
+    assert issued_by(kubelet_leaf, (ha.cp1.pki / "kubelet-ca.crt").read_text(), tmp_path), cert_facts(kubelet_leaf).issuer
     # The kubeconfig from before the rotation is refused now: the old CAs are gone.
     with pytest.raises(Exception):
         assert kubeconfig_request(ha.old_admin_conf, f"{ha.cp2.address}:6443", "/api/v1/namespaces/default") == 200

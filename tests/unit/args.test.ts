@@ -39,7 +39,8 @@ describe('service arguments', () => {
     expect(a['tls-min-version']).toBe('VersionTLS12');
     expect(a['tls-cipher-suites']!.split(',').every((s) => /^TLS_ECDHE_.*_GCM_/.test(s))).toBe(true);
     expect(a['client-ca-file']).toBe('/tmp/root/etc/kubernetes/pki/client-ca.crt');
-    expect(a['kubelet-certificate-authority']).toBeDefined();
+    // Kubelets serve certificates of their own CA, not of the CA that clients trust for the apiserver.
+    expect(a['kubelet-certificate-authority']).toBe('/tmp/root/etc/kubernetes/pki/kubelet-ca.crt');
     expect(a['service-account-issuer']).toBe('https://kubernetes.default.svc');
     expect(a['bind-address']).toBeUndefined();
   });

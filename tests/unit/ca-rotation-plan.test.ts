@@ -6,7 +6,13 @@ import { CaName } from '../../src/pki/table.js';
 
 const ca = (name: string): CaMaterial => ({ cert: `${name}-cert`, key: `${name}-key` });
 
-const current: Record<CaName, CaMaterial> = { ca: ca('old-ca'), 'client-ca': ca('old-client'), 'front-proxy-ca': ca('old-proxy'), 'etcd-ca': ca('etcd') };
+const current: Record<CaName, CaMaterial> = {
+  ca: ca('old-ca'),
+  'client-ca': ca('old-client'),
+  'front-proxy-ca': ca('old-proxy'),
+  'etcd-ca': ca('etcd'),
+  'kubelet-ca': ca('old-kubelet'),
+};
 
 function record(over: Partial<CaRotationRecord> = {}): CaRotationRecord {
   return {
@@ -15,9 +21,10 @@ function record(over: Partial<CaRotationRecord> = {}): CaRotationRecord {
     startedOn: 'cp1',
     phase: 'trust',
     done: [],
-    old: { ca: ca('old-ca'), 'client-ca': ca('old-client'), 'front-proxy-ca': ca('old-proxy') },
-    fresh: { ca: ca('new-ca'), 'client-ca': ca('new-client'), 'front-proxy-ca': ca('new-proxy') },
+    old: { ca: ca('old-ca'), 'client-ca': ca('old-client'), 'front-proxy-ca': ca('old-proxy'), 'kubelet-ca': ca('old-kubelet') },
+    fresh: { ca: ca('new-ca'), 'client-ca': ca('new-client'), 'front-proxy-ca': ca('new-proxy'), 'kubelet-ca': ca('new-kubelet') },
     crossSignedCa: 'cross',
+    crossSignedKubeletCa: 'cross-kubelet',
     ...over,
   };
 }
@@ -44,6 +51,21 @@ describe('the CA set of each phase', () => {
     const set = caSetFor('reissue', record(), current);
     expect(set.ca).toEqual({ cert: 'new-ca-cert', key: 'new-ca-key', extraTrust: ['old-ca-cert'], chain: ['cross'] });
     expect(set['front-proxy-ca']).toEqual({ cert: 'new-proxy-cert', key: 'new-proxy-key', extraTrust: ['old-proxy-cert'] });
+  });
+
+  it('rotates the kubelet CA like the server CA: its serving leaves carry its own cross-signed CA during reissue', () => {
+    expect(caSetFor('trust', record(), current)['kubelet-ca']).toEqual({ cert: 'old-kubelet-cert', key: 'old-kubelet-key', extraTrust: ['new-kubelet-cert'] });
+    expect(caSetFor('reissue', record(), current)['kubelet-ca']).toEqual({ cert: 'new-kubelet-cert', key: 'new-kubelet-key', extraTrust: ['old-kubelet-cert'], chain: ['cross-kubelet'] });
+    expect(caSetFor('retire', record(), current)['kubelet-ca']).toEqual({ cert: 'new-kubelet-cert', key: 'new-kubelet-key' });
+  });
+
+  it('keeps the kubelet CA as it is in a rotation recorded before that CA existed', () => {
+    const { 'kubelet-ca': _o, ...old } = record().old;
+    const { 'kubelet-ca': _f, ...fresh } = record().fresh;
+    const legacy = record({ old: old as CaRotationRecord['old'], fresh: fresh as CaRotationRecord['fresh'] });
+    delete legacy.crossSignedKubeletCa;
+    expect(caSetFor('reissue', legacy, current)['kubelet-ca']).toBe(current['kubelet-ca']);
+    expect(caSetFor('reissue', legacy, current).ca.chain).toEqual(['cross']);
   });
 
   it('retire: the new CAs alone', () => {

@@ -46,3 +46,32 @@ describe('kubelet serving CSR approval', () => {
   it('denies an IP address the node does not have', () => expect(denied(csr({ ipAddresses: ['10.0.0.21', '10.0.0.1'] }))).toBe('ForeignSubjectAltName'));
   it('denies a request with no names at all', () => expect(denied(csr({ dnsNames: [], ipAddresses: [] }))).toBe('NoSubjectAltNames'));
 });
+
+describe('kubelet serving CSR approval: addresses and names a node may never be certified for', () => {
+  const mapped: Record<string, RegisteredNode> = {
+    // Registered before joins refused such addresses: the approval refuses them on its own.
+    evil: { name: 'evil', addresses: ['::ffff:127.0.0.1'] },
+    kubernetes: { name: 'kubernetes', addresses: ['10.0.0.40'] },
+    v6: { name: 'v6', addresses: ['2001:db8::7'] },
+  };
+  const as = (name: string, over: Partial<KubeletServingRequest>): KubeletServingRequest =>
+    csr({ username: `system:node:${name}`, subject: { commonName: `system:node:${name}`, organization: ['system:nodes'] }, dnsNames: [name], ...over });
+  const decide = (c: KubeletServingRequest) => checkKubeletServingCsr(c, (n) => mapped[n], { clusterDomain: 'cluster.local', extraSans: [] });
+
+  it('does not let an IPv4-mapped registration stand for the IPv4 loopback address', () => {
+    for (const ip of ['127.0.0.1', '::ffff:127.0.0.1']) {
+      const d = decide(as('evil', { ipAddresses: [ip] }));
+      expect(d.approve, ip).toBe(false);
+    }
+  });
+
+  it('refuses a node registered under a reserved name', () => {
+    const d = decide(as('kubernetes', { ipAddresses: ['10.0.0.40'] }));
+    expect(d).toMatchObject({ approve: false, reason: 'ReservedName' });
+  });
+
+  it('compares IPv6 addresses in canonical form', () => {
+    expect(decide(as('v6', { ipAddresses: ['2001:DB8:0:0::7'] })).approve).toBe(true);
+    expect(decide(as('v6', { ipAddresses: ['2001:db8::8'] })).approve).toBe(false);
+  });
+});

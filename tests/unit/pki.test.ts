@@ -33,6 +33,11 @@ describe('PKI', () => {
     expect(await crypto.verifyIssuedBy(leaves.apiserver!.cert, cas.ca.cert)).toBe(true);
     expect(await crypto.verifyIssuedBy(kubeconfigs['admin.conf']!.cert, cas['client-ca'].cert)).toBe(true);
     expect(await crypto.verifyIssuedBy(leaves['etcd-server']!.cert, cas['etcd-ca'].cert)).toBe(true);
+    // The kubelet's serving certificate: its own CA, its own name and address only.
+    expect(await crypto.verifyIssuedBy(leaves.kubelet!.cert, cas['kubelet-ca'].cert)).toBe(true);
+    expect(await crypto.verifyIssuedBy(leaves.kubelet!.cert, cas.ca.cert)).toBe(false);
+    const kubelet = crypto.parseCertificate(leaves.kubelet!.cert);
+    expect([kubelet.dnsNames, kubelet.ipAddresses]).toEqual([['cp1'], ['10.0.0.5']]);
     expect(crypto.parseCertificate(kubeconfigs['admin.conf']!.cert).subject).toEqual({ commonName: 'kubernetes-admin', organization: ['system:masters'] });
     expect(crypto.parseCertificate(kubeconfigs['kubelet.conf']!.cert).subject.commonName).toBe('system:node:cp1');
   });

@@ -35,7 +35,7 @@ export interface WorkerPhaseInput {
   caCert: string;
   /** Trust bundle of the client CA (pki/client-ca.crt: the kubelet authenticates the apiserver with it). */
   clientCaCert: string;
-  /** reissue: common name of the CA that must have signed the kubelet's new serving certificate. */
+  /** reissue: common name of the CA that must have signed the kubelet's new serving certificate (the new kubelet CA). */
   servingIssuer?: string;
 }
 
@@ -44,7 +44,7 @@ export function workerPhaseInput(phase: CaRotationPhase, r: CaRotationRecord, cu
   return {
     caCert: trustBundle(set.ca),
     clientCaCert: trustBundle(set['client-ca']),
-    ...(phase === 'reissue' ? { servingIssuer: crypto.parseCertificate(r.fresh.ca.cert).subject.commonName } : {}),
+    ...(phase === 'reissue' ? { servingIssuer: crypto.parseCertificate((r.fresh['kubelet-ca'] ?? r.fresh.ca).cert).subject.commonName } : {}),
   };
 }
 

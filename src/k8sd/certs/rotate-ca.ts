@@ -152,7 +152,9 @@ async function newRotation(d: K8sd, self: LocalNodeState, config: ClusterConfig,
     old[name] = pki.cas[name];
     fresh[name] = await generateCa(d.crypto, `${CAS.find((c) => c.name === name)!.commonName}-${stamp}`, config.keyType);
   }
-  const crossSignedCa = await d.crypto.crossSign(fresh.ca.cert, caTemplate(cnOf(d, fresh.ca.cert)), { certificatePem: old.ca.cert, privateKeyPem: old.ca.key! });
+  const crossSign = (name: 'ca' | 'kubelet-ca'): Promise<string> =>
+    d.crypto.crossSign(fresh[name].cert, caTemplate(cnOf(d, fresh[name].cert)), { certificatePem: old[name].cert, privateKeyPem: old[name].key! });
+  const [crossSignedCa, crossSignedKubeletCa] = await Promise.all([crossSign('ca'), crossSign('kubelet-ca')]);
   const record: CaRotationRecord = {
     id: `${stamp}-${randomBytes(3).toString('hex')}`,
     startedAt: new Date().toISOString(),
@@ -162,6 +164,7 @@ async function newRotation(d: K8sd, self: LocalNodeState, config: ClusterConfig,
     old,
     fresh,
     crossSignedCa,
+    crossSignedKubeletCa,
   };
   if (!(await d.state!.createCaRotation(record))) throw new ApiError(409, 'another CA rotation was recorded a moment ago; run "k8s rotate-certs-ca" again to resume it');
   return record;
@@ -187,6 +190,10 @@ export async function rotateCas(d: K8sd, onEvent: (e: RotationEvent) => void): P
   const lock = new JoinLockKeeper(store, caRotationLockHolder(self.name), await takeJoinLock(store, self.name), d);
   try {
     let record = await state.getCaRotation();
+    const missing = ROTATED_CAS.filter((n) => !pki.cas[n]);
+    if (!record && missing.length) {
+      throw new ApiError(409, `the cluster's PKI record holds no ${missing.join(', ')} (the cluster was bootstrapped before k8sd had it); this version cannot rotate its CAs`);
+    }
     if (!record && ROTATED_CAS.some((n) => !pki.cas[n].key)) {
       throw new ApiError(400, 'a CA was supplied without its key (externally managed); rotate it with your own PKI and install the results with refresh-certs --external-certificates');
     }

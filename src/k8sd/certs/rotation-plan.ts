@@ -22,13 +22,22 @@ export interface RotationStep {
 }
 
 /** The CA set a phase stores in the datastore and installs on every node; `current` supplies the CAs the rotation keeps. */
-export function caSetFor(phase: CaRotationPhase, r: Pick<CaRotationRecord, 'old' | 'fresh' | 'crossSignedCa'>, current: Record<CaName, CaMaterial>): Record<CaName, CaMaterial> {
+export function caSetFor(
+  phase: CaRotationPhase,
+  r: Pick<CaRotationRecord, 'old' | 'fresh' | 'crossSignedCa' | 'crossSignedKubeletCa'>,
+  current: Record<CaName, CaMaterial>,
+): Record<CaName, CaMaterial> {
   const out = { ...current };
+  // Serving leaves of these CAs are sent with the new CA cross-signed by the old one during reissue.
+  const chains: Partial<Record<CaName, string>> = { ca: r.crossSignedCa, ...(r.crossSignedKubeletCa ? { 'kubelet-ca': r.crossSignedKubeletCa } : {}) };
   for (const name of ROTATED_CAS) {
     const old = r.old[name];
     const fresh = r.fresh[name];
+    // A rotation recorded before this CA existed leaves it as it is.
+    if (!old || !fresh) continue;
+    const chain = chains[name];
     if (phase === 'trust') out[name] = { cert: old.cert, key: old.key!, extraTrust: [fresh.cert] };
-    else if (phase === 'reissue') out[name] = { cert: fresh.cert, key: fresh.key!, extraTrust: [old.cert], ...(name === 'ca' ? { chain: [r.crossSignedCa] } : {}) };
+    else if (phase === 'reissue') out[name] = { cert: fresh.cert, key: fresh.key!, extraTrust: [old.cert], ...(chain ? { chain: [chain] } : {}) };
     else out[name] = { cert: fresh.cert, key: fresh.key! };
   }
   return out;

@@ -157,6 +157,7 @@ const steps: Step<Ctx>[] = [
         'client-ca': cfg.supplied['client-ca'],
         'front-proxy-ca': cfg.supplied['front-proxy-ca'],
         'etcd-ca': cfg.supplied['etcd-ca'],
+        'kubelet-ca': cfg.supplied['kubelet-ca'],
       } as Partial<Record<CaName, { crt?: string; key?: string }>>);
       const node = nodeIdentity(ctx.host, ctx.req, ctx.cluster);
       const { leaves, kubeconfigs } = await issueNodeCertificates(ctx.crypto, cas, node, 'control-plane', { keyType: cfg.keyType, leafLifetimeMs: cfg.certificates.lifetimeMs }, cfg.supplied);

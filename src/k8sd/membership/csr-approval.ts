@@ -1,6 +1,8 @@
 // Which kubelet serving-certificate requests k8sd approves. Pure: the signer controller feeds it
 // the CSR (as the API server recorded it and as parsed from its PEM) and the registered nodes.
+import { canonicalIp, ipKind } from '../../config/net.js';
 import { DistinguishedName } from '../../crypto/types.js';
+import { NameContext, reservedNameReason } from './admission.js';
 
 export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
 const ALLOWED_USAGES = new Set(['digital signature', 'key encipherment', 'server auth']);
@@ -27,11 +29,11 @@ export type CsrDecision = { approve: true } | { approve: false; reason: string; 
 
 const deny = (reason: string, message: string): CsrDecision => ({ approve: false, reason, message });
 
-function normalizeIp(ip: string): string {
-  return ip.toLowerCase().replace(/^::ffff:/, '');
-}
-
-export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name: string) => RegisteredNode | undefined): CsrDecision {
+/**
+ * `names`: the cluster's reserved names (admission.ts); a node registered under one before they
+ * were refused at join gets no serving certificate for it.
+ */
+export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name: string) => RegisteredNode | undefined, names?: NameContext): CsrDecision {
   if (csr.signerName !== KUBELET_SERVING_SIGNER) return deny('WrongSigner', `k8sd only signs ${KUBELET_SERVING_SIGNER}`);
   const m = /^system:node:(.+)$/.exec(csr.username);
   if (!m || !csr.groups.includes('system:nodes')) {
@@ -40,6 +42,8 @@ export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name
   const nodeName = m[1]!;
   const node = lookup(nodeName);
   if (!node) return deny('UnknownNode', `node "${nodeName}" is not registered with k8sd (it did not join with a token)`);
+  const reserved = names && reservedNameReason(node.name, names);
+  if (reserved) return deny('ReservedName', `node "${node.name}" has a reserved name (${reserved}); remove it and join it again under its own name`);
   if (csr.subject.commonName !== `system:node:${nodeName}`) {
     return deny('SubjectMismatch', `the subject CN "${csr.subject.commonName}" must be "system:node:${nodeName}", the requesting node`);
   }
@@ -54,8 +58,14 @@ export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name
   if (csr.dnsNames.length === 0 && csr.ipAddresses.length === 0) return deny('NoSubjectAltNames', 'the request names no DNS name or IP address');
   const badDns = csr.dnsNames.filter((d) => d.toLowerCase() !== node.name.toLowerCase());
   if (badDns.length) return deny('ForeignSubjectAltName', `DNS names ${badDns.join(', ')} do not belong to node "${node.name}" (only "${node.name}" is allowed)`);
-  const allowedIps = new Set(node.addresses.map(normalizeIp));
-  const badIps = csr.ipAddresses.filter((ip) => !allowedIps.has(normalizeIp(ip)));
+  // Compared in canonical form; an IPv4-mapped, unspecified or other special address is refused even
+  // when a node was registered with it (joins refuse them; a loopback address is only ever the
+  // registered address of a node bootstrapped on loopback, whose kubelet then serves there).
+  const allowedIps = new Set(node.addresses.map((a) => canonicalIp(a)).filter((a): a is string => a !== undefined && ['unicast', 'loopback'].includes(ipKind(a))));
+  const badIps = csr.ipAddresses.filter((ip) => {
+    const c = canonicalIp(ip);
+    return c === undefined || !allowedIps.has(c);
+  });
   if (badIps.length) {
     return deny('ForeignSubjectAltName', `IP addresses ${badIps.join(', ')} are not addresses of node "${node.name}" (allowed: ${node.addresses.join(', ')})`);
   }

@@ -2,14 +2,17 @@
 // nodes. kube-controller-manager has no cluster-signing key here, so it signs none of these;
 // k8sd approves a request only when csr-approval.ts accepts it (a registered node asking for
 // its own name and addresses), denies it with a reason otherwise, and signs approved requests
-// with the cluster CA as the datastore holds it at that moment (ca.crt: the apiserver verifies
-// kubelets with --kubelet-certificate-authority); during a CA rotation that is the new CA.
+// with the kubelet CA as the datastore holds it at that moment (kubelet-ca.crt: the apiserver
+// verifies kubelets with --kubelet-certificate-authority, and no client trusts it for the
+// apiserver, so a kubelet serving certificate can never pass for the apiserver's); during a CA
+// rotation that is the new kubelet CA.
 // Every control-plane node runs it; optimistic concurrency on the CSR lets one writer win.
 import type { CertificatesV1Api, V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { CertificateTemplate } from '../../crypto/types.js';
 import { withChain } from '../../pki/signer.js';
 import { LEAF_KEY_USAGE } from '../../pki/table.js';
+import type { NameContext } from './admission.js';
 import { checkKubeletServingCsr, CsrDecision, KUBELET_SERVING_SIGNER, RegisteredNode } from './csr-approval.js';
 import type { Membership } from './index.js';
 import { apiStatus, kubeClients } from './kube-clients.js';
@@ -68,8 +71,10 @@ export class KubeletServingSigner {
       );
       if (!todo.length) return 0;
       const nodes = new Map<string, RegisteredNode>(records.map((r) => [r.name, { name: r.name, addresses: [r.address] }]));
+      const config = await this.m.d.state.getConfig();
+      const names = { clusterDomain: config?.clusterDomain ?? 'cluster.local', extraSans: config?.extraSans ?? [] };
       let handled = 0;
-      for (const csr of todo) if (await this.handle(api, csr, (n) => nodes.get(n))) handled++;
+      for (const csr of todo) if (await this.handle(api, csr, (n) => nodes.get(n), names)) handled++;
       this.lastError = '';
       return handled;
     } catch (err) {
@@ -82,7 +87,7 @@ export class KubeletServingSigner {
     }
   }
 
-  private async handle(api: CertificatesV1Api, csr: V1CertificateSigningRequest, lookup: (n: string) => RegisteredNode | undefined): Promise<boolean> {
+  private async handle(api: CertificatesV1Api, csr: V1CertificateSigningRequest, lookup: (n: string) => RegisteredNode | undefined, names: NameContext): Promise<boolean> {
     const name = csr.metadata?.name ?? '';
     const log = this.m.log;
     const pem = Buffer.from(csr.spec.request, 'base64').toString('utf8');
@@ -101,6 +106,7 @@ export class KubeletServingSigner {
           ipAddresses: parsed.ipAddresses,
         },
         lookup,
+        names,
       );
     } catch (err) {
       decision = { approve: false, reason: 'InvalidRequest', message: `the certificate request cannot be parsed: ${(err as Error).message}` };
@@ -128,8 +134,8 @@ export class KubeletServingSigner {
         return true;
       }
       const [pki, config] = await Promise.all([this.m.d.state!.getPki(), this.m.d.state!.getConfig()]);
-      const ca = pki?.cas.ca;
-      if (!ca?.key || !config || !parsed) throw new Error('the cluster CA key is not available to k8sd');
+      const ca = pki?.cas['kubelet-ca'];
+      if (!ca?.key || !config || !parsed) throw new Error('the kubelet CA key is not available to k8sd');
       const maxSeconds = Math.floor(leafLifetimeMs(config) / 1000);
       const seconds = Math.max(MIN_LIFETIME_S, Math.min(csr.spec.expirationSeconds ?? maxSeconds, maxSeconds));
       const now = Date.now();
@@ -143,8 +149,7 @@ export class KubeletServingSigner {
         notBefore: new Date(now - 5 * 60_000),
         notAfter: new Date(now + seconds * 1000),
       };
-      // During a CA rotation the CA carries a chain (the new CA cross-signed by the old one), so that
-      // an apiserver that still trusts only the old CA accepts the kubelet's new certificate.
+      // withChain: a rotation phase may give the CA a chain to send after its leaves.
       const cert = withChain(await this.m.d.crypto.signCsr(pem, template, { certificatePem: ca.cert, privateKeyPem: ca.key }), ca);
       current.status = { ...(current.status ?? {}), certificate: Buffer.from(cert).toString('base64') };
       await api.replaceCertificateSigningRequestStatus({ name, body: current });

@@ -3,11 +3,11 @@
 // the token's format, checksum and expiry, the node name and address, the join file. The
 // control plane is contacted over a connection pinned to the fingerprint in the token; only
 // then is the secret sent. Each flow is a list of named steps that roll back on failure (the
-// cluster side included: an aborted join removes its etcd member and puts the token back).
+// cluster side included: an aborted control-plane join removes its etcd member). A token that
+// got a reply with certificates is spent even when a later step fails: ask for a new one.
 import { existsSync, rmSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { ServerResponse } from 'node:http';
-import { defaultNodeAddress, isLoopback } from '../../config/net.js';
+import { canonicalIp, defaultNodeAddress } from '../../config/net.js';
 import { JoinConfig, parseJoinYaml } from '../../config/join.js';
 import { EtcdClient } from '../../datastore/etcd.js';
 import { ClusterState, LocalNodeState, removeLocalNode, writeLocalNode } from '../../datastore/state.js';
@@ -29,6 +29,7 @@ import {
 } from '../controlplane.js';
 import { FlowError, runFlow, Step, StepEvent } from '../flows/flow.js';
 import { ApiError, Request } from '../http.js';
+import { checkAddressForm, NodeAdmissionError } from './admission.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { ControlPlaneJoinReply, JoinRequestBody, K8SD_CLUSTER_PORT, leafLifetimeMs, WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply, workerClientSubject } from './join-server.js';
@@ -84,9 +85,15 @@ export async function parseJoinRequest(m: Membership, body: { token?: string; na
   if (token.bound && name !== token.name) {
     throw new ApiError(400, `this join token is for node "${token.name}", not "${name}"; join with --name ${token.name}, or ask for a token for "${name}"`);
   }
-  const address = body.address ? body.address.replace(/\/\d+$/, '') : defaultNodeAddress();
-  if (isIP(address) === 0) throw new ApiError(400, `invalid node address "${address}": give an IP address (or CIDR) of this host`);
-  if (isLoopback(address)) throw new ApiError(400, `invalid node address "${address}": other nodes cannot reach a loopback address; give --address`);
+  const given = body.address ? body.address.replace(/\/\d+$/, '') : defaultNodeAddress();
+  const address = canonicalIp(given);
+  if (address === undefined) throw new ApiError(400, `invalid node address "${given}": give an IP address (or CIDR) of this host`);
+  try {
+    checkAddressForm(address);
+  } catch (err) {
+    if (err instanceof NodeAdmissionError) throw new ApiError(400, `invalid node address "${given}": ${err.message}`);
+    throw err;
+  }
   let config: JoinConfig;
   try {
     config = parseJoinYaml(body.config ?? '', token.role);
@@ -382,7 +389,13 @@ const workerSteps: Step<Ctx>[] = [
       });
     },
     async rollback(ctx) {
-      await abortOnCluster(ctx);
+      // The cluster issued this node's certificates: it keeps the node's record and the token is
+      // spent. Only an operator takes the node out again.
+      if (!ctx.worker) return;
+      ctx.emit({
+        type: 'info',
+        message: `the cluster registered "${ctx.p.name}" and issued its certificates before this join failed; on a control-plane node run "k8s remove-node ${ctx.p.name}", then join again with a new token`,
+      });
     },
   },
   {

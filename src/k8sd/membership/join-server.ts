@@ -1,24 +1,28 @@
 // The control-plane side of joins, on the cluster API (port 6400).
 //   POST /1.0/k8sd/members/join        untrusted: authenticated by the join token
 //   POST /1.0/k8sd/members/promote     the joining control-plane node, once its etcd learner runs
-//   POST /1.0/k8sd/members/abort       the joining node, when its join fails after registering
+//   POST /1.0/k8sd/members/abort       the joining control-plane node, when its join fails (its token stays spent)
 //   GET  /1.0/k8sd/members             members: control-plane nodes and API server endpoints
 //   POST /1.0/k8sd/members/certificates a worker renewing its client certificates (CSRs)
-// Every rejection happens before anything is written: a bad token changes nothing.
+// Every rejection happens before anything is written: a bad token, name or address changes nothing.
+// A token is spent for good once a join reply carries certificates or CA material: nothing puts it
+// back after that (admission.ts says which names and addresses a node may claim).
 import { NodeFeatureView, nodeFeatureView } from '../features/node.js';
-import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ClusterConfig, PkiRecord } from '../../datastore/state.js';
-import { isLoopback } from '../../config/net.js';
+import { keyAlgorithmOf } from '../../crypto/node.js';
 import { CertificateTemplate, CryptoBackend } from '../../crypto/types.js';
 import { leafTemplate, trustBundle } from '../../pki/signer.js';
 import { KUBECONFIGS, NodeIdentity } from '../../pki/table.js';
 import { etcdPeerUrl } from '../controlplane.js';
 import { ApiError, Request, Route } from '../http.js';
 import { fingerprintOf } from '../identity.js';
+import { checkAddressClaim, checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
 import { joinHostPort, PeerRecord } from './peer.js';
 import { JoinInFlight, JoinTokenRecord, MemberRecord, MembershipStore, rotatingNode } from './store.js';
+import { kubernetesNodeExists } from './kube-clients.js';
 import { JoinRole, secretMatches } from './token.js';
 
 export const K8SD_CLUSTER_PORT = 6400;
@@ -128,8 +132,8 @@ function parseJoinBody(m: Membership, req: Request): JoinRequestBody {
   if (b.role !== 'control-plane' && b.role !== 'worker') bad('role must be control-plane or worker');
   const n = b.node;
   if (!n || typeof n.name !== 'string' || !NAME_RE.test(n.name)) bad('node.name must be a lower-case DNS label');
-  if (typeof n!.address !== 'string' || isIP(n!.address) === 0) bad('node.address must be an IP address');
-  if (isLoopback(n!.address)) throw new ApiError(400, `node address ${n!.address} is a loopback address; join with --address set to an address the other nodes can reach`);
+  if (typeof n!.address !== 'string') bad('node.address must be an IP address');
+  admissionChecked(() => checkAddressForm(n!.address));
   if (typeof n!.clusterCert !== 'string') bad('node.clusterCert is required');
   let fp: string;
   try {
@@ -143,8 +147,70 @@ function parseJoinBody(m: Membership, req: Request): JoinRequestBody {
   return b as JoinRequestBody;
 }
 
+function admissionChecked<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof NodeAdmissionError) throw new ApiError(err.status, err.message);
+    throw err;
+  }
+}
+
+/**
+ * The name and address a joining node claims (admission.ts): not reserved, not another member's,
+ * and the address the source of this very connection unless the token names it. Changes nothing.
+ * `resuming`: a control-plane join that starts again over its own unfinished record.
+ */
+async function admitNode(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken, config: ClusterConfig, resuming = false): Promise<void> {
+  const { name, address } = body.node;
+  const members = await store.members();
+  admissionChecked(() => {
+    checkNodeName(name, { clusterDomain: config.clusterDomain, extraSans: config.extraSans ?? [], members, ...(resuming ? { self: name } : {}) });
+    checkAddressClaim({ name, address, source: req.raw.socket.remoteAddress, members, ...(t.record.address ? { allowedAddress: t.record.address } : {}) });
+  });
+  if (!resuming && (await kubernetesNodeExists(m, name))) {
+    throw new ApiError(409, `a Kubernetes node named "${name}" already exists; delete it ("kubectl delete node ${name}") or join with another --name`);
+  }
+}
+
+/** TLS protocol versions and cipher suites a FIPS cluster accepts on a join connection. */
+const FIPS_TLS_VERSIONS = new Set(['TLSv1.2', 'TLSv1.3']);
+const FIPS_CIPHER = /^TLS_(AES_(128|256)_GCM_SHA(256|384)|ECDHE_(ECDSA|RSA)_WITH_AES_(128|256)_GCM_SHA(256|384))$/;
+
+/**
+ * What the cluster can check of a joiner's cryptography: the keys it presents (its cluster
+ * certificate, its CSRs) are of an approved algorithm and size, and, in a FIPS cluster, the join
+ * connection negotiated an approved protocol and cipher. Whether the joiner's own k8sd really
+ * runs on a FIPS provider cannot be seen from here (docs/threat-model/joins.md).
+ */
+function checkJoinerCrypto(req: Request, body: JoinRequestBody, config: ClusterConfig): void {
+  checkKeyAccepted('node.clusterCert', body.node.clusterCert);
+  if (!config.fips) return;
+  const socket = req.raw.socket as TLSSocket;
+  const protocol = typeof socket.getProtocol === 'function' ? socket.getProtocol() : null;
+  const cipher = typeof socket.getCipher === 'function' ? socket.getCipher() : undefined;
+  if (!protocol || !FIPS_TLS_VERSIONS.has(protocol) || !cipher || !FIPS_CIPHER.test(cipher.standardName)) {
+    throw new ApiError(403, `this cluster runs in FIPS mode and the join connection negotiated ${protocol ?? 'no TLS'} with ${cipher?.standardName ?? 'no cipher'}, which FIPS does not approve; join from a k8sd in FIPS mode`);
+  }
+}
+
+/** A key (of a certificate or a CSR's SPKI) is of an algorithm and size k8sd itself would make. */
+function checkKeyAccepted(key: string, pem: string): void {
+  try {
+    keyAlgorithmOf(pem);
+  } catch (err) {
+    throw new ApiError(400, `${key}: its key is not one this cluster accepts (${(err as Error).message}); k8sd makes ECDSA P-256/P-384 or RSA 2048-4096 keys itself, let it make this one`);
+  }
+}
+
+interface VerifiedToken {
+  record: JoinTokenRecord;
+  /** The record exactly as read when it was verified: consuming compares against it. */
+  raw: string;
+}
+
 /** Checks the token against the cluster's record. Changes nothing. */
-async function verifyToken(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<{ record: JoinTokenRecord; raw: string }> {
+async function verifyToken(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<VerifiedToken> {
   const name = body.token.name;
   const t = await store.token(name);
   const unknown = new ApiError(401, `join token "${name}" is not valid in this cluster: it was already used, revoked, or never issued here; ask for a new one with "k8s get-join-token"`);
@@ -198,16 +264,19 @@ async function handleJoin(m: Membership, req: Request): Promise<unknown> {
   }
   const body = parseJoinBody(m, req);
   const store = m.store();
-  await verifyToken(m, store, body);
+  const verified = await verifyToken(m, store, body);
+  const { config } = await requireConfig(store);
   // A FIPS cluster stays FIPS throughout: refused before the token is used, nothing changes.
-  const cluster = await store.state.getConfig();
-  if (cluster?.fips && body.fips !== true) {
+  if (config.fips && body.fips !== true) {
     throw new ApiError(
       409,
       'this cluster runs in FIPS mode and the joining node\'s k8sd does not: start k8sd there with K8S_FIPS=1 (snap: snap set k8s fips=true) on a host with an active OpenSSL FIPS provider, then join',
     );
   }
-  return body.role === 'control-plane' ? joinControlPlane(m, store, body) : joinWorker(m, store, body);
+  checkJoinerCrypto(req, body, config);
+  if (body.role === 'control-plane') return joinControlPlane(m, store, req, body);
+  await admitNode(m, store, req, body, verified, config);
+  return joinWorker(m, store, req, body, verified);
 }
 
 /**
@@ -241,7 +310,7 @@ async function waitForJoinLock(m: Membership, store: MembershipStore, holder: st
   }
 }
 
-async function joinControlPlane(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
+async function joinControlPlane(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
   const { name, address, clusterCert } = body.node;
   const { config, pki } = await requireConfig(store);
   if (config.datastoreType !== 'etcd') {
@@ -258,10 +327,9 @@ async function joinControlPlane(m: Membership, store: MembershipStore, body: Joi
     const t = await verifyToken(m, store, body);
     const peerUrl = etcdPeerUrl(address, config.etcdPeerPort);
     const existing = await store.member(name);
+    const resuming = existing?.joining === true && existing.role === 'control-plane';
+    await admitNode(m, store, req, body, t, config, resuming);
     const members = await etcd.members();
-    if (existing && !existing.joining) {
-      throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
-    }
     // A stale half-join (the joiner died before promotion): clear it before starting again.
     for (const mem of members.filter((x) => x.peerURLs.includes(peerUrl) || (existing && x.name === name))) {
       if (!mem.isLearner && mem.name) {
@@ -270,9 +338,6 @@ async function joinControlPlane(m: Membership, store: MembershipStore, body: Joi
       m.log.warn('removing the etcd learner of an unfinished join', { node: name, member: mem.id });
       await etcd.removeMember(mem.id);
     }
-    const others = await store.members();
-    const clash = others.find((o) => o.address === address && o.name !== name);
-    if (clash) throw new ApiError(409, `address ${address} is already used by node "${clash.name}"; join with another --address or remove "${clash.name}"`);
 
     if (!(await store.consumeToken(t.record.name, t.raw))) {
       throw new ApiError(401, `join token "${t.record.name}" was used by another join a moment ago; ask for a new one`);
@@ -287,7 +352,7 @@ async function joinControlPlane(m: Membership, store: MembershipStore, body: Joi
       throw new ApiError(409, `the datastore refused the new member: ${(err as Error).message}`);
     }
     memberId = added.member.id;
-    const inFlight: JoinInFlight = { name, address, memberId, lease, tokenRaw: t.raw, startedAt: new Date().toISOString() };
+    const inFlight: JoinInFlight = { name, address, memberId, lease, startedAt: new Date().toISOString() };
     await store.recordJoin(inFlight);
     const initialCluster = added.members
       .map((mem) => (mem.id === memberId ? `${name}=${peerUrl}` : mem.name ? `${mem.name}=${mem.peerURLs[0]}` : ''))
@@ -295,7 +360,10 @@ async function joinControlPlane(m: Membership, store: MembershipStore, body: Joi
       .join(',');
     const extras: Record<string, unknown> = {};
     for (const p of joinPayloadProviders()) extras[p.key] = await p.export();
+    const peers = await controlPlanePeers(m, store);
     m.log.info('control-plane join accepted; etcd learner added', { node: name, address, member: memberId });
+    // From here the reply carries the cluster's CA material: the token is spent for good.
+    consumed = undefined;
     return {
       role: 'control-plane',
       joinId: lease,
@@ -303,7 +371,7 @@ async function joinControlPlane(m: Membership, store: MembershipStore, body: Joi
       config,
       pki,
       etcd: { initialCluster, peerUrl },
-      members: await controlPlanePeers(m, store),
+      members: peers,
       extras,
     };
   } catch (err) {
@@ -346,37 +414,43 @@ async function checkCsrs(m: Membership, csrs: JoinRequestBody['csrs'], required:
   for (const name of required) {
     const pem = csrs?.[name];
     if (typeof pem !== 'string') throw new ApiError(400, `malformed join request: a certificate request for ${name} is required`);
+    let publicKeyPem: string;
     try {
-      await m.d.crypto.parseCsr(pem);
+      publicKeyPem = (await m.d.crypto.parseCsr(pem)).publicKeyPem;
     } catch (err) {
       throw new ApiError(400, `the ${name} certificate request is invalid: ${(err as Error).message}`);
     }
+    checkKeyAccepted(`csrs.${name}`, publicKeyPem);
     out[name] = pem;
   }
   return out;
 }
 
-async function joinWorker(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<WorkerJoinReply> {
+async function joinWorker(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken): Promise<WorkerJoinReply> {
   const { name, address, clusterCert } = body.node;
   const csrs = await checkCsrs(m, body.csrs, WORKER_CLIENT_CERTS);
   const { config, pki } = await requireConfig(store);
-  const existing = await store.member(name);
-  if (existing) throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
-  const t = await store.token(body.token.name);
-  if (!t || !(await store.consumeToken(t.record.name, t.raw))) {
+  // Consume exactly the record that was verified (a compare on its value): a token revoked and
+  // issued again under the same name meanwhile is a different record, and this join fails.
+  if (!(await store.consumeToken(t.record.name, t.raw))) {
     throw new ApiError(401, `join token "${body.token.name}" was used by another join a moment ago; ask for a new one`);
   }
   let registered = false;
+  let issued = false;
   try {
-    // Kept for a few minutes so that a worker whose local setup fails can put its token back.
-    const lease = await store.state.etcd.grantLease(600);
-    await store.forgetJoin(name);
-    await store.recordJoin({ name, address, memberId: '', lease, tokenRaw: t.raw, startedAt: new Date().toISOString() });
-    await store.putMember({ name, address, role: 'worker', clusterCert, joinedAt: new Date().toISOString() });
+    if (!(await store.createMember({ name, address, role: 'worker', clusterCert, joinedAt: new Date().toISOString() }))) {
+      throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
+    }
     registered = true;
+    // Workers join concurrently (no join lock): checked again now that this record exists, so
+    // that of two joins claiming one address at the same moment at most one goes through.
+    await admitNode(m, store, req, body, t, config, true);
     await refuseDuringCaRotation(store);
-    const certificates = (await signWorkerCsrs(m, name, csrs, config, pki)) as Record<WorkerClientCert, string>;
     const members = await controlPlanePeers(m, store);
+    const certificates = (await signWorkerCsrs(m, name, csrs, config, pki)) as Record<WorkerClientCert, string>;
+    // Certificates exist now: whatever happens next, the token stays spent and the record stays
+    // for "k8s remove-node" to find.
+    issued = true;
     m.log.info('worker join accepted', { node: name, address });
     return {
       role: 'worker',
@@ -388,18 +462,39 @@ async function joinWorker(m: Membership, store: MembershipStore, body: JoinReque
       members,
     };
   } catch (err) {
-    if (registered) await store.deleteMember(name).catch(() => undefined);
-    await store.restoreToken(t.raw).catch(() => undefined);
+    if (!issued) {
+      if (registered) await store.deleteMember(name).catch(() => undefined);
+      await store.restoreToken(t.raw).catch(() => undefined);
+    }
     throw err;
   }
+}
+
+/**
+ * The control-plane node `name` calling about its own join: the caller's TLS certificate is that
+ * node's cluster certificate and its record is a control-plane one. Also returns its in-flight
+ * join record, if the join lock still holds one.
+ */
+async function requireControlPlaneSelf(m: Membership, store: MembershipStore, req: Request, name: string, what: string): Promise<{ rec: MemberRecord; inFlight: JoinInFlight | undefined }> {
+  const rec = await requireCallerIs(m, store, req, name);
+  if (!rec) throw new ApiError(404, `node "${name}" has no pending join (it was aborted or expired); join again with a new token`);
+  if (rec.role !== 'control-plane') {
+    throw new ApiError(403, `node "${name}" joined as a worker and received its certificates; a worker may not ${what} a join: on a control-plane node run "k8s remove-node ${name}", then join again with a new token`);
+  }
+  const inFlight = await store.join(name);
+  return { rec, inFlight: inFlight?.name === name ? inFlight : undefined };
 }
 
 async function handlePromote(m: Membership, req: Request): Promise<unknown> {
   const { name, memberId } = req.body as { name?: string; memberId?: string };
   if (typeof name !== 'string' || typeof memberId !== 'string') throw new ApiError(400, 'malformed promote request: name and memberId are required');
   const store = m.store();
-  const rec = await requireCallerIs(m, store, req, name);
-  if (!rec) throw new ApiError(404, `node "${name}" has no pending join (it was aborted or expired); join again`);
+  const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'promote');
+  // The lock's lease may have run out on a slow join (the in-flight record goes with it): then
+  // the member's peer URL below is what ties it to this node.
+  if (inFlight && inFlight.memberId !== memberId) {
+    throw new ApiError(403, `datastore member ${memberId} is not the one the join of "${name}" added; join again`);
+  }
   const etcd = store.state.etcd;
   const member = (await etcd.members()).find((x) => x.id === memberId);
   if (!member) throw new ApiError(404, `datastore member ${memberId} of node "${name}" no longer exists; join again`);
@@ -418,34 +513,36 @@ async function handlePromote(m: Membership, req: Request): Promise<unknown> {
   }
   const { joining: _joining, ...done } = rec;
   await store.putMember(done);
-  const inFlight = await store.join(name);
   if (inFlight) await store.unlock(inFlight.lease);
   m.log.info('control-plane join: etcd member promoted to voter', { node: name, member: memberId });
   await m.refreshPeers().catch(() => undefined);
   return { promoted: true };
 }
 
+/**
+ * A control-plane join that failed on the joining node: its etcd member and its record go, the
+ * join lock is released. Its token is not put back: the join reply carried the cluster's CA
+ * material, so the token has served. A worker cannot abort (its certificates were issued with the
+ * reply); an operator removes it with "k8s remove-node".
+ */
 async function handleAbort(m: Membership, req: Request): Promise<unknown> {
   const { name, memberId } = req.body as { name?: string; memberId?: string };
   if (typeof name !== 'string') throw new ApiError(400, 'malformed abort request: name is required');
   const store = m.store();
-  const rec = await requireCallerIs(m, store, req, name);
   // Nothing registered under that name: nothing this caller may undo.
-  if (!rec) return { aborted: false };
-  const inFlight = await store.join(name);
-  if (memberId) {
-    const etcd = store.state.etcd;
-    const config = await store.state.getConfig();
-    const member = (await etcd.members()).find((x) => x.id === memberId);
-    // Only the caller's own member (by its peer URL) may be removed this way.
-    if (member && config && member.peerURLs.includes(etcdPeerUrl(rec.address, config.etcdPeerPort))) await etcd.removeMember(memberId);
-  }
+  if (!(await store.member(name))) return { aborted: false };
+  // Also after promotion: a join that fails in a later step takes its own (voting) member out
+  // while its etcd still runs, so that a two-member cluster keeps quorum.
+  const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'abort');
+  const config = await store.state.getConfig();
+  const etcd = store.state.etcd;
+  const ownPeerUrl = config ? etcdPeerUrl(rec.address, config.etcdPeerPort) : undefined;
+  // Only the caller's own member (by its peer URL) may be removed this way.
+  const own = memberId && ownPeerUrl ? (await etcd.members()).find((x) => x.id === memberId && x.peerURLs.includes(ownPeerUrl)) : undefined;
+  if (own) await etcd.removeMember(own.id);
   await store.deleteMember(name);
-  if (inFlight) {
-    await store.restoreToken(inFlight.tokenRaw).catch(() => undefined);
-    await store.unlock(inFlight.lease);
-  }
-  m.log.warn('join aborted by the joining node; its token is usable again', { node: name });
+  if (inFlight) await store.unlock(inFlight.lease);
+  m.log.warn('control-plane join aborted by the joining node; its token is spent', { node: name });
   return { aborted: true };
 }
 

@@ -11,6 +11,11 @@ export interface JoinTokenRecord extends TokenRecord {
   bound: boolean;
   /** Which node issued it. */
   issuedBy?: string;
+  /**
+   * The address the node may join with although its connections come from another one (NAT):
+   * the operator's explicit opt-out of the source-address check (get-join-token --address).
+   */
+  address?: string;
 }
 
 /** A node record, marked while its control-plane join is between learner and promotion. */
@@ -24,8 +29,6 @@ export interface JoinInFlight {
   address: string;
   memberId: string;
   lease: string;
-  /** The consumed token record, verbatim, so that an aborted join can put it back. */
-  tokenRaw: string;
   startedAt: string;
 }
 
@@ -62,7 +65,7 @@ export class MembershipStore {
   async consumeToken(name: string, raw: string): Promise<boolean> {
     return this.state.consumeToken(name, raw);
   }
-  /** Puts a consumed token back, verbatim (a join that failed after consuming it). */
+  /** Puts a consumed token back, verbatim: only for a join that failed before its reply carried certificates or CA material. */
   async restoreToken(raw: string): Promise<void> {
     const record = JSON.parse(raw) as JoinTokenRecord;
     await this.state.etcd.create(`${PREFIX}tokens/${record.name}`, raw);
@@ -79,6 +82,10 @@ export class MembershipStore {
   }
   async putMember(m: MemberRecord): Promise<void> {
     await this.state.putNode(m);
+  }
+  /** Records a member unless one of that name exists (false then). */
+  async createMember(m: MemberRecord): Promise<boolean> {
+    return this.state.createNode(m);
   }
   async deleteMember(name: string): Promise<void> {
     await this.state.deleteNode(name);
@@ -106,8 +113,5 @@ export class MembershipStore {
   async join(name: string): Promise<JoinInFlight | undefined> {
     const v = await this.state.etcd.get(joinKey(name));
     return v ? (JSON.parse(v) as JoinInFlight) : undefined;
-  }
-  async forgetJoin(name: string): Promise<void> {
-    await this.state.etcd.delete(joinKey(name));
   }
 }

@@ -1,13 +1,13 @@
 // Join tokens on the local API (control-plane nodes only):
-//   POST /1.0/k8sd/cluster/tokens         {name?, worker?, expiresInSeconds?} → the token, once
+//   POST /1.0/k8sd/cluster/tokens         {name?, worker?, expiresInSeconds?, address?} → the token, once
 //   GET  /1.0/k8sd/cluster/tokens         open tokens (names, roles, expiry; never secrets)
 //   POST /1.0/k8sd/cluster/tokens/revoke  {name}
-import { existsSync } from 'node:fs';
 import { ApiError, Request, Route } from '../http.js';
 import type { Membership } from './index.js';
-import { apiStatus, kubeClients } from './kube-clients.js';
+import { kubernetesNodeExists } from './kube-clients.js';
 import { joinHostPort } from './peer.js';
 import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
+import { checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import { JoinTokenRecord } from './store.js';
 import { encodeToken, JoinEndpoint, newSecret } from './token.js';
 
@@ -31,43 +31,13 @@ export interface TokenInfo {
   expiresAt: string;
   expired: boolean;
   issuedBy?: string;
-}
-
-/** Names of the Kubernetes Nodes, listed at most every few seconds (a burst of token requests shares one list). */
-let nodeNames: { at: number; names: Promise<Set<string>> } | undefined;
-const NODE_LIST_TTL_MS = 3000;
-
-async function kubernetesNodeExists(m: Membership, name: string): Promise<boolean> {
-  const admin = m.d.layout.kubeconfig('admin.conf');
-  if (!existsSync(admin)) return false;
-  if (!nodeNames || Date.now() - nodeNames.at > NODE_LIST_TTL_MS) {
-    const names = kubeClients(admin).then(async ({ core }) => new Set((await core.listNode()).items.map((n) => n.metadata?.name ?? '')));
-    nodeNames = { at: Date.now(), names };
-    names.catch(() => (nodeNames = undefined));
-  }
-  try {
-    if (!(await nodeNames.names).has(name)) return false;
-    // The shared list may be a few seconds old (a node removed just now): confirm with a fresh read.
-    try {
-      await (await kubeClients(admin)).core.readNode({ name });
-      return true;
-    } catch (err) {
-      if (apiStatus(err) === 404) {
-        nodeNames = undefined;
-        return false;
-      }
-      throw err;
-    }
-  } catch (err) {
-    // The API server is down: do not block issuing a token on it.
-    m.log.warn('could not check for an existing Kubernetes node before issuing a token', { node: name, error: (err as Error).message });
-    return false;
-  }
+  /** The address the operator allowed the node to join with, other than its connection's source. */
+  address?: string;
 }
 
 async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
   const self = m.d.requireControlPlane();
-  const body = req.body as { name?: string; worker?: boolean; expiresInSeconds?: number };
+  const body = req.body as { name?: string; worker?: boolean; expiresInSeconds?: number; address?: string };
   const role = body.worker ? 'worker' : 'control-plane';
   const ttl = body.expiresInSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
   if (!Number.isFinite(ttl) || ttl < MIN_TTL_SECONDS || ttl > MAX_TTL_SECONDS) {
@@ -81,6 +51,15 @@ async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
   }
   if (!NAME_RE.test(name) || name.length > 63) throw new ApiError(400, `invalid node name "${name}": use lower-case letters, digits, "-" and "." (at most 63)`);
   const store = m.store();
+  const config = await store.state.getConfig();
+  let address: string | undefined;
+  try {
+    if (bound) checkNodeName(name, { clusterDomain: config?.clusterDomain ?? 'cluster.local', extraSans: config?.extraSans ?? [] });
+    if (body.address !== undefined) address = checkAddressForm(String(body.address));
+  } catch (err) {
+    if (err instanceof NodeAdmissionError) throw new ApiError(400, err.key === 'node.address' ? `--address: ${err.message}` : err.message);
+    throw err;
+  }
   if (bound) {
     if (await store.member(name)) throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
     if (await kubernetesNodeExists(m, name)) throw new ApiError(409, `a Kubernetes node named "${name}" already exists; delete it or pick another name`);
@@ -101,10 +80,10 @@ async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
   const { secret, secretHash } = await newSecret(m.d.crypto);
   const now = new Date();
   const expiresAt = new Date(now.getTime() + ttl * 1000);
-  const record: JoinTokenRecord = { name, role, bound, secretHash, createdAt: now.toISOString(), expiresAt: expiresAt.toISOString(), issuedBy: self.name };
+  const record: JoinTokenRecord = { name, role, bound, secretHash, createdAt: now.toISOString(), expiresAt: expiresAt.toISOString(), issuedBy: self.name, ...(address ? { address } : {}) };
   if (!(await store.createToken(record))) throw new ApiError(409, `another join token for "${name}" was created at the same moment; revoke it and ask again`);
   const token = await encodeToken(m.d.crypto, { name, role, bound, secret, endpoints, expiresAt });
-  m.log.info('issued a join token', { tokenName: name, role, expiresAt: record.expiresAt });
+  m.log.info('issued a join token', { tokenName: name, role, expiresAt: record.expiresAt, ...(address ? { address } : {}) });
   return { name, role, token, expiresAt: record.expiresAt };
 }
 
@@ -117,6 +96,7 @@ export function tokenInfo(r: JoinTokenRecord, now = Date.now()): TokenInfo {
     expiresAt: r.expiresAt,
     expired: new Date(r.expiresAt).getTime() <= now,
     ...(r.issuedBy ? { issuedBy: r.issuedBy } : {}),
+    ...(r.address ? { address: r.address } : {}),
   };
 }
 
