@@ -104,6 +104,7 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
     createdAt: new Date().toISOString(),
     features: c.features,
     controlPlaneTaints: c.controlPlaneTaints,
+    etcdSnapshot: c.etcdSnapshot,
   };
 }
 
