@@ -49,6 +49,8 @@ export class K8sd {
   private clusterServer?: https.Server;
   /** A bootstrap, join or snapshot restore is running on this node. */
   busy = false;
+  /** Settles when start-up has finished bringing up this node's services (a restore waits for it). */
+  nodeServicesSettled: Promise<void> = Promise.resolve();
   /** clustered() has run: the cluster API is up and the onClustered hooks ran. */
   isClustered = false;
   private stopping = false;
@@ -91,7 +93,9 @@ export class K8sd {
     const node = this.node();
     if (node) {
       try {
-        await this.startNodeServices(node);
+        const starting = this.startNodeServices(node);
+        this.nodeServicesSettled = starting.then(() => undefined, () => undefined);
+        await starting;
       } catch (err) {
         this.log.error('could not start the node services; k8sd keeps serving so that status shows why', { error: (err as Error).message });
       }

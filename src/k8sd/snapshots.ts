@@ -321,6 +321,8 @@ export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEve
   const started = Date.now();
   const node = d.requireControlPlane();
   const etcd = managedEtcd(d);
+  // k8sd's own start-up may still be starting etcd and the control plane: never race it.
+  await d.nodeServicesSettled;
   const file = resolveSnapshotFile(d, given);
   const key = await keyStore(d).require();
   const bytes = readFileSync(file);
