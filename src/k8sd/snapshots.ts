@@ -96,6 +96,7 @@ function timestamp(now: Date): string {
 /** Takes a snapshot of this node's etcd and writes it sealed (0600) to the snapshots directory. */
 export async function saveSnapshot(d: K8sd, requested?: string, scheduled = false): Promise<SnapshotInfo & { revision: number; keys: number }> {
   const node = d.requireControlPlane();
+  if (d.busy) throw new ApiError(409, 'a snapshot restore, bootstrap or join is in progress on this node; take the snapshot when it has finished');
   const name = scheduled ? SCHEDULED_NAME : (requested ?? 'on-demand');
   if (!NAME_PATTERN.test(name)) throw new ApiError(400, `--name "${name}" is not valid: use 1-63 lower-case letters, digits, "-" and "." (starting and ending with a letter or digit)`);
   if (!scheduled && name === SCHEDULED_NAME) throw new ApiError(400, `--name "${SCHEDULED_NAME}" is reserved for scheduled snapshots (retention deletes them); choose another name`);

@@ -204,3 +204,20 @@ def test_snapshot_restore_brings_every_secret_back(node, tmp_path):
     assert raw.returncode == 0 and raw.stdout.startswith(b"k8s:enc:kms:v2:"), raw.stdout[:60] + raw.stderr
     members = json.loads(etcdctl(node, "member", "list", "-w", "json").stdout)["members"]
     assert [m["name"] for m in members] == [node.name]
+
+
+def test_snapshot_of_another_cluster_is_refused_with_nothing_changed(testbed, node, tmp_path):
+    other = bootstrapped_node(testbed, "snapother")
+    try:
+        r = other.k8s("snapshot", "save", "--name", "foreign", timeout=600)
+        assert r.returncode == 0, r.stderr
+        foreign = tmp_path / "foreign.k8s-snapshot"
+        shutil.copyfile(last_line(r), foreign)
+    finally:
+        testbed.remove_node(other)
+    etcd_pid = node.service_pid("etcd")
+    r = node.k8s("snapshot", "restore", str(foreign))
+    assert r.returncode != 0, r.stdout
+    assert "foreign.k8s-snapshot" in r.stderr and "belongs to another cluster" in r.stderr, r.stderr
+    assert node.service_pid("etcd") == etcd_pid
+    assert node.status()["ready"]

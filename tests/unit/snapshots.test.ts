@@ -9,6 +9,7 @@ import { SnapshotKey, SnapshotKeyError, SnapshotKeyStore } from '../../src/snaps
 import { openSnapshot, sealSnapshot, SnapshotFormatError, SnapshotIntegrityError, SnapshotManifest } from '../../src/snapshots/format.js';
 import { applySnapshotChanges, DEFAULT_SNAPSHOT_SETTINGS, nextRun, parseSchedule, SnapshotConfigError } from '../../src/snapshots/schedule.js';
 import { redact } from '../../src/inspect/redact.js';
+import { ConfigError, parseBootstrapYaml } from '../../src/config/bootstrap.js';
 
 const crypto = new NodeCryptoBackend();
 
@@ -127,5 +128,19 @@ describe('inspect redaction', () => {
     const out = redact(text);
     expect(out).not.toMatch(/MHcCAQEEIA|LS0tLS1CRUdJTg|0123456789abcdef|eyJhYmMiOjF9|c2ln/);
     expect(out).toContain('--service-account-key-file=/etc/kubernetes/pki/sa.pub');
+  });
+});
+
+describe('bootstrap etcd-snapshot settings', () => {
+  it('defaults to k3s\'s schedule and takes the file\'s values', () => {
+    expect(parseBootstrapYaml('').etcdSnapshot).toEqual({ schedule: '0 */12 * * *', retention: 5 });
+    expect(parseBootstrapYaml('etcd-snapshot: {schedule: "@daily", retention: 7}').etcdSnapshot).toEqual({ schedule: '@daily', retention: 7 });
+  });
+
+  it('names the key of a bad value', () => {
+    expect(() => parseBootstrapYaml('etcd-snapshot: {schedule: "bad"}')).toThrow(ConfigError);
+    expect(() => parseBootstrapYaml('etcd-snapshot: {schedule: "bad"}')).toThrow(/etcd-snapshot.schedule/);
+    expect(() => parseBootstrapYaml('etcd-snapshot: {retention: 0}')).toThrow(/etcd-snapshot.retention/);
+    expect(() => parseBootstrapYaml('etcd-snapshot: {keep: 3}')).toThrow(/etcd-snapshot.keep: unknown key/);
   });
 });
