@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import type { K8sd } from './daemon.js';
 import { ApiError, Request } from './http.js';
 import { FlowError, runFlow, Step, StepEvent } from './flows/flow.js';
+import { coreApi } from './kube.js';
 import { crashWatch, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterConfig, ClusterState, LocalNodeState } from '../datastore/state.js';
@@ -157,7 +158,7 @@ export function listSnapshots(d: K8sd): SnapshotInfo[] {
     .map((f) => {
       const file = path.join(dir, f);
       const st = statSync(file);
-      const name = f.split('-')[0] ?? f;
+      const name = f.replace(/-\d{8}T\d{6}Z\.k8s-snapshot$/, '');
       return { file, name, bytes: st.size, createdAt: st.mtime.toISOString(), scheduled: f.startsWith(`${SCHEDULED_NAME}-`) };
     })
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.file.localeCompare(a.file));
@@ -219,6 +220,8 @@ interface RestoreCtx {
   previousDir: string;
   hadData: boolean;
   config?: ClusterConfig;
+  /** Control-plane nodes removed from the restored cluster (they re-join). */
+  droppedNodes: string[];
 }
 
 const CONTROL_PLANE_ORDER = ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const;
@@ -291,7 +294,9 @@ const restoreSteps: Step<RestoreCtx>[] = [
         c.config = config;
         // cluster-reset: this node is the only control-plane member; the others re-join (workers stay).
         for (const n of await state.listNodes()) {
-          if (n.role === 'control-plane' && n.name !== c.node.name) await state.deleteNode(n.name);
+          if (n.role !== 'control-plane' || n.name === c.node.name) continue;
+          await state.deleteNode(n.name);
+          c.droppedNodes.push(n.name);
         }
       } finally {
         client.close();
@@ -309,6 +314,11 @@ const restoreSteps: Step<RestoreCtx>[] = [
       if (manager && ring) await manager.beforeApiserver(c.config!, { kekRing: ring });
       else await c.d.security.beforeApiserver(c.config!);
       await startKubernetesControlPlane(c.d.host, 180_000);
+      // Their Node objects go too, so that they can join again under the same names.
+      const core = await coreApi(c.d.layout.kubeconfig('admin.conf'));
+      for (const name of c.droppedNodes) {
+        await core.deleteNode({ name }).catch((err: Error) => c.d.log.warn('could not delete the Node of a dropped control-plane node', { node: name, error: err.message }));
+      }
     },
     rollback: async ({ d }) => {
       for (const svc of CONTROL_PLANE_ORDER) await d.host.services.stop(svc);
@@ -318,7 +328,16 @@ const restoreSteps: Step<RestoreCtx>[] = [
 ];
 
 /** Restores a snapshot on this node. Validates fully before anything stops; streams progress. */
-export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEvent | { type: 'info'; message: string }) => void): Promise<{ file: string; previousDataDir?: string; revision: number; seconds: number }> {
+export interface RestoreResult {
+  file: string;
+  previousDataDir?: string;
+  revision: number;
+  /** Control-plane nodes that must re-join. */
+  droppedNodes: string[];
+  seconds: number;
+}
+
+export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEvent | { type: 'info'; message: string }) => void): Promise<RestoreResult> {
   const started = Date.now();
   const node = d.requireControlPlane();
   const etcd = managedEtcd(d);
@@ -347,6 +366,7 @@ export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEve
       restoredDir: path.join(staging, 'restored'),
       previousDir: `${etcd.dataDir}.pre-restore-${ts}`,
       hadData: existsSync(etcd.dataDir),
+      droppedNodes: [],
     };
     await ensureSecretDir(path.dirname(etcd.dataDir));
     await runFlow('snapshot restore', restoreSteps, ctx, (e) => {
@@ -356,7 +376,13 @@ export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEve
     await d.reconnectDatastore();
     if (!d.isClustered) await d.clustered(node);
     d.log.info('etcd snapshot restored', { file, revision: content.manifest.revision, previousDataDir: ctx.hadData ? ctx.previousDir : undefined });
-    return { file, ...(ctx.hadData ? { previousDataDir: ctx.previousDir } : {}), revision: content.manifest.revision, seconds: (Date.now() - started) / 1000 };
+    return {
+      file,
+      ...(ctx.hadData ? { previousDataDir: ctx.previousDir } : {}),
+      revision: content.manifest.revision,
+      droppedNodes: ctx.droppedNodes,
+      seconds: (Date.now() - started) / 1000,
+    };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }

@@ -221,3 +221,49 @@ def test_snapshot_of_another_cluster_is_refused_with_nothing_changed(testbed, no
     assert "foreign.k8s-snapshot" in r.stderr and "belongs to another cluster" in r.stderr, r.stderr
     assert node.service_pid("etcd") == etcd_pid
     assert node.status()["ready"]
+
+
+def test_ha_key_travels_on_join_and_the_other_node_rejoins_after_restore(testbed, tmp_path):
+    """Two control-plane nodes: the joiner receives the snapshot key; a snapshot taken on it restores
+    on the first node, which becomes the only member; the second re-joins after a reset."""
+    from membership_helpers import etcd_members, get_token, join
+
+    first = bootstrapped_node(testbed, "ha1")
+    second = testbed.add_node("ha2")
+    try:
+        second.start_k8sd()
+        r = join(second, get_token(first, second.name))
+        assert r.returncode == 0, f"join failed:\n{r.stdout}\n{r.stderr}\n{second.diagnostics()}"
+        key1, key2 = (n.state_dir / "snapshot-key.json" for n in (first, second))
+        assert key1.read_bytes() == key2.read_bytes()
+        assert key2.stat().st_mode & 0o777 == 0o600
+        api = core_api(first)
+        make_secret(api, "ha-secret", "ha-value")
+
+        r = second.k8s("snapshot", "save", "--name", "from-ha2", timeout=600)
+        assert r.returncode == 0, r.stderr
+        snap = tmp_path / "from-ha2.k8s-snapshot"
+        shutil.copyfile(last_line(r), snap)
+        make_secret(api, "ha-after", "gone after restore")
+
+        r = first.k8s("snapshot", "restore", str(snap), timeout=900)
+        assert r.returncode == 0, f"restore failed:\n{r.stdout}\n{r.stderr}\n{first.diagnostics()}"
+        assert f"removed from the cluster: {second.name}" in r.stdout and "join it again" in r.stdout, r.stdout
+        first.wait_ready(timeout=300)
+        assert [m["name"] for m in etcd_members(first)] == [first.name]
+        api = core_api(first)
+        assert secret_value(api, "ha-secret") == "ha-value"
+
+        # The second node re-joins: reset it, then join with a new token.
+        second.stop()
+        r = subprocess.run(second.nsenter("bash", str(Path(__file__).resolve().parents[2] / "bin/dev-reset")), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"reset failed:\n{r.stdout}\n{r.stderr}"
+        second.start_k8sd()
+        r = join(second, get_token(first, second.name))
+        assert r.returncode == 0, f"re-join failed:\n{r.stdout}\n{r.stderr}\n{second.diagnostics()}"
+        assert sorted(m["name"] for m in etcd_members(first)) == sorted([first.name, second.name])
+        assert key2.read_bytes() == key1.read_bytes()
+        assert secret_value(core_api(second), "ha-secret") == "ha-value"
+    finally:
+        testbed.remove_node(second)
+        testbed.remove_node(first)

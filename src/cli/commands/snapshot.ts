@@ -1,17 +1,10 @@
 import { Args, Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
-import type { SnapshotInfo } from '../../k8sd/snapshots.js';
+import type { RestoreResult, SnapshotInfo } from '../../k8sd/snapshots.js';
 
 interface SaveResult extends SnapshotInfo {
   revision: number;
   keys: number;
-}
-
-interface RestoreResult {
-  file: string;
-  previousDataDir?: string;
-  revision: number;
-  seconds: number;
 }
 
 function size(bytes: number): string {
@@ -68,7 +61,9 @@ export default class Snapshot extends K8sCommand {
       [
         `restored etcd revision ${result.revision} in ${result.seconds.toFixed(1)} s; this node is now the only control-plane member`,
         ...(result.previousDataDir ? [`the previous etcd data directory was kept at ${result.previousDataDir} (remove it when satisfied)`] : []),
-        'other control-plane nodes: run "k8s x-cleanup" (or npm run reset) on each, then join them again with a new token',
+        ...(result.droppedNodes.length
+          ? [`control-plane nodes removed from the cluster: ${result.droppedNodes.join(', ')}; on each, run "k8s x-cleanup" (or npm run reset), then join it again with a new token`]
+          : []),
       ].join('\n'),
     );
   }
