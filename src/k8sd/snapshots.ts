@@ -83,6 +83,17 @@ function stagingDir(d: K8sd): string {
   return mkdtempSync(path.join(d.layout.snapshotsDir, '.staging-'));
 }
 
+/** Staging directories a killed k8sd left behind hold a plaintext database: they go at start-up. */
+function removeStaleStaging(d: K8sd): void {
+  const dir = d.layout.snapshotsDir;
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith('.staging-')) continue;
+    rmSync(path.join(dir, f), { recursive: true, force: true });
+    d.log.warn('removed a snapshot staging directory left by an interrupted save or restore', { dir: path.join(dir, f) });
+  }
+}
+
 async function dbStatus(d: K8sd, dbFile: string): Promise<{ revision: number; totalKey: number }> {
   const r = await etcdTool(d, 'etcdutl', ['snapshot', 'status', dbFile, '--write-out', 'json']);
   if (r.exitCode !== 0) throw new SnapshotError(`etcdutl snapshot status refused the database: ${String(r.stderr).trim().split('\n').pop() ?? ''}`);
@@ -480,6 +491,7 @@ export function registerSnapshots(d: K8sd): void {
   );
   d.onClustered.push(async (node) => {
     if (node.role !== 'control-plane') return;
+    removeStaleStaging(d);
     // The bootstrap node (or a cluster's only control-plane node) creates the key; joiners receive it.
     if (!keyStore(d).exists() && d.state) {
       const others = (await d.state.listNodes()).filter((n) => n.role === 'control-plane' && n.name !== node.name);

@@ -166,6 +166,7 @@ def test_snapshot_restore_brings_every_secret_back(node, tmp_path):
     for body in private_key_bodies(node):
         assert body not in data
     assert str(snap) in node.k8s("snapshot", "list").stdout
+    assert not [p.name for p in snap.parent.iterdir() if p.name.startswith(".staging-")], "a plaintext staging directory was left behind"
 
     make_secret(api, "after-snapshot", "later")
 
@@ -267,3 +268,26 @@ def test_ha_key_travels_on_join_and_the_other_node_rejoins_after_restore(testbed
     finally:
         testbed.remove_node(second)
         testbed.remove_node(first)
+
+
+def test_aesgcm_cluster_restores_with_its_encryption_config(testbed, tmp_path):
+    """With aesgcm instead of KMS the snapshot carries the EncryptionConfiguration's keys (sealed)."""
+    n = bootstrapped_node(testbed, "snapaes", {"security": {"secrets-encryption": "aesgcm"}})
+    try:
+        api = core_api(n)
+        make_secret(api, "aes-secret", "aes-value")
+        r = n.k8s("snapshot", "save", timeout=600)
+        assert r.returncode == 0, r.stderr
+        snap = Path(last_line(r))
+        enc = (n.common / "etc/encryption/enc.yaml").read_text()
+        key_line = next(l for l in enc.splitlines() if "secret:" in l).split("secret:")[1].strip()
+        assert key_line.encode() not in snap.read_bytes()
+        api.delete_namespaced_secret("aes-secret", "default")
+        r = n.k8s("snapshot", "restore", snap.name, timeout=900)
+        assert r.returncode == 0, f"restore failed:\n{r.stdout}\n{r.stderr}\n{n.diagnostics()}"
+        n.wait_ready(timeout=300)
+        assert secret_value(core_api(n), "aes-secret") == "aes-value"
+        raw = etcdctl(n, "get", "/registry/secrets/default/aes-secret", "--print-value-only")
+        assert raw.stdout.startswith(b"k8s:enc:aesgcm:v1:"), raw.stdout[:40]
+    finally:
+        testbed.remove_node(n)
