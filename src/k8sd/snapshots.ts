@@ -8,7 +8,7 @@
 // only then stops the control-plane services, swaps the data directory for one restored with
 // etcdutl as a one-member cluster (k3s's cluster-reset), and starts them again; a failure after
 // the stop puts the old data directory back and restarts the services on it.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ServerResponse } from 'node:http';
 import { execa } from 'execa';
@@ -19,11 +19,11 @@ import { coreApi } from './kube.js';
 import { crashWatch, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterConfig, ClusterState, LocalNodeState } from '../datastore/state.js';
-import { writeFileAtomic } from '../host/files.js';
+import { writeFileAtomic, writeFileAtomicStream } from '../host/files.js';
 import { readArgsFile } from '../services/args.js';
 import { encryptionPaths, kmsPaths, mergeKekRings, parseKekRing, readAesgcmKeys, ensureSecretDir, SECRET_FILE_MODE } from '../security/index.js';
 import { SnapshotKeyStore } from '../snapshots/key.js';
-import { openSnapshot, readSnapshotHeader, sealSnapshot, SnapshotContent, SnapshotFormatError, SnapshotManifest, SNAPSHOT_EXTENSION } from '../snapshots/format.js';
+import { openSnapshot, readSnapshotFileHeader, sealSnapshot, SnapshotFormatError, SnapshotManifest, SNAPSHOT_EXTENSION } from '../snapshots/format.js';
 import { DEFAULT_SNAPSHOT_SETTINGS, nextRun, parseSchedule, SnapshotSettings } from '../snapshots/schedule.js';
 import type { SecurityProvider } from './flows/bootstrap.js';
 import type { SecurityManager } from '../security/index.js';
@@ -125,7 +125,7 @@ export async function saveSnapshot(d: K8sd, requested?: string, scheduled = fals
     if (saved.exitCode !== 0) throw new SnapshotError(`etcdctl snapshot save failed: ${String(saved.stderr).trim().split('\n').pop() ?? ''}`);
     chmodSync(dbFile, SECRET_FILE_MODE);
     const status = await dbStatus(d, dbFile);
-    const db = readFileSync(dbFile);
+    const dbBytes = statSync(dbFile).size;
     const manifest: SnapshotManifest = {
       name,
       createdAt: now.toISOString(),
@@ -133,17 +133,18 @@ export async function saveSnapshot(d: K8sd, requested?: string, scheduled = fals
       etcdVersion: d.layout.componentVersion('etcd'),
       revision: status.revision,
       totalKeys: status.totalKey,
-      dbBytes: db.length,
-      dbSha256: (await d.crypto.sha256(db)).toString('hex'),
+      dbBytes,
       secretsEncryption: config.secretsEncryption,
       ...encryptionKeysFor(d, config.secretsEncryption),
     };
-    const sealed = await sealSnapshot(d.crypto, key, { manifest, db });
     const file = path.join(d.layout.snapshotsDir, `${name}-${node.name}-${timestamp(now)}${SNAPSHOT_EXTENSION}`);
     if (existsSync(file)) throw new ApiError(409, `${file} already exists; wait a second or choose another --name`);
-    writeFileAtomic(file, sealed, SECRET_FILE_MODE);
-    d.log.info('etcd snapshot saved', { file, bytes: sealed.length, revision: status.revision, scheduled });
-    return { file, name, bytes: sealed.length, createdAt: manifest.createdAt, scheduled, revision: status.revision, keys: status.totalKey };
+    let bytes = 0;
+    await writeFileAtomicStream(file, SECRET_FILE_MODE, async (fd) => {
+      bytes = await sealSnapshot(d.crypto, key, manifest, dbFile, fd);
+    });
+    d.log.info('etcd snapshot saved', { file, bytes, revision: status.revision, scheduled });
+    return { file, name, bytes, createdAt: manifest.createdAt, scheduled, revision: status.revision, keys: status.totalKey };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
@@ -224,7 +225,7 @@ interface RestoreCtx {
   d: K8sd;
   node: LocalNodeState;
   file: string;
-  content: SnapshotContent;
+  manifest: SnapshotManifest;
   dbFile: string;
   etcd: ReturnType<typeof managedEtcd>;
   restoredDir: string;
@@ -321,7 +322,7 @@ const restoreSteps: Step<RestoreCtx>[] = [
     run: async (c) => {
       // The snapshot's KEK ring is merged into this node's (checked compatible before anything stopped).
       const manager = (c.d.security as SecurityProvider & { manager?: SecurityManager }).manager;
-      const ring = c.content.manifest.kekRing;
+      const ring = c.manifest.kekRing;
       if (manager && ring) await manager.beforeApiserver(c.config!, { kekRing: ring });
       else await c.d.security.beforeApiserver(c.config!);
       await startKubernetesControlPlane(c.d.host, 180_000);
@@ -356,22 +357,27 @@ export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEve
   await d.nodeServicesSettled;
   const file = resolveSnapshotFile(d, given);
   const key = await keyStore(d).require();
-  const bytes = readFileSync(file);
-  readSnapshotHeader(file, bytes);
-  const content = await openSnapshot(d.crypto, key, file, bytes);
-  checkEncryptionKeys(d, file, content.manifest);
-  emit({ type: 'info', message: `${file}: authenticated (taken ${content.manifest.createdAt} on ${content.manifest.node}, revision ${content.manifest.revision}, ${content.manifest.totalKeys} keys)` });
+  readSnapshotFileHeader(file);
   const staging = stagingDir(d);
   try {
+    // Decrypted in full (and every chunk authenticated) into the private staging directory first.
     const dbFile = path.join(staging, 'db');
-    writeFileAtomic(dbFile, content.db, SECRET_FILE_MODE);
+    const out = openSync(dbFile, 'wx', SECRET_FILE_MODE);
+    let manifest: SnapshotManifest;
+    try {
+      manifest = await openSnapshot(d.crypto, key, file, out);
+    } finally {
+      closeSync(out);
+    }
+    checkEncryptionKeys(d, file, manifest);
     await dbStatus(d, dbFile);
+    emit({ type: 'info', message: `${file}: authenticated (taken ${manifest.createdAt} on ${manifest.node}, revision ${manifest.revision}, ${manifest.totalKeys} keys)` });
     const ts = timestamp(new Date());
     const ctx: RestoreCtx = {
       d,
       node,
       file,
-      content,
+      manifest,
       dbFile,
       etcd,
       restoredDir: path.join(staging, 'restored'),
@@ -386,11 +392,11 @@ export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEve
     });
     await d.reconnectDatastore();
     if (!d.isClustered) await d.clustered(node);
-    d.log.info('etcd snapshot restored', { file, revision: content.manifest.revision, previousDataDir: ctx.hadData ? ctx.previousDir : undefined });
+    d.log.info('etcd snapshot restored', { file, revision: manifest.revision, previousDataDir: ctx.hadData ? ctx.previousDir : undefined });
     return {
       file,
       ...(ctx.hadData ? { previousDataDir: ctx.previousDir } : {}),
-      revision: content.manifest.revision,
+      revision: manifest.revision,
       droppedNodes: ctx.droppedNodes,
       seconds: (Date.now() - started) / 1000,
     };

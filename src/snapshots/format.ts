@@ -1,14 +1,17 @@
-// The snapshot file: an etcd backend database plus what a restore needs (the manifest with the
-// encryption-at-rest keys), sealed with AES-256-GCM in chunks under a per-file key.
+// The snapshot file: what a restore needs (a manifest with the encryption-at-rest keys) and the
+// etcd backend database, sealed with AES-256-GCM in chunks under a per-file key.
 //
 //   "K8SDSNAP" | u32 header length | header JSON | { u32 length | iv | ciphertext | tag }*
 //
 // The header holds no secret: the format, the snapshot key's id (a fingerprint), the per-file salt
-// and the chunk size. Every chunk's associated data binds it to the header (SHA-256 of the bytes
-// before the first chunk), to its index and to whether it is the last one, so a flipped byte, a
-// reordered, dropped or appended chunk, a truncated file or an edited header all fail to open.
-// The plaintext is u32 manifest length | manifest JSON | the etcd database.
+// and the chunk size. Chunk 0 is the manifest, the others the database in pieces of chunkBytes.
+// Every chunk's associated data binds it to the header (SHA-256 of the bytes before the first
+// chunk), to its index and to whether it is the last one, so a flipped byte, a reordered, dropped or
+// appended chunk, a truncated file or an edited header all fail to open. Sealing and opening stream
+// through the chunks: the database is never held in memory whole (etcd allows 8 GiB).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { CryptoBackend } from '../crypto/types.js';
+import { writeAll } from '../host/files.js';
 import type { KekRingDocument } from '../security/index.js';
 import type { SnapshotKey } from './key.js';
 
@@ -52,16 +55,10 @@ export interface SnapshotManifest {
   revision: number;
   totalKeys: number;
   dbBytes: number;
-  dbSha256: string;
   /** Encryption at rest of the cluster when the snapshot was taken, and its keys. */
   secretsEncryption: 'kms' | 'aesgcm' | 'none';
   kekRing?: KekRingDocument;
   aesgcmConfig?: string;
-}
-
-export interface SnapshotContent {
-  manifest: SnapshotManifest;
-  db: Buffer;
 }
 
 function u32(n: number): Buffer {
@@ -77,23 +74,52 @@ function chunkAad(headerDigest: Buffer, index: number, last: boolean): Buffer {
   return Buffer.concat([headerDigest, b]);
 }
 
-/** Seals a snapshot under `key` (a fresh salt, hence a fresh file key, every time). */
-export async function sealSnapshot(crypto: CryptoBackend, key: SnapshotKey, content: SnapshotContent): Promise<Buffer> {
+function readExactly(fd: number, length: number, position: number): Buffer {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done === length ? buf : buf.subarray(0, done);
+}
+
+/**
+ * Seals `manifest` and the database file `dbFile` under `key` (a fresh salt, hence a fresh file
+ * key, every time), writing the snapshot to the descriptor `out`. Returns the bytes written.
+ */
+export async function sealSnapshot(crypto: CryptoBackend, key: SnapshotKey, manifest: SnapshotManifest, dbFile: string, out: number): Promise<number> {
   const salt = await crypto.randomBytes(32);
   const header: SnapshotHeader = { format: SNAPSHOT_FORMAT, keyId: key.id, salt: salt.toString('base64'), chunkBytes: CHUNK_BYTES };
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.concat([MAGIC, u32(headerBytes.length), headerBytes]);
   const digest = await crypto.sha256(prefix);
   const fileKey = await key.fileKey(salt);
-  const manifest = Buffer.from(JSON.stringify(content.manifest), 'utf8');
-  const plain = Buffer.concat([u32(manifest.length), manifest, content.db]);
-  const parts: Buffer[] = [prefix];
-  const count = Math.max(1, Math.ceil(plain.length / CHUNK_BYTES));
-  for (let i = 0; i < count; i++) {
-    const sealed = await crypto.encrypt(fileKey, plain.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES), chunkAad(digest, i, i === count - 1));
-    parts.push(u32(sealed.length), sealed);
+  const fd = openSync(dbFile, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size !== manifest.dbBytes) throw new SnapshotFormatError(dbFile, `is ${size} bytes, the manifest says ${manifest.dbBytes}`);
+    const dbChunks = Math.ceil(size / CHUNK_BYTES);
+    let written = 0;
+    const put = async (index: number, plain: Buffer): Promise<void> => {
+      const sealed = await crypto.encrypt(fileKey, plain, chunkAad(digest, index, index === dbChunks));
+      const frame = Buffer.concat([u32(sealed.length), sealed]);
+      writeAll(out, frame);
+      written += frame.length;
+    };
+    writeAll(out, prefix);
+    written += prefix.length;
+    await put(0, Buffer.from(JSON.stringify(manifest), 'utf8'));
+    for (let i = 0; i < dbChunks; i++) {
+      const plain = readExactly(fd, Math.min(CHUNK_BYTES, size - i * CHUNK_BYTES), i * CHUNK_BYTES);
+      if (plain.length === 0) throw new SnapshotFormatError(dbFile, 'shrank while it was sealed');
+      await put(i + 1, plain);
+    }
+    return written;
+  } finally {
+    closeSync(fd);
   }
-  return Buffer.concat(parts);
 }
 
 /** The header of a snapshot file, checked for shape only (it is authenticated when the chunks open). */
@@ -118,51 +144,69 @@ export function readSnapshotHeader(file: string, bytes: Buffer): { header: Snaps
   return { header: { format: SNAPSHOT_FORMAT, keyId: h.keyId, salt: h.salt, chunkBytes: h.chunkBytes }, prefixLength: start + length };
 }
 
-/**
- * Opens and fully authenticates a snapshot. Refuses a file sealed under another snapshot key
- * (another cluster) before any decryption, and any altered byte after.
- */
-export async function openSnapshot(crypto: CryptoBackend, key: SnapshotKey, file: string, bytes: Buffer): Promise<SnapshotContent> {
-  const { header, prefixLength } = readSnapshotHeader(file, bytes);
-  if (header.keyId !== key.id) {
-    throw new SnapshotIntegrityError(
-      file,
-      `was sealed with snapshot key ${header.keyId}, but this node holds ${key.id}: it belongs to another cluster (or the key was replaced); restore it on a control-plane node of the cluster it came from`,
-    );
-  }
-  const digest = await crypto.sha256(bytes.subarray(0, prefixLength));
-  const fileKey = await key.fileKey(Buffer.from(header.salt, 'base64'));
-  const chunks: Buffer[] = [];
-  let offset = prefixLength;
-  for (let index = 0; ; index++) {
-    if (offset + 4 > bytes.length) throw new SnapshotIntegrityError(file, 'is truncated (its last chunk is missing); use an intact copy');
-    const length = bytes.readUInt32BE(offset);
-    const end = offset + 4 + length;
-    if (length < GCM_OVERHEAD || length > header.chunkBytes + GCM_OVERHEAD || end > bytes.length) {
-      throw new SnapshotIntegrityError(file, `chunk ${index} is damaged or truncated; use an intact copy`);
-    }
-    const last = end === bytes.length;
-    try {
-      chunks.push(await crypto.decrypt(fileKey, bytes.subarray(offset + 4, end), chunkAad(digest, index, last)));
-    } catch {
-      throw new SnapshotIntegrityError(file, `chunk ${index} failed authentication: the file was altered or truncated; nothing was changed — use an intact copy`);
-    }
-    offset = end;
-    if (last) break;
-  }
-  const plain = Buffer.concat(chunks);
-  if (plain.length < 4) throw new SnapshotIntegrityError(file, 'holds no manifest');
-  const manifestLength = plain.readUInt32BE(0);
-  if (4 + manifestLength > plain.length) throw new SnapshotIntegrityError(file, 'its manifest is truncated');
-  let manifest: SnapshotManifest;
+/** Reads the header of a snapshot file (shape only; the chunks authenticate it). */
+export function readSnapshotFileHeader(file: string): SnapshotHeader {
+  const fd = openSync(file, 'r');
   try {
-    manifest = JSON.parse(plain.subarray(4, 4 + manifestLength).toString('utf8')) as SnapshotManifest;
-  } catch {
-    throw new SnapshotIntegrityError(file, 'its manifest is not JSON');
+    return readSnapshotHeader(file, readExactly(fd, MAGIC.length + 4 + MAX_HEADER_BYTES, 0)).header;
+  } finally {
+    closeSync(fd);
   }
-  const db = plain.subarray(4 + manifestLength);
-  if (db.length !== manifest.dbBytes) throw new SnapshotIntegrityError(file, `holds ${db.length} database bytes, its manifest says ${manifest.dbBytes}`);
-  const sha = (await crypto.sha256(db)).toString('hex');
-  if (sha !== manifest.dbSha256) throw new SnapshotIntegrityError(file, 'the database does not match its checksum');
-  return { manifest, db };
+}
+
+/**
+ * Opens and fully authenticates the snapshot `file`, writing its database to the descriptor `dbOut`
+ * and returning its manifest. Refuses a file sealed under another snapshot key (another cluster)
+ * before any decryption, and any altered byte after. On error, `dbOut` holds a partial database:
+ * the caller discards it.
+ */
+export async function openSnapshot(crypto: CryptoBackend, key: SnapshotKey, file: string, dbOut: number): Promise<SnapshotManifest> {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const { header, prefixLength } = readSnapshotHeader(file, readExactly(fd, MAGIC.length + 4 + MAX_HEADER_BYTES, 0));
+    if (header.keyId !== key.id) {
+      throw new SnapshotIntegrityError(
+        file,
+        `was sealed with snapshot key ${header.keyId}, but this node holds ${key.id}: it belongs to another cluster (or the key was replaced); restore it on a control-plane node of the cluster it came from`,
+      );
+    }
+    const digest = await crypto.sha256(readExactly(fd, prefixLength, 0));
+    const fileKey = await key.fileKey(Buffer.from(header.salt, 'base64'));
+    let manifest: SnapshotManifest | undefined;
+    let dbBytes = 0;
+    let offset = prefixLength;
+    for (let index = 0; ; index++) {
+      if (offset + 4 > size) throw new SnapshotIntegrityError(file, 'is truncated (its last chunk is missing); use an intact copy');
+      const length = readExactly(fd, 4, offset).readUInt32BE(0);
+      const end = offset + 4 + length;
+      if (length < GCM_OVERHEAD || length > Math.max(header.chunkBytes, 1024 * 1024) + GCM_OVERHEAD || end > size) {
+        throw new SnapshotIntegrityError(file, `chunk ${index} is damaged or truncated; use an intact copy`);
+      }
+      const last = end === size;
+      let plain: Buffer;
+      try {
+        plain = await crypto.decrypt(fileKey, readExactly(fd, length, offset + 4), chunkAad(digest, index, last));
+      } catch {
+        throw new SnapshotIntegrityError(file, `chunk ${index} failed authentication: the file was altered or truncated; nothing was changed — use an intact copy`);
+      }
+      if (index === 0) {
+        try {
+          manifest = JSON.parse(plain.toString('utf8')) as SnapshotManifest;
+        } catch {
+          throw new SnapshotIntegrityError(file, 'its manifest is not JSON');
+        }
+      } else {
+        writeAll(dbOut, plain);
+        dbBytes += plain.length;
+      }
+      offset = end;
+      if (last) break;
+    }
+    if (!manifest || typeof manifest.dbBytes !== 'number') throw new SnapshotIntegrityError(file, 'holds no manifest');
+    if (dbBytes !== manifest.dbBytes) throw new SnapshotIntegrityError(file, `holds ${dbBytes} database bytes, its manifest says ${manifest.dbBytes}`);
+    return manifest;
+  } finally {
+    closeSync(fd);
+  }
 }

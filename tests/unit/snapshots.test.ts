@@ -1,6 +1,6 @@
 // Snapshot sealing, the snapshot key, the schedule settings, and inspect's redaction.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,46 +13,74 @@ import { ConfigError, parseBootstrapYaml } from '../../src/config/bootstrap.js';
 
 const crypto = new NodeCryptoBackend();
 
-function manifest(db: Buffer, sha: string): SnapshotManifest {
-  return { name: 't', createdAt: '2026-01-01T00:00:00Z', node: 'n1', etcdVersion: 'v3.6.0', revision: 7, totalKeys: 3, dbBytes: db.length, dbSha256: sha, secretsEncryption: 'none' };
+function manifest(dbBytes: number): SnapshotManifest {
+  return { name: 't', createdAt: '2026-01-01T00:00:00Z', node: 'n1', etcdVersion: 'v3.6.0', revision: 7, totalKeys: 3, dbBytes, secretsEncryption: 'none' };
 }
 
 describe('snapshot file', () => {
+  let dir: string;
   let key: SnapshotKey;
   let db: Buffer;
   let sealed: Buffer;
+
+  /** Opens `bytes` as a snapshot file; returns the manifest and the database written out. */
+  async function open(bytes: Buffer, withKey = key, name = 'f.k8s-snapshot'): Promise<{ manifest: SnapshotManifest; db: Buffer }> {
+    const file = path.join(dir, name);
+    writeFileSync(file, bytes);
+    const outFile = path.join(dir, `${name}.db`);
+    const out = openSync(outFile, 'w');
+    try {
+      return { manifest: await openSnapshot(crypto, withKey, file, out), db: readFileSync(outFile) };
+    } finally {
+      closeSync(out);
+    }
+  }
+
   beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'snapfile-'));
     key = await SnapshotKey.generate(crypto);
-    // Larger than one 4 MiB chunk, with a recognisable plaintext.
-    db = Buffer.concat([Buffer.from('top-secret-value-42 '), Buffer.alloc(5 * 1024 * 1024, 'x')]);
-    sealed = await sealSnapshot(crypto, key, { manifest: manifest(db, (await crypto.sha256(db)).toString('hex')), db });
+    // Larger than two 4 MiB chunks, with a recognisable plaintext.
+    db = Buffer.concat([Buffer.from('top-secret-value-42 '), Buffer.alloc(9 * 1024 * 1024, 'x')]);
+    const dbFile = path.join(dir, 'db');
+    writeFileSync(dbFile, db);
+    const sealedFile = path.join(dir, 'sealed');
+    const fd = openSync(sealedFile, 'w');
+    const written = await sealSnapshot(crypto, key, manifest(db.length), dbFile, fd);
+    closeSync(fd);
+    sealed = readFileSync(sealedFile);
+    expect(written).toBe(sealed.length);
   });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
 
   it('round-trips and holds no plaintext', async () => {
-    const out = await openSnapshot(crypto, key, 'f', sealed);
+    const out = await open(sealed);
     expect(out.db.equals(db)).toBe(true);
     expect(out.manifest.revision).toBe(7);
     expect(sealed.includes(Buffer.from('top-secret-value-42'))).toBe(false);
     expect(sealed.includes(Buffer.from('"node"'))).toBe(false);
   });
 
-  it('refuses a flipped byte anywhere, a truncation and an appended byte', async () => {
+  it('refuses a flipped byte anywhere, a truncation, an appended byte and a dropped chunk', async () => {
     for (const at of [20, 200, Math.floor(sealed.length / 2), sealed.length - 1]) {
       const bad = Buffer.from(sealed);
       bad[at] = bad[at]! ^ 1;
-      await expect(openSnapshot(crypto, key, 'f', bad)).rejects.toBeInstanceOf(SnapshotFormatError);
+      await expect(open(bad)).rejects.toBeInstanceOf(SnapshotFormatError);
     }
-    await expect(openSnapshot(crypto, key, 'f', sealed.subarray(0, sealed.length - 100))).rejects.toBeInstanceOf(SnapshotIntegrityError);
-    await expect(openSnapshot(crypto, key, 'f', Buffer.concat([sealed, Buffer.from([0])]))).rejects.toBeInstanceOf(SnapshotIntegrityError);
+    await expect(open(sealed.subarray(0, sealed.length - 100))).rejects.toBeInstanceOf(SnapshotIntegrityError);
+    await expect(open(Buffer.concat([sealed, Buffer.from([0])]))).rejects.toBeInstanceOf(SnapshotIntegrityError);
+    // Drop the last database chunk whole (its frame is 4 + plaintext + 28 bytes): the chunk that is
+    // now last was not sealed as the last one.
+    const lastFrame = 4 + (db.length - 2 * 4 * 1024 * 1024) + 28;
+    await expect(open(sealed.subarray(0, sealed.length - lastFrame))).rejects.toThrow(/chunk 2 failed authentication/);
   });
 
   it('refuses a snapshot of another cluster by key id, naming both keys', async () => {
     const other = await SnapshotKey.generate(crypto);
-    await expect(openSnapshot(crypto, other, 'f', sealed)).rejects.toThrow(new RegExp(`${key.id}.*${other.id}`));
+    await expect(open(sealed, other)).rejects.toThrow(new RegExp(`${key.id}.*${other.id}`));
   });
 
   it('refuses garbage with a clear message', async () => {
-    await expect(openSnapshot(crypto, key, 'junk.bin', Buffer.from('hello world'))).rejects.toThrow(/junk.bin: is not a k8s snapshot/);
+    await expect(open(Buffer.from('hello world'), key, 'junk.bin')).rejects.toThrow(/junk.bin: is not a k8s snapshot/);
   });
 });
 
