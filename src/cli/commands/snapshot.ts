@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 import type { RestoreResult, SnapshotInfo } from '../../k8sd/snapshots.js';
@@ -51,7 +53,9 @@ export default class Snapshot extends K8sCommand {
       return;
     }
     if (!args.file) this.error('"k8s snapshot restore" needs the snapshot file; see "k8s snapshot list"', { exit: 1 });
-    const result = (await this.client(1_800_000).stream('POST', '/1.0/k8sd/snapshots/restore', { file: args.file }, (e) => {
+    // A file in the current directory is sent as an absolute path; a bare name means one from "k8s snapshot list".
+    const file = existsSync(args.file) ? path.resolve(args.file) : args.file;
+    const result = (await this.client(1_800_000).stream('POST', '/1.0/k8sd/snapshots/restore', { file }, (e) => {
       if (format !== 'plain') return;
       if (e.type === 'step') this.logToStderr(`- ${e.title}`);
       else if (e.type === 'info') this.logToStderr(e.message);
