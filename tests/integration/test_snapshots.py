@@ -291,3 +291,60 @@ def test_aesgcm_cluster_restores_with_its_encryption_config(testbed, tmp_path):
         assert raw.stdout.startswith(b"k8s:enc:aesgcm:v1:"), raw.stdout[:40]
     finally:
         testbed.remove_node(n)
+
+
+SEAL_SCRIPT = r"""
+const [repo, keyFile, ringFile, dbFile, out] = process.argv.slice(1);
+const { openSync, closeSync, readFileSync, statSync } = await import('node:fs');
+const { NodeCryptoBackend } = await import(`${repo}/dist/crypto/node.js`);
+const { SnapshotKeyStore } = await import(`${repo}/dist/snapshots/key.js`);
+const { sealSnapshot } = await import(`${repo}/dist/snapshots/format.js`);
+const crypto = new NodeCryptoBackend();
+const key = await new SnapshotKeyStore(crypto, keyFile).require();
+const manifest = { name: 'crafted', createdAt: new Date().toISOString(), node: 'crafted', etcdVersion: 'v3', revision: 1, totalKeys: 0,
+  dbBytes: statSync(dbFile).size, secretsEncryption: 'kms', kekRing: JSON.parse(readFileSync(ringFile, 'utf8')) };
+const fd = openSync(out, 'wx', 0o600);
+await sealSnapshot(crypto, key, manifest, dbFile, fd);
+closeSync(fd);
+"""
+
+
+def test_a_restore_that_fails_after_the_stop_puts_the_old_data_back(node, tmp_path):
+    """Fault injection: a correctly sealed snapshot (this node's key) of an etcd that is not a k8s
+    cluster passes validation, then fails once etcd runs on it; the old data directory and the
+    services must come back with every object."""
+    from testbed import REPO
+
+    api = core_api(node)
+    make_secret(api, "survives-rollback", "still-here")
+    # An empty etcd's snapshot, from a throwaway etcd on other ports inside the node's netns.
+    data = tmp_path / "empty-etcd"
+    etcd = subprocess.Popen(
+        node.nsenter(str(component_bin("etcd") / "etcd"), f"--data-dir={data}", "--listen-client-urls=http://127.0.0.1:23790",
+                     "--advertise-client-urls=http://127.0.0.1:23790", "--listen-peer-urls=http://127.0.0.1:23800",
+                     "--initial-advertise-peer-urls=http://127.0.0.1:23800", "--initial-cluster=default=http://127.0.0.1:23800",
+                     "--listen-metrics-urls=http://127.0.0.1:23810"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        db = tmp_path / "empty.db"
+        wait_for("the throwaway etcd", lambda: node.sh(str(component_bin("etcd") / "etcdctl"), "--endpoints=http://127.0.0.1:23790",
+                                                      "snapshot", "save", str(db)).returncode == 0, timeout=60)
+    finally:
+        etcd.terminate()
+        etcd.wait(timeout=30)
+    crafted = tmp_path / "crafted.k8s-snapshot"
+    r = subprocess.run([str(REPO / "node_modules/node/bin/node"), "--input-type=module", "-e", SEAL_SCRIPT, str(REPO),
+                        str(node.state_dir / "snapshot-key.json"), str(node.common / "etc/kms/kek-ring.json"), str(db), str(crafted)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+    before = sorted(p.name for p in (node.common / "var/lib/etcd").iterdir())
+    r = node.k8s("snapshot", "restore", str(crafted), timeout=900)
+    assert r.returncode != 0, r.stdout
+    assert "holds no cluster configuration" in r.stderr and "put back" in r.stderr, r.stdout + r.stderr
+    for step in ("restore-data", "stop-services"):
+        assert f"rolled back {step}" in r.stderr, r.stderr
+    assert sorted(p.name for p in (node.common / "var/lib/etcd").iterdir()) == before, "the data directory was not put back as it was"
+    node.wait_ready(timeout=300)
+    assert secret_value(core_api(node), "survives-rollback") == "still-here"
