@@ -92,6 +92,10 @@ export class Layout {
 
   // Datastore.
   get etcdDataDir(): string { return this.common('var', 'lib', 'etcd', 'data'); }
+  /** Encrypted etcd snapshots of this node (`k8s snapshot save`, the schedule): 0700, files 0600. */
+  get snapshotsDir(): string { return this.common('var', 'lib', 'k8sd', 'snapshots'); }
+  /** Control-plane nodes only: the key that seals etcd snapshots (src/snapshots/key.ts). Never in a snapshot. */
+  get snapshotKeyFile(): string { return path.join(this.k8sdStateDir, 'snapshot-key.json'); }
 
   // Logs: one per process.
   get logDir(): string { return this.common('var', 'log'); }

@@ -8,6 +8,7 @@ import { tryParseDurationMs } from './duration.js';
 import { cidrsOverlap, parseCidrList, isDnsName, Cidr, CidrError } from './net.js';
 import { applyFeatureChanges, defaultFeatureSettings, FeatureConfigError, FeatureSettings } from './features.js';
 import { ACCEPT_KEY, assertSingleLine, checkArgOverrides, checkConfigFiles, checkContainerdConfig, OverrideError, WeakenedFlag } from './overrides.js';
+import { applySnapshotChanges, DEFAULT_SNAPSHOT_SETTINGS, SnapshotConfigError, SnapshotSettings } from '../snapshots/schedule.js';
 
 export const SERVICES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubelet', 'containerd', 'etcd'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -140,6 +141,8 @@ export const bootstrapSchema = z.strictObject({
   'fail-cgroup-v1': z.boolean().optional(),
   security: securityConfig.optional(),
   certificates: certificatesConfig.optional(),
+  /** Scheduled etcd snapshots (k3s's --etcd-snapshot-schedule-cron / --etcd-snapshot-retention). */
+  'etcd-snapshot': z.strictObject({ schedule: z.string().optional(), retention: z.number().optional() }).optional(),
   ...certShape,
   ...extraArgsShape,
 });
@@ -175,6 +178,7 @@ export interface BootstrapConfig {
   features: FeatureSettings;
   /** Taints control-plane nodes register with (`key[=value]:Effect`). */
   controlPlaneTaints: string[];
+  etcdSnapshot: SnapshotSettings;
 }
 
 const TAINT = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?(=[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
@@ -356,7 +360,17 @@ export function validateBootstrapConfig(doc: unknown, opts: { plain?: boolean } 
     certificates: certificateSettings(raw.certificates ?? {}),
     features,
     controlPlaneTaints,
+    etcdSnapshot: snapshotSettingsFrom(raw['etcd-snapshot'] ?? {}),
   };
+}
+
+function snapshotSettingsFrom(raw: NonNullable<BootstrapConfigInput['etcd-snapshot']>): SnapshotSettings {
+  try {
+    return applySnapshotChanges(DEFAULT_SNAPSHOT_SETTINGS, Object.fromEntries(Object.entries(raw).map(([k, v]) => [`etcd-snapshot.${k}`, v])));
+  } catch (err) {
+    if (err instanceof SnapshotConfigError) throw new ConfigError(err.key, err.reason);
+    throw err;
+  }
 }
 
 function certificateSettings(c: NonNullable<BootstrapConfigInput['certificates']>): BootstrapConfig['certificates'] {

@@ -95,7 +95,9 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
     const dot = key.indexOf('.');
     const feature = dot < 0 ? key : key.slice(0, dot);
     const field = dot < 0 ? '' : key.slice(dot + 1);
-    if (!isFeatureName(feature)) throw new FeatureConfigError(key, `unknown feature "${feature}"; known features: ${FEATURE_NAMES.join(', ')}`);
+    if (!isFeatureName(feature)) {
+      throw new FeatureConfigError(key, `unknown feature "${feature}"; known features: ${FEATURE_NAMES.join(', ')} (other keys: etcd-snapshot.schedule, etcd-snapshot.retention)`);
+    }
     if (!field) throw new FeatureConfigError(key, `name a key of the feature, such as ${feature}.enabled`);
     if (!isImplemented(feature)) {
       if (field === 'enabled' && parseBool(key, value) === false) continue;

@@ -8,6 +8,7 @@ import { CaMaterial } from '../pki/signer.js';
 import { KeyAlgorithm } from '../crypto/types.js';
 import { EtcdClient } from './etcd.js';
 import { defaultFeatureSettings, FeatureSettings } from '../config/features.js';
+import type { SnapshotSettings } from '../snapshots/schedule.js';
 
 export const PREFIX = '/k8sd/';
 
@@ -35,6 +36,8 @@ export interface ClusterConfig {
   features?: FeatureSettings;
   /** Taints control-plane nodes register with. */
   controlPlaneTaints?: string[];
+  /** Scheduled etcd snapshots (`etcd-snapshot.*`); absent means the defaults. */
+  etcdSnapshot?: SnapshotSettings;
 }
 
 /** The feature settings of a cluster (clusters bootstrapped before features have every feature off). */

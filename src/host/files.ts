@@ -48,6 +48,34 @@ export function writeFileAtomic(target: string, content: string | Buffer, mode =
   fsyncDir(path.dirname(target));
 }
 
+/**
+ * Like writeFileAtomic for content too large for memory: `write` streams into the temp file's
+ * descriptor; the file is fsynced and renamed into place only when it resolves (removed otherwise).
+ */
+export async function writeFileAtomicStream(target: string, mode: number, write: (fd: number) => Promise<void>): Promise<void> {
+  mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+  const tmp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    chmodSync(tmp, mode);
+    await write(fd);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, target);
+  } catch (err) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(path.dirname(target));
+}
+
+/** Writes all of `data` at the descriptor's position. */
+export function writeAll(fd: number, data: Buffer): void {
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset);
+}
+
 interface Journal {
   moves: Array<{ from: string; to: string }>;
 }

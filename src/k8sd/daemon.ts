@@ -22,7 +22,7 @@ import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/b
 import { FlowError, StepEvent } from './flows/flow.js';
 import { ApiError, makeDispatcher, Request, Route } from './http.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
-import { clusterStatus } from './status.js';
+import { clusterStatus, datastoreReport } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode } from '../crypto/fips.js';
@@ -49,7 +49,12 @@ export class K8sd {
   state?: ClusterState;
   private localServer?: http.Server;
   private clusterServer?: https.Server;
-  private busy = false;
+  /** A bootstrap, join or snapshot restore is running on this node. */
+  busy = false;
+  /** Settles when start-up has finished bringing up this node's services (a restore waits for it). */
+  nodeServicesSettled: Promise<void> = Promise.resolve();
+  /** clustered() has run: the cluster API is up and the onClustered hooks ran. */
+  isClustered = false;
   private stopping = false;
 
   constructor(opts: DaemonOptions = {}) {
@@ -91,7 +96,9 @@ export class K8sd {
     if (node) {
       warnWeakenedFlags(this.log, readWeakenedFlags(l), 'start');
       try {
-        await this.startNodeServices(node);
+        const starting = this.startNodeServices(node);
+        this.nodeServicesSettled = starting.then(() => undefined, () => undefined);
+        await starting;
       } catch (err) {
         this.log.error('could not start the node services; k8sd keeps serving so that status shows why', { error: (err as Error).message });
       }
@@ -157,6 +164,7 @@ export class K8sd {
       { method: 'GET', path: '/1.0/k8sd/cluster', handler: async () => clusterStatus(this) },
       { method: 'GET', path: '/1.0/k8sd/kubeconfig', handler: async (req) => this.kubeconfig(req) },
       { method: 'GET', path: '/1.0/k8sd/services', handler: async () => this.serviceStates() },
+      { method: 'GET', path: '/1.0/k8sd/datastore', handler: async () => datastoreReport(this) },
     ];
   }
 
@@ -285,6 +293,7 @@ export class K8sd {
     for (const f of this.onClustered) {
       await f(node).catch((err: Error) => this.log.error('post-cluster hook failed', { error: err.message }));
     }
+    this.isClustered = true;
   }
 
   private async startClusterApi(node: LocalNodeState): Promise<void> {

@@ -3,9 +3,11 @@ import type { K8sd } from './daemon.js';
 import { registerCertificates } from './certs/index.js';
 import { registerMembership } from './membership/index.js';
 import { registerFeatures } from './features/index.js';
+import { registerSnapshots } from './snapshots.js';
 
 export function registerModules(d: K8sd): void {
   registerCertificates(d);
   registerMembership(d);
   registerFeatures(d);
+  registerSnapshots(d);
 }

@@ -1,6 +1,7 @@
 // `k8s status`: readiness, membership, versions and service states of this node.
 import { existsSync } from 'node:fs';
 import type { K8sd } from './daemon.js';
+import { ApiError } from './http.js';
 import { apiserverGet, apiserverReady } from './kube.js';
 import { featureStatuses, FeatureStatus } from './features/index.js';
 import { ServiceStatus } from '../services/manager.js';
@@ -127,4 +128,29 @@ function safeVersion(f: () => string): string {
   } catch {
     return 'unknown';
   }
+}
+
+export interface DatastoreReport {
+  type: 'etcd' | 'external';
+  members: Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }>;
+  health: Array<{ endpoint: string; healthy: boolean; version?: string; leader?: string; error?: string }>;
+}
+
+/** etcd's member list and each member's health (`k8s inspect`). */
+export async function datastoreReport(d: K8sd): Promise<DatastoreReport> {
+  d.requireControlPlane();
+  if (!d.etcd) throw new ApiError(503, 'the datastore is not connected on this node; check "k8s status"');
+  const type = existsSync(d.layout.args('etcd')) ? 'etcd' : 'external';
+  const members = await d.etcd.members();
+  const health = await Promise.all(
+    members.flatMap((m) => m.clientURLs).map(async (endpoint) => {
+      try {
+        const s = await d.etcd!.status(endpoint);
+        return { endpoint, healthy: true, version: s.version, leader: s.leader };
+      } catch (err) {
+        return { endpoint, healthy: false, error: (err as Error).message };
+      }
+    }),
+  );
+  return { type, members, health };
 }

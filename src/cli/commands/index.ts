@@ -18,6 +18,8 @@ import SetCommand from './set.js';
 import Get from './get.js';
 import ListImages from './list-images.js';
 import XCleanup from './x-cleanup.js';
+import SnapshotCommand from './snapshot.js';
+import Inspect from './inspect.js';
 
 export const COMMANDS = {
   bootstrap: Bootstrap,
@@ -39,4 +41,6 @@ export const COMMANDS = {
   get: Get,
   'list-images': ListImages,
   'x-cleanup': XCleanup,
+  snapshot: SnapshotCommand,
+  inspect: Inspect,
 };

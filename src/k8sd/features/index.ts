@@ -6,6 +6,8 @@ import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { FeatureController } from './controller.js';
 import { stopNetworkPolicies } from './node.js';
+import { applySnapshotChanges, flattenSnapshotSettings, isSnapshotKey, SnapshotConfigError } from '../../snapshots/schedule.js';
+import { snapshotSettingsChanged, snapshotSettingsOf } from '../snapshots.js';
 
 export interface FeatureStatus extends FeatureStatusRecord {
   name: string;
@@ -43,8 +45,16 @@ export function registerFeatures(d: K8sd): void {
       path: '/1.0/k8sd/cluster/config',
       handler: async (req) => {
         const config = await requireConfig(d);
+        const key = req.query.get('key') ?? undefined;
+        const snapshot = flattenSnapshotSettings(snapshotSettingsOf(config));
+        if (key !== undefined && isSnapshotKey(key)) {
+          if (key in snapshot) return { settings: snapshot[key] };
+          if (key === 'etcd-snapshot') return { settings: Object.fromEntries(Object.entries(snapshot).map(([k, v]) => [k.slice('etcd-snapshot.'.length), v])) };
+          throw new ApiError(400, `${key}: unknown key; etcd-snapshot has ${Object.keys(snapshot).join(', ')}`);
+        }
         try {
-          return { settings: selectFeatureSettings(featuresOf(config), req.query.get('key') ?? undefined) };
+          const features = selectFeatureSettings(featuresOf(config), key);
+          return { settings: key === undefined ? { ...(features as Record<string, unknown>), ...snapshot } : features };
         } catch (err) {
           if (err instanceof FeatureConfigError) throw new ApiError(400, err.message);
           throw err;
@@ -61,17 +71,29 @@ export function registerFeatures(d: K8sd): void {
           throw new ApiError(400, 'give at least one key=value change, such as dns.enabled=true');
         }
         const config = await requireConfig(d);
+        const all = Object.entries(changes as Record<string, unknown>);
+        const featureChanges = Object.fromEntries(all.filter(([k]) => !isSnapshotKey(k)));
+        const snapshotChanges = Object.fromEntries(all.filter(([k]) => isSnapshotKey(k)));
         let next;
+        let snapshot;
         try {
-          next = applyFeatureChanges(featuresOf(config), changes as Record<string, unknown>, { serviceCidr: config.serviceCidr });
+          next = applyFeatureChanges(featuresOf(config), featureChanges, { serviceCidr: config.serviceCidr });
+          snapshot = applySnapshotChanges(snapshotSettingsOf(config), snapshotChanges);
         } catch (err) {
-          if (err instanceof FeatureConfigError) throw new ApiError(400, `${err.message}; nothing was changed`);
+          if (err instanceof FeatureConfigError || err instanceof SnapshotConfigError) throw new ApiError(400, `${err.message}; nothing was changed`);
           throw err;
         }
-        await d.state!.putConfig({ ...config, features: next, clusterDomain: next.dns['cluster-domain'], dnsServiceIp: next.dns['service-ip'] });
+        await d.state!.putConfig({
+          ...config,
+          features: next,
+          clusterDomain: next.dns['cluster-domain'],
+          dnsServiceIp: next.dns['service-ip'],
+          ...(Object.keys(snapshotChanges).length ? { etcdSnapshot: snapshot } : {}),
+        });
         d.log.info('cluster config changed', { changes: Object.keys(changes) });
-        void controller?.trigger();
-        return { settings: flattenFeatureSettings(next) };
+        if (Object.keys(featureChanges).length) void controller?.trigger();
+        if (Object.keys(snapshotChanges).length) snapshotSettingsChanged();
+        return { settings: { ...flattenFeatureSettings(next), ...flattenSnapshotSettings(snapshot) } };
       },
     },
     { method: 'GET', path: '/1.0/k8sd/features', handler: async () => ({ features: await featureStatuses(d) }) },

@@ -105,6 +105,7 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
     createdAt: new Date().toISOString(),
     features: c.features,
     controlPlaneTaints: c.controlPlaneTaints,
+    etcdSnapshot: c.etcdSnapshot,
   };
 }
 
