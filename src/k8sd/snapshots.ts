@@ -8,6 +8,7 @@
 // only then stops the control-plane services, swaps the data directory for one restored with
 // etcdutl as a one-member cluster (k3s's cluster-reset), and starts them again; a failure after
 // the stop puts the old data directory back and restarts the services on it.
+import { verifyComponentChecksum } from '../services/binaries.js';
 import { chmodSync, closeSync, openSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ServerResponse } from 'node:http';
@@ -69,7 +70,9 @@ function managedEtcd(d: K8sd): { name: string; dataDir: string; peerUrl: string;
 }
 
 function etcdTool(d: K8sd, tool: 'etcdctl' | 'etcdutl', args: string[], timeoutMs = 600_000) {
-  return execa(d.layout.componentBinary('etcd', tool), args, {
+  const binary = d.layout.componentBinary('etcd', tool);
+  verifyComponentChecksum(d.layout, 'etcd', binary);
+  return execa(binary, args, {
     reject: false,
     timeout: timeoutMs,
     env: { GODEBUG: d.layout.goDebug(process.env.GODEBUG ?? ''), ETCDCTL_API: '3' },
