@@ -147,17 +147,33 @@ function place(from: string, to: string): void {
   }
 }
 
-/** The key of a prime tree: paths, modes, sizes, mtimes and link targets (contents come from versioned or hashed caches). */
-function treeKey(prime: string): string {
+/**
+ * The key of a prime tree: every path, mode, link target and file content. Content hashes are
+ * remembered by (device, inode, size, mtime) in `memoFile`, so the recipe caches (hard-linked in,
+ * never rewritten) are read once; a rebuilt part whose output is byte-for-byte the same keeps the key.
+ */
+function treeKey(prime: string, memoFile: string): string {
+  let memo: Record<string, string> = {};
+  try {
+    memo = JSON.parse(readFileSync(memoFile, 'utf8')) as Record<string, string>;
+  } catch {
+    // first pack
+  }
+  const next: Record<string, string> = {};
   const h = createHash('sha256').update(MKSQUASHFS_FLAGS.join(' '));
   for (const rel of walk(prime).sort()) {
     const p = path.join(prime, rel);
     const st = lstatSync(p);
-    // meta/ is written afresh on every pack: its contents count, not its mtimes.
-    const fresh = rel.startsWith('meta/');
-    h.update(`${rel}\0${st.mode}\0${st.size}\0${fresh ? 0 : st.mtimeMs}\0${st.isSymbolicLink() ? readlinkSync(p) : ''}\0`);
-    if (fresh) h.update(readFileSync(p));
+    let content: string;
+    if (st.isSymbolicLink()) content = `-> ${readlinkSync(p)}`;
+    else {
+      const id = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+      content = memo[id] ?? sha256(readFileSync(p));
+      next[id] = content;
+    }
+    h.update(`${rel}\0${st.mode}\0${content}\0`);
   }
+  writeFileSync(memoFile, JSON.stringify(next));
   return h.digest('hex');
 }
 
@@ -224,7 +240,7 @@ export async function pack(opts: Options): Promise<string> {
   }
 
   const out = path.join(outDir, `${sc.name}_${version}_${arch}.snap`);
-  const key = treeKey(prime);
+  const key = treeKey(prime, path.join(outDir, 'content-hashes.json'));
   const keyFile = `${out}.inputs`;
   if (existsSync(out) && existsSync(keyFile) && readFileSync(keyFile, 'utf8').trim() === key) {
     log(`${path.basename(out)} is up to date (same inputs)`);
@@ -249,7 +265,7 @@ export function defaultOutDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export async function main(): Promise<void> {
   const started = Date.now();
-  const log = (m: string): void => void process.stderr.write(`snap: ${m}\n`);
+  const log = (m: string): void => void process.stderr.write(`snap: [${((Date.now() - started) / 1000).toFixed(0)}s] ${m}\n`);
   try {
     const out = await pack({ project: installRoot, outDir: defaultOutDir(), log });
     log(`${(statSync(out).size / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
