@@ -83,9 +83,15 @@ async function scriptInstallDir(project: string, cacheDir: string, name: string,
   const h = createHash('sha256').update(script);
   for (const f of files) h.update(`${f}\0${sha256(readFileSync(path.join(project, f)))}\0`);
   const key = h.digest('hex').slice(0, 16);
-  const install = path.join(cacheDir, 'parts', name, key);
+  const partsDir = path.join(cacheDir, 'parts', name);
+  const install = path.join(partsDir, key);
+  // Older builds of the part are of no further use (a prime tree holds hard links, not paths).
+  const prune = (): void => {
+    for (const old of readdirSync(partsDir)) if (old !== key && /^[0-9a-f]{16}$/.test(old)) rmSync(path.join(partsDir, old), { recursive: true, force: true });
+  };
   if (existsSync(path.join(install, '.complete'))) {
     log(`part ${name}: cached (${key})`);
+    prune();
     return install;
   }
   log(`part ${name}: running its override-build in a copy of the source (${files.length} files)`);
@@ -121,6 +127,7 @@ async function scriptInstallDir(project: string, cacheDir: string, name: string,
   rmSync(install, { recursive: true, force: true });
   renameSync(partInstall, install);
   rmSync(work, { recursive: true, force: true });
+  prune();
   return install;
 }
 
