@@ -194,6 +194,7 @@ def test_snap_carries_one_node_no_dev_dependency_and_no_test_tool(snap_root: Pat
         assert tool not in names, f"{tool} is in the snap"
     assert sorted(p.name for p in (snap_root / "images").iterdir()) == ["coredns.tar", "pause.tar"]
     assert not (snap_root / "tests").exists() and not (snap_root / "src").exists()
+    assert not (snap_root / "dist/snap").exists(), "the packer itself is in the snap"
     size = snap_file.stat().st_size / 2**20
     print(f"\nsnap size {size:.1f} MiB")
     assert size < 300, f"the snap is {size:.0f} MiB"
