@@ -63,11 +63,12 @@ def snap_file() -> Path:
 
 
 @pytest.fixture(scope="session")
-def snap_root(snap_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def snap_root(snap_file: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("snap") / "squashfs-root"
     r = subprocess.run(["unsquashfs", "-n", "-d", str(root), str(snap_file)], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"unsquashfs failed:\n{r.stderr}"
-    return root
+    yield root
+    shutil.rmtree(root.parent, ignore_errors=True)  # 625 MiB unpacked
 
 
 @pytest.fixture(scope="session")
@@ -334,7 +335,10 @@ def test_pre_and_post_refresh_on_a_running_node_restart_only_what_changed(snap_n
     assert recorded == {n for n, a in snap_yaml["apps"].items() if "daemon" in a}
 
     rev2 = new_revision(snap_root, tmp_path, "etcd")
-    r = snapd.run("post-refresh", snap_root=rev2, revision="x2")
+    try:
+        r = snapd.run("post-refresh", snap_root=rev2, revision="x2")
+    finally:
+        shutil.rmtree(rev2, ignore_errors=True)
     assert r.returncode == 0, f"post-refresh failed:\n{r.stderr}"
     lock = (snap_node.common / "lock/post-refresh").read_text()
     assert "from=x1\n" in lock and "to=x2\n" in lock and "changed=etcd\n" in lock, lock

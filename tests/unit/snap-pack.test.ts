@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { Layout } from '../../src/layout.js';
 import { buildFor, organizedPath, parseSnapcraft, partBuild, snapYaml, SnapcraftError, staged } from '../../src/snap/snapcraft.js';
 
 const project = parseSnapcraft(yaml.load(readFileSync(path.join(__dirname, '../../snapcraft.yaml'), 'utf8')));
@@ -82,5 +83,17 @@ describe('parts', () => {
     expect(staged('bin/y', ['bin', '-bin/y'])).toBe(false);
     expect(staged('etc/z', ['bin'])).toBe(false);
     expect(staged('lib/a.so', ['-lib/*.so'])).toBe(false);
+  });
+});
+
+describe('the snap layout k8sd expects', () => {
+  it('finds each component binary where snapcraft.yaml stages it', () => {
+    const l = new Layout({ SNAP: '/snap/k8s/x1', SNAP_COMMON: '/var/snap/k8s/common' });
+    const staged = (part: string, rel: string): string => path.posix.join('/snap/k8s/x1', organizedPath(rel, project.parts[part].organize));
+    expect(l.componentBinary('cni', 'bridge')).toBe(staged('cni', 'bin/bridge'));
+    expect(l.componentBinary('etcd', 'etcd')).toBe(staged('etcd', 'bin/etcd'));
+    expect(l.componentBinary('kubernetes', 'kubelet')).toBe(staged('kubernetes', 'bin/kubelet'));
+    // The CNI plugins have a directory of their own: k8sd links all of it into /opt/cni/bin.
+    expect(path.dirname(l.componentBinary('cni', 'bridge'))).not.toBe(path.dirname(l.componentBinary('etcd', 'etcd')));
   });
 });
