@@ -172,7 +172,8 @@ export class Layout {
    * `component` is the recipe name (kubernetes, etcd, containerd, ...), `binary` the executable.
    */
   componentBinary(component: string, binary: string): string {
-    if (this.inSnap) return path.join(this.snap, 'bin', binary);
+    // CNI plugins have a directory of their own in the snap (k8sd links all of it into cniBinDir).
+    if (this.inSnap) return path.join(this.snap, ...(component === 'cni' ? ['opt', 'cni', 'bin'] : ['bin']), binary);
     // Our own launchers (k8s-apiserver-proxy) live in the install's bin/.
     if (component === 'k8s') return path.join(installRoot, 'bin', binary);
     return path.join(this.componentCacheRoot, component, this.componentCacheKey(component), 'bin', binary);

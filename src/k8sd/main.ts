@@ -4,6 +4,37 @@ import { Layout } from '../layout.js';
 import { fipsMode, reexecOnFipsRuntime } from './runtime.js';
 import { FipsUnavailableError } from '../crypto/fips.js';
 
+// Asked for help or its version, k8sd answers and exits: it never starts a daemon by surprise.
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(
+    [
+      'k8sd: the k8s node daemon. Runs in the foreground until SIGTERM or SIGINT and serves the k8s CLI',
+      'on its unix socket (<common>/var/lib/k8sd/state/control.socket).',
+      '',
+      'USAGE',
+      '  k8sd              (in the snap: snap start k8s.k8sd; in a dev install: npm start)',
+      '  k8sd --version',
+      '',
+      'ENVIRONMENT',
+      '  K8S_ROOT          host root the node lives under (default /)',
+      '  SNAP, SNAP_COMMON the snap install and its data directory (set by snapd)',
+      '  K8S_NODE_NAME     node name (default: the host name)',
+      '  K8S_LOG_LEVEL     log level (default info)',
+      '  K8S_FIPS=1        run in FIPS mode (also on when /proc/sys/crypto/fips_enabled is 1)',
+      '',
+    ].join('\n'),
+  );
+  process.exit(0);
+}
+if (argv.includes('--version')) {
+  const { readFileSync } = await import('node:fs');
+  const { installRoot } = await import('../layout.js');
+  const pkg = JSON.parse(readFileSync(`${installRoot}/package.json`, 'utf8')) as { version: string };
+  process.stdout.write(`k8sd ${pkg.version}\n`);
+  process.exit(0);
+}
+
 // FIPS requested: check the provider and re-run on it before anything else, or refuse to start.
 try {
   await reexecOnFipsRuntime(await fipsMode(new Layout()));
