@@ -25,6 +25,7 @@ import { clusterStatus } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode } from '../crypto/fips.js';
+import { PkiWrappingKeyFile } from '../pki/key-wrap.js';
 import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
 
@@ -45,6 +46,8 @@ export class K8sd {
   security!: SecurityProvider;
   etcd?: EtcdClient;
   state?: ClusterState;
+  /** Control-plane nodes: the key that wraps CA keys in the datastore. */
+  readonly pkiKeys: PkiWrappingKeyFile;
   private localServer?: http.Server;
   private clusterServer?: https.Server;
   private busy = false;
@@ -54,6 +57,7 @@ export class K8sd {
     this.layout = opts.layout ?? new Layout();
     this.log = opts.log ?? createLogger('k8sd', this.layout.log('k8sd'));
     this.host = new LocalHost(this.layout, this.log);
+    this.pkiKeys = new PkiWrappingKeyFile(this.layout.pkiWrappingKeyFile, () => this.crypto);
   }
 
   node(): LocalNodeState | undefined {
@@ -104,13 +108,25 @@ export class K8sd {
     const managedEtcd = existsSync(l.args('etcd'));
     if (managedEtcd) await this.host.services.start('etcd');
     this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(l, managedEtcd));
-    this.state = new ClusterState(this.etcd);
+    this.state = new ClusterState(this.etcd, this.pkiKeys);
     await waitEtcdHealthy(this.etcd, 60_000, crashWatch(this.host, 'etcd', l.log('etcd')));
+    await this.wrapPlaintextPki();
     const config = await this.state.getConfig();
     if (!config) throw new Error('the datastore holds no cluster configuration');
     await this.security.beforeApiserver(config);
     await startKubernetesControlPlane(this.host, 120_000);
     await this.clustered(node);
+  }
+
+  /** A cluster from before key wrapping keeps its CA keys in etcd in the clear: wrap them now (see src/pki/key-wrap.ts). */
+  private async wrapPlaintextPki(): Promise<void> {
+    try {
+      const migrated = await this.state!.wrapPlaintextKeys();
+      if (migrated.length) this.log.warn('wrapped CA keys that the datastore held in plaintext', { records: migrated, wrappingKey: this.pkiKeys.file });
+    } catch (err) {
+      // The control plane still starts (its keys are on disk); what needs the CA keys fails with this message.
+      this.log.error('could not wrap the CA keys held in the datastore', { error: (err as Error).message });
+    }
   }
 
   /** Re-opens the datastore client with the certificate files on disk (after they were renewed). */
@@ -119,7 +135,7 @@ export class K8sd {
     if (!node || !this.etcd) return;
     const old = this.etcd;
     this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(this.layout, existsSync(this.layout.args('etcd'))));
-    this.state = new ClusterState(this.etcd);
+    this.state = new ClusterState(this.etcd, this.pkiKeys);
     old.close();
   }
 
@@ -229,6 +245,7 @@ export class K8sd {
           identity: this.identity,
           security: this.security,
           fipsEnabled: this.fips.enabled,
+          pkiKeys: this.pkiKeys,
         },
         { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },
         (e) => {
@@ -237,7 +254,7 @@ export class K8sd {
         },
       );
       this.etcd = etcd;
-      this.state = new ClusterState(etcd);
+      this.state = new ClusterState(etcd, this.pkiKeys);
       await this.clustered(this.node()!);
       this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
       emit({ type: 'done', metadata: { name, address, seconds: (Date.now() - started) / 1000 } });

@@ -469,7 +469,7 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
     });
     if (ctx.etcd) {
       d.etcd = ctx.etcd;
-      d.state = new ClusterState(ctx.etcd);
+      d.state = new ClusterState(ctx.etcd, d.pkiKeys);
     }
     await d.clustered(ctx.node!);
     const seconds = (Date.now() - started) / 1000;
