@@ -107,6 +107,12 @@ export interface CaRotationRecord {
   lastError?: { phase: CaRotationPhase; node: string; message: string; at: string };
 }
 
+let nodeWrites = 0;
+/** Counts writes of node records by this process (the cluster API's trusted-peer cache watches it). */
+export function nodeRecordsGeneration(): number {
+  return nodeWrites;
+}
+
 /** Typed access to the /k8sd/ prefix. */
 export class ClusterState {
   /** `pkiKeys`: the PKI wrapping key of this control-plane node; every CA key read or written here goes through it. */
@@ -207,9 +213,11 @@ export class ClusterState {
   }
   async putNode(n: NodeRecord): Promise<void> {
     await this.etcd.put(`${PREFIX}nodes/${n.name}`, JSON.stringify(n));
+    nodeWrites++;
   }
   async deleteNode(name: string): Promise<void> {
     await this.etcd.delete(`${PREFIX}nodes/${name}`);
+    nodeWrites++;
   }
   async listNodes(): Promise<NodeRecord[]> {
     return Object.values(await this.etcd.list(`${PREFIX}nodes/`)).map((v) => JSON.parse(v) as NodeRecord);
