@@ -161,7 +161,9 @@ export class ClusterState {
   /**
    * Migration of a cluster from before key wrapping: rewrites the PKI and CA-rotation records with
    * every plaintext key wrapped (creating this node's wrapping key when the cluster has none yet).
-   * Compare-and-swap, so a concurrent writer is never overwritten. Returns the records rewritten.
+   * Compare-and-swap, so a concurrent writer is never overwritten; then etcd's history is compacted
+   * so that the old plaintext revisions cannot be read back (pages etcd freed keep their bytes until
+   * `etcdctl defrag`: docs/security.md). Returns the records rewritten.
    */
   async wrapPlaintextKeys(): Promise<string[]> {
     const migrated: string[] = [];
@@ -178,6 +180,9 @@ export class ClusterState {
         const plain = await open(raw, { found: false });
         if (await this.etcd.putIfValue(key, raw, JSON.stringify(await seal(plain)))) {
           migrated.push(key);
+          // The plaintext stays readable in etcd's history until compacted away.
+          const written = await this.etcd.getWithRevision(key);
+          if (written) await this.etcd.compact(written.modRevision);
           break;
         }
         if (attempt >= 3) throw new PkiKeyWrapError(`${key} kept changing while its plaintext keys were being wrapped; restart k8sd to try again`);

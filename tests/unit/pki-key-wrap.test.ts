@@ -32,6 +32,14 @@ class MemoryEtcd {
   async delete(k: string): Promise<number> {
     return this.data.delete(k) ? 1 : 0;
   }
+  compactedTo?: string;
+  async getWithRevision(k: string): Promise<{ value: string; modRevision: string } | undefined> {
+    const value = this.data.get(k);
+    return value === undefined ? undefined : { value, modRevision: '7' };
+  }
+  async compact(revision: string): Promise<void> {
+    this.compactedTo = revision;
+  }
 }
 
 function keyFile(): PkiWrappingKeyFile {
@@ -101,6 +109,7 @@ describe('PKI key wrapping', () => {
     etcd.data.set('/k8sd/pki/cluster', JSON.stringify(pki));
     const state = new ClusterState(etcd as unknown as EtcdClient, keys);
     expect(await state.wrapPlaintextKeys()).toEqual(['/k8sd/pki/cluster']);
+    expect(etcd.compactedTo).toBe('7');
     expect(keys.exists()).toBe(true);
     expect(etcd.data.get('/k8sd/pki/cluster')).not.toContain('PRIVATE KEY');
     expect(await state.getPki()).toEqual(pki);
