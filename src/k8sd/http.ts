@@ -87,7 +87,9 @@ async function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
 function closeIfUnread(rawReq: IncomingMessage, res: ServerResponse): void {
   if (rawReq.complete || res.headersSent) return;
   res.setHeader('connection', 'close');
-  res.once('finish', () => rawReq.socket.destroy());
+  // Node detaches the socket from the request once the reply is written: keep it from now.
+  const socket = rawReq.socket;
+  res.once('finish', () => socket?.destroy());
 }
 
 /**

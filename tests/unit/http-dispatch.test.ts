@@ -44,6 +44,31 @@ describe('cluster API dispatcher', () => {
     expect(await headOnly(port, '/join', 4096)).toBe('HTTP/1.1 413 Payload Too Large');
   });
 
+  it('cuts off a chunked body at the limit, closes the connection and keeps serving', async () => {
+    const port = await serve([{ method: 'POST', path: '/join', untrusted: true, handler: async () => ({}) }], async () => undefined);
+    for (let i = 0; i < 20; i++) {
+      const line = await new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write('POST /join HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n');
+          for (let c = 0; c < 8; c++) s.write(`400\r\n${'x'.repeat(1024)}\r\n`);
+        });
+        let text = '';
+        s.on('data', (c) => (text += c.toString()));
+        s.on('error', () => resolve(text.split('\r\n')[0]!));
+        s.on('close', () => resolve(text.split('\r\n')[0]!));
+      });
+      expect(line).toBe('HTTP/1.1 413 Payload Too Large');
+    }
+    const status = await new Promise<number>((resolve) => {
+      const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/join', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.end('{}');
+    });
+    expect(status).toBe(200);
+  });
+
   it('answers 429 beyond the cap on concurrent untrusted requests, and serves again after', async () => {
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));
