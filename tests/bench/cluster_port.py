@@ -72,7 +72,7 @@ def token_join(cp, name: str, address: str, work: Path) -> tuple[float, int, str
     d.mkdir(parents=True, exist_ok=True)
     crt, key = self_signed(d, name)
     csrs = {}
-    for conf, subj in (("kubelet.conf", f"/O=system:nodes/CN=system:node:{name}"), ("proxy.conf", "/CN=system:kube-proxy")):
+    for conf, subj in (("kubelet.conf", f"/O=system:nodes/CN=system:node:{name}"), ("proxy.conf", "/CN=system:kube-proxy"), ("flannel.conf", "/CN=k8sd:network")):
         subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", subj,
                         "-keyout", str(d / f"{conf}.key"), "-out", str(d / f"{conf}.csr")], check=True, capture_output=True)
         csrs[conf] = (d / f"{conf}.csr").read_text()
