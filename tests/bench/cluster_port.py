@@ -196,6 +196,7 @@ def main() -> None:
             else:
                 shutil.rmtree(bed.workdir, ignore_errors=True)
 
+    results["load_average"] = os.getloadavg()
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -205,6 +206,7 @@ def main() -> None:
           f"{results['flood_requests']} requests; outcomes {results['flood_outcomes']}")
     print(f"k8sd RSS during the flood: peak {results['rss_peak_mib']:.0f} MiB (VmHWM after {results['hwm_after_mib']:.0f} MiB), after {results['rss_after_mib']:.0f} MiB")
     print(f"token join (k8sd-level, a worker's join request with two CSRs) during the flood: {results['token_join_flood']['seconds']:.2f} s (HTTP {results['token_join_flood']['status']}{', ' + results['token_join_flood']['error'] if results['token_join_flood']['error'] else ''})")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in results["load_average"]))
     print(f"worker join (k8s join-cluster) during the flood: {'succeeded' if j.get('ok') else 'FAILED'} in {j.get('seconds', 0):.1f} s"
           + (f": {j.get('error')}" if not j.get("ok") else ""))
 
