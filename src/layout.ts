@@ -154,6 +154,8 @@ export class Layout {
 
   // Membership: the cluster members this node trusts on the cluster API (cached for when the datastore is gone).
   get peersFile(): string { return path.join(this.k8sdStateDir, 'peers.json'); }
+  /** Control-plane nodes only: the key that wraps CA keys in the datastore (src/pki/key-wrap.ts). */
+  get pkiWrappingKeyFile(): string { return path.join(this.k8sdStateDir, 'pki-wrapping-key.json'); }
 
   /** Root of the component build cache: outside the repo, keyed by component and version. */
   get componentCacheRoot(): string {

@@ -174,6 +174,11 @@ export class EtcdClient {
     return Boolean(r.succeeded);
   }
 
+  /** Drops every revision older than `revision` from the keyspace (old values stop being readable). */
+  async compact(revision: string): Promise<void> {
+    await this.call('/v3/kv/compaction', { revision, physical: true });
+  }
+
   async grantLease(ttlSeconds: number): Promise<string> {
     const r = (await this.call('/v3/lease/grant', { TTL: String(ttlSeconds) })) as { ID?: string };
     if (!r.ID) throw new EtcdError('etcd did not return a lease id');

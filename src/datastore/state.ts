@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../host/files.js';
 import { Layout } from '../layout.js';
 import { CaName, RotatedCaName } from '../pki/table.js';
 import { CaMaterial } from '../pki/signer.js';
+import { openCaSet, openValue, PkiKeyWrapError, PkiWrappingKeyFile, sealCaSet, WRAPPED_VALUE_PREFIX } from '../pki/key-wrap.js';
 import { KeyAlgorithm } from '../crypto/types.js';
 import { EtcdClient } from './etcd.js';
 import { defaultFeatureSettings, FeatureSettings } from '../config/features.js';
@@ -76,10 +77,16 @@ export interface TokenRecord {
   createdAt: string;
 }
 
+/** The cluster PKI. In etcd every CA key and the service-account key are wrapped (src/pki/key-wrap.ts); ClusterState hands out and takes plaintext. */
 export interface PkiRecord {
   cas: Record<CaName, CaMaterial>;
   serviceAccountKey: string;
 }
+
+const PKI_KEY = `${PREFIX}pki/cluster`;
+const CA_ROTATION_KEY = `${PREFIX}pki/ca-rotation`;
+/** Datastore slots the wrapped keys are bound to (AES-GCM associated data). */
+const SLOT = { cas: 'pki/cluster/cas', serviceAccount: 'pki/cluster/service-account-key', rotationOld: 'pki/ca-rotation/old', rotationFresh: 'pki/ca-rotation/fresh' } as const;
 
 export type CaRotationPhase = 'trust' | 'reissue' | 'retire';
 
@@ -105,9 +112,16 @@ export interface CaRotationRecord {
   lastError?: { phase: CaRotationPhase; node: string; message: string; at: string };
 }
 
+let nodeWrites = 0;
+/** Counts writes of node records by this process (the cluster API's trusted-peer cache watches it). */
+export function nodeRecordsGeneration(): number {
+  return nodeWrites;
+}
+
 /** Typed access to the /k8sd/ prefix. */
 export class ClusterState {
-  constructor(readonly etcd: EtcdClient) {}
+  /** `pkiKeys`: the PKI wrapping key of this control-plane node; every CA key read or written here goes through it. */
+  constructor(readonly etcd: EtcdClient, readonly pkiKeys: PkiWrappingKeyFile) {}
 
   async getConfig(): Promise<ClusterConfig | undefined> {
     const v = await this.etcd.get(`${PREFIX}cluster/config`);
@@ -127,26 +141,80 @@ export class ClusterState {
   }
 
   async getPki(): Promise<PkiRecord | undefined> {
-    const v = await this.etcd.get(`${PREFIX}pki/cluster`);
-    return v ? (JSON.parse(v) as PkiRecord) : undefined;
+    const v = await this.etcd.get(PKI_KEY);
+    return v ? this.openPki(JSON.parse(v) as PkiRecord, { found: false }) : undefined;
   }
   async putPki(p: PkiRecord): Promise<void> {
-    await this.etcd.put(`${PREFIX}pki/cluster`, JSON.stringify(p));
+    await this.etcd.put(PKI_KEY, JSON.stringify(await this.sealPki(p)));
   }
 
   async getCaRotation(): Promise<CaRotationRecord | undefined> {
-    const v = await this.etcd.get(`${PREFIX}pki/ca-rotation`);
-    return v ? (JSON.parse(v) as CaRotationRecord) : undefined;
+    const v = await this.etcd.get(CA_ROTATION_KEY);
+    return v ? this.openCaRotation(JSON.parse(v) as CaRotationRecord, { found: false }) : undefined;
   }
   /** Records a new rotation; false when one is recorded already. */
   async createCaRotation(r: CaRotationRecord): Promise<boolean> {
-    return this.etcd.create(`${PREFIX}pki/ca-rotation`, JSON.stringify(r));
+    return this.etcd.create(CA_ROTATION_KEY, JSON.stringify(await this.sealCaRotation(r)));
   }
   async putCaRotation(r: CaRotationRecord): Promise<void> {
-    await this.etcd.put(`${PREFIX}pki/ca-rotation`, JSON.stringify(r));
+    await this.etcd.put(CA_ROTATION_KEY, JSON.stringify(await this.sealCaRotation(r)));
   }
   async deleteCaRotation(): Promise<void> {
-    await this.etcd.delete(`${PREFIX}pki/ca-rotation`);
+    await this.etcd.delete(CA_ROTATION_KEY);
+  }
+
+  /**
+   * Migration of a cluster from before key wrapping: rewrites the PKI and CA-rotation records with
+   * every plaintext key wrapped (creating this node's wrapping key when the cluster has none yet).
+   * Compare-and-swap, so a concurrent writer is never overwritten; then etcd's history is compacted
+   * so that the old plaintext revisions cannot be read back (pages etcd freed keep their bytes until
+   * `etcdctl defrag`: docs/security.md). Returns the records rewritten.
+   */
+  async wrapPlaintextKeys(): Promise<string[]> {
+    const migrated: string[] = [];
+    for (const [key, open, seal] of [
+      [PKI_KEY, (v: string, l: { found: boolean }) => this.openPki(JSON.parse(v) as PkiRecord, l), (r: unknown) => this.sealPki(r as PkiRecord)],
+      [CA_ROTATION_KEY, (v: string, l: { found: boolean }) => this.openCaRotation(JSON.parse(v) as CaRotationRecord, l), (r: unknown) => this.sealCaRotation(r as CaRotationRecord)],
+    ] as const) {
+      for (let attempt = 0; ; attempt++) {
+        const raw = await this.etcd.get(key);
+        // Keys are PEM in the clear, wrapped values never are.
+        if (!raw || !raw.includes('PRIVATE KEY')) break;
+        // Creating a wrapping key is right only while nothing in the cluster is wrapped under another one.
+        if (!raw.includes(`"${WRAPPED_VALUE_PREFIX}`) && key === PKI_KEY) await this.pkiKeys.ensure();
+        const plain = await open(raw, { found: false });
+        if (await this.etcd.putIfValue(key, raw, JSON.stringify(await seal(plain)))) {
+          migrated.push(key);
+          // The plaintext stays readable in etcd's history until compacted away.
+          const written = await this.etcd.getWithRevision(key);
+          if (written) await this.etcd.compact(written.modRevision);
+          break;
+        }
+        if (attempt >= 3) throw new PkiKeyWrapError(`${key} kept changing while its plaintext keys were being wrapped; restart k8sd to try again`);
+      }
+    }
+    return migrated;
+  }
+
+  private async openPki(stored: PkiRecord, legacy: { found: boolean }): Promise<PkiRecord> {
+    const w = () => this.pkiKeys.wrapper();
+    return {
+      ...stored,
+      cas: await openCaSet(w, SLOT.cas, stored.cas, legacy),
+      serviceAccountKey: await openValue(w, SLOT.serviceAccount, stored.serviceAccountKey, legacy),
+    };
+  }
+  private async sealPki(p: PkiRecord): Promise<PkiRecord> {
+    const w = await this.pkiKeys.wrapper();
+    return { ...p, cas: await sealCaSet(w, SLOT.cas, p.cas), serviceAccountKey: await w.wrapPrivateKey(SLOT.serviceAccount, p.serviceAccountKey) };
+  }
+  private async openCaRotation(stored: CaRotationRecord, legacy: { found: boolean }): Promise<CaRotationRecord> {
+    const w = () => this.pkiKeys.wrapper();
+    return { ...stored, old: await openCaSet(w, SLOT.rotationOld, stored.old, legacy), fresh: await openCaSet(w, SLOT.rotationFresh, stored.fresh, legacy) };
+  }
+  private async sealCaRotation(r: CaRotationRecord): Promise<CaRotationRecord> {
+    const w = await this.pkiKeys.wrapper();
+    return { ...r, old: await sealCaSet(w, SLOT.rotationOld, r.old), fresh: await sealCaSet(w, SLOT.rotationFresh, r.fresh) };
   }
 
   async getNode(name: string): Promise<NodeRecord | undefined> {
@@ -155,12 +223,14 @@ export class ClusterState {
   }
   async putNode(n: NodeRecord): Promise<void> {
     await this.etcd.put(`${PREFIX}nodes/${n.name}`, JSON.stringify(n));
+    nodeWrites++;
   }
   async createNode(n: NodeRecord): Promise<boolean> {
     return this.etcd.create(`${PREFIX}nodes/${n.name}`, JSON.stringify(n));
   }
   async deleteNode(name: string): Promise<void> {
     await this.etcd.delete(`${PREFIX}nodes/${name}`);
+    nodeWrites++;
   }
   async listNodes(): Promise<NodeRecord[]> {
     return Object.values(await this.etcd.list(`${PREFIX}nodes/`)).map((v) => JSON.parse(v) as NodeRecord);

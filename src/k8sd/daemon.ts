@@ -22,15 +22,33 @@ import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/b
 import { FlowError, StepEvent } from './flows/flow.js';
 import { ApiError, makeDispatcher, Request, Route } from './http.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
+import { TrustedPeers } from './trusted-peers.js';
+import { trustedPeerSources } from './membership/peer-auth.js';
 import { clusterStatus, datastoreReport } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode } from '../crypto/fips.js';
+import { PkiWrappingKeyFile } from '../pki/key-wrap.js';
 import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
 import { readWeakenedFlags, warnWeakenedFlags } from './overrides.js';
 
 export const K8SD_PORT = 6400;
+
+/**
+ * How long a caller of the cluster API may take, so that slow or idle connections cannot pile up:
+ * the TLS handshake, the request headers, the whole request (the reply may take longer: a join
+ * waits for etcd), and an idle kept-alive connection. Node checks them every second.
+ */
+export const CLUSTER_API_TIMEOUTS = {
+  handshakeTimeout: 10_000,
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+/** Open connections to the cluster API at once; more are dropped on accept. */
+export const CLUSTER_API_MAX_CONNECTIONS = 1024;
 
 export interface DaemonOptions {
   layout?: Layout;
@@ -47,6 +65,10 @@ export class K8sd {
   security!: SecurityProvider;
   etcd?: EtcdClient;
   state?: ClusterState;
+  /** Control-plane nodes: the key that wraps CA keys in the datastore. */
+  readonly pkiKeys: PkiWrappingKeyFile;
+  /** Fingerprints of the members' cluster certificates, for authorizing cluster-API callers. */
+  readonly trustedPeers: TrustedPeers;
   private localServer?: http.Server;
   private clusterServer?: https.Server;
   /** A bootstrap, join or snapshot restore is running on this node. */
@@ -61,6 +83,8 @@ export class K8sd {
     this.layout = opts.layout ?? new Layout();
     this.log = opts.log ?? createLogger('k8sd', this.layout.log('k8sd'));
     this.host = new LocalHost(this.layout, this.log);
+    this.pkiKeys = new PkiWrappingKeyFile(this.layout.pkiWrappingKeyFile, () => this.crypto);
+    this.trustedPeers = new TrustedPeers(trustedPeerSources(this));
   }
 
   node(): LocalNodeState | undefined {
@@ -114,13 +138,25 @@ export class K8sd {
     const managedEtcd = existsSync(l.args('etcd'));
     if (managedEtcd) await this.host.services.start('etcd');
     this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(l, managedEtcd));
-    this.state = new ClusterState(this.etcd);
+    this.state = new ClusterState(this.etcd, this.pkiKeys);
     await waitEtcdHealthy(this.etcd, 60_000, crashWatch(this.host, 'etcd', l.log('etcd')));
+    await this.wrapPlaintextPki();
     const config = await this.state.getConfig();
     if (!config) throw new Error('the datastore holds no cluster configuration');
     await this.security.beforeApiserver(config);
     await startKubernetesControlPlane(this.host, 120_000);
     await this.clustered(node);
+  }
+
+  /** A cluster from before key wrapping keeps its CA keys in etcd in the clear: wrap them now (see src/pki/key-wrap.ts). */
+  private async wrapPlaintextPki(): Promise<void> {
+    try {
+      const migrated = await this.state!.wrapPlaintextKeys();
+      if (migrated.length) this.log.warn('wrapped CA keys that the datastore held in plaintext', { records: migrated, wrappingKey: this.pkiKeys.file });
+    } catch (err) {
+      // The control plane still starts (its keys are on disk); what needs the CA keys fails with this message.
+      this.log.error('could not wrap the CA keys held in the datastore', { error: (err as Error).message });
+    }
   }
 
   /** Re-opens the datastore client with the certificate files on disk (after they were renewed). */
@@ -129,7 +165,7 @@ export class K8sd {
     if (!node || !this.etcd) return;
     const old = this.etcd;
     this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(this.layout, existsSync(this.layout.args('etcd'))));
-    this.state = new ClusterState(this.etcd);
+    this.state = new ClusterState(this.etcd, this.pkiKeys);
     old.close();
   }
 
@@ -246,6 +282,7 @@ export class K8sd {
           identity: this.identity,
           security: this.security,
           fipsEnabled: this.fips.enabled,
+          pkiKeys: this.pkiKeys,
         },
         { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },
         (e) => {
@@ -254,7 +291,7 @@ export class K8sd {
         },
       );
       this.etcd = etcd;
-      this.state = new ClusterState(etcd);
+      this.state = new ClusterState(etcd, this.pkiKeys);
       await this.clustered(this.node()!);
       this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
       emit({ type: 'done', metadata: { name, address, seconds: (Date.now() - started) / 1000 } });
@@ -299,15 +336,33 @@ export class K8sd {
   private async startClusterApi(node: LocalNodeState): Promise<void> {
     if (this.clusterServer) return;
     const routes: Route[] = [{ method: 'GET', path: '/1.0', handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
+    // Before any body is read (src/k8sd/http.ts): a member certificate, a control-plane one, or for
+    // token-authenticated routes at least a client certificate (joiners present their cluster certificate).
     const authorize = async (route: Route, req: Request): Promise<void> => {
-      if (route.untrusted) return;
+      if (route.caller === 'control-plane') {
+        if (!(await this.trustedPeers.isControlPlane(req.peerFingerprint))) throw new ApiError(403, 'only a control-plane member of this node’s cluster may call this');
+        return;
+      }
+      if (route.untrusted) {
+        if (!req.peerFingerprint) throw new ApiError(403, 'a TLS client certificate is required (a joining node presents its cluster certificate)');
+        return;
+      }
       if (!req.peerFingerprint || !this.state) throw new ApiError(403, 'a cluster member certificate is required');
-      const members = await this.state.listNodes();
-      const ok = members.some((m) => this.crypto.parseCertificate(m.clusterCert).fingerprint256.replace(/:/g, '').toLowerCase() === req.peerFingerprint);
-      if (!ok) throw new ApiError(403, 'the client certificate does not belong to a cluster member');
+      if (!(await this.trustedPeers.memberRole(req.peerFingerprint))) throw new ApiError(403, 'the client certificate does not belong to a cluster member');
     };
     const dispatch = makeDispatcher(routes, authorize, (err) => this.log.error('cluster API error', { error: err.message }));
-    this.clusterServer = https.createServer({ ...serverTlsOptions(), cert: this.identity.cert, key: this.identity.key, requestCert: true, rejectUnauthorized: false }, dispatch);
+    this.clusterServer = https.createServer(
+      {
+        ...serverTlsOptions(),
+        cert: this.identity.cert,
+        key: this.identity.key,
+        requestCert: true,
+        rejectUnauthorized: false,
+        ...CLUSTER_API_TIMEOUTS,
+      },
+      dispatch,
+    );
+    this.clusterServer.maxConnections = CLUSTER_API_MAX_CONNECTIONS;
     const bind = localAddress({ nodeAddress: node.address }) === '127.0.0.1' ? node.address : node.address;
     await new Promise<void>((resolve, reject) => {
       this.clusterServer!.once('error', reject);

@@ -247,7 +247,7 @@ async function startOnCurrentData(c: RestoreCtx): Promise<void> {
   const client = EtcdClient.fromFiles([c.etcd.clientUrl], k8sdEtcdTlsFiles(d.layout, true));
   try {
     await waitEtcdHealthy(client, 60_000, crashWatch(d.host, 'etcd', d.layout.log('etcd')));
-    const config = await new ClusterState(client).getConfig();
+    const config = await new ClusterState(client, d.pkiKeys).getConfig();
     if (config) {
       await d.security.beforeApiserver(config);
       await startKubernetesControlPlane(d.host, 180_000);
@@ -303,7 +303,7 @@ const restoreSteps: Step<RestoreCtx>[] = [
         await waitEtcdHealthy(client, 60_000, crashWatch(d.host, 'etcd', d.layout.log('etcd')));
         const members = await client.members();
         if (members.length !== 1) throw new SnapshotError(`the restored etcd has ${members.length} members, expected this node only`);
-        const state = new ClusterState(client);
+        const state = new ClusterState(client, d.pkiKeys);
         const config = await state.getConfig();
         if (!config) throw new SnapshotError('the restored datastore holds no cluster configuration; the snapshot is not of a k8s cluster');
         c.config = config;

@@ -7,7 +7,8 @@ import { NodeRecord } from '../../src/datastore/state.js';
 import type { K8sd } from '../../src/k8sd/daemon.js';
 import { ApiError, Request } from '../../src/k8sd/http.js';
 import { fingerprintOf } from '../../src/k8sd/identity.js';
-import { controlPlanePeerWith, isControlPlaneCaller, requireControlPlaneCaller } from '../../src/k8sd/membership/peer-auth.js';
+import { controlPlanePeerWith, isControlPlaneCaller, requireControlPlaneCaller, trustedPeerSources } from '../../src/k8sd/membership/peer-auth.js';
+import { TrustedPeers } from '../../src/k8sd/trusted-peers.js';
 import { PeerRecord, writePeers } from '../../src/k8sd/membership/peer.js';
 import { Layout } from '../../src/layout.js';
 
@@ -54,8 +55,9 @@ describe('authorizing a caller on routes that workers serve', () => {
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
   const node = (name: string, role: NodeRecord['role'], cert: string): NodeRecord => ({ name, address: '10.0.0.2', role, clusterCert: cert, joinedAt: 'then' });
+  const withTrust = (d: Pick<K8sd, 'layout' | 'crypto' | 'state'>): K8sd => ({ ...d, trustedPeers: new TrustedPeers(trustedPeerSources(d)) }) as unknown as K8sd;
   const daemon = (nodes?: NodeRecord[]): K8sd =>
-    ({ layout, crypto, state: nodes ? { listNodes: async () => nodes } : undefined }) as unknown as K8sd;
+    withTrust({ layout, crypto, state: nodes ? { listNodes: async () => nodes } : undefined } as unknown as K8sd);
   const request = (cert?: string): Request => ({ peerFingerprint: cert ? fingerprintOf(crypto, cert) : undefined }) as Request;
 
   it('a worker (no datastore) accepts a control-plane node from peers.json', async () => {
@@ -74,7 +76,7 @@ describe('authorizing a caller on routes that workers serve', () => {
   });
 
   it('an unreachable datastore falls back to refusing', async () => {
-    const d = { layout, crypto, state: { listNodes: async () => Promise.reject(new Error('etcd down')) } } as unknown as K8sd;
+    const d = withTrust({ layout, crypto, state: { listNodes: async () => Promise.reject(new Error('etcd down')) } } as unknown as K8sd);
     expect(await isControlPlaneCaller(d, fingerprintOf(crypto, newCpCert))).toBe(false);
   });
 

@@ -258,7 +258,7 @@ export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T
     {
       method: 'POST',
       path: CHECK_PATH,
-      untrusted: true,
+      caller: 'control-plane',
       handler: async (req: Request): Promise<CheckReply> => {
         await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
         const n = node();
@@ -268,7 +268,7 @@ export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T
     {
       method: 'POST',
       path: APPLY_PATH,
-      untrusted: true,
+      caller: 'control-plane',
       handler: async (req: Request) => {
         await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
         const n = node();

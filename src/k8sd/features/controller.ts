@@ -3,7 +3,7 @@
 // feature, re-applies drifted objects on each pass, and records each feature's status in etcd.
 // Every control-plane node runs it; they converge on the same objects from the same config.
 import type { KubeConfig, KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { FeatureSettings, IMPLEMENTED_FEATURES, ImplementedFeature } from '../../config/features.js';
 import { ClusterConfig, featuresOf, FeatureStatusRecord } from '../../datastore/state.js';
 import type { K8sd } from '../daemon.js';
@@ -19,6 +19,8 @@ const SETTLING_INTERVAL_MS = 2_000;
 interface Clients {
   kc: KubeConfig;
   objects: KubernetesObjectApi;
+  /** admin.conf as loaded: a CA rotation or refresh-certs rewrites it (new CA, new client certificate). */
+  stamp: string;
 }
 
 export class FeatureController {
@@ -66,10 +68,13 @@ export class FeatureController {
   }
 
   private async api(): Promise<Clients> {
-    if (!this.clients) {
+    const file = this.d.layout.kubeconfig('admin.conf');
+    const st = statSync(file);
+    const stamp = `${st.ino}:${st.mtimeMs}`;
+    if (this.clients?.stamp !== stamp) {
       const { KubernetesObjectApi: Api } = await import('@kubernetes/client-node');
-      const kc = await loadKubeconfig(this.d.layout.kubeconfig('admin.conf'));
-      this.clients = { kc, objects: Api.makeApiClient(kc) };
+      const kc = await loadKubeconfig(file);
+      this.clients = { kc, objects: Api.makeApiClient(kc), stamp };
     }
     return this.clients;
   }

@@ -10,6 +10,7 @@ import { Logger } from '../../log.js';
 import { overrideFiles, warnWeakenedFlags } from '../overrides.js';
 import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';
 import { CaName } from '../../pki/table.js';
+import { PkiKeyWrapper, PkiWrappingKeyFile } from '../../pki/key-wrap.js';
 import { Args } from '../../services/args.js';
 import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
 import { assertComponents } from '../../services/binaries.js';
@@ -63,6 +64,8 @@ export interface BootstrapDeps {
   identity: ClusterIdentity;
   security: SecurityProvider;
   fipsEnabled: boolean;
+  /** Where this node keeps the key that wraps CA keys in the datastore. */
+  pkiKeys: PkiWrappingKeyFile;
 }
 
 interface Ctx extends BootstrapDeps {
@@ -233,10 +236,12 @@ const steps: Step<Ctx>[] = [
     name: 'store-state',
     title: 'Storing cluster state',
     async run(ctx) {
-      const state = new ClusterState(ctx.etcd!);
+      const state = new ClusterState(ctx.etcd!, ctx.pkiKeys);
       if (await state.getConfig()) {
         throw new Error('the datastore already holds a k8sd cluster; use an empty etcd, or join that cluster instead');
       }
+      // A new cluster gets a new wrapping key (a file left by an earlier cluster is replaced).
+      ctx.pkiKeys.install((await PkiKeyWrapper.generate(ctx.crypto)).document);
       const b = ctx.bundle!;
       await state.putPki({ cas: b.cas, serviceAccountKey: b.serviceAccountKey });
       await state.putConfig(ctx.cluster);
@@ -245,6 +250,7 @@ const steps: Step<Ctx>[] = [
     async rollback(ctx) {
       // Only reached with an external datastore (managed etcd data is removed wholesale).
       if (ctx.cluster.datastoreType === 'external' && ctx.etcd) await ctx.etcd.deletePrefix('/k8sd/').catch(() => 0);
+      ctx.pkiKeys.remove();
     },
   },
   {

@@ -18,6 +18,7 @@ import { startNodeComponents } from './node-components.js';
 import { PeerIdentity, peerRequest, peerTarget, PeerRecord, readPeers, writePeers } from './peer.js';
 import { removeRoutes } from './remove.js';
 import { registerSecurityJoinPayloads } from './security-join.js';
+import { registerPkiKeyJoinPayload } from './pki-key-join.js';
 import { MembershipStore } from './store.js';
 import { flannelMtu, syncNodeFeatures } from '../features/node.js';
 import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
@@ -287,6 +288,7 @@ export function registerMembership(d: K8sd): Membership {
   d.onClustered.push((node) => m.onClustered(node));
   d.onStop.push(() => m.stop());
   registerSecurityJoinPayloads(d);
+  registerPkiKeyJoinPayload(d);
   return m;
 }
 

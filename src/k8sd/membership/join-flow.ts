@@ -121,11 +121,12 @@ async function contactCluster<T>(ctx: Ctx, body: JoinRequestBody): Promise<T> {
       } catch (err) {
         // Another cluster (or an interceptor) answered: stop, the secret was never sent.
         if (err instanceof PeerIdentityError) throw err;
-        if (err instanceof PeerApiError && err.status !== 409 && err.status !== 503) throw new Error(`${e.address} refused the join: ${err.message}`);
+        if (err instanceof PeerApiError && err.status !== 409 && err.status !== 429 && err.status !== 503) throw new Error(`${e.address} refused the join: ${err.message}`);
         last = err as Error;
       }
     }
-    const busy = last instanceof PeerApiError && last.status === 409;
+    // 409: another join holds the lock; 429: the node is flooded with unauthenticated requests.
+    const busy = last instanceof PeerApiError && (last.status === 409 || last.status === 429);
     if (!busy || Date.now() + 2000 > ctx.deadline) throw last ?? new Error('the token names no control-plane node');
     if (!announced) {
       ctx.emit({ type: 'info', message: `waiting: ${last!.message}` });
@@ -481,7 +482,7 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
     });
     if (ctx.etcd) {
       d.etcd = ctx.etcd;
-      d.state = new ClusterState(ctx.etcd);
+      d.state = new ClusterState(ctx.etcd, d.pkiKeys);
     }
     await d.clustered(ctx.node!);
     const seconds = (Date.now() - started) / 1000;

@@ -1,12 +1,14 @@
-// Who may call the cluster-API routes that workers serve too. The dispatcher authorizes callers
-// against the node records in the datastore, which a worker does not have, so such routes are
-// marked untrusted and check their caller here: against peers.json (every node keeps it current)
-// and, on a control-plane node, against the node records as well.
+// Who may call the cluster-API routes that workers serve too. Member routes are authorized against
+// the node records in the datastore, which a worker does not have, so such routes are marked
+// `caller: 'control-plane'` and checked here, before their body is read: against peers.json (every
+// node keeps it current) and, on a control-plane node, against the node records as well. Both go
+// through the daemon's cached fingerprint set (../trusted-peers.ts).
 import type { K8sd } from '../daemon.js';
 import { ApiError, Request } from '../http.js';
 import { fingerprintOf } from '../identity.js';
+import { nodeRecordsGeneration } from '../../datastore/state.js';
+import type { TrustedPeerSources } from '../trusted-peers.js';
 import { PeerRecord, readPeers } from './peer.js';
-import { MembershipStore } from './store.js';
 
 /** The control-plane peer whose cluster certificate has this fingerprint, if any. */
 export function controlPlanePeerWith(peers: PeerRecord[], fingerprint: string | undefined): PeerRecord | undefined {
@@ -14,15 +16,24 @@ export function controlPlanePeerWith(peers: PeerRecord[], fingerprint: string | 
   return peers.find((p) => p.role === 'control-plane' && p.fingerprint === fingerprint);
 }
 
+/** Where a node learns its members' certificate fingerprints: the node records (control plane) and peers.json. */
+export function trustedPeerSources(d: Pick<K8sd, 'layout' | 'crypto' | 'state'>): TrustedPeerSources {
+  return {
+    members: async () => {
+      if (!d.state) return undefined;
+      // An unreachable datastore trusts no one by the node records (peers.json still counts).
+      const nodes = await d.state.listNodes().catch(() => undefined);
+      return nodes && new Map(nodes.map((n) => [fingerprintOf(d.crypto, n.clusterCert), n.role] as const));
+    },
+    peers: () => new Map(readPeers(d.layout).map((p) => [p.fingerprint, p.role] as const)),
+    peersFile: d.layout.peersFile,
+    generation: nodeRecordsGeneration,
+  };
+}
+
 /** True when the TLS client certificate belongs to a control-plane member of this node's cluster. */
 export async function isControlPlaneCaller(d: K8sd, fingerprint: string | undefined): Promise<boolean> {
-  if (!fingerprint) return false;
-  if (controlPlanePeerWith(readPeers(d.layout), fingerprint)) return true;
-  if (!d.state) return false;
-  return new MembershipStore(d.state)
-    .members()
-    .then((ms) => ms.some((r) => r.role === 'control-plane' && fingerprintOf(d.crypto, r.clusterCert) === fingerprint))
-    .catch(() => false);
+  return d.trustedPeers.isControlPlane(fingerprint);
 }
 
 /** Refuses (403) unless a control-plane member of this node's cluster is calling; `what` completes "may …". */

@@ -243,6 +243,6 @@ export async function leaveCluster(m: Membership, reason: string): Promise<void>
 export function removeRoutes(m: Membership): { local: Route[]; cluster: Route[] } {
   return {
     local: [{ method: 'POST', path: '/1.0/k8sd/cluster/remove', handler: (req, res) => handleRemove(m, req, res) }],
-    cluster: [{ method: 'POST', path: '/1.0/k8sd/members/leave', untrusted: true, handler: (req, res) => handleLeave(m, req, res) }],
+    cluster: [{ method: 'POST', path: '/1.0/k8sd/members/leave', caller: 'control-plane', handler: (req, res) => handleLeave(m, req, res) }],
   };
 }
