@@ -5,6 +5,12 @@ import { ExtendedKeyUsage, KeyUsage } from '../crypto/types.js';
 export type CaName = 'ca' | 'client-ca' | 'front-proxy-ca' | 'etcd-ca';
 export type NodeRole = 'control-plane' | 'worker';
 
+/**
+ * The CA that signs kubelet serving certificates (k8sd's kubernetes.io/kubelet-serving signer), and
+ * so the one their clients trust: the apiserver's --kubelet-certificate-authority and metrics-server.
+ */
+export const KUBELET_SERVING_CA: CaName = 'ca';
+
 /** What a node knows when its certificates are issued. */
 export interface NodeIdentity {
   hostname: string;
