@@ -36,6 +36,19 @@ def labelled(node: Node, feature: str) -> list[str]:
     return names
 
 
+def feature_pods(node: Node, feature: str) -> str:
+    """The feature's pods and their last log lines, for failure messages."""
+    out = node.kubectl("get", "pods", "-A", "-o", "wide").stdout
+    for ns in ("kube-system", "local-path-storage"):
+        r = node.kubectl("-n", ns, "get", "pods", "-l", f"k8sd.io/feature={feature}", "-o", "name")
+        for pod in r.stdout.split():
+            out += f"\n---- {ns}/{pod}\n" + node.kubectl("-n", ns, "describe", pod).stdout[-2500:]
+            logs = node.kubectl("-n", ns, "logs", pod, "--tail=40")
+            prev = node.kubectl("-n", ns, "logs", pod, "--previous", "--tail=40")
+            out += logs.stdout + logs.stderr + prev.stdout
+    return out
+
+
 @pytest.fixture(scope="module")
 def single(testbed: TestBed):
     require_node_components()
@@ -52,7 +65,7 @@ def single(testbed: TestBed):
 def enable(node: Node, feature: str) -> float:
     started = time.monotonic()
     r = node.k8s("enable", feature, "--timeout", "420s", timeout=480)
-    assert r.returncode == 0, r.stdout + r.stderr + node.diagnostics()
+    assert r.returncode == 0, r.stdout + r.stderr + feature_pods(node, feature)
     took = time.monotonic() - started
     print(f"\nMEASURE k8s enable {feature}: ready in {took:.1f} s")
     return took
@@ -165,7 +178,10 @@ def test_metrics_server_serves_kubectl_top_through_the_aggregated_api(single: No
         api = kubectl_json(single, "get", "apiservice", "v1beta1.metrics.k8s.io")
         conds = {c["type"]: c for c in api["status"].get("conditions", [])}
         return conds.get("Available", {}).get("status") == "True" and api
-    api = wait_for("APIService Available", available, timeout=180, interval=3)
+    try:
+        api = wait_for("APIService Available", available, timeout=180, interval=3)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{feature_pods(single, 'metrics-server')}") from None
     assert api["spec"].get("insecureSkipTLSVerify") in (None, False)
     secret = kubectl_json(single, "-n", "kube-system", "get", "secret", "metrics-server-tls")
     assert api["spec"]["caBundle"] == secret["data"]["ca.crt"]
@@ -181,8 +197,18 @@ def test_metrics_server_serves_kubectl_top_through_the_aggregated_api(single: No
     print("\nMEASURE kubectl top pods -A:\n" + pods)
     assert "coredns" in pods, pods
 
+    # k8sd keeps the serving certificate while it is valid: later passes of the feature controller
+    # (every 20 s) neither re-issue it nor roll the pod.
+    dep_gen = kubectl_json(single, "-n", "kube-system", "get", "deployment", "metrics-server")["metadata"]["generation"]
+    time.sleep(50)
+    again = kubectl_json(single, "-n", "kube-system", "get", "secret", "metrics-server-tls")
+    assert again["data"]["tls.crt"] == secret["data"]["tls.crt"]
+    assert kubectl_json(single, "-n", "kube-system", "get", "deployment", "metrics-server")["metadata"]["generation"] == dep_gen
+
 
 def test_disabling_removes_every_object_of_the_feature(single: Node):
+    for feature in ("metrics-server", "local-storage"):
+        enable(single, feature)  # already on when the module runs in order
     for feature in ("metrics-server", "local-storage"):
         assert labelled(single, feature), f"{feature} made no labelled objects"
         r = single.k8s("disable", feature, "--timeout", "240s", timeout=300)

@@ -512,7 +512,8 @@ function metricsServerObjects(ctx: ManifestContext): FeatureObject[] {
             priorityClassName: 'system-cluster-critical',
             tolerations: addonTolerations,
             nodeSelector: { 'kubernetes.io/os': 'linux' },
-            securityContext: { runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            // fsGroup: the Secret's files (0440) are readable by the pod's group only.
+            securityContext: { runAsUser: 65534, runAsGroup: 65534, fsGroup: 65534, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [
               {
                 name,
