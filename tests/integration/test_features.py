@@ -220,3 +220,12 @@ def test_disabling_removes_every_object_of_the_feature(single: Node):
     # dns keeps working.
     st = {f["name"]: f for f in single.status()["features"]}
     assert st["dns"]["ready"] and not st["metrics-server"]["enabled"] and not st["local-storage"]["enabled"], st
+
+
+def test_list_images_names_the_feature_images_and_the_node_has_them(single: Node):
+    images = single.k8s("list-images").stdout.split()
+    wanted = ["k8s-ts.local/local-path-provisioner:v0.0.30", "k8s-ts.local/local-path-helper:v0.0.30", "k8s-ts.local/metrics-server:v0.8.0"]
+    assert set(wanted) <= set(images), images
+    # Side-loaded into the node's containerd (the kubelet reports the images it has): nothing is pulled.
+    node_images = {n for i in kubectl_json(single, "get", "node", single.name)["status"]["images"] for n in i.get("names", [])}
+    assert set(wanted) <= node_images, node_images
