@@ -15,7 +15,7 @@ component_cache_root() {
 export K8S_GOFIPS140="${K8S_GOFIPS140-v1.0.0}"
 # The cluster's Go components (src/layout.ts GO_COMPONENTS lists the same). kube-bench, a test
 # tool, is built the ordinary way.
-GO_FIPS_COMPONENTS=" etcd kubernetes containerd runc cni coredns flannel "
+GO_FIPS_COMPONENTS=" etcd kubernetes containerd runc cni coredns flannel local-path-provisioner metrics-server "
 
 # gofips_for NAME: the GOFIPS140 setting recipe NAME builds with (empty: none).
 gofips_for() { [[ "$GO_FIPS_COMPONENTS" == *" $1 "* ]] && echo "$K8S_GOFIPS140" || true; }
@@ -66,6 +66,28 @@ go_wrapper_module() {
     printf ')\n'
   } > tools.go
   go mod tidy >&2
+}
+
+# busybox_rootfs VERSION ROOTFS: a minimal root filesystem from Debian's busybox-static VERSION
+# (without its "1:" epoch): /bin/busybox, one symlink per applet, root and nobody users, /tmp.
+# Run in an empty scratch directory (apt-get download writes the .deb there).
+busybox_rootfs() {
+  local version="$1" rootfs="$2" applet
+  # apt-get download needs no root; it drops privileges to _apt when it can, so give it a writable dir.
+  chmod 0777 .
+  if ! apt-get download "busybox-static=1:$version" >&2; then
+    echo "busybox-static 1:$version is not downloadable (apt lists stale or version gone)" >&2
+    return 1
+  fi
+  dpkg-deb -x busybox-static_*.deb pkg
+  mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev}
+  chmod 1777 "$rootfs/tmp"; chmod 0700 "$rootfs/root"
+  cp pkg/bin/busybox "$rootfs/bin/busybox"
+  for applet in $("$rootfs/bin/busybox" --list-full); do
+    [[ -e "$rootfs/$applet" || -L "$rootfs/$applet" ]] || ln -s /bin/busybox "$rootfs/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
 }
 
 # record_checksums DIR: DIR/SHA256SUMS, the SHA-256 of every file (and symlink, by its target) under DIR/bin (sha256sum format,

@@ -2,11 +2,12 @@
 // defaults, validation, and the flat key=value view `k8s set` and `k8s get` use. Pure: the daemon
 // stores the result in the cluster config, the feature controller acts on it.
 import { isIP } from 'node:net';
+import path from 'node:path';
 import { isDnsName, nthAddress, parseCidrList } from './net.js';
 import { controlCharacterProblem } from './overrides.js';
 
 /** Features this release deploys. */
-export const IMPLEMENTED_FEATURES = ['network', 'dns'] as const;
+export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server'] as const;
 /** Every feature name Canonical Kubernetes knows. */
 export const FEATURE_NAMES = ['network', 'dns', 'gateway', 'ingress', 'load-balancer', 'local-storage', 'metrics-server'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -15,7 +16,15 @@ export type ImplementedFeature = (typeof IMPLEMENTED_FEATURES)[number];
 export interface FeatureSettings {
   network: { enabled: boolean };
   dns: { enabled: boolean; 'cluster-domain': string; 'service-ip': string; 'upstream-nameservers': string[] };
+  'local-storage': { enabled: boolean; 'local-path': string; 'reclaim-policy': ReclaimPolicy; default: boolean };
+  'metrics-server': { enabled: boolean };
 }
+
+/** The reclaim policies a dynamically provisioned volume can have (Recycle is deprecated and not offered). */
+export const RECLAIM_POLICIES = ['Delete', 'Retain'] as const;
+export type ReclaimPolicy = (typeof RECLAIM_POLICIES)[number];
+/** Canonical Kubernetes' default for local-storage.local-path (a host path; a test node re-roots it under K8S_ROOT). */
+export const DEFAULT_LOCAL_PATH = '/var/snap/k8s/common/rawfile-storage';
 
 export class FeatureConfigError extends Error {
   constructor(readonly key: string, readonly reason: string) {
@@ -41,14 +50,39 @@ export function defaultFeatureSettings(serviceCidr: string, enabled: boolean): F
   return {
     network: { enabled },
     dns: { enabled, 'cluster-domain': 'cluster.local', 'service-ip': defaultDnsServiceIp(serviceCidr), 'upstream-nameservers': ['/etc/resolv.conf'] },
+    // Off even on a plain bootstrap (unlike Canonical Kubernetes): `k8s enable` turns them on; see docs/features.md.
+    'local-storage': { enabled: false, 'local-path': DEFAULT_LOCAL_PATH, 'reclaim-policy': 'Delete', default: true },
+    'metrics-server': { enabled: false },
   };
+}
+
+/** Settings of a cluster stored before a feature existed: that feature's defaults, off. */
+export function withFeatureDefaults(s: Partial<FeatureSettings> & Pick<FeatureSettings, 'network' | 'dns'>): FeatureSettings {
+  const d = defaultFeatureSettings('10.152.183.0/24', false);
+  return { ...s, 'local-storage': s['local-storage'] ?? d['local-storage'], 'metrics-server': s['metrics-server'] ?? d['metrics-server'] };
 }
 
 /** Keys `k8s set` and `k8s get` understand for each implemented feature. */
 export const FEATURE_KEYS: Record<ImplementedFeature, readonly string[]> = {
   network: ['enabled', 'kube-proxy-enabled'],
   dns: ['enabled', 'cluster-domain', 'service-ip', 'upstream-nameservers'],
+  'local-storage': ['enabled', 'local-path', 'reclaim-policy', 'default'],
+  'metrics-server': ['enabled'],
 };
+
+/** An absolute, normalized directory for local volumes (not / and not a system directory's root). */
+function checkLocalPath(key: string, value: unknown): string {
+  const v = String(value);
+  if (!path.isAbsolute(v)) throw new FeatureConfigError(key, `"${v}" is not an absolute path; give a directory such as ${DEFAULT_LOCAL_PATH}`);
+  const clean = v.replace(/(.)\/+$/, '$1');
+  if (/[\s\0]/.test(v) || path.normalize(clean) !== clean || v.split('/').includes('..')) {
+    throw new FeatureConfigError(key, `"${v}" is not a plain absolute path (no whitespace, "..", "." or doubled slashes); give a directory such as ${DEFAULT_LOCAL_PATH}`);
+  }
+  if (['/', '/etc', '/proc', '/sys', '/dev', '/run', '/boot', '/usr', '/bin', '/sbin', '/lib', '/var', '/root'].includes(clean)) {
+    throw new FeatureConfigError(key, `"${v}" is a system directory; give a directory of its own such as ${DEFAULT_LOCAL_PATH}`);
+  }
+  return clean;
+}
 
 const notYet = (feature: string): string =>
   `the ${feature} feature is not available in this release yet (available: ${IMPLEMENTED_FEATURES.join(', ')}); leave it out or set it to false`;
@@ -104,6 +138,22 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
       throw new FeatureConfigError(key, notYet(feature));
     }
     if (!FEATURE_KEYS[feature].includes(field)) throw new FeatureConfigError(key, `unknown key; ${feature} has ${FEATURE_KEYS[feature].map((k) => `${feature}.${k}`).join(', ')}`);
+    if (feature === 'local-storage') {
+      const ls = next['local-storage'];
+      if (field === 'enabled') ls.enabled = parseBool(key, value);
+      else if (field === 'default') ls.default = parseBool(key, value);
+      else if (field === 'local-path') ls['local-path'] = checkLocalPath(key, value);
+      else {
+        const v = String(value);
+        if (!(RECLAIM_POLICIES as readonly string[]).includes(v)) throw new FeatureConfigError(key, `"${v}" is not a reclaim policy; use ${RECLAIM_POLICIES.join(' or ')}`);
+        ls['reclaim-policy'] = v as ReclaimPolicy;
+      }
+      continue;
+    }
+    if (feature === 'metrics-server') {
+      next['metrics-server'].enabled = parseBool(key, value);
+      continue;
+    }
     if (feature === 'network') {
       if (field === 'enabled') next.network.enabled = parseBool(key, value);
       else if (parseBool(key, value) === false) {
@@ -156,6 +206,11 @@ export function flattenFeatureSettings(s: FeatureSettings): Record<string, unkno
     'dns.cluster-domain': s.dns['cluster-domain'],
     'dns.service-ip': s.dns['service-ip'],
     'dns.upstream-nameservers': s.dns['upstream-nameservers'],
+    'local-storage.enabled': s['local-storage'].enabled,
+    'local-storage.local-path': s['local-storage']['local-path'],
+    'local-storage.reclaim-policy': s['local-storage']['reclaim-policy'],
+    'local-storage.default': s['local-storage'].default,
+    'metrics-server.enabled': s['metrics-server'].enabled,
     ...Object.fromEntries(FEATURE_NAMES.filter((f) => !isImplemented(f)).map((f) => [`${f}.enabled`, false])),
   };
 }

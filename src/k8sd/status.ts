@@ -107,6 +107,8 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
   const ready = apiReady && services.every((s) => s.state === 'running') && nodeReady && features.every((f) => !f.enabled || f.ready);
   versions.coredns = safeVersion(() => l.componentVersion('coredns'));
   versions.flannel = safeVersion(() => l.componentVersion('flannel'));
+  versions['local-path-provisioner'] = safeVersion(() => l.componentVersion('local-path-provisioner'));
+  versions['metrics-server'] = safeVersion(() => l.componentVersion('metrics-server'));
   return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, 'node-ready': nodeReady, features, fips, 'insecure-overrides': readWeakenedFlags(l) };
 }
 

@@ -5,6 +5,12 @@ import { ExtendedKeyUsage, KeyUsage } from '../crypto/types.js';
 export type CaName = 'ca' | 'client-ca' | 'front-proxy-ca' | 'etcd-ca' | 'kubelet-ca';
 export type NodeRole = 'control-plane' | 'worker';
 
+/**
+ * The CA that signs kubelet serving certificates (k8sd's kubernetes.io/kubelet-serving signer), and
+ * so the one their clients trust: the apiserver's --kubelet-certificate-authority and metrics-server.
+ */
+export const KUBELET_SERVING_CA: CaName = 'kubelet-ca';
+
 /** What a node knows when its certificates are issued. */
 export interface NodeIdentity {
   hostname: string;
@@ -101,7 +107,7 @@ export const LEAVES: readonly LeafSpec[] = [
   },
   {
     name: 'kubelet',
-    issuer: 'kubelet-ca',
+    issuer: KUBELET_SERVING_CA,
     certFile: 'kubelet.crt',
     keyFile: 'kubelet.key',
     commonName: (n) => `system:node:${n.hostname}`,

@@ -4,6 +4,7 @@ import { Layout } from '../layout.js';
 import { isLoopback } from '../config/net.js';
 import { Args } from './args.js';
 import { goTlsSettings } from '../crypto/tls.js';
+import { KUBELET_SERVING_CA } from '../pki/table.js';
 
 export const CONTROL_PLANE_SERVICES = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
 export const WORKER_SERVICES = ['containerd', 'kubelet', 'kube-proxy', 'k8s-apiserver-proxy', 'flanneld'] as const;
@@ -115,7 +116,7 @@ export function kubeApiserverArgs(ctx: ServiceContext): Args {
     'etcd-certfile': l.pki('apiserver-etcd-client.crt'), // CIS 1.2.23
     'etcd-keyfile': l.pki('apiserver-etcd-client.key'),
     // CIS 1.2.5: kubelets serve certificates of their own CA, which no client trusts for the apiserver.
-    'kubelet-certificate-authority': l.pki('kubelet-ca.crt'),
+    'kubelet-certificate-authority': l.pki(`${KUBELET_SERVING_CA}.crt`),
     'kubelet-client-certificate': l.pki('apiserver-kubelet-client.crt'), // CIS 1.2.4
     'kubelet-client-key': l.pki('apiserver-kubelet-client.key'),
     'kubelet-preferred-address-types': 'InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseBootstrapYaml } from '../../src/config/bootstrap.js';
 import { applyFeatureChanges, defaultFeatureSettings, FeatureConfigError, flattenFeatureSettings, ipInCidr, selectFeatureSettings } from '../../src/config/features.js';
-import { corefile, featureObjects, FEATURE_KINDS, FEATURE_LABEL } from '../../src/k8sd/features/manifests.js';
+import { corefile, featureObjects, FEATURE_KINDS, FEATURE_LABEL, ManifestContext, metricsServerArgs } from '../../src/k8sd/features/manifests.js';
 import { serviceIds } from '../../src/services/registry.js';
 import { Layout } from '../../src/layout.js';
 import { renderCniConflist } from '../../src/services/worker-specs.js';
@@ -90,7 +90,8 @@ control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
 
   it('refuses what it does not implement, and bad values, with the key named', () => {
     const cases: Array<[string, string, RegExp]> = [
-      ['cluster-config: {local-storage: {enabled: true}}', 'cluster-config.local-storage.enabled', /not available/],
+      ['cluster-config: {gateway: {enabled: true}}', 'cluster-config.gateway.enabled', /not available/],
+      ['cluster-config: {local-storage: {reclaim-policy: Foo}}', 'cluster-config.local-storage.reclaim-policy', /Delete/],
       ['cluster-config: {load-balancer: {cidrs: [10.0.0.0/24]}}', 'cluster-config.load-balancer.cidrs', /not available/],
       ['cluster-config: {dns: {service-ip: 10.0.0.10}}', 'cluster-config.dns.service-ip', /outside the service CIDR/],
       ['cluster-config: {cloud-provider: external}', 'cluster-config.cloud-provider', /not supported/],
@@ -112,10 +113,79 @@ control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
 });
 
 describe('feature manifests', () => {
-  const ctx = { settings: base, versions: { coredns: 'v1.14.7' }, fips: false };
+  const ctx: ManifestContext = {
+    settings: base,
+    versions: { coredns: 'v1.14.7', 'local-path-provisioner': 'v0.0.30', 'local-path-helper': 'v0.0.30', 'metrics-server': 'v0.8.0' },
+    fips: false,
+    root: '/tmp/node1',
+    metricsServer: { cert: 'CERT', key: 'KEY', ca: 'SERVING-CA', kubeletCa: 'KUBELET-CA' },
+  };
+  type Obj = Record<string, never> & { kind: string; metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> } };
+  const find = (objs: unknown[], kind: string, name?: string): Obj => (objs as Obj[]).find((o) => o.kind === kind && (!name || o.metadata.name === name))!;
+  const containerOf = (dep: Obj): Record<string, unknown> & { args: string[]; image: string; securityContext: Record<string, unknown> } =>
+    (dep as unknown as { spec: { template: { spec: { containers: Array<Record<string, unknown> & { args: string[]; image: string; securityContext: Record<string, unknown> }> } } } }).spec.template.spec.containers[0]!;
+
+  it('local-storage: its own privileged namespace, the configured path under the node root, reclaim policy and default class', () => {
+    const s = applyFeatureChanges(base, { 'local-storage.local-path': '/srv/volumes', 'local-storage.reclaim-policy': 'Retain', 'local-storage.default': 'false' }, facts);
+    const objs = featureObjects('local-storage', { ...ctx, settings: s });
+    const ns = find(objs, 'Namespace');
+    expect(ns.metadata.name).toBe('local-path-storage');
+    expect(ns.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
+    const sc = find(objs, 'StorageClass') as unknown as { reclaimPolicy: string; volumeBindingMode: string; metadata: { annotations: Record<string, string> } };
+    expect(sc.reclaimPolicy).toBe('Retain');
+    expect(sc.volumeBindingMode).toBe('WaitForFirstConsumer');
+    expect(sc.metadata.annotations['storageclass.kubernetes.io/is-default-class']).toBe('false');
+    const defaults = find(featureObjects('local-storage', ctx), 'StorageClass') as unknown as { reclaimPolicy: string; metadata: { annotations: Record<string, string> } };
+    expect(defaults.reclaimPolicy).toBe('Delete');
+    expect(defaults.metadata.annotations['storageclass.kubernetes.io/is-default-class']).toBe('true');
+    const cm = find(objs, 'ConfigMap') as unknown as { data: Record<string, string> };
+    expect(JSON.parse(cm.data['config.json']!)).toEqual({ nodePathMap: [{ node: 'DEFAULT_PATH_FOR_NON_LISTED_NODES', paths: ['/tmp/node1/srv/volumes'] }] });
+    const helper = JSON.parse(cm.data['helperPod.yaml']!) as { spec: { automountServiceAccountToken: boolean; containers: Array<{ image: string; securityContext: { capabilities: { drop: string[]; add: string[] } } }> } };
+    expect(helper.spec.automountServiceAccountToken).toBe(false);
+    expect(helper.spec.containers[0]!.image).toBe('k8s-ts.local/local-path-helper:v0.0.30');
+    expect(helper.spec.containers[0]!.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['DAC_OVERRIDE'] });
+    const c = containerOf(find(objs, 'Deployment'));
+    expect(c.image).toBe('k8s-ts.local/local-path-provisioner:v0.0.30');
+    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    // Least privilege: no Secrets, no ConfigMaps, pods only in its namespace.
+    const clusterRules = JSON.stringify(find(objs, 'ClusterRole'));
+    expect(clusterRules).not.toMatch(/secrets|configmaps|"pods"|\*/);
+  });
+
+  it('local-storage settings: bad values refused with the key named', () => {
+    refused({ 'local-storage.reclaim-policy': 'Foo' }, 'local-storage.reclaim-policy', /not a reclaim policy; use Delete or Retain/);
+    refused({ 'local-storage.reclaim-policy': 'Recycle' }, 'local-storage.reclaim-policy', /not a reclaim policy/);
+    refused({ 'local-storage.local-path': 'relative/dir' }, 'local-storage.local-path', /not an absolute path/);
+    refused({ 'local-storage.local-path': '/srv/../etc' }, 'local-storage.local-path', /not a plain absolute path/);
+    refused({ 'local-storage.local-path': '/' }, 'local-storage.local-path', /system directory/);
+    refused({ 'local-storage.local-path': '/etc' }, 'local-storage.local-path', /system directory/);
+    refused({ 'local-storage.default': 'maybe' }, 'local-storage.default', /not a boolean/);
+    refused({ 'metrics-server.nosuch': '1' }, 'metrics-server.nosuch', /unknown key; metrics-server has metrics-server.enabled/);
+    expect(base['local-storage']).toEqual({ enabled: false, 'local-path': '/var/snap/k8s/common/rawfile-storage', 'reclaim-policy': 'Delete', default: true });
+    expect(selectFeatureSettings(base, 'local-storage.reclaim-policy')).toBe('Delete');
+    expect(applyFeatureChanges(base, { 'local-storage.local-path': '/srv/vols/' }, facts)['local-storage']['local-path']).toBe('/srv/vols');
+  });
+
+  it('metrics-server: front-proxy chain, its own serving certificate, kubelets verified by their CA', () => {
+    const objs = featureObjects('metrics-server', ctx);
+    const api = find(objs, 'APIService') as unknown as { spec: { caBundle: string; insecureSkipTLSVerify: boolean; service: { name: string; namespace: string } } };
+    expect(Buffer.from(api.spec.caBundle, 'base64').toString()).toBe('SERVING-CA');
+    expect(api.spec.insecureSkipTLSVerify).toBe(false);
+    expect(api.spec.service).toMatchObject({ name: 'metrics-server', namespace: 'kube-system' });
+    expect(metricsServerArgs().join(' ')).not.toMatch(/insecure/);
+    expect(metricsServerArgs()).toContain('--kubelet-certificate-authority=/etc/metrics-server/kubelet-ca/ca.crt');
+    const kubeletCa = find(objs, 'ConfigMap', 'metrics-server-kubelet-ca') as unknown as { data: Record<string, string> };
+    expect(kubeletCa.data['ca.crt']).toBe('KUBELET-CA');
+    const rb = find(objs, 'RoleBinding') as unknown as { roleRef: { name: string } };
+    expect(rb.roleRef.name).toBe('extension-apiserver-authentication-reader');
+    expect(find(objs, 'ClusterRoleBinding', 'k8sd:metrics-server:auth-delegator')).toBeDefined();
+    expect(find(objs, 'ClusterRole', 'system:aggregated-metrics-reader').metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true');
+    expect(containerOf(find(objs, 'Deployment')).image).toBe('k8s-ts.local/metrics-server:v0.8.0');
+    expect(() => featureObjects('metrics-server', { ...ctx, metricsServer: undefined })).toThrow(/TLS material/);
+  });
 
   it('label every object with its feature and stay within the kinds disabling looks for', () => {
-    for (const name of ['dns', 'network'] as const) {
+    for (const name of ['dns', 'network', 'local-storage', 'metrics-server'] as const) {
       const kinds = new Set(FEATURE_KINDS[name].map((k) => `${k.apiVersion}/${k.kind}`));
       for (const obj of featureObjects(name, ctx)) {
         expect(obj.metadata?.labels?.[FEATURE_LABEL], `${obj.kind} ${obj.metadata?.name}`).toBe(name);

@@ -9,7 +9,11 @@ import { ClusterConfig, featuresOf, FeatureStatusRecord } from '../../datastore/
 import type { K8sd } from '../daemon.js';
 import { loadKubeconfig } from '../kube.js';
 import { apiStatus } from '../membership/kube-clients.js';
-import { FEATURE_IMAGES, FEATURE_KINDS, FEATURE_LABEL, FeatureObject, featureObjects, FIELD_MANAGER, ManifestContext } from './manifests.js';
+import { leafLifetimeMs } from '../membership/join-server.js';
+import { trustBundle } from '../../pki/signer.js';
+import { KUBELET_SERVING_CA } from '../../pki/table.js';
+import { FEATURE_COMPONENT, FEATURE_IMAGES, FEATURE_KINDS, FEATURE_LABEL, FeatureObject, featureObjects, FIELD_MANAGER, localPathOnNode, ManifestContext, METRICS_SERVER_TLS_SECRET, MetricsServerPki } from './manifests.js';
+import { issueServingPair, ServingPair, servingPairProblem } from './metrics-server-tls.js';
 import { nodeFeatureView, syncNodeFeatures } from './node.js';
 
 const INTERVAL_MS = 20_000;
@@ -81,7 +85,7 @@ export class FeatureController {
 
   private manifestContext(settings: FeatureSettings): ManifestContext {
     const versions = Object.fromEntries(Object.entries(FEATURE_IMAGES).map(([name, [component]]) => [name, this.d.layout.componentVersion(component)])) as ManifestContext['versions'];
-    return { settings, versions, fips: this.d.fips.enabled };
+    return { settings, versions, fips: this.d.fips.enabled, root: this.d.layout.root };
   }
 
   async reconcile(): Promise<void> {
@@ -116,9 +120,8 @@ export class FeatureController {
   }
 
   private featureVersion(name: ImplementedFeature): string {
-    const component = name === 'dns' ? 'coredns' : 'flannel';
     try {
-      return this.d.layout.componentVersion(component);
+      return this.d.layout.componentVersion(FEATURE_COMPONENT[name]);
     } catch {
       return 'unknown';
     }
@@ -131,13 +134,45 @@ export class FeatureController {
       if (removed) this.d.log.info('feature disabled: removed its objects', { feature: name, count: removed });
       return { enabled: false, ready: true, message: 'disabled' };
     }
-    const wanted = featureObjects(name, this.manifestContext(settings));
+    const ctx = this.manifestContext(settings);
+    if (name === 'metrics-server') ctx.metricsServer = await this.metricsServerPki(objects, config);
+    const wanted = featureObjects(name, ctx);
     for (const obj of wanted) await this.apply(objects, obj);
     await this.prune(objects, name, new Set(wanted.map(objectKey)));
     const notReady = await this.readiness(objects, wanted);
     if (notReady) return { enabled: true, ready: false, message: `deploying: ${notReady}` };
-    const message = name === 'dns' ? `enabled at ${settings.dns['service-ip']}` : `enabled, pod CIDR ${config.podCidr}`;
+    const message = {
+      dns: `enabled at ${settings.dns['service-ip']}`,
+      network: `enabled, pod CIDR ${config.podCidr}`,
+      'local-storage': `enabled, volumes under ${localPathOnNode(ctx)}`,
+      'metrics-server': 'enabled',
+    }[name];
     return { enabled: true, ready: true, message };
+  }
+
+  /**
+   * metrics-server's serving pair (kept from its Secret while valid, else issued anew) and the CA
+   * bundle of the kubelets' serving certificates.
+   */
+  private async metricsServerPki(api: KubernetesObjectApi, config: ClusterConfig): Promise<MetricsServerPki> {
+    const pki = await this.d.state!.getPki();
+    const kubeletCa = pki?.cas[KUBELET_SERVING_CA];
+    if (!kubeletCa) throw new Error('the CA of the kubelet serving certificates is not in the datastore');
+    const policy = { keyType: config.keyType, clusterDomain: config.clusterDomain, certificates: { ...config.certificates, lifetimeMs: leafLifetimeMs(config) } };
+    let pair: ServingPair | undefined;
+    try {
+      const live = (await api.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name: METRICS_SERVER_TLS_SECRET, namespace: 'kube-system' } })) as KubernetesObject & { data?: Record<string, string> };
+      const text = (k: string): string => Buffer.from(live.data?.[k] ?? '', 'base64').toString('utf8');
+      pair = { cert: text('tls.crt'), key: text('tls.key'), ca: text('ca.crt') };
+    } catch (err) {
+      if (apiStatus(err) !== 404) throw err;
+    }
+    const problem = pair ? await servingPairProblem(this.d.crypto, pair, policy) : 'none issued yet';
+    if (problem || !pair) {
+      pair = await issueServingPair(this.d.crypto, policy);
+      this.d.log.info('issued the metrics-server serving certificate', { reason: problem });
+    }
+    return { ...pair, kubeletCa: trustBundle(kubeletCa) };
   }
 
   /** Server-side apply with our field manager (forced: k8sd owns these objects). */
@@ -146,8 +181,9 @@ export class FeatureController {
     try {
       await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     } catch (err) {
-      // An immutable field changed (a Service's clusterIP after `k8s set dns.service-ip=…`): replace the object.
-      if (apiStatus(err) === 422 && obj.kind === 'Service') {
+      // An immutable field changed (a Service's clusterIP after `k8s set dns.service-ip=…`, a
+      // StorageClass's reclaimPolicy after `k8s set local-storage.reclaim-policy=…`): replace the object.
+      if (apiStatus(err) === 422 && (obj.kind === 'Service' || obj.kind === 'StorageClass')) {
         await api.delete(obj).catch(() => undefined);
         await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
         return;

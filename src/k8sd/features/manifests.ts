@@ -2,6 +2,7 @@
 // feature controller applies them server-side with its own field manager and a label naming
 // the feature, so that disabling a feature can find and remove every object it made.
 import type { KubernetesObject } from '@kubernetes/client-node';
+import path from 'node:path';
 import { FeatureSettings, ImplementedFeature } from '../../config/features.js';
 import { FLANNEL_USER } from '../../pki/table.js';
 
@@ -12,7 +13,29 @@ export const IMAGE_REGISTRY = 'k8s-ts.local';
 /** Images the features run: name → [component recipe, OCI archive in its build]. */
 export const FEATURE_IMAGES = {
   coredns: ['coredns', 'coredns.tar'],
+  'local-path-provisioner': ['local-path-provisioner', 'local-path-provisioner.tar'],
+  'local-path-helper': ['local-path-provisioner', 'local-path-helper.tar'],
+  'metrics-server': ['metrics-server', 'metrics-server.tar'],
 } as const;
+
+/** The recipe whose version a feature reports. */
+export const FEATURE_COMPONENT: Record<ImplementedFeature, string> = {
+  network: 'flannel',
+  dns: 'coredns',
+  'local-storage': 'local-path-provisioner',
+  'metrics-server': 'metrics-server',
+};
+
+/** metrics-server's TLS material (k8sd issues the serving pair; see metrics-server-tls.ts). */
+export interface MetricsServerPki {
+  /** Serving certificate and key of metrics-server.kube-system.svc. */
+  cert: string;
+  key: string;
+  /** The CA that signed it: the APIService's caBundle. */
+  ca: string;
+  /** The CA bundle metrics-server verifies kubelets' serving certificates with. */
+  kubeletCa: string;
+}
 
 export interface ManifestContext {
   settings: FeatureSettings;
@@ -20,6 +43,10 @@ export interface ManifestContext {
   versions: Record<keyof typeof FEATURE_IMAGES, string>;
   /** FIPS mode: the Go binaries in the images run with fips140=on. */
   fips: boolean;
+  /** K8S_ROOT of the node rendering the objects: host paths (local-storage.local-path) are re-rooted under it. */
+  root: string;
+  /** Needed for metrics-server only. */
+  metricsServer?: MetricsServerPki;
 }
 
 export type FeatureObject = KubernetesObject & Record<string, unknown>;
@@ -35,6 +62,29 @@ export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: strin
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
   ],
   network: [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+  ],
+  'local-storage': [
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'local-path-storage' },
+    { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'local-path-storage' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace: 'local-path-storage' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', namespace: 'local-path-storage' },
+    { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'local-path-storage' },
+    { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+    { apiVersion: 'v1', kind: 'Namespace' },
+  ],
+  'metrics-server': [
+    // The APIService first: with metrics-server gone it would make API discovery report errors.
+    { apiVersion: 'apiregistration.k8s.io/v1', kind: 'APIService' },
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'Service', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'Secret', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'kube-system' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace: 'kube-system' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
   ],
@@ -220,9 +270,333 @@ function networkObjects(): FeatureObject[] {
   ];
 }
 
-export function featureObjects(name: ImplementedFeature, ctx: ManifestContext): FeatureObject[] {
-  return name === 'dns' ? dnsObjects(ctx) : networkObjects();
+export const LOCAL_STORAGE_NAMESPACE = 'local-path-storage';
+export const LOCAL_STORAGE_CLASS = 'local-path';
+export const LOCAL_STORAGE_PROVISIONER = 'rancher.io/local-path';
+
+/** Where local volumes go on the node rendering the objects (its K8S_ROOT re-roots the configured path). */
+export function localPathOnNode(ctx: ManifestContext): string {
+  return path.join(ctx.root, ctx.settings['local-storage']['local-path']);
 }
+
+/** The provisioner's config.json: one path for every node. */
+export function localPathConfig(ctx: ManifestContext): string {
+  return JSON.stringify({ nodePathMap: [{ node: 'DEFAULT_PATH_FOR_NON_LISTED_NODES', paths: [localPathOnNode(ctx)] }] }, null, 2);
+}
+
+/**
+ * The helper pod the provisioner starts on a volume's node to create or remove its directory.
+ * It runs as root (the directories are root's) with one capability, DAC_OVERRIDE, so that it can
+ * remove what a pod's non-root user wrote; nothing else, no service-account token.
+ */
+export function localPathHelperPod(ctx: ManifestContext): string {
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'helper-pod', labels: { 'k8s-app': 'local-path-helper' } },
+    spec: {
+      priorityClassName: 'system-node-critical',
+      automountServiceAccountToken: false,
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'helper-pod',
+          image: imageRef('local-path-helper', ctx.versions['local-path-helper']),
+          imagePullPolicy: 'Never',
+          resources: { limits: { memory: '32Mi' }, requests: { cpu: '10m', memory: '8Mi' } },
+          securityContext: {
+            runAsUser: 0,
+            runAsNonRoot: false,
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] },
+          },
+        },
+      ],
+    },
+  };
+  return JSON.stringify(pod, null, 2);
+}
+
+const SETUP_SCRIPT = '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n';
+const TEARDOWN_SCRIPT = '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n';
+
+function localStorageObjects(ctx: ManifestContext): FeatureObject[] {
+  const s = ctx.settings['local-storage'];
+  const l = labels('local-storage', 'local-path-provisioner');
+  const ns = LOCAL_STORAGE_NAMESPACE;
+  const sa = 'local-path-provisioner';
+  const config = { 'config.json': localPathConfig(ctx), setup: SETUP_SCRIPT, teardown: TEARDOWN_SCRIPT, 'helperPod.yaml': localPathHelperPod(ctx) };
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      // The helper pods mount the volume's parent directory from the host: only the privileged
+      // Pod Security level admits a hostPath volume. Nothing else runs in this namespace.
+      metadata: {
+        name: ns,
+        labels: { ...l, 'pod-security.kubernetes.io/enforce': 'privileged', 'pod-security.kubernetes.io/audit': 'privileged', 'pod-security.kubernetes.io/warn': 'privileged' },
+      },
+    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: ns, labels: l } },
+    // Helper pods: in its own namespace only.
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'k8sd:local-path-provisioner', namespace: ns, labels: l },
+      rules: [
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+        { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'k8sd:local-path-provisioner', namespace: ns, labels: l },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'k8sd:local-path-provisioner' },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
+    },
+    // PersistentVolumes are cluster-scoped; claims, nodes and classes are read to provision them.
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'k8sd:local-path-provisioner', labels: l },
+      rules: [
+        { apiGroups: [''], resources: ['nodes', 'persistentvolumeclaims'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
+        { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+        { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'k8sd:local-path-provisioner', labels: l },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'k8sd:local-path-provisioner' },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
+    },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'local-path-config', namespace: ns, labels: l }, data: config },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'local-path-provisioner', namespace: ns, labels: l },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { 'k8s-app': 'local-path-provisioner' } },
+        strategy: { type: 'Recreate' },
+        template: {
+          // The provisioner re-reads config.json from its mounted ConfigMap; the helper pod is read once.
+          metadata: { labels: l, annotations: { 'k8sd.io/config-hash': hash(JSON.stringify(config)) } },
+          spec: {
+            serviceAccountName: sa,
+            priorityClassName: 'system-cluster-critical',
+            tolerations: addonTolerations,
+            nodeSelector: { 'kubernetes.io/os': 'linux' },
+            securityContext: { runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'local-path-provisioner',
+                image: imageRef('local-path-provisioner', ctx.versions['local-path-provisioner']),
+                imagePullPolicy: 'Never',
+                // Both files from the mounted ConfigMap: the provisioner needs no read access to ConfigMaps.
+                args: ['start', '--config', '/etc/config/config.json', '--helper-pod-file', '/etc/config/helperPod.yaml', '--provisioner-name', LOCAL_STORAGE_PROVISIONER, '--service-account-name', sa, '--configmap-name', 'local-path-config'],
+                env: [
+                  { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                  { name: 'CONFIG_MOUNT_PATH', value: '/etc/config/' },
+                  ...goDebug(ctx.fips),
+                ],
+                resources: { limits: { memory: '128Mi' }, requests: { cpu: '10m', memory: '24Mi' } },
+                volumeMounts: [{ name: 'config', mountPath: '/etc/config', readOnly: true }],
+                securityContext: restrictedContainer,
+              },
+            ],
+            volumes: [{ name: 'config', configMap: { name: 'local-path-config' } }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: LOCAL_STORAGE_CLASS, labels: l, annotations: { 'storageclass.kubernetes.io/is-default-class': String(s.default) } },
+      provisioner: LOCAL_STORAGE_PROVISIONER,
+      reclaimPolicy: s['reclaim-policy'],
+      volumeBindingMode: 'WaitForFirstConsumer',
+      allowVolumeExpansion: false,
+    },
+  ];
+}
+
+export const METRICS_SERVER_SERVICE = 'metrics-server';
+export const METRICS_SERVER_TLS_SECRET = 'metrics-server-tls';
+const METRICS_SERVER_PORT = 10250;
+
+/** DNS names the apiserver may use for metrics-server's Service (it dials <service>.<namespace>.svc). */
+export function metricsServerDnsNames(clusterDomain: string): string[] {
+  const n = `${METRICS_SERVER_SERVICE}.kube-system`;
+  return [`${n}.svc`, `${n}.svc.${clusterDomain}`, n, METRICS_SERVER_SERVICE];
+}
+
+function metricsServerObjects(ctx: ManifestContext): FeatureObject[] {
+  const pki = ctx.metricsServer;
+  if (!pki) throw new Error('metrics-server needs its TLS material');
+  const l = labels('metrics-server', 'metrics-server');
+  const ns = 'kube-system';
+  const name = 'metrics-server';
+  const rbac = 'rbac.authorization.k8s.io';
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns, labels: l } },
+    // Lets view/edit/admin read metrics (kubectl top for ordinary users).
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRole',
+      metadata: {
+        name: 'system:aggregated-metrics-reader',
+        labels: { ...l, 'rbac.authorization.k8s.io/aggregate-to-view': 'true', 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' },
+      },
+      rules: [{ apiGroups: ['metrics.k8s.io'], resources: ['pods', 'nodes'], verbs: ['get', 'list', 'watch'] }],
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRole',
+      metadata: { name: 'k8sd:metrics-server', labels: l },
+      rules: [
+        { apiGroups: [''], resources: ['nodes/metrics'], verbs: ['get'] },
+        { apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['get', 'list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'k8sd:metrics-server', labels: l },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'k8sd:metrics-server' },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+    },
+    // Delegated authentication and authorization of the apiserver's proxied requests.
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'k8sd:metrics-server:auth-delegator', labels: l },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+    },
+    // The requestheader (front-proxy) CA and allowed names from kube-system/extension-apiserver-authentication.
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'RoleBinding',
+      metadata: { name: 'k8sd:metrics-server:auth-reader', namespace: ns, labels: l },
+      roleRef: { apiGroup: rbac, kind: 'Role', name: 'extension-apiserver-authentication-reader' },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: METRICS_SERVER_TLS_SECRET, namespace: ns, labels: l },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(pki.cert), 'tls.key': b64(pki.key), 'ca.crt': b64(pki.ca) },
+    },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'metrics-server-kubelet-ca', namespace: ns, labels: l }, data: { 'ca.crt': pki.kubeletCa } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: ns, labels: l },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { 'k8s-app': 'metrics-server' } },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } },
+        template: {
+          // New serving or kubelet CA material rolls the pod.
+          metadata: { labels: l, annotations: { 'k8sd.io/tls-hash': hash(pki.cert + pki.kubeletCa) } },
+          spec: {
+            serviceAccountName: name,
+            priorityClassName: 'system-cluster-critical',
+            tolerations: addonTolerations,
+            nodeSelector: { 'kubernetes.io/os': 'linux' },
+            // fsGroup: the Secret's files (0440) are readable by the pod's group only.
+            securityContext: { runAsUser: 65534, runAsGroup: 65534, fsGroup: 65534, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name,
+                image: imageRef('metrics-server', ctx.versions['metrics-server']),
+                imagePullPolicy: 'Never',
+                args: metricsServerArgs(),
+                env: goDebug(ctx.fips),
+                resources: { limits: { memory: '200Mi' }, requests: { cpu: '100m', memory: '40Mi' } },
+                ports: [{ name: 'https', containerPort: METRICS_SERVER_PORT, protocol: 'TCP' }],
+                readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 3 },
+                livenessProbe: { httpGet: { path: '/livez', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 3 },
+                volumeMounts: [
+                  { name: 'tls', mountPath: '/etc/metrics-server/tls', readOnly: true },
+                  { name: 'kubelet-ca', mountPath: '/etc/metrics-server/kubelet-ca', readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
+                securityContext: restrictedContainer,
+              },
+            ],
+            volumes: [
+              { name: 'tls', secret: { secretName: METRICS_SERVER_TLS_SECRET, defaultMode: 0o440 } },
+              { name: 'kubelet-ca', configMap: { name: 'metrics-server-kubelet-ca' } },
+              { name: 'tmp', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: METRICS_SERVER_SERVICE, namespace: ns, labels: l },
+      spec: { selector: { 'k8s-app': 'metrics-server' }, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'apiregistration.k8s.io/v1',
+      kind: 'APIService',
+      metadata: { name: 'v1beta1.metrics.k8s.io', labels: l },
+      spec: {
+        group: 'metrics.k8s.io',
+        version: 'v1beta1',
+        groupPriorityMinimum: 100,
+        versionPriority: 100,
+        insecureSkipTLSVerify: false,
+        caBundle: b64(pki.ca),
+        service: { name: METRICS_SERVER_SERVICE, namespace: ns, port: 443 },
+      },
+    },
+  ];
+}
+
+/**
+ * metrics-server's arguments. Kubelets are verified with --kubelet-certificate-authority (never
+ * --kubelet-insecure-tls); clients of its own API come through the apiserver's front proxy, whose
+ * CA and allowed names metrics-server reads from extension-apiserver-authentication.
+ */
+export function metricsServerArgs(): string[] {
+  return [
+    `--secure-port=${METRICS_SERVER_PORT}`,
+    '--cert-dir=/tmp',
+    '--tls-cert-file=/etc/metrics-server/tls/tls.crt',
+    '--tls-private-key-file=/etc/metrics-server/tls/tls.key',
+    '--kubelet-certificate-authority=/etc/metrics-server/kubelet-ca/ca.crt',
+    '--kubelet-preferred-address-types=InternalIP,Hostname,ExternalIP',
+    '--kubelet-use-node-status-port',
+    '--metric-resolution=15s',
+  ];
+}
+
+export function featureObjects(name: ImplementedFeature, ctx: ManifestContext): FeatureObject[] {
+  switch (name) {
+    case 'dns':
+      return dnsObjects(ctx);
+    case 'network':
+      return networkObjects();
+    case 'local-storage':
+      return localStorageObjects(ctx);
+    case 'metrics-server':
+      return metricsServerObjects(ctx);
+  }
+}
+
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 /** Short stable hash (FNV-1a) for pod-template annotations. */
 function hash(text: string): string {

@@ -11,7 +11,7 @@ import type { CertificatesV1Api, V1CertificateSigningRequest, V1CertificateSigni
 import { existsSync } from 'node:fs';
 import { CertificateTemplate } from '../../crypto/types.js';
 import { withChain } from '../../pki/signer.js';
-import { LEAF_KEY_USAGE } from '../../pki/table.js';
+import { KUBELET_SERVING_CA, LEAF_KEY_USAGE } from '../../pki/table.js';
 import type { NameContext } from './admission.js';
 import { checkKubeletServingCsr, CsrDecision, KUBELET_SERVING_SIGNER, RegisteredNode } from './csr-approval.js';
 import type { Membership } from './index.js';
@@ -134,7 +134,7 @@ export class KubeletServingSigner {
         return true;
       }
       const [pki, config] = await Promise.all([this.m.d.state!.getPki(), this.m.d.state!.getConfig()]);
-      const ca = pki?.cas['kubelet-ca'];
+      const ca = pki?.cas[KUBELET_SERVING_CA];
       if (!ca?.key || !config || !parsed) throw new Error('the kubelet CA key is not available to k8sd');
       const maxSeconds = Math.floor(leafLifetimeMs(config) / 1000);
       const seconds = Math.max(MIN_LIFETIME_S, Math.min(csr.spec.expirationSeconds ?? maxSeconds, maxSeconds));
