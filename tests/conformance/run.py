@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -72,7 +74,13 @@ def summarize(junit: Path, took: float) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    # A SIGTERM becomes a KeyboardInterrupt, so that the test bed is torn down (as in conftest.py).
+    signal.signal(signal.SIGTERM, _interrupt)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path(f"/tmp/k8s-conformance-{time.strftime('%Y%m%d-%H%M%S')}"))
     ap.add_argument("--procs", type=int, default=4, help="parallel ginkgo processes (1: e2e.test alone)")
@@ -89,6 +97,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"conformance: results in {args.out}", flush=True)
 
+    keep = bool(os.environ.get("K8S_TEST_KEEP"))
     with TestBed() as bed:
         cp, w1, w2 = bed.add_node("ccp"), bed.add_node("cw1"), bed.add_node("cw2")
         nodes = [cp, w1, w2]
@@ -110,12 +119,13 @@ def main() -> int:
                 w.wait_ready(timeout=600)
             print(f"conformance: 1 control plane + 2 workers ready in {time.time() - t0:.0f} s", flush=True)
             for node in nodes:
-                listed = node.sh(str(component_bin("containerd") / "ctr"), "--address", str(node.common / "run/containerd/containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").stdout
+                listed = node.sh(str(component_bin("containerd") / "ctr"), "--address", str(node.root / "run/containerd/containerd.sock"), "-n", "k8s.io", "images", "ls", "-q").stdout
                 missing = [name for _, name in image_archives(tools) if name not in listed]
                 assert not missing, f"{node.name} did not side-load {missing}"
 
             focus = f"({args.label}).*({args.focus})"  # the sig comes first in a test's full name
-            common = [f"--kubeconfig={cp.admin_conf}", "--provider=skeleton", f"--report-dir={args.out}"]  # e2e writes junit_01.xml there
+            common = [f"--kubeconfig={cp.admin_conf}", "--provider=skeleton", f"--report-dir={args.out}",
+                      f"--kubectl-path={component_bin('kubernetes') / 'kubectl'}"]  # e2e writes junit_01.xml there
             if args.procs > 1:
                 cmd = [str(ginkgo), f"--procs={args.procs}", "--no-color", "-v", f"--timeout={args.timeout}", f"--output-dir={args.out}",
                        f"--focus={focus}", f"--skip={args.skip}", str(e2e), "--", *common]
@@ -140,6 +150,10 @@ def main() -> int:
                     finally:
                         kill_pods_and_cgroups(node)
                         unmount_under(node.root)
+            if keep:
+                print(f"conformance: test bed work dir kept: {bed.workdir}")
+            else:
+                shutil.rmtree(bed.workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,10 @@ archive nonewprivs.tar "$(image_name Nonewprivs)" "$work/nnp" null '["nnp"]'
 # agnhost (current and previous tag), glibc-dns-testing
 tools="$work/tools"
 debian_rootfs "$tools" bash coreutils dash grep sed findutils procps dnsutils curl netcat-openbsd iproute2 iperf socat util-linux
+# The links that maintainer scripts (not run by the extract variant) would make: sh, and nc/netcat
+# (update-alternatives in netcat-openbsd's postinst).
 [[ -e "$tools/bin/sh" || -L "$tools/bin/sh" ]] || ln -s dash "$tools/bin/sh"
+ln -sf nc.openbsd "$tools/bin/nc"; ln -sf nc.openbsd "$tools/bin/netcat"
 printf 'user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n' >> "$tools/etc/passwd"
 printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >> "$tools/etc/group"
 mkdir -p "$tools/home/user-defined-in-image" "$tools/uploads"
