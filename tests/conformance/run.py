@@ -37,6 +37,10 @@ LABEL = r"\[sig-network\]|\[sig-node\]"
 
 def build() -> Path:
     """The conformance recipe's output dir (bin/e2e.test, bin/ginkgo, images/)."""
+    if shutil.which("mmdebstrap") is None:  # the recipe's one host tool, installed as bin/dev-setup installs its own
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mmdebstrap"], check=True, env=env)
     r = subprocess.run(["bash", str(REPO / "snap" / "components" / "build-all.sh"), "conformance"], stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise SystemExit(f"building the conformance recipe failed (exit {r.returncode}); its log is above")
@@ -124,8 +128,9 @@ def main() -> int:
                 assert not missing, f"{node.name} did not side-load {missing}"
 
             focus = f"({args.label}).*({args.focus})"  # the sig comes first in a test's full name
+            # e2e writes junit_01.xml to --report-dir; --kubectl-path: the bundled kubectl, not whatever is on PATH.
             common = [f"--kubeconfig={cp.admin_conf}", "--provider=skeleton", f"--report-dir={args.out}",
-                      f"--kubectl-path={component_bin('kubernetes') / 'kubectl'}"]  # e2e writes junit_01.xml there
+                      f"--kubectl-path={component_bin('kubernetes') / 'kubectl'}"]
             if args.procs > 1:
                 cmd = [str(ginkgo), f"--procs={args.procs}", "--no-color", "-v", f"--timeout={args.timeout}", f"--output-dir={args.out}",
                        f"--focus={focus}", f"--skip={args.skip}", str(e2e), "--", *common]

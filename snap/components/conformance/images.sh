@@ -4,8 +4,8 @@
 # nothing is ever pulled: each is an OCI archive that the nodes side-load from $SNAP_COMMON/images.
 # Debian bookworm packages (mmdebstrap --variant=extract: the packages and their dependencies,
 # unpacked, no maintainer scripts) stand in for upstream's Alpine/Debian bases:
-#   busybox            Debian's dynamically linked busybox, one symlink per applet
-#   agnhost (+ prev)   agnhost built from k/k test/images/agnhost, on a tools rootfs (bash, dig, curl,
+#   busybox            Debian's dynamically linked busybox, one symlink per applet in /bin; /bin/sh is bash
+#   agnhost (+ prev)   agnhost built from k/k test/images/agnhost, on a tools rootfs (bash, dig, getent, curl,
 #                      nc, ip, iperf, socat, util-linux) with the image's user 1000 / group 50000
 #   glibc-dns-testing  the same tools rootfs (dig on glibc)
 #   nginx, nginx-new   Debian's nginx-light, in the foreground
@@ -17,6 +17,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 kversion="$1"; out="$2"; gobin="$3"
+if ! command -v mmdebstrap >/dev/null; then
+  echo "conformance: mmdebstrap is not installed; install it (apt-get install mmdebstrap) to build the e2e images" >&2
+  exit 1
+fi
 suite=bookworm
 mirrors=("deb http://deb.debian.org/debian $suite main" "deb http://deb.debian.org/debian-security $suite-security main")
 go_env
@@ -46,10 +50,12 @@ debian_rootfs() {
   printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$dir/etc/nsswitch.conf"
 }
 
-# busybox_applets DIR: a symlink to /bin/busybox for every applet whose path is still free.
+# busybox_applets DIR: like upstream's busybox image, every applet in /bin (tests run e.g. /bin/sysctl),
+# and at its full path (/sbin/…, /usr/bin/…) where that is still free.
 busybox_applets() {
   local applet
   for applet in $(chroot "$1" /bin/busybox --list-full); do
+    [[ -e "$1/bin/${applet##*/}" || -L "$1/bin/${applet##*/}" ]] || ln -s busybox "$1/bin/${applet##*/}"
     [[ -e "$1/$applet" || -L "$1/$applet" ]] || { mkdir -p "$1/$(dirname "$applet")"; ln -s /bin/busybox "$1/$applet"; }
   done
 }
@@ -62,7 +68,11 @@ archive() { # archive FILE IMAGE ROOTFS ENTRYPOINT CMD [USER]
 
 # busybox, nonroot, nonewprivs
 bb="$work/busybox"
-debian_rootfs "$bb" busybox
+debian_rootfs "$bb" busybox bash
+# /bin/sh is bash: Debian's busybox ash (1.35) drops environment variables whose names are not shell
+# identifiers (data-1, 1-x, $_-x), which the env tests of ConfigMaps and Secrets expect `sh -c env`
+# to print (upstream's busybox image passes them through).
+ln -s bash "$bb/bin/sh"
 busybox_applets "$bb"
 archive busybox.tar "$(image_name BusyBox)" "$bb" null '["sh"]'
 archive nonroot.tar "$(image_name NonRoot)" "$bb" null '["sh"]' 1234
@@ -72,7 +82,7 @@ archive nonewprivs.tar "$(image_name Nonewprivs)" "$work/nnp" null '["nnp"]'
 
 # agnhost (current and previous tag), glibc-dns-testing
 tools="$work/tools"
-debian_rootfs "$tools" bash coreutils dash grep sed findutils procps dnsutils curl netcat-openbsd iproute2 iperf socat util-linux
+debian_rootfs "$tools" bash coreutils dash grep sed findutils procps libc-bin dnsutils curl netcat-openbsd iproute2 iperf socat util-linux
 # The links that maintainer scripts (not run by the extract variant) would make: sh, and nc/netcat
 # (update-alternatives in netcat-openbsd's postinst).
 [[ -e "$tools/bin/sh" || -L "$tools/bin/sh" ]] || ln -s dash "$tools/bin/sh"
