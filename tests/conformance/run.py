@@ -44,7 +44,8 @@ def build() -> Path:
     r = subprocess.run(["bash", str(REPO / "snap" / "components" / "build-all.sh"), "conformance"], stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise SystemExit(f"building the conformance recipe failed (exit {r.returncode}); its log is above")
-    return component_bin("conformance").parent
+    line = [x for x in r.stdout.splitlines() if x.startswith("conformance=")][-1]  # build-all prints name=bindir
+    return Path(line.split("=", 1)[1]).parent
 
 
 def image_archives(out: Path) -> list[tuple[Path, str]]:

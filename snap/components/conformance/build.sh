@@ -17,7 +17,10 @@ if [[ "$version" != "$kversion" ]]; then
   echo "conformance: version says $version but ../kubernetes/version says $kversion; set conformance/version to $kversion" >&2
   exit 1
 fi
-out="${1:-$(component_cache_root)/conformance/$version}"
+# The cache key carries a digest of images.sh too: the images are ours, so a change to how they are
+# built must not be hidden by a cached build of the same Kubernetes version.
+images_rev="$(sha256sum "$here/images.sh" | cut -c1-12)"
+out="${1:-$(component_cache_root)/conformance/$version-images-$images_rev}"
 
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
 go_env
