@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from membership_helpers import get_token, join, kill_pods_and_cgroups, require_node_components, seed_images, worker_join_config  # noqa: E402
+from conftest import _interrupt  # noqa: E402  (SIGTERM -> KeyboardInterrupt, as for the integration tests)
 from testbed import TestBed, component_bin, unmount_under  # noqa: E402
 
 FOCUS = r"\[Conformance\]"
@@ -77,10 +78,6 @@ def summarize(junit: Path, took: float) -> str:
     for name, msg in failed:
         lines += [f"FAIL {name}", f"     {msg}", ""]
     return "\n".join(lines)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> int:
