@@ -8,6 +8,7 @@
 // only then stops the control-plane services, swaps the data directory for one restored with
 // etcdutl as a one-member cluster (k3s's cluster-reset), and starts them again; a failure after
 // the stop puts the old data directory back and restarts the services on it.
+import { randomBytes } from 'node:crypto';
 import { verifyComponentChecksum } from '../services/binaries.js';
 import { chmodSync, closeSync, openSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -278,6 +279,10 @@ const restoreSteps: Step<RestoreCtx>[] = [
         `--name=${c.etcd.name}`,
         `--initial-cluster=${c.etcd.name}=${c.etcd.peerUrl}`,
         `--initial-advertise-peer-urls=${c.etcd.peerUrl}`,
+        // A new token gives the restored cluster a new cluster ID and member ID: the old members,
+        // still running until they re-join, are then refused instead of sending this member heartbeats
+        // from the old raft log (etcd panics on "tocommit(n) is out of range").
+        `--initial-cluster-token=k8s-restore-${randomBytes(8).toString('hex')}`,
       ]);
       if (r.exitCode !== 0) throw new SnapshotError(`etcdutl snapshot restore failed: ${String(r.stderr).trim().split('\n').pop() ?? ''}`);
       chmodSync(c.restoredDir, 0o700);

@@ -173,7 +173,7 @@ def test_a_plaintext_record_from_an_older_k8sd_is_wrapped_on_start(cp):
     cp1, _ = cp
     values = k8sd_values(cp1)
     record = json.loads(values["/k8sd/pki/cluster"])
-    files = {"ca": "ca.key", "client-ca": "client-ca.key", "front-proxy-ca": "front-proxy-ca.key", "etcd-ca": "etcd/ca.key"}
+    files = {"ca": "ca.key", "client-ca": "client-ca.key", "front-proxy-ca": "front-proxy-ca.key", "etcd-ca": "etcd/ca.key", "kubelet-ca": "kubelet-ca.key"}
     for name, ca in record["cas"].items():
         if "key" in ca:
             ca["key"] = (cp1.pki / files[name]).read_text()
