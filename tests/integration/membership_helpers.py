@@ -205,3 +205,32 @@ def require_node_components() -> None:
             built = False
         if not built:
             pytest.fail(f"{component}/{binary} is not built: run bin/dev-setup etcd kubernetes containerd runc cni pause coredns flannel test-images", pytrace=False)
+
+
+def bring_up(cp: Node, workers: list[Node], worker_config: Callable[[Node], dict | None] = lambda _: None) -> None:
+    """Starts k8sd on every node with the images seeded, bootstraps cp (network and DNS on), joins
+    each worker with a worker token (and worker_config(worker) as its join file, if any), and waits
+    until every node is ready."""
+    require_node_components()
+    for node in (cp, *workers):
+        node.start_k8sd()
+        seed_images(node)
+    r = cp.bootstrap()
+    assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{cp.diagnostics()}"
+    cp.wait_ready(timeout=300)
+    for w in workers:
+        r = join(w, get_token(cp, w.name, worker=True), worker_config(w))
+        assert r.returncode == 0, f"join of {w.name} failed:\n{r.stdout}\n{r.stderr}\n{w.diagnostics()}"
+    for w in workers:
+        w.wait_ready(timeout=300)
+
+
+def tear_down(bed, nodes: list[Node]) -> None:
+    """Removes the nodes still on the bed, with the safety net for pods, cgroups and mounts."""
+    for node in nodes:
+        if node in bed.nodes:
+            try:
+                bed.remove_node(node)
+            finally:
+                kill_pods_and_cgroups(node)
+                unmount_under(node.root)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from membership_helpers import cgroup_root, get_token, join, kill_pods_and_cgroups, require_node_components, seed_images
-from testbed import CONTAINER_LOG_LINKS, REPO, Node, TestBed, processes_of_root, process_alive, unmount_under, wait_for
+from membership_helpers import bring_up, cgroup_root, tear_down
+from testbed import CONTAINER_LOG_LINKS, REPO, Node, TestBed, processes_of_root, process_alive, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,27 +53,10 @@ class Trio:
 
 @pytest.fixture(scope="module")
 def trio(testbed: TestBed):
-    require_node_components()
     t = Trio(testbed)
-    for node in t.nodes:
-        node.start_k8sd()
-        seed_images(node)
-    r = t.cp.bootstrap()
-    assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{t.cp.diagnostics()}"
-    t.cp.wait_ready(timeout=300)
-    for w in t.workers:
-        r = join(w, get_token(t.cp, w.name, worker=True))  # a plain join: no file, no extra arguments
-        assert r.returncode == 0, f"join of {w.name} failed:\n{r.stdout}\n{r.stderr}\n{w.diagnostics()}"
-    for w in t.workers:
-        w.wait_ready(timeout=300)
+    bring_up(t.cp, t.workers)  # plain joins: no join file, no extra arguments
     yield t
-    for node in t.nodes:
-        if node in testbed.nodes:
-            try:
-                testbed.remove_node(node)
-            finally:
-                kill_pods_and_cgroups(node)
-                unmount_under(node.root)
+    tear_down(testbed, t.nodes)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from membership_helpers import get_token, join, kill_pods_and_cgroups, require_node_components, seed_images, worker_join_config
-from testbed import Node, TestBed, unmount_under, wait_for
+from membership_helpers import bring_up, tear_down, worker_join_config
+from testbed import Node, TestBed, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -63,29 +63,12 @@ def isolated_on(node: Node, pod: str) -> bool:
 
 @pytest.fixture(scope="module")
 def net(testbed: TestBed):
-    require_node_components()
     n = Net(testbed)
-    for node in n.nodes:
-        node.start_k8sd()
-        seed_images(node)
     started = time.time()
-    r = n.cp.bootstrap()
-    assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{n.cp.diagnostics()}"
-    n.cp.wait_ready(timeout=300)
-    for w in (n.w1, n.w2):
-        r = join(w, get_token(n.cp, w.name, worker=True), worker_join_config(w))
-        assert r.returncode == 0, f"join of {w.name} failed:\n{r.stdout}\n{r.stderr}\n{w.diagnostics()}"
-    for w in (n.w1, n.w2):
-        w.wait_ready(timeout=300)
+    bring_up(n.cp, [n.w1, n.w2], worker_join_config)
     print(f"\n1 control plane + 2 workers ready with the network in {time.time() - started:.1f} s")
     yield n
-    for node in n.nodes:
-        if node in testbed.nodes:
-            try:
-                testbed.remove_node(node)
-            finally:
-                kill_pods_and_cgroups(node)
-                unmount_under(node.root)
+    tear_down(testbed, n.nodes)
 
 
 @pytest.fixture(scope="module")
