@@ -13,13 +13,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { CryptoBackend } from '../crypto/types.js';
 import { writeFileAtomic } from '../host/files.js';
+import { ControlPlaneKeyDocument, ControlPlaneKeyKind, generateControlPlaneKey, parseControlPlaneKey } from '../security/control-plane-key.js';
 import type { CaMaterial } from './signer.js';
 
 export const PKI_WRAPPING_KEY_FORMAT = 'k8sd-pki-wrapping-key/v1';
 /** Prefix of every wrapped value: format, then the wrapping key id, then base64(iv | ciphertext | tag). */
 export const WRAPPED_VALUE_PREFIX = 'k8sd-wrapped/v1:';
-const KEY_BYTES = 32;
-const KEY_ID_PATTERN = /^pkiwrap-[0-9a-f]{16}$/;
 const GCM_OVERHEAD = 12 + 16;
 
 export class PkiKeyWrapError extends Error {
@@ -30,36 +29,18 @@ export class PkiKeyWrapError extends Error {
 }
 
 /** The wrapping key as stored on a control-plane node. `secret` is base64 key material: never log it. */
-export interface PkiWrappingKeyDocument {
-  format: typeof PKI_WRAPPING_KEY_FORMAT;
-  id: string;
-  createdAt: string;
-  secret: string;
-}
+export type PkiWrappingKeyDocument = ControlPlaneKeyDocument<typeof PKI_WRAPPING_KEY_FORMAT>;
 
-async function keyIdFor(crypto: CryptoBackend, key: Buffer): Promise<string> {
-  // Domain-separated, so the id is never a plain hash of the key.
-  const digest = await crypto.sha256(Buffer.concat([Buffer.from('k8sd-pki-wrapping-key-id\0', 'utf8'), key]));
-  return `pkiwrap-${digest.subarray(0, 8).toString('hex')}`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const WRAPPING_KEY: ControlPlaneKeyKind<typeof PKI_WRAPPING_KEY_FORMAT> = {
+  format: PKI_WRAPPING_KEY_FORMAT,
+  idPrefix: 'pkiwrap',
+  idLabel: 'k8sd-pki-wrapping-key-id',
+  error: (message) => new PkiKeyWrapError(message),
+};
 
 /** Validates a wrapping-key document (from the file or from a join reply); `source` names it in errors. */
 export async function parseWrappingKey(crypto: CryptoBackend, raw: unknown, source: string): Promise<PkiWrappingKeyDocument> {
-  if (!isRecord(raw) || raw.format !== PKI_WRAPPING_KEY_FORMAT || typeof raw.id !== 'string' || typeof raw.secret !== 'string' || typeof raw.createdAt !== 'string') {
-    throw new PkiKeyWrapError(`${source} is not a "${PKI_WRAPPING_KEY_FORMAT}" document with id, createdAt and secret; copy it from another control-plane node`);
-  }
-  const key = Buffer.from(raw.secret, 'base64');
-  if (key.length !== KEY_BYTES || key.toString('base64') !== raw.secret || !KEY_ID_PATTERN.test(raw.id)) {
-    throw new PkiKeyWrapError(`${source}: the key is not ${KEY_BYTES} bytes of base64 or its id is malformed; copy the file from another control-plane node`);
-  }
-  if ((await keyIdFor(crypto, key)) !== raw.id) {
-    throw new PkiKeyWrapError(`${source}: key ${raw.id} does not match its fingerprint; the file was altered — copy it from another control-plane node`);
-  }
-  return { format: PKI_WRAPPING_KEY_FORMAT, id: raw.id, createdAt: raw.createdAt, secret: raw.secret };
+  return (await parseControlPlaneKey(crypto, WRAPPING_KEY, raw, source)).document;
 }
 
 /** Wraps and unwraps private keys for storage in the datastore. */
@@ -71,15 +52,13 @@ export class PkiKeyWrapper {
   ) {}
 
   static async generate(crypto: CryptoBackend, now = new Date()): Promise<PkiKeyWrapper> {
-    const key = await crypto.randomBytes(KEY_BYTES);
-    if (key.length !== KEY_BYTES) throw new PkiKeyWrapError(`the crypto backend returned ${key.length} random bytes, wanted ${KEY_BYTES}`);
-    const doc: PkiWrappingKeyDocument = { format: PKI_WRAPPING_KEY_FORMAT, id: await keyIdFor(crypto, key), createdAt: now.toISOString(), secret: key.toString('base64') };
-    return new PkiKeyWrapper(crypto, doc, key);
+    const { document, key } = await generateControlPlaneKey(crypto, WRAPPING_KEY, now);
+    return new PkiKeyWrapper(crypto, document, key);
   }
 
   static async fromDocument(crypto: CryptoBackend, raw: unknown, source: string): Promise<PkiKeyWrapper> {
-    const doc = await parseWrappingKey(crypto, raw, source);
-    return new PkiKeyWrapper(crypto, doc, Buffer.from(doc.secret, 'base64'));
+    const { document, key } = await parseControlPlaneKey(crypto, WRAPPING_KEY, raw, source);
+    return new PkiKeyWrapper(crypto, document, key);
   }
 
   get keyId(): string {

@@ -12,11 +12,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { CryptoBackend } from '../crypto/types.js';
 import { writeFileAtomic } from '../host/files.js';
+import { ControlPlaneKeyDocument, ControlPlaneKeyKind, generateControlPlaneKey, parseControlPlaneKey } from '../security/control-plane-key.js';
 import { ensureSecretDir, SECRET_FILE_MODE } from '../security/files.js';
 
 export const SNAPSHOT_KEY_FORMAT = 'k8sd-snapshot-key/v1';
-const KEY_BYTES = 32;
-const KEY_ID_PATTERN = /^snapkey-[0-9a-f]{16}$/;
 const FILE_KEY_INFO = Buffer.from('k8sd-etcd-snapshot/v1 file key', 'utf8');
 
 export class SnapshotKeyError extends Error {
@@ -27,22 +26,14 @@ export class SnapshotKeyError extends Error {
 }
 
 /** The key as stored on a control-plane node. `secret` is base64 key material: never log it. */
-export interface SnapshotKeyDocument {
-  format: typeof SNAPSHOT_KEY_FORMAT;
-  id: string;
-  createdAt: string;
-  secret: string;
-}
+export type SnapshotKeyDocument = ControlPlaneKeyDocument<typeof SNAPSHOT_KEY_FORMAT>;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-async function keyIdFor(crypto: CryptoBackend, key: Buffer): Promise<string> {
-  // Domain-separated, so the id (printed, and in each snapshot's header) is never a plain hash of the key.
-  const digest = await crypto.sha256(Buffer.concat([Buffer.from('k8sd-snapshot-key-id\0', 'utf8'), key]));
-  return `snapkey-${digest.subarray(0, 8).toString('hex')}`;
-}
+const SNAPSHOT_KEY: ControlPlaneKeyKind<typeof SNAPSHOT_KEY_FORMAT> = {
+  format: SNAPSHOT_KEY_FORMAT,
+  idPrefix: 'snapkey',
+  idLabel: 'k8sd-snapshot-key-id',
+  error: (message) => new SnapshotKeyError(message),
+};
 
 /** HKDF-SHA256 (RFC 5869) for one 32-byte output block, on the backend's HMAC. */
 async function hkdf32(crypto: CryptoBackend, ikm: Buffer, salt: Buffer, info: Buffer): Promise<Buffer> {
@@ -62,25 +53,14 @@ export class SnapshotKey {
   }
 
   static async generate(crypto: CryptoBackend, now = new Date()): Promise<SnapshotKey> {
-    const key = await crypto.randomBytes(KEY_BYTES);
-    if (key.length !== KEY_BYTES) throw new SnapshotKeyError(`the crypto backend returned ${key.length} random bytes, wanted ${KEY_BYTES}`);
-    const doc: SnapshotKeyDocument = { format: SNAPSHOT_KEY_FORMAT, id: await keyIdFor(crypto, key), createdAt: now.toISOString(), secret: key.toString('base64') };
-    return new SnapshotKey(crypto, doc, key);
+    const { document, key } = await generateControlPlaneKey(crypto, SNAPSHOT_KEY, now);
+    return new SnapshotKey(crypto, document, key);
   }
 
   /** Validates a key document (from the file or a join reply); `source` names it in errors. */
   static async fromDocument(crypto: CryptoBackend, raw: unknown, source: string): Promise<SnapshotKey> {
-    if (!isRecord(raw) || raw.format !== SNAPSHOT_KEY_FORMAT || typeof raw.id !== 'string' || typeof raw.secret !== 'string' || typeof raw.createdAt !== 'string') {
-      throw new SnapshotKeyError(`${source} is not a "${SNAPSHOT_KEY_FORMAT}" document with id, createdAt and secret; copy it from another control-plane node`);
-    }
-    const key = Buffer.from(raw.secret, 'base64');
-    if (key.length !== KEY_BYTES || key.toString('base64') !== raw.secret || !KEY_ID_PATTERN.test(raw.id)) {
-      throw new SnapshotKeyError(`${source}: the key is not ${KEY_BYTES} bytes of base64 or its id is malformed; copy the file from another control-plane node`);
-    }
-    if ((await keyIdFor(crypto, key)) !== raw.id) {
-      throw new SnapshotKeyError(`${source}: key ${raw.id} does not match its fingerprint; the file was altered — copy it from another control-plane node`);
-    }
-    return new SnapshotKey(crypto, { format: SNAPSHOT_KEY_FORMAT, id: raw.id, createdAt: raw.createdAt, secret: raw.secret }, key);
+    const { document, key } = await parseControlPlaneKey(crypto, SNAPSHOT_KEY, raw, source);
+    return new SnapshotKey(crypto, document, key);
   }
 
   /** The AES-256-GCM key of one snapshot file. */
