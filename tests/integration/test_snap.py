@@ -25,6 +25,7 @@ from conftest import bootstrapped_node
 from testbed import REPO, Node, TestBed, processes_of_root
 
 HOOKS = ["install", "configure", "pre-refresh", "post-refresh", "remove"]
+FEATURE_ARCHIVES = ["coredns.tar", "local-path-helper.tar", "local-path-provisioner.tar", "metrics-server.tar", "pause.tar"]
 OWNED_CHAINS = ("KUBE-", "FLANNEL-", "K8SD-NP", "CNI-")
 
 SNAPCTL_STANDIN = """#!/usr/bin/env python3
@@ -193,7 +194,8 @@ def test_snap_carries_one_node_no_dev_dependency_and_no_test_tool(snap_root: Pat
     names = {p.name for p in snap_root.rglob("*")}
     for tool in ("kube-bench", "busybox", "busybox.tar", "e2e.test", "ginkgo", "test-images"):
         assert tool not in names, f"{tool} is in the snap"
-    assert sorted(p.name for p in (snap_root / "images").iterdir()) == ["coredns.tar", "pause.tar"]
+    # The feature images (side-loaded by every node) and nothing else: no test image.
+    assert sorted(p.name for p in (snap_root / "images").iterdir()) == FEATURE_ARCHIVES
     assert not (snap_root / "tests").exists() and not (snap_root / "src").exists()
     assert not (snap_root / "dist/snap").exists(), "the packer itself is in the snap"
     size = snap_file.stat().st_size / 2**20
@@ -249,7 +251,7 @@ def test_install_hook_lays_out_snap_common_and_seeds_the_images(fresh_node: Node
     for d in ("args/conf.d", "etc", "images", "run", "var/lib", "var/log"):
         assert (fresh_node.common / d).is_dir(), d
     assert (fresh_node.common / "args/k8sd").read_text() == ""
-    for img in ("coredns.tar", "pause.tar"):
+    for img in FEATURE_ARCHIVES:
         assert (fresh_node.common / "images" / img).read_bytes() == (snap_root / "images" / img).read_bytes()
 
 
