@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from membership_helpers import get_token, join, kill_pods_and_cgroups, require_node_components, seed_images, worker_join_config  # noqa: E402
+from membership_helpers import get_token, join, require_node_components, seed_images, tear_down, worker_join_config  # noqa: E402
 from conftest import _interrupt  # noqa: E402  (SIGTERM -> KeyboardInterrupt, as for the integration tests)
-from testbed import TestBed, component_bin, unmount_under  # noqa: E402
+from testbed import TestBed, component_bin  # noqa: E402
 
 FOCUS = r"\[Conformance\]"
 SKIP = r"\[Serial\]|\[Disruptive\]"
@@ -146,13 +146,7 @@ def main() -> int:
             print(summary)
             return 0 if rc == 0 else 1
         finally:
-            for node in nodes:
-                if node in bed.nodes:
-                    try:
-                        bed.remove_node(node)
-                    finally:
-                        kill_pods_and_cgroups(node)
-                        unmount_under(node.root)
+            tear_down(bed, nodes)
             if keep:
                 print(f"conformance: test bed work dir kept: {bed.workdir}")
             else:

@@ -27,10 +27,9 @@ from membership_helpers import (
     kill_node_hard,
     kubeconfig_cert_serial,
     local_api,
-    kill_pods_and_cgroups,
     pod_processes,
     seed_images,
-    unmount_under,
+    tear_down,
     wait_for,
     worker_join_config,
     require_node_components,
@@ -74,13 +73,7 @@ def ha(testbed: TestBed):
     assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{c.cp1.diagnostics()}"
     c.cp1.wait_ready()
     yield c
-    for n in c.nodes:
-        if n in testbed.nodes:
-            try:
-                testbed.remove_node(n)
-            finally:
-                kill_pods_and_cgroups(n)
-                unmount_under(n.root)
+    tear_down(testbed, c.nodes)
 
 
 def test_two_control_plane_joins_run_concurrently_and_both_succeed(ha: Cluster):
