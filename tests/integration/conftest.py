@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testbed import REPO, TestBed, component_bin  # noqa: E402
+from testbed import EVICTION_FREE_FRACTION, RECORD, REPO, TestBed, component_bin, free_fraction, prune_kept  # noqa: E402
 
 REQUIRED = [("etcd", "etcd"), ("etcd", "etcdctl"), ("kubernetes", "kube-apiserver"), ("kubernetes", "kubectl")]
 
@@ -55,6 +55,10 @@ def testbed(request: pytest.FixtureRequest):
     if swept:
         print(f"\nremoved test beds left by killed sessions: {', '.join(swept)}", file=sys.stderr)
     bed_dir = os.environ.get("K8S_TEST_WORKDIR")
+    _prune_kept_beds()
+    problem = _disk_problem(Path(bed_dir).parent if bed_dir else Path("/tmp"))
+    if problem:
+        pytest.fail(problem, pytrace=False)
     bed = TestBed(Path(bed_dir) if bed_dir else None)
     bed.setup()
     request.config._k8s_testbed = bed  # for failure reports
@@ -66,9 +70,28 @@ def testbed(request: pytest.FixtureRequest):
             bed.teardown()
         finally:
             if os.environ.get("K8S_TEST_KEEP") or failed:
-                print(f"\ntest bed work dir kept: {bed.workdir}", file=sys.stderr)
+                prune_kept(bed.workdir)
+                print(f"\ntest bed work dir kept (logs, configs, state; images and etcd data removed): {bed.workdir}", file=sys.stderr)
             else:
                 shutil.rmtree(bed.workdir, ignore_errors=True)
+
+
+def _prune_kept_beds(base: Path = Path("/tmp")) -> None:
+    """Beds kept by earlier runs (no live record) keep their logs but give back their image stores:
+    each node's containerd holds a few hundred MB, and a disk kubelet finds short evicts pods."""
+    for workdir in base.glob("k8s-it-*"):
+        if workdir.is_dir() and not (workdir / RECORD).exists():
+            prune_kept(workdir)
+
+
+def _disk_problem(path: Path) -> str | None:
+    free = free_fraction(path)
+    threshold = max(EVICTION_FREE_FRACTION.values())
+    if free < threshold + 0.02:
+        return (f"only {free:.0%} of the filesystem holding {path} is available; kubelet evicts pods below "
+                f"{threshold:.0%} (imagefs.available), so the nodes' features would never get ready. "
+                f"Free space there (kept test beds: /tmp/k8s-it-*) and run again.")
+    return None
 
 
 def bootstrapped_node(testbed: TestBed, name: str, config=None):

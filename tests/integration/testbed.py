@@ -487,6 +487,16 @@ class Node:
             if f.exists() and f.name != "k8sd.log":  # k8sd.log repeats the console log as JSON
                 tail = [line[:400] for line in f.read_text(errors="replace").splitlines()[-n:]]
                 parts.append(f"---- {f.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+        if self.admin_conf.exists():
+            # What the cluster says about its system pods: a feature that never gets ready shows why here.
+            for what, args in (("kube-system pods", ("get", "pods", "-n", "kube-system", "-o", "wide")),
+                               ("kube-system events", ("get", "events", "-n", "kube-system", "--sort-by=.lastTimestamp"))):
+                try:
+                    r = self.kubectl(*args, timeout=15)
+                    out = (r.stdout or r.stderr).splitlines()[-20:]
+                except subprocess.TimeoutExpired:
+                    out = ["(kubectl timed out)"]
+                parts.append(f"---- {what}\n" + "\n".join(line[:300] for line in out))
         return "\n".join(parts)
 
 
@@ -672,6 +682,35 @@ class TestBed:
                 return True
         except OSError:
             return False
+
+
+# What a kept work dir does not need for a post-mortem: image blobs and snapshots (side-loaded
+# again on the next run), etcd's data and WAL files (preallocated 64 MB each), and charm copies
+# that carry a Node runtime. Logs, configs, certificates and k8sd's state stay.
+BULKY = ("root/var/lib/containerd", "root/var/snap/k8s/common/var/lib/etcd", "charm")
+
+# kubelet's default hard eviction thresholds for the node and image filesystems (the test bed's
+# roots share one): below them it taints its node and evicts pods, and features never get ready.
+EVICTION_FREE_FRACTION = {"nodefs.available": 0.10, "imagefs.available": 0.15}
+
+
+def prune_kept(workdir: Path) -> int:
+    """Removes the bulky, reproducible parts of a kept bed's node dirs; returns the bytes freed."""
+    freed = 0
+    for node_dir in (p for p in workdir.iterdir() if p.is_dir()) if workdir.exists() else ():
+        for rel in BULKY:
+            target = node_dir / rel
+            if target.exists() and not target.is_symlink():
+                freed += sum(f.stat().st_size for f in target.rglob("*") if f.is_file() and not f.is_symlink())
+                unmount_under(target)
+                shutil.rmtree(target, ignore_errors=True)
+    return freed
+
+
+def free_fraction(path: Path) -> float:
+    """The fraction of path's filesystem that an unprivileged writer may still use, as kubelet counts it."""
+    st = os.statvfs(path)
+    return st.f_bavail / st.f_blocks if st.f_blocks else 1.0
 
 
 def remove_tree(path: Path) -> None:
