@@ -217,13 +217,56 @@ export class FeatureController {
       if (obj.kind !== 'Deployment' && obj.kind !== 'DaemonSet') continue;
       const live = (await api.read(obj as KubernetesObject & { metadata: { name: string; namespace: string } })) as KubernetesObject & { status?: Record<string, number> };
       const st = live.status ?? {};
-      if (obj.kind === 'Deployment' && !((st.availableReplicas ?? 0) >= 1)) return `${obj.kind} ${obj.metadata?.name} has no available replica yet`;
+      let missing: string | undefined;
+      if (obj.kind === 'Deployment' && !((st.availableReplicas ?? 0) >= 1)) missing = `${obj.kind} ${obj.metadata?.name} has no available replica yet`;
       if (obj.kind === 'DaemonSet' && (!(st.desiredNumberScheduled ?? 0) || (st.numberReady ?? 0) < (st.desiredNumberScheduled ?? 0))) {
-        return `${obj.kind} ${obj.metadata?.name}: ${st.numberReady ?? 0} of ${st.desiredNumberScheduled ?? 0} pods ready`;
+        missing = `${obj.kind} ${obj.metadata?.name}: ${st.numberReady ?? 0} of ${st.desiredNumberScheduled ?? 0} pods ready`;
+      }
+      if (missing) {
+        const why = await this.podTrouble(api, obj).catch(() => undefined);
+        return why ? `${missing} (${why})` : missing;
       }
     }
     return undefined;
   }
+
+  /** Why the first of a workload's pods that is not ready is not: unschedulable, evicted, waiting. */
+  private async podTrouble(api: KubernetesObjectApi, obj: FeatureObject): Promise<string | undefined> {
+    const labels = (obj.spec as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector?.matchLabels;
+    if (!labels) return undefined;
+    const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const pods = await api.list('v1', 'Pod', obj.metadata?.namespace, undefined, undefined, undefined, undefined, selector);
+    for (const pod of pods.items as PodView[]) {
+      const reason = podNotReadyReason(pod);
+      if (reason) return `pod ${pod.metadata?.name}: ${reason}`;
+    }
+    return pods.items.length === 0 ? 'no pod created yet' : undefined;
+  }
+}
+
+interface PodView extends KubernetesObject {
+  status?: {
+    phase?: string;
+    reason?: string;
+    message?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+    containerStatuses?: Array<{ name: string; ready: boolean; state?: { waiting?: { reason?: string; message?: string } } }>;
+  };
+}
+
+/** A short, human reason for a pod that is not ready, or undefined when it is. */
+export function podNotReadyReason(pod: PodView): string | undefined {
+  const st = pod.status ?? {};
+  if (st.reason) return [st.reason, st.message].filter(Boolean).join(': '); // Evicted, NodeLost, …
+  const unscheduled = st.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (unscheduled) return `not scheduled: ${unscheduled.message ?? unscheduled.reason ?? 'no reason given'}`;
+  const waiting = st.containerStatuses?.find((c) => c.state?.waiting);
+  if (waiting) return `container ${waiting.name} waiting: ${[waiting.state?.waiting?.reason, waiting.state?.waiting?.message].filter(Boolean).join(': ')}`;
+  const ready = st.conditions?.find((c) => c.type === 'Ready');
+  if (ready?.status === 'True') return undefined;
+  const notReady = st.containerStatuses?.find((c) => !c.ready);
+  if (notReady) return `container ${notReady.name} running but not ready (readiness probe)`;
+  return st.phase ? `phase ${st.phase}` : undefined;
 }
 
 function objectKey(o: KubernetesObject): string {
