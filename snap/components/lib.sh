@@ -90,6 +90,21 @@ busybox_rootfs() {
   printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
 }
 
+# static_image OUT_TAR IMAGE_NAME BINARY: the image every static Go component here ships: BINARY as
+# /bin/<its name> (the entrypoint), root and nobody users without a shell, a sticky /tmp, nothing
+# else (no shell, no libc), run as nobody (65534:65534).
+static_image() {
+  local out_tar="$1" image="$2" binary="$3" rootfs
+  rootfs="$(mktemp -d)"
+  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+  chmod 0755 "$rootfs"; chmod 1777 "$rootfs/tmp"
+  cp "$binary" "$rootfs/bin/$(basename "$binary")"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
+  oci_archive "$out_tar" "$image" "$rootfs" "[\"/bin/$(basename "$binary")\"]" null 65534:65534
+  rm -rf "$rootfs"
+}
+
 # record_checksums DIR: DIR/SHA256SUMS, the SHA-256 of every file (and symlink, by its target) under DIR/bin (sha256sum format,
 # paths relative to DIR). k8sd and bin-dir.sh refuse a file whose hash no longer matches.
 record_checksums() {

@@ -16,20 +16,15 @@ image="k8s-ts.local/coredns:$version"
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
 go_env coredns
 export GOFLAGS=   # go install pkg@version ignores -mod; keep it unset
-work="$(mktemp -d)"; tmp_out="$out.tmp.$$"
-trap 'rm -rf "$work" "$tmp_out"' EXIT
+tmp_out="$out.tmp.$$"
+trap 'rm -rf "$tmp_out"' EXIT
 
 rm -rf "$tmp_out"; mkdir -p "$tmp_out/bin"
 GOBIN="$tmp_out/bin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
   "github.com/coredns/coredns@$version" >&2
 "$tmp_out/bin/coredns" -version >&2
 
-rootfs="$work/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc"
-cp "$tmp_out/bin/coredns" "$rootfs/bin/coredns"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
-oci_archive "$tmp_out/bin/coredns.tar" "$image" "$rootfs" '["/bin/coredns"]' null 65534:65534
+static_image "$tmp_out/bin/coredns.tar" "$image" "$tmp_out/bin/coredns"
 echo "$image" > "$tmp_out/images"
 echo "$version" > "$tmp_out/version"
 publish_out "$tmp_out" "$out"

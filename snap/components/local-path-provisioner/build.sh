@@ -30,13 +30,7 @@ GOBIN="$tmp_out/bin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w -X main.
   "github.com/rancher/local-path-provisioner@$version" >&2
 "$tmp_out/bin/local-path-provisioner" --version >&2
 
-rootfs="$work/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
-chmod 1777 "$rootfs/tmp"
-cp "$tmp_out/bin/local-path-provisioner" "$rootfs/bin/local-path-provisioner"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
-oci_archive "$tmp_out/bin/local-path-provisioner.tar" "$image" "$rootfs" '["/bin/local-path-provisioner"]' null 65534:65534
+static_image "$tmp_out/bin/local-path-provisioner.tar" "$image" "$tmp_out/bin/local-path-provisioner"
 
 (cd "$work" && mkdir helper && cd helper && busybox_rootfs "$busybox" "$work/helper-rootfs")
 oci_archive "$tmp_out/bin/local-path-helper.tar" "$helper" "$work/helper-rootfs" null '["sh"]'

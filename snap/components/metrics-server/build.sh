@@ -15,8 +15,8 @@ image="k8s-ts.local/metrics-server:$version"
 if is_done "$out"; then echo "$out/bin"; exit 0; fi
 go_env metrics-server
 export GOFLAGS=   # go install pkg@version ignores -mod; keep it unset
-work="$(mktemp -d)"; tmp_out="$out.tmp.$$"
-trap 'rm -rf "$work" "$tmp_out"' EXIT
+tmp_out="$out.tmp.$$"
+trap 'rm -rf "$tmp_out"' EXIT
 
 rm -rf "$tmp_out"; mkdir -p "$tmp_out/bin"
 # The version metrics-server reports (/version, its log) comes from these, as upstream's Makefile sets them.
@@ -25,13 +25,7 @@ GOBIN="$tmp_out/bin" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
   "sigs.k8s.io/metrics-server/cmd/metrics-server@$version" >&2
 "$tmp_out/bin/metrics-server" --version >&2 || true
 
-rootfs="$work/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
-chmod 1777 "$rootfs/tmp"
-cp "$tmp_out/bin/metrics-server" "$rootfs/bin/metrics-server"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
-oci_archive "$tmp_out/bin/metrics-server.tar" "$image" "$rootfs" '["/bin/metrics-server"]' null 65534:65534
+static_image "$tmp_out/bin/metrics-server.tar" "$image" "$tmp_out/bin/metrics-server"
 echo "$image" > "$tmp_out/images"
 echo "$version" > "$tmp_out/version"
 publish_out "$tmp_out" "$out"
