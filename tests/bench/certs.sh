@@ -14,12 +14,11 @@
 # The node is torn down at the end; its work dir is kept on failure or with K8S_BENCH_KEEP=1.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 runs=${RUNS:-3}
 case "${1:-}" in -h|--help) sed -n '2,16p' "$0"; exit 0 ;; esac
-[[ $(id -u) == 0 ]] || { echo "certs.sh needs root (network namespaces)" >&2; exit 1; }
-python=${PYTHON:-python3}
-"$python" -c 'import yaml' 2>/dev/null || { echo "certs.sh needs python3 with PyYAML" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init certs.sh
+bench_python yaml
 
 RUNS=$runs ROOT=$root exec "$python" - <<'PY'
 import os, signal, statistics, subprocess, sys, time

@@ -7,10 +7,9 @@
 # k8sd-level token join from a small client): its duration and whether it succeeded.
 # Usage: sudo tests/bench/cluster-port.sh [--json]   (components built: bin/dev-setup)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 case "${1:-}" in -h|--help) sed -n '2,8p' "$0"; exit 0 ;; esac
-if [[ $(id -u) -ne 0 ]]; then echo "cluster-port.sh: run as root (network namespaces)" >&2; exit 1; fi
-command -v openssl >/dev/null || { echo "cluster-port.sh needs openssl" >&2; exit 1; }
-python=${PYTHON:-python3}
-[[ -x "$root/.dev/venv/bin/python" ]] && python="$root/.dev/venv/bin/python"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init cluster-port.sh
+bench_require_cmd openssl
+bench_python
 exec "$python" "$root/tests/bench/cluster_port.py" "$@"

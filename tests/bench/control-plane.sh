@@ -8,18 +8,12 @@
 #   BOOTSTRAPS=3 STATUS_RUNS=20 PKI_RUNS=5 override the counts.
 # Numbers depend on the machine's load: the load average is printed with them.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
 json=false
 [[ "${1:-}" == "--json" ]] && json=true
-if [[ $(id -u) -ne 0 ]]; then echo "control-plane.sh: run as root (network namespaces)" >&2; exit 1; fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init control-plane.sh
 node="$root/node_modules/node/bin/node"
-for f in "$node" dist/k8sd/main.js dist/pki/signer.js; do
-  [[ -e "$f" ]] || { echo "control-plane.sh: $f is missing; run bin/dev-setup first" >&2; exit 1; }
-done
-for c in etcd/etcd kubernetes/kube-apiserver; do
-  [[ -x "$(bash snap/components/bin-dir.sh "${c%%/*}")/${c##*/}" ]] || { echo "control-plane.sh: ${c##*/} is not built; run bin/dev-setup first" >&2; exit 1; }
-done
+bench_require_built "$node" dist/k8sd/main.js dist/pki/signer.js etcd/etcd kubernetes/kube-apiserver
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -13,12 +13,11 @@
 # Usage: sudo tests/bench/membership.sh     (RUNS=3; K8S_BENCH_KEEP=1 keeps the work dir)
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 case "${1:-}" in -h|--help) sed -n '2,16p' "$0"; exit 0 ;; esac
-[[ $(id -u) == 0 ]] || { echo "membership.sh needs root (network namespaces)" >&2; exit 1; }
-python=${PYTHON:-python3}
-"$python" -c 'import yaml' 2>/dev/null || { echo "membership.sh needs python3 with PyYAML" >&2; exit 1; }
-command -v openssl >/dev/null || { echo "membership.sh needs openssl" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init membership.sh
+bench_python yaml
+bench_require_cmd openssl
 
 RUNS=${RUNS:-3} ROOT=$root exec "$python" - <<'PY'
 import base64, concurrent.futures, http.client, json, os, shutil, socket, ssl, statistics, subprocess, sys, tempfile, threading, time

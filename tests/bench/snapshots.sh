@@ -7,17 +7,13 @@
 # Usage: sudo [PYTHON=venv/bin/python] tests/bench/snapshots.sh [--json]      CONFIGMAPS=10000 SAVES=3 RESTORES=2 override the counts.
 # Numbers depend on the machine's load: the load average is printed with them.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
 json=false
 [[ "${1:-}" == "--json" ]] && json=true
-if [[ $(id -u) -ne 0 ]]; then echo "snapshots.sh: run as root (network namespaces)" >&2; exit 1; fi
-[[ -e dist/k8sd/snapshots.js ]] || { echo "snapshots.sh: dist/ is missing; run bin/dev-setup first" >&2; exit 1; }
-for c in etcd/etcdutl kubernetes/kube-apiserver; do
-  [[ -x "$(bash snap/components/bin-dir.sh "${c%%/*}")/${c##*/}" ]] || { echo "snapshots.sh: ${c##*/} is not built; run bin/dev-setup first" >&2; exit 1; }
-done
-py=${PYTHON:-python3}
-"$py" -c 'import kubernetes, yaml' 2>/dev/null || { echo "snapshots.sh needs python3 with the kubernetes client and PyYAML (PYTHON=<venv>/bin/python)" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init snapshots.sh
+bench_require_built dist/k8sd/snapshots.js etcd/etcdutl kubernetes/kube-apiserver
+bench_python kubernetes yaml
+py=$python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "snapshots.sh: one node, ${CONFIGMAPS:-10000} ConfigMaps, ${SAVES:-3} saves, ${RESTORES:-2} restores…" >&2

@@ -3,8 +3,7 @@
 # k8s bootstrap, a pod to Running, a worker join to Ready, and the memory of every process.
 # Usage: sudo tests/bench/workloads.sh [--runs N] [--json]   (components built: bin/dev-setup)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [[ $(id -u) -ne 0 ]]; then echo "workloads.sh: run as root (network namespaces)" >&2; exit 1; fi
-python=python3
-[[ -x "$root/.dev/venv/bin/python" ]] && python="$root/.dev/venv/bin/python"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init workloads.sh
+bench_python
 exec "$python" "$root/tests/bench/workloads.py" "$@"
