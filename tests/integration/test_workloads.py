@@ -9,7 +9,7 @@ import json
 import pytest
 
 from membership_helpers import require_node_components, seed_images
-from testbed import Node, TestBed, wait_for
+from testbed import Node, TestBed, component_bin, wait_for
 
 BUSYBOX = "docker.io/library/busybox:test"
 
@@ -163,6 +163,20 @@ def test_list_images_names_what_the_node_runs(single: Node):
     images = r.stdout.split()
     assert any(i.startswith("k8s-ts.local/coredns:") for i in images), images
     assert any(i.startswith("registry.k8s.io/pause:") for i in images), images
+
+
+def test_side_loaded_images_are_pinned_against_image_garbage_collection(single: Node):
+    """kubelet's image GC (at 85% disk use) removes unused images unless the runtime reports them
+    pinned; a side-loaded image removed that way could never come back (nothing is pulled)."""
+    ctr = str(component_bin("containerd") / "ctr")
+    r = single.sh(ctr, "--address", str(single.root / "run/containerd/containerd.sock"), "--namespace", "k8s.io", "images", "ls")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:] if line.strip()]
+    named = {row[0]: row for row in rows if not row[0].startswith("sha256:")}
+    for image in ("k8s-ts.local/coredns", "registry.k8s.io/pause", "docker.io/library/busybox:test"):
+        matches = [row for name, row in named.items() if name.startswith(image)]
+        assert matches, f"{image} is not in containerd: {sorted(named)}"
+        assert all("io.cri-containerd.pinned=pinned" in " ".join(row) for row in matches), matches
 
 
 def test_control_plane_taints_from_the_bootstrap_file(testbed: TestBed):

@@ -222,6 +222,9 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
   throw new Error(`${what} did not come up within ${Math.round(timeoutMs / 1000)} s; see its log`);
 }
 
+/** containerd's CRI reports an image with this label as pinned; kubelet's image GC skips pinned images. */
+export const CRI_PINNED_LABEL = 'io.cri-containerd.pinned';
+
 function ctr(l: Layout, args: string[], timeoutMs = 60_000) {
   return execa(l.componentBinary('containerd', 'ctr'), ['--address', l.containerdSocket, '--namespace', 'k8s.io', ...args], { reject: false, timeout: timeoutMs });
 }
@@ -243,7 +246,9 @@ export function imageArchives(l: Layout): string[] {
 export async function sideLoadImages(l: Layout, log: Logger): Promise<void> {
   for (const file of imageArchives(l)) {
     const started = Date.now();
-    const r = await ctr(l, ['images', 'import', file], 120_000);
+    // Pinned: kubelet's image garbage collection (at imageGCHighThresholdPercent of the disk) never
+    // removes a pinned image, and these cannot be pulled back (imagePullPolicy Never, no registry).
+    const r = await ctr(l, ['images', 'import', '--label', `${CRI_PINNED_LABEL}=pinned`, file], 120_000);
     if (r.exitCode !== 0) {
       log.error('could not side-load an image archive', { file, error: String(r.stderr).trim().slice(-300) });
       continue;
