@@ -7,6 +7,7 @@ import path from 'node:path';
 import { defaultNodeAddress, localAddresses } from '../config/net.js';
 import { Layout } from '../layout.js';
 import { Logger } from '../log.js';
+import { KubeletClientStoreSync } from '../services/kubelet-client-store.js';
 import { ServiceManager, SnapServiceManager, Supervisor } from '../services/manager.js';
 
 export interface Host {
@@ -27,7 +28,7 @@ export class LocalHost implements Host {
   readonly services: ServiceManager;
 
   constructor(readonly layout: Layout, log: Logger, services?: ServiceManager) {
-    this.services = services ?? (layout.inSnap ? new SnapServiceManager() : new Supervisor(layout, log));
+    this.services = services ?? new KubeletClientStoreSync(layout.inSnap ? new SnapServiceManager() : new Supervisor(layout, log), layout);
   }
 
   hostname(): string {

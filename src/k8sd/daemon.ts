@@ -14,7 +14,7 @@ import { recoverFileSets, writeFileAtomic } from '../host/files.js';
 import { Host, LocalHost } from '../host/host.js';
 import { Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
-import { processRunning, Supervisor } from '../services/manager.js';
+import { processRunning } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
 import { servicesFor } from '../services/registry.js';
 import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
@@ -114,7 +114,7 @@ export class K8sd {
     if (other) throw new Error(`another k8sd (pid ${other}) is already running with this K8S_ROOT (${l.root}); stop it first ("npm stop", or "snap stop k8s.k8sd")`);
     // The pid file comes first, so that `npm stop` during the (slow) reaping below finds this k8sd.
     writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
-    if (this.host.services instanceof Supervisor) await this.host.services.reapStale();
+    await this.host.services.reapStale();
     await this.startLocalApi();
     const node = this.node();
     if (node) {

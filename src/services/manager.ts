@@ -32,6 +32,8 @@ export interface ServiceManager {
   status(name: ServiceId): Promise<ServiceStatus>;
   /** Stops every service this manager started. */
   stopAll(): Promise<void>;
+  /** Stops services a previous k8sd left running (the supervisor's children outlive a crash; snapd's are its own). */
+  reapStale(): Promise<void>;
 }
 
 export class ServiceError extends Error {
@@ -341,5 +343,8 @@ export class SnapServiceManager implements ServiceManager {
   }
   async stopAll(): Promise<void> {
     for (const name of [...this.started].reverse()) await this.stop(name);
+  }
+  async reapStale(): Promise<void> {
+    // snapd owns the services' processes: none is stale to k8sd.
   }
 }

@@ -57,7 +57,7 @@ export function cniConflistPath(l: Layout): string {
 export function kubeletServingCertPath(l: Layout): string {
   return path.join(kubeletCertDir(l), 'kubelet-server-current.pem');
 }
-function kubeletCertDir(l: Layout): string {
+export function kubeletCertDir(l: Layout): string {
   return path.join(l.kubeletRootDir, 'pki');
 }
 
@@ -203,8 +203,11 @@ export function kubeletConfig(ctx: NodeServiceContext): Record<string, unknown> 
     streamingConnectionIdleTimeout: '5m0s', // CIS 4.2.5
     podPidsLimit: 4096, // CIS 4.2.13: a fork bomb in one pod cannot exhaust the node's PIDs
     seccompDefault: true, // CIS 4.2.14: RuntimeDefault seccomp for every container that names no profile
-    // The client certificate (kubelet.conf) is renewed by k8sd, not by the kubelet.
-    rotateCertificates: false,
+    // CIS 4.2.10: the kubelet renews its client certificate itself through a
+    // kubernetes.io/kube-apiserver-client-kubelet CSR that k8sd approves (its own node only) and
+    // signs; k8sd puts the certificate of kubelet.conf into the kubelet's store before every start
+    // after it wrote a new one (join, refresh-certs, CA rotation): kubelet-client-store.ts.
+    rotateCertificates: true,
     // The serving certificate comes through a kubernetes.io/kubelet-serving CSR that k8sd signs. CIS 4.2.10/4.2.11
     serverTLSBootstrap: true,
     tlsMinVersion: 'VersionTLS12',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkKubeletServingCsr, KubeletServingRequest, RegisteredNode } from '../../src/k8sd/membership/csr-approval.js';
+import { checkKubeletClientCsr, checkKubeletServingCsr, KUBELET_CLIENT_SIGNER, KubeletServingRequest, RegisteredNode } from '../../src/k8sd/membership/csr-approval.js';
 
 const nodes: Record<string, RegisteredNode> = { w1: { name: 'w1', addresses: ['10.0.0.21'] } };
 const lookup = (n: string): RegisteredNode | undefined => nodes[n];
@@ -74,4 +74,32 @@ describe('kubelet serving CSR approval: addresses and names a node may never be 
     expect(decide(as('v6', { ipAddresses: ['2001:DB8:0:0::7'] })).approve).toBe(true);
     expect(decide(as('v6', { ipAddresses: ['2001:db8::8'] })).approve).toBe(false);
   });
+});
+
+describe('kubelet client CSR approval (rotateCertificates)', () => {
+  const client = (overrides: Partial<KubeletServingRequest> = {}): KubeletServingRequest =>
+    csr({ signerName: KUBELET_CLIENT_SIGNER, usages: ['digital signature', 'client auth'], dnsNames: [], ipAddresses: [], ...overrides });
+  const clientDenied = (c: KubeletServingRequest): string => {
+    const d = checkKubeletClientCsr(c, lookup);
+    if (d.approve) throw new Error('approved');
+    return d.reason;
+  };
+
+  it('approves a registered node renewing its own client certificate', () => {
+    expect(checkKubeletClientCsr(client(), lookup)).toEqual({ approve: true });
+    expect(checkKubeletClientCsr(client({ usages: ['digital signature', 'key encipherment', 'client auth'] }), lookup).approve).toBe(true);
+  });
+  it('denies the serving signer', () => expect(clientDenied(client({ signerName: 'kubernetes.io/kubelet-serving' }))).toBe('WrongSigner'));
+  it('denies a bootstrap token or an admin asking for a node certificate', () => {
+    expect(clientDenied(client({ username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers'] }))).toBe('NotANode');
+    expect(clientDenied(client({ username: 'kubernetes-admin', groups: ['system:masters'] }))).toBe('NotANode');
+  });
+  it('denies a node asking for another node’s identity', () =>
+    expect(clientDenied(client({ subject: { commonName: 'system:node:cp1', organization: ['system:nodes'] } }))).toBe('SubjectMismatch'));
+  it('denies a node asking for system:masters', () =>
+    expect(clientDenied(client({ subject: { commonName: 'system:node:w1', organization: ['system:nodes', 'system:masters'] } }))).toBe('SubjectMismatch'));
+  it('denies a node k8sd never registered', () =>
+    expect(clientDenied(client({ username: 'system:node:ghost', subject: { commonName: 'system:node:ghost', organization: ['system:nodes'] } }))).toBe('UnknownNode'));
+  it('denies server usages', () => expect(clientDenied(client({ usages: ['digital signature', 'server auth', 'client auth'] }))).toBe('BadUsages'));
+  it('denies subject alternative names', () => expect(clientDenied(client({ dnsNames: ['w1'] }))).toBe('UnexpectedSubjectAltName'));
 });

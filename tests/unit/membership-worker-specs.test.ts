@@ -58,7 +58,7 @@ describe('node component specs', () => {
     expect(c.authentication.x509.clientCAFile).toBe('/tmp/node-w1/etc/kubernetes/pki/client-ca.crt');
     expect(c.authorization).toMatchObject({ mode: 'Webhook' });
     expect(c.serverTLSBootstrap).toBe(true);
-    expect(c.rotateCertificates).toBe(false);
+    expect(c.rotateCertificates).toBe(true); // CIS 4.2.10
     expect(c.clusterDNS).toEqual(['10.152.183.10']);
     expect(yaml.load(renderKubeletConfig(ctx))).toMatchObject({ kind: 'KubeletConfiguration', failSwapOn: false });
     expect(kubeletArgs(ctx)).toMatchObject({

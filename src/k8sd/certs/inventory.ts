@@ -4,6 +4,7 @@ import yaml from 'js-yaml';
 import { CryptoBackend } from '../../crypto/types.js';
 import { Layout } from '../../layout.js';
 import { CAS, KUBECONFIGS, LEAVES, NodeRole } from '../../pki/table.js';
+import { kubeletClientStoreFile } from '../../services/kubelet-client-store.js';
 
 export interface CertEntry {
   name: string;
@@ -17,7 +18,12 @@ export interface CertEntry {
   residualSeconds: number;
   externallyManaged: boolean;
   services: string[];
+  /** Renewed by the service that uses it (the kubelet's client certificate); k8sd renews it only as a backstop. */
+  selfRenewing?: boolean;
 }
+
+/** The kubeconfig whose certificate the kubelet renews itself (rotateCertificates). */
+export const KUBELET_KUBECONFIG = 'kubelet.conf';
 
 export interface ExternalRecord {
   certificates: string[];
@@ -45,7 +51,7 @@ export function firstPem(pem: string): string {
 export function inventory(layout: Layout, crypto: CryptoBackend, role: NodeRole, now = new Date()): CertEntry[] {
   const external = readExternal(layout);
   const out: CertEntry[] = [];
-  const add = (name: string, kind: CertEntry['kind'], file: string, pem: string | undefined, services: string[]): void => {
+  const add = (name: string, kind: CertEntry['kind'], file: string, pem: string | undefined, services: string[], selfRenewing = false): void => {
     if (!pem) return;
     const info = crypto.parseCertificate(firstPem(pem));
     out.push({
@@ -59,6 +65,7 @@ export function inventory(layout: Layout, crypto: CryptoBackend, role: NodeRole,
       residualSeconds: Math.floor((info.notAfter.getTime() - now.getTime()) / 1000),
       externallyManaged: kind === 'ca' ? external.cas.includes(name) : external.certificates.includes(name),
       services,
+      ...(selfRenewing ? { selfRenewing } : {}),
     });
   };
   for (const leaf of LEAVES.filter((l) => l.roles.includes(role))) {
@@ -67,7 +74,10 @@ export function inventory(layout: Layout, crypto: CryptoBackend, role: NodeRole,
   }
   for (const kc of KUBECONFIGS.filter((k) => k.roles.includes(role))) {
     const file = layout.kubeconfig(kc.name);
-    if (existsSync(file)) add(kc.name, 'kubeconfig', file, kubeconfigCert(file), kc.services);
+    // The kubelet talks to the API server with its store's certificate (it renews that one itself).
+    const store = kc.name === KUBELET_KUBECONFIG ? kubeletClientStoreFile(layout) : undefined;
+    if (store) add(kc.name, 'kubeconfig', store, readFileSync(store, 'utf8'), kc.services, true);
+    else if (existsSync(file)) add(kc.name, 'kubeconfig', file, kubeconfigCert(file), kc.services);
   }
   for (const ca of CAS) {
     const file = layout.pki(ca.certFile);

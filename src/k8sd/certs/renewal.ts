@@ -19,11 +19,19 @@ export function renewalThresholdMs(lifetimeMs: number, policy: ClusterConfig['ce
   return Math.max(lifetimeMs * policy.renewFraction, Math.min(policy.renewBeforeMs, lifetimeMs / 2));
 }
 
+/**
+ * A kubelet renews its client certificate between 70% and 90% of its lifetime; k8sd steps in only
+ * when less than this part is left (a kubelet that could not renew: its CSRs were denied, the API
+ * server was away), and then restarts the kubelet with the pair it issued.
+ */
+export const SELF_RENEWING_BACKSTOP_FRACTION = 0.05;
+
 export function dueForRenewal(entries: CertEntry[], policy: ClusterConfig['certificates'], now = Date.now()): CertEntry[] {
   return entries.filter((e) => {
     if (e.kind === 'ca' || e.externallyManaged) return false;
     const lifetime = Date.parse(e.expires) - Date.parse(e.notBefore);
-    return Date.parse(e.expires) - now < renewalThresholdMs(lifetime, policy);
+    const threshold = e.selfRenewing ? lifetime * SELF_RENEWING_BACKSTOP_FRACTION : renewalThresholdMs(lifetime, policy);
+    return Date.parse(e.expires) - now < threshold;
   });
 }
 

@@ -1,4 +1,4 @@
-// Which kubelet serving-certificate requests k8sd approves. Pure: the signer controller feeds it
+// Which kubelet certificate requests (serving, and client renewals) k8sd approves. Pure: the signer controller feeds it
 // the CSR (as the API server recorded it and as parsed from its PEM) and the registered nodes.
 import { canonicalIp, ipKind } from '../../config/net.js';
 import { DistinguishedName } from '../../crypto/types.js';
@@ -6,6 +6,9 @@ import { NameContext, reservedNameReason } from './admission.js';
 
 export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
 const ALLOWED_USAGES = new Set(['digital signature', 'key encipherment', 'server auth']);
+/** What a kubelet with rotateCertificates files to renew the client certificate it talks to the API server with. */
+export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
+const CLIENT_USAGES = new Set(['digital signature', 'key encipherment', 'client auth']);
 
 export interface KubeletServingRequest {
   signerName: string;
@@ -30,11 +33,13 @@ export type CsrDecision = { approve: true } | { approve: false; reason: string; 
 const deny = (reason: string, message: string): CsrDecision => ({ approve: false, reason, message });
 
 /**
+ * The requester is a node registered with k8sd, asking in its own name (CN system:node:<name>,
+ * O system:nodes): the part both kubelet signers check alike. Returns the node, or the denial.
  * `names`: the cluster's reserved names (admission.ts); a node registered under one before they
- * were refused at join gets no serving certificate for it.
+ * were refused at join gets no certificate for it.
  */
-export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name: string) => RegisteredNode | undefined, names?: NameContext): CsrDecision {
-  if (csr.signerName !== KUBELET_SERVING_SIGNER) return deny('WrongSigner', `k8sd only signs ${KUBELET_SERVING_SIGNER}`);
+function checkNodeIdentity(csr: KubeletServingRequest, signer: string, lookup: (name: string) => RegisteredNode | undefined, names?: NameContext): RegisteredNode | CsrDecision {
+  if (csr.signerName !== signer) return deny('WrongSigner', `this check is for ${signer}, not ${csr.signerName}`);
   const m = /^system:node:(.+)$/.exec(csr.username);
   if (!m || !csr.groups.includes('system:nodes')) {
     return deny('NotANode', `requested by "${csr.username}", not by a node (system:node:<name> in group system:nodes)`);
@@ -51,6 +56,14 @@ export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name
   if (orgs.length !== 1 || orgs[0] !== 'system:nodes') {
     return deny('SubjectMismatch', `the subject organization must be exactly "system:nodes", not "${orgs.join(',')}"`);
   }
+  return node;
+}
+
+const isDecision = (x: RegisteredNode | CsrDecision): x is CsrDecision => 'approve' in x;
+
+export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name: string) => RegisteredNode | undefined, names?: NameContext): CsrDecision {
+  const node = checkNodeIdentity(csr, KUBELET_SERVING_SIGNER, lookup, names);
+  if (isDecision(node)) return node;
   const badUsages = csr.usages.filter((u) => !ALLOWED_USAGES.has(u));
   if (badUsages.length || !csr.usages.includes('server auth')) {
     return deny('BadUsages', `usages must include "server auth" and be among ${[...ALLOWED_USAGES].join(', ')}; got ${csr.usages.join(', ')}`);
@@ -68,6 +81,24 @@ export function checkKubeletServingCsr(csr: KubeletServingRequest, lookup: (name
   });
   if (badIps.length) {
     return deny('ForeignSubjectAltName', `IP addresses ${badIps.join(', ')} are not addresses of node "${node.name}" (allowed: ${node.addresses.join(', ')})`);
+  }
+  return { approve: true };
+}
+
+/**
+ * A kubelet renewing its own client certificate (rotateCertificates): a registered node, for
+ * itself, with client usages and no subject alternative names. A request by anyone else (a
+ * bootstrap token, another node, an admin) is denied: k8sd's joins issue a node's first certificate.
+ */
+export function checkKubeletClientCsr(csr: KubeletServingRequest, lookup: (name: string) => RegisteredNode | undefined, names?: NameContext): CsrDecision {
+  const node = checkNodeIdentity(csr, KUBELET_CLIENT_SIGNER, lookup, names);
+  if (isDecision(node)) return node;
+  const badUsages = csr.usages.filter((u) => !CLIENT_USAGES.has(u));
+  if (badUsages.length || !csr.usages.includes('client auth')) {
+    return deny('BadUsages', `usages must include "client auth" and be among ${[...CLIENT_USAGES].join(', ')}; got ${csr.usages.join(', ')}`);
+  }
+  if (csr.dnsNames.length || csr.ipAddresses.length) {
+    return deny('UnexpectedSubjectAltName', `a kubelet client certificate names no DNS name or IP address; got ${[...csr.dnsNames, ...csr.ipAddresses].join(', ')}`);
   }
   return { approve: true };
 }
