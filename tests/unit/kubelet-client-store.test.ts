@@ -24,6 +24,14 @@ describe('the kubelet client store k8sd fills before a kubelet start', () => {
     return cert + key;
   };
   const current = (): string => path.join(kubeletCertDir(l), KUBELET_CLIENT_CURRENT);
+  /** What the kubelet does when it renews: a new file, and the link moved to it. */
+  const kubeletRenews = (): string => {
+    const renewed = path.join(kubeletCertDir(l), 'kubelet-client-2026-12-07-06-00-00.pem');
+    writeFileSync(renewed, 'renewed by the kubelet');
+    rmSync(current());
+    symlinkSync(renewed, current());
+    return renewed;
+  };
 
   beforeEach(() => {
     root = mkdtempSync(path.join(tmpdir(), 'kcs-'));
@@ -45,11 +53,7 @@ describe('the kubelet client store k8sd fills before a kubelet start', () => {
   it('keeps a certificate the kubelet renewed itself since', () => {
     writeKubeletConf('1');
     syncKubeletClientStore(l);
-    // The kubelet renews: a new file and the link moved to it.
-    const renewed = path.join(kubeletCertDir(l), 'kubelet-client-2026-12-07-06-00-00.pem');
-    writeFileSync(renewed, 'renewed by the kubelet');
-    rmSync(current());
-    symlinkSync(renewed, current());
+    const renewed = kubeletRenews();
     expect(syncKubeletClientStore(l)).toBe('unchanged');
     expect(readlinkSync(current())).toBe(renewed);
   });
@@ -57,10 +61,7 @@ describe('the kubelet client store k8sd fills before a kubelet start', () => {
   it('replaces it when k8sd wrote a new kubelet.conf (refresh-certs, CA rotation)', () => {
     writeKubeletConf('1');
     syncKubeletClientStore(l);
-    const renewed = path.join(kubeletCertDir(l), 'kubelet-client-2026-12-07-06-00-00.pem');
-    writeFileSync(renewed, 'renewed by the kubelet');
-    rmSync(current());
-    symlinkSync(renewed, current());
+    const renewed = kubeletRenews();
     const pair = writeKubeletConf('2');
     expect(syncKubeletClientStore(l)).toBe('installed');
     expect(readFileSync(current(), 'utf8')).toBe(pair);
