@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testbed import EVICTION_FREE_FRACTION, RECORD, REPO, TestBed, component_bin, free_fraction, prune_kept  # noqa: E402
+from testbed import MIN_FREE_BYTES, RECORD, REPO, TestBed, component_bin, free_space, prune_kept  # noqa: E402
 
 REQUIRED = [("etcd", "etcd"), ("etcd", "etcdctl"), ("kubernetes", "kube-apiserver"), ("kubernetes", "kubectl")]
 
@@ -85,12 +85,11 @@ def _prune_kept_beds(base: Path = Path("/tmp")) -> None:
 
 
 def _disk_problem(path: Path) -> str | None:
-    free = free_fraction(path)
-    threshold = max(EVICTION_FREE_FRACTION.values())
-    if free < threshold + 0.02:
-        return (f"only {free:.0%} of the filesystem holding {path} is available; kubelet evicts pods below "
-                f"{threshold:.0%} (imagefs.available), so the nodes' features would never get ready. "
-                f"Free space there (kept test beds: /tmp/k8s-it-*) and run again.")
+    free, fraction = free_space(path)
+    if free < MIN_FREE_BYTES:
+        return (f"only {free / 1024**3:.1f} GiB ({fraction:.0%}) of the filesystem holding {path} is available; the nodes' "
+                f"kubelets evict pods below 1 GiB and a bed needs a few GiB. Free space there (kept test beds: "
+                f"/tmp/k8s-it-*) and run again.")
     return None
 
 
