@@ -1,8 +1,11 @@
 // Typed client for k8sd's local API (unix socket).
-import http from 'node:http';
 import { existsSync } from 'node:fs';
 import { Layout } from '../layout.js';
 import type { ClusterStatus } from '../k8sd/status.js';
+
+// Not `import http from 'node:http'`: an ES import of node:http reads every export, and its lazy
+// WebSocket/EventSource getters load Node's bundled undici, ~40 ms of CPU at every `k8s` start (issue 17).
+const http = process.getBuiltinModule('node:http');
 
 export class K8sdError extends Error {
   constructor(message: string, readonly status?: number) {

@@ -2,6 +2,7 @@
 // kube-proxy and k8s-apiserver-proxy. Argument builders with secure defaults plus the
 // config files they read. CIS Kubernetes Benchmark ids next to the settings they satisfy.
 import yaml from 'js-yaml';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../layout.js';
 import { Args } from './args.js';
@@ -56,6 +57,10 @@ export function cniConflistPath(l: Layout): string {
 /** The kubelet's current serving certificate and key (a link to the newest one its CSR brought). */
 export function kubeletServingCertPath(l: Layout): string {
   return path.join(kubeletCertDir(l), 'kubelet-server-current.pem');
+}
+/** Makes the kubelet request a new serving certificate (through a CSR) when it next starts. */
+export function dropKubeletServingCert(l: Layout): void {
+  rmSync(kubeletServingCertPath(l), { force: true });
 }
 export function kubeletCertDir(l: Layout): string {
   return path.join(l.kubeletRootDir, 'pki');

@@ -3,24 +3,28 @@
 # bed, tests/integration/testbed.py): how long they take and how long the API is unavailable.
 #
 # Usage: sudo tests/bench/certs.sh            (RUNS=3 by default; needs dist/ and the components)
+#        OPS="refresh-certs" tests/bench/certs.sh   (only these operations; both by default)
+#        PROBE_INTERVAL=0.05                        (seconds between probes; 0.2 = 5/s by default)
 #
 # Measures, RUNS times each, median reported:
 #   refresh-certs   `k8s refresh-certs --expires-in 30d` end to end (CLI start to exit), then
 #                   until `k8s status --wait-ready` says ready again
 #   rotate-certs-ca `k8s rotate-certs-ca` end to end (trust, re-issue, retire), then ready again
 # API unavailability = the longest gap between two successful GET /readyz (HTTP 200) seen by a
-# probe in a separate process: every 50 ms, admin.conf re-read and a new TLS connection each time
-# (as a fresh kubectl would), over the window from the command's start to ready again.
+# probe in a separate process: 5 per second (issue 17's probe), admin.conf re-read and a new TLS
+# connection each time (as a fresh kubectl would), over the window from the command's start to
+# ready again; `failed` counts the probes that got no 200. `apiserver` says whether kube-apiserver
+# was restarted (its pid changed).
 # The node is torn down at the end; its work dir is kept on failure or with K8S_BENCH_KEEP=1.
 set -euo pipefail
 
 runs=${RUNS:-3}
-case "${1:-}" in -h|--help) sed -n '2,16p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,18p' "$0"; exit 0 ;; esac
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init certs.sh
 bench_python yaml
 
-RUNS=$runs ROOT=$root exec "$python" - <<'PY'
+OPS=${OPS:-refresh-certs rotate-certs-ca} PROBE_INTERVAL=${PROBE_INTERVAL:-0.2} RUNS=$runs ROOT=$root exec "$python" - <<'PY'
 import os, signal, statistics, subprocess, sys, time
 from pathlib import Path
 
@@ -30,6 +34,8 @@ from testbed import TestBed  # noqa: E402
 from certs_helpers import longest_gap  # noqa: E402
 
 runs = int(os.environ["RUNS"])
+ops = os.environ["OPS"].split()
+interval = os.environ["PROBE_INTERVAL"]
 # Not under /tmp/k8s-it-*: that is the integration suites' namespace, swept by their clean-ups.
 bed = TestBed(workdir=Path(f"/tmp/k8s-certbench-{os.getpid()}"))
 probe = None
@@ -46,7 +52,7 @@ try:
     log = bed.workdir / "readyz-probe.log"
     probe = subprocess.Popen(
         [sys.executable, str(root / "tests/integration/certs_helpers.py"), "probe", "--kubeconfig", str(node.admin_conf),
-         "--server", f"{node.address}:6443", "--path", "/readyz", "--interval", "0.05", "--out", str(log), "--duration", "1800"],
+         "--server", f"{node.address}:6443", "--path", "/readyz", "--interval", interval, "--out", str(log), "--duration", "1800"],
         stdin=subprocess.DEVNULL,
     )
     time.sleep(3)
@@ -60,6 +66,7 @@ try:
         return out
 
     def measure(op, args):
+        pid0 = node.service_pid("kube-apiserver")
         t0 = time.time()
         r = node.k8s(*args, timeout=900)
         t1 = time.time()
@@ -74,15 +81,16 @@ try:
         time.sleep(1)
         s = samples(t0, t2)
         rows.append({"op": op, "cmd": t1 - t0, "ready": t2 - t0, "gap": longest_gap(s), "n": len(s),
-                     "failed": sum(1 for _, ok in s if not ok)})
+                     "failed": sum(1 for _, ok in s if not ok),
+                     "apiserver": "same" if node.service_pid("kube-apiserver") == pid0 else "restarted"})
         print(f"  {op} run {sum(1 for x in rows if x['op'] == op)}: {rows[-1]['cmd']:.1f} s, ready again after "
               f"{rows[-1]['ready']:.1f} s, longest /readyz gap {rows[-1]['gap']:.2f} s", file=sys.stderr, flush=True)
         time.sleep(5)
 
-    for _ in range(runs):
-        measure("refresh-certs", ["refresh-certs", "--expires-in", "30d"])
-    for _ in range(runs):
-        measure("rotate-certs-ca", ["rotate-certs-ca"])
+    commands = {"refresh-certs": ["refresh-certs", "--expires-in", "30d"], "rotate-certs-ca": ["rotate-certs-ca"]}
+    for op in ops:
+        for _ in range(runs):
+            measure(op, commands[op])
     ok = True
 finally:
     if probe is not None:
@@ -99,12 +107,13 @@ finally:
         shutil.rmtree(bed.workdir, ignore_errors=True)
 
 load = os.getloadavg()
-print(f"\ncertificate operations, single node, {runs} runs each (load average {load[0]:.1f}, {os.cpu_count()} CPUs)")
-print(f"{'operation':<17} {'run':>4} {'command (s)':>12} {'ready again (s)':>16} {'API gap (s)':>12} {'probes':>7} {'failed':>7}")
-for op in ("refresh-certs", "rotate-certs-ca"):
+print(f"\ncertificate operations, single node, {runs} runs each, /readyz probed every {interval} s "
+      f"(load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} CPUs)")
+print(f"{'operation':<17} {'run':>4} {'command (s)':>12} {'ready again (s)':>16} {'API gap (s)':>12} {'probes':>7} {'failed':>7} {'apiserver':>10}")
+for op in ops:
     mine = [x for x in rows if x["op"] == op]
     for i, x in enumerate(mine, 1):
-        print(f"{op:<17} {i:>4} {x['cmd']:>12.1f} {x['ready']:>16.1f} {x['gap']:>12.2f} {x['n']:>7} {x['failed']:>7}")
+        print(f"{op:<17} {i:>4} {x['cmd']:>12.1f} {x['ready']:>16.1f} {x['gap']:>12.2f} {x['n']:>7} {x['failed']:>7} {x['apiserver']:>10}")
     med = lambda k: statistics.median(x[k] for x in mine)  # noqa: E731
     print(f"{op:<17} {'med':>4} {med('cmd'):>12.1f} {med('ready'):>16.1f} {med('gap'):>12.2f}")
 PY

@@ -279,6 +279,22 @@ def test_a_rolled_back_bootstrap_leaves_no_directories_behind(failed_start):
     assert diff == []
 
 
+def test_a_control_plane_that_will_not_start_stops_containerd_started_beside_it(node):
+    """containerd starts while kube-apiserver does (issue 17): when kube-apiserver keeps exiting,
+    the rollback stops containerd too and removes its and the kubelet's runtime directories.
+    (The CNI plugin links and the KMS key ring stay behind, as after a failure at start-node.)"""
+    r = node.bootstrap({"extra-node-kube-apiserver-args": {"--no-such-apiserver-flag": "1"}}, timeout="90s")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert 'step "start-control-plane"' in out and "kube-apiserver keeps exiting" in out, out
+    assert node.log("containerd").exists(), "containerd did not start beside the control plane"
+    left = [proc_name(p) for p in node.processes()]
+    assert not SERVICE_BINARIES & set(left), f"services left running: {left}"
+    assert node.status()["role"] == "none"
+    for d in ["var/lib/kubelet", "var/lib/containerd", "run/containerd", "var/log/pods"]:
+        assert not (node.root / d).exists(), f"rollback left {d}"
+
+
 def test_after_all_refusals_the_node_bootstraps(node):
     """Last in this module: the node that refused everything above (including a rolled-back
     attempt whose etcd crashed) still bootstraps."""

@@ -155,16 +155,54 @@ def test_certs_status_check_within_sets_the_exit_code(node):
 
 
 # ---- refresh-certs ------------------------------------------------------------------------------
+SERVED_PORTS = {"kube-apiserver": 6443, "etcd": 2379, "kubelet": 10250, "k8sd": 6400}
+
+
+def served_serials(node) -> dict[str, str]:
+    return {name: served_cert(node.address, port).serial for name, port in SERVED_PORTS.items()}
+
+
 def test_refresh_certs_reissues_and_the_apiserver_serves_the_new_certificate(node):
+    """refresh-certs of every certificate while /readyz is probed 5 times a second: kube-apiserver and
+    etcd reload theirs from disk (neither restarts) and the probe sees at most one failure."""
     before = served_cert(node.address)
+    served_before = served_serials(node)
+    pids_before = {s: node.service_pid(s) for s in ("kube-apiserver", "etcd")}
     before_files = {n: cert_facts(first_pem(c)).serial for n, (c, _) in cert_key_pairs(node).items()}
+    server = f"{node.address}:6443"
+
+    def readyz():
+        status = kubeconfig_request(node.admin_conf.read_text(), server, "/readyz", timeout=5)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+        return status
+
+    probe = Probe("readyz", readyz, interval=0.2).start()
+    wait_for("the probe's first answer", lambda: probe.results, 30, interval=0.2)
     t0 = time.time()
     r = node.k8s("refresh-certs", "--expires-in", "30d")
     took = time.time() - t0
+    wait_for("two successful probes after refresh-certs", lambda: sum(1 for x in probe.results if x.t > t0 + took and x.ok) >= 2, 120, interval=0.2)
+    probe.stop()
     assert r.returncode == 0, r.stdout + r.stderr + node.diagnostics()
-    print(f"\nrefresh-certs --expires-in 30d took {took:.1f} s: {r.stdout.strip()}")
+    during = [x for x in probe.results if x.t >= t0]
+    print(f"\nrefresh-certs --expires-in 30d took {took:.1f} s: {r.stdout.strip()}\n"
+          f"  {probe.summary()}; longest gap between successes {probe.longest_gap():.2f} s")
     assert "Refreshed" in r.stdout
+    assert len(during) >= 5 * took * 0.5, f"the probe ran too rarely: {len(during)} requests in {took:.1f} s"
+    assert len([x for x in during if not x.ok]) <= 1, probe.summary()
+    pids_after = {s: node.service_pid(s) for s in pids_before}
+    assert pids_after == pids_before, f"kube-apiserver and etcd reload their certificates; they must not restart: {pids_before} -> {pids_after}"
     assert_api_ready(node)
+
+    # Every server now serves its new certificate (read from the live socket), except k8sd's cluster
+    # identity: it is pinned by fingerprint in the membership records and not part of refresh-certs.
+    disk = {"kube-apiserver": node.pki / "apiserver.crt", "etcd": node.pki / "etcd/server.crt",
+            "kubelet": node.root / "var/lib/kubelet/pki/kubelet-server-current.pem"}
+    for name, path in disk.items():
+        wait_for(f"{name} to serve a new certificate", lambda: served_cert(node.address, SERVED_PORTS[name]).serial != served_before[name], 90)
+        assert served_cert(node.address, SERVED_PORTS[name]).serial == cert_facts(first_pem(path.read_text())).serial, name
+    assert served_cert(node.address, SERVED_PORTS["k8sd"]).serial == served_before["k8sd"]
 
     after = wait_for("the apiserver to serve a new certificate",
                      lambda: (lambda f: f if f.serial != before.serial else None)(served_cert(node.address)), 90)

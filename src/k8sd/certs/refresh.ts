@@ -12,6 +12,7 @@ import { nodeIdentity } from '../controlplane.js';
 import type { K8sd } from '../daemon.js';
 import { readExternal } from './inventory.js';
 import { writeFileAtomic } from '../../host/files.js';
+import { dropKubeletServingCert } from '../../services/worker-specs.js';
 
 export interface RefreshRequest {
   certificates?: string[];
@@ -45,10 +46,14 @@ export async function clusterContext(d: K8sd): Promise<{ node: LocalNodeState; c
 }
 
 /**
- * kube-apiserver re-reads these from disk by itself (dynamic serving certificate, client CA,
- * front-proxy client and kubelet client certificate), so changing them needs no restart.
+ * kube-apiserver re-reads these from disk by itself, so changing them needs no restart:
+ * - its serving certificate, client CA and front-proxy client certificate (dynamic file content);
+ * - its kubelet client certificate (client-go reloads client certificate files on a new connection);
+ * - its etcd client certificate (etcd's client TLS config loads the files on every handshake; an
+ *   established connection keeps the previous certificate, which is still valid).
+ * Not restarting it is what keeps the API answering through refresh-certs (issue 17).
  */
-export const RELOADED_BY_APISERVER = new Set(['apiserver', 'apiserver-kubelet-client', 'front-proxy-client']);
+export const RELOADED_BY_APISERVER = new Set(['apiserver', 'apiserver-kubelet-client', 'front-proxy-client', 'apiserver-etcd-client']);
 /** etcd reads its serving and peer certificates on every TLS handshake, so it needs no restart either. */
 export const RELOADED_BY_ETCD = new Set(['etcd-server', 'etcd-peer']);
 
@@ -90,6 +95,9 @@ export async function refreshControlPlane(d: K8sd, req: RefreshRequest): Promise
   for (const [name, c] of Object.entries(issued.leaves)) c.cert = withChain(c.cert, cas[LEAVES.find((l) => l.name === name)!.issuer]);
   const files = selectFiles(d, cas, issued, requested, node);
   commitFileSet(files, d.layout.k8sdStateDir, crashProbe());
+  // The kubelet serves what its kubelet-serving CSR brought (serverTLSBootstrap) and keeps it in memory:
+  // without that file the restarted kubelet asks for a new one, which k8sd signs.
+  if (requested.includes('kubelet')) dropKubeletServingCert(d.layout);
   if (requested.includes('k8sd-etcd-client')) await d.reconnectDatastore?.();
   const restarted = await restartServices(d, servicesFor(requested));
   const expires = new Date(Date.now() + lifetimeMs).toISOString();

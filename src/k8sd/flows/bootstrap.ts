@@ -35,9 +35,10 @@ import {
   nodeBinaries,
   nodeComponentFiles,
   nodePorts,
+  prepareContainerd,
   removeNodeComponents,
   routesTo,
-  startNodeComponents,
+  startNodeServices,
 } from '../membership/node-components.js';
 import { runFlow, Step, StepEvent } from './flow.js';
 
@@ -77,6 +78,8 @@ interface Ctx extends BootstrapDeps {
   createdDirs: string[];
   etcd?: EtcdClient;
   deadline: number;
+  /** containerd's preparation, started beside the control plane: settles to its error, or null. */
+  containerdPrepared?: Promise<Error | null>;
 }
 
 export class AlreadyBootstrappedError extends Error {
@@ -257,19 +260,30 @@ const steps: Step<Ctx>[] = [
     name: 'start-control-plane',
     title: 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
     async run(ctx) {
+      // containerd needs nothing from the control plane: it starts and imports its images meanwhile.
+      ctx.containerdPrepared = prepareContainerd(ctx.host, ctx.log, Math.min(remaining(ctx), 60_000)).then(
+        () => null,
+        (err: Error) => err,
+      );
       await ctx.security.beforeApiserver(ctx.cluster);
       await startKubernetesControlPlane(ctx.host, remaining(ctx));
     },
     async rollback(ctx) {
       for (const s of ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const) await ctx.host.services.stop(s);
       await ctx.security.stop();
+      if (ctx.containerdPrepared) {
+        await ctx.containerdPrepared;
+        await removeNodeComponents(ctx.host, ctx.log, 'control-plane');
+      }
     },
   },
   {
     name: 'start-node',
     title: 'Starting containerd, kubelet and kube-proxy',
     async run(ctx) {
-      await startNodeComponents(ctx.host, ctx.log, 'control-plane', Math.min(remaining(ctx), 60_000));
+      const failed = await (ctx.containerdPrepared ?? prepareContainerd(ctx.host, ctx.log, Math.min(remaining(ctx), 60_000)).then(() => null));
+      if (failed) throw failed;
+      await startNodeServices(ctx.host, 'control-plane');
     },
     async rollback(ctx) {
       await removeNodeComponents(ctx.host, ctx.log, 'control-plane');

@@ -1,13 +1,13 @@
 // Membership: join tokens, control-plane and worker joins, node removal, the worker node
 // components, and the controllers that keep membership facts current (peers, API server
 // endpoints, pod network config, kubelet serving certificates).
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
 import { renderKubeconfig } from '../../pki/signer.js';
 import { ServiceId } from '../../services/specs.js';
-import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, kubeletServingCertPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
+import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
 import { ApiError } from '../http.js';
 import { KubeletServingSigner } from './csr-signer.js';
@@ -338,7 +338,7 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
   }
   if (names.includes('kubelet')) {
     // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.
-    rmSync(kubeletServingCertPath(l), { force: true });
+    dropKubeletServingCert(l);
     restarted.add('kubelet');
   }
   for (const svc of restarted) await d.host.services.restart(svc);

@@ -277,6 +277,15 @@ function ensureCgroupRoot(host: Host): void {
 }
 
 export async function startNodeComponents(host: Host, log: Logger, role: 'control-plane' | 'worker', timeoutMs: number): Promise<void> {
+  await prepareContainerd(host, log, timeoutMs);
+  await startNodeServices(host, role);
+}
+
+/**
+ * The part of the node components that needs no cluster: containerd running with its CRI plugin and
+ * the bundled images imported. Bootstrap runs it while kube-apiserver starts (issue 17).
+ */
+export async function prepareContainerd(host: Host, log: Logger, timeoutMs: number): Promise<void> {
   const l = host.layout;
   linkCniPlugins(l);
   for (const dir of [l.cniConfDir, l.cniStateDir, l.kubeletRootDir, l.podLogsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -294,6 +303,11 @@ export async function startNodeComponents(host: Host, log: Logger, role: 'contro
     if (!cri.ok && cri.error) throw new Error(`containerd runs without its CRI plugin, so the kubelet cannot start: ${cri.error}; see ${l.log('containerd')}`);
   }
   await sideLoadImages(l, log);
+}
+
+/** The kubelet, kube-proxy and flanneld, once containerd is prepared. */
+export async function startNodeServices(host: Host, role: 'control-plane' | 'worker'): Promise<void> {
+  const l = host.layout;
   ensureCgroupRoot(host);
   // flanneld runs while the network feature is on, which its args file says.
   for (const svc of nodeServices(role).filter((s) => s !== 'containerd' && (s !== 'flanneld' || existsSync(l.args('flanneld'))))) await host.services.start(svc);

@@ -1,0 +1,206 @@
+"""Time to ready, ours next to upstream kubeadm's, from one run each, back to back (issue 17 item 1).
+
+Ours: one fresh node of the integration test bed (tests/integration/testbed.py), `k8s bootstrap`
+with the default ECDSA P-256 keys. Printed as a timeline from the start of `k8s bootstrap`:
+every bootstrap step (the CLI's step lines, time-stamped as they arrive), every service start
+(k8sd's "service started" log records), the first GET /readyz answered 200 (probed every 0.1 s
+with admin.conf once it exists: what anchor-kubeadm.sh measures for kubeadm), `k8s bootstrap`'s
+return (k8sd's post-bootstrap hooks run before it), the Node Ready, and each enabled feature (network, dns, ...) ready,
+from `k8s status --output-format json` polled every 0.2 s (this is a benchmark, not a test).
+Then RSS and PSS of every process of the node SETTLE s after the working node.
+
+kubeadm's: ../shared/tools/anchor-kubeadm.sh run (ANCHOR_ENCRYPTION=ECDSA-P256), its time to
+/readyz and its RSS; not measured when the tool is missing or with ANCHOR=0.
+
+Targets: /readyz <= 0.8 x kubeadm's; a working node <= 12 s and <= 2.5 x kubeadm's /readyz.
+The machine is shared: the load average is printed with every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests/integration"))
+from certs_helpers import kubeconfig_request  # noqa: E402
+from testbed import K8S, TestBed, proc_name  # noqa: E402
+
+SETTLE = float(os.environ.get("SETTLE", "30"))
+ANCHOR = Path(os.environ.get("ANCHOR_TOOL", ROOT.parent / "shared/tools/anchor-kubeadm.sh"))
+
+
+def load() -> str:
+    a = os.getloadavg()
+    return f"load {a[0]:.1f} {a[1]:.1f} {a[2]:.1f} on {os.cpu_count()} CPUs"
+
+
+def memory(pids: list[int]) -> tuple[int, int, dict[str, int]]:
+    """Total RSS and PSS (kB) of these processes, and RSS by program name."""
+    rss = pss = 0
+    by: dict[str, int] = {}
+    for p in pids:
+        try:
+            r = int(next(l.split()[1] for l in Path(f"/proc/{p}/status").read_text().splitlines() if l.startswith("VmRSS:")))
+            s = int(next(l.split()[1] for l in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines() if l.startswith("Pss:")))
+        except (OSError, StopIteration):
+            continue
+        rss += r
+        pss += s
+        name = proc_name(p)
+        by[name] = by.get(name, 0) + r
+    return rss, pss, by
+
+
+def ours() -> dict:
+    bed = TestBed(workdir=Path(f"/tmp/k8s-timeline-{os.getpid()}"))
+    events: list[tuple[float, str]] = []
+    ok = False
+    try:
+        bed.setup()
+        node = bed.add_node("tl")
+        t_k8sd = time.time()
+        node.start_k8sd()
+        k8sd_start = time.time() - t_k8sd
+        log_offset = node.log("k8sd").stat().st_size if node.log("k8sd").exists() else 0
+        load_at_start = load()
+        t0 = time.time()
+        proc = subprocess.Popen([str(K8S), "bootstrap", "--timeout", "300s"], env=node.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+        def read_steps() -> None:
+            for line in proc.stderr:
+                m = re.match(r"bootstrap: (.+)", line.strip())
+                if m:
+                    events.append((time.time() - t0, f"step: {m.group(1)}"))
+
+        ready_at: list[float] = []
+        stop = threading.Event()
+
+        def probe_readyz() -> None:
+            while not stop.is_set():
+                try:
+                    if kubeconfig_request(node.admin_conf.read_text(), f"{node.address}:6443", "/readyz", timeout=2) == 200:
+                        ready_at.append(time.time() - t0)
+                        return
+                except Exception:  # not there yet: no admin.conf, refused, not ready
+                    pass
+                stop.wait(0.1)
+
+        reader = threading.Thread(target=read_steps, daemon=True)
+        reader.start()
+        prober = threading.Thread(target=probe_readyz, daemon=True)
+        prober.start()
+        out = proc.stdout.read()
+        rc = proc.wait(timeout=600)
+        t_returned = time.time() - t0
+        reader.join(timeout=10)
+        prober.join(timeout=30)
+        stop.set()
+        if rc != 0:
+            raise RuntimeError(f"bootstrap failed:\n{out}\n{node.diagnostics()}")
+        if not ready_at:
+            raise RuntimeError("/readyz never answered 200 to the probe")
+        t_readyz = ready_at[0]
+        events.append((t_readyz, "GET /readyz 200 (first)"))
+        events.append((t_returned, "k8s bootstrap returned"))
+        seen: set[str] = set()
+        t_working = None
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            r = node.k8s("status", "--output-format", "json", timeout=60)
+            now = time.time() - t0
+            if r.returncode == 0:
+                st = json.loads(r.stdout)
+                marks = {"Node Ready": st.get("node-ready")}
+                marks.update({f"feature {f['name']} ready": f.get("ready") for f in st.get("features", []) if f.get("enabled")})
+                for k, v in marks.items():
+                    if v and k not in seen:
+                        seen.add(k)
+                        events.append((now, k))
+                if st.get("ready") and all(marks.values()):
+                    t_working = now
+                    events.append((now, "working node: k8s status ready (Node Ready, every enabled feature ready)"))
+                    break
+            time.sleep(0.2)
+        if t_working is None:
+            raise RuntimeError(f"the node was not ready within 300 s:\n{node.diagnostics()}")
+        for line in node.log("k8sd").read_text(errors="replace")[log_offset:].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("message") == "service started" and rec.get("timestamp"):
+                ts = time.mktime(time.strptime(rec["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float("0." + rec["timestamp"][20:23])
+                events.append((ts - t0, f"service started: {rec.get('svc')}"))
+        working_load = load()
+        time.sleep(SETTLE)
+        rss, pss, by = memory(node.processes())
+        ok = True
+        return {"k8sd_start": k8sd_start, "readyz": t_readyz, "returned": t_returned, "working": t_working, "events": sorted(events),
+                "rss_kb": rss, "pss_kb": pss, "rss_by": by, "load_start": load_at_start, "load_working": working_load,
+                "load_memory": load()}
+    finally:
+        bed.teardown()
+        if ok or not os.environ.get("K8S_BENCH_KEEP"):
+            shutil.rmtree(bed.workdir, ignore_errors=True)
+
+
+def kubeadm() -> dict | None:
+    if os.environ.get("ANCHOR") == "0" or not ANCHOR.exists():
+        return None
+    env = dict(os.environ, ANCHOR_ENCRYPTION=os.environ.get("ANCHOR_ENCRYPTION", "ECDSA-P256"), ANCHOR_PROJECT=str(ROOT))
+    before = load()
+    r = subprocess.run(["bash", str(ANCHOR), "run"], env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    m = re.search(r"kubeadm anchor: init ([\d.]+)s, readyz ([\d.]+)s, rss total (\d+) MB \((.*)\)", r.stdout + r.stderr)
+    if r.returncode != 0 or not m:
+        raise RuntimeError(f"anchor-kubeadm.sh run failed (exit {r.returncode}):\n{(r.stdout + r.stderr)[-3000:]}")
+    return {"init": float(m.group(1)), "readyz": float(m.group(2)), "rss_mb": int(m.group(3)), "detail": m.group(4),
+            "load_start": before, "load_end": load()}
+
+
+def print_ours(o: dict) -> None:
+    print(f"\nours: `k8s bootstrap` on one netns node of the test bed ({o['load_start']} at the start; k8sd started in {o['k8sd_start']:.1f} s before)")
+    for t, what in o["events"]:
+        print(f"  {t:6.2f} s  {what}")
+    print(f"ours: RSS {o['rss_kb'] / 1024:.0f} MB, PSS {o['pss_kb'] / 1024:.0f} MB, {SETTLE:.0f} s after the working node ({o['load_memory']}); by program: "
+          + ", ".join(f"{n} {v / 1024:.0f}" for n, v in sorted(o["rss_by"].items(), key=lambda x: -x[1])))
+    print(f"ours: working node at {o['load_working']}", flush=True)
+
+
+def main() -> int:
+    order = os.environ.get("ORDER", "ours,kubeadm").split(",")
+    res: dict[str, dict | None] = {}
+    for who in order:
+        print(f"timeline: running {who}…", file=sys.stderr, flush=True)
+        if who == "ours":
+            res[who] = ours()
+            print_ours(res[who])
+        else:
+            try:
+                res[who] = kubeadm()
+            except RuntimeError as e:  # ours is still worth printing
+                print(f"kubeadm: not measured: {e}", file=sys.stderr)
+                res[who] = None
+    o, k = res["ours"], res.get("kubeadm")
+    print(f"\n{'':38} {'ours':>8} {'kubeadm':>8} {'ratio':>6} target")
+    if k:
+        print(f"{'/readyz (s)':38} {o['readyz']:8.1f} {k['readyz']:8.1f} {o['readyz'] / k['readyz']:6.2f} <= 0.8")
+        print(f"{'working node vs kubeadm /readyz (s)':38} {o['working']:8.1f} {k['readyz']:8.1f} {o['working'] / k['readyz']:6.2f} <= 2.5, and <= 12 s")
+        print(f"{'RSS after settling (MB)':38} {o['rss_kb'] / 1024:8.0f} {k['rss_mb']:8d} {o['rss_kb'] / 1024 / k['rss_mb']:6.2f} <= 1.0")
+        print(f"kubeadm: init {k['init']:.1f} s; RSS {k['detail']}; {k['load_start']} at its start, {k['load_end']} at its end")
+    else:
+        print(f"{'/readyz (s)':38} {o['readyz']:8.1f}")
+        print(f"{'working node (s)':38} {o['working']:8.1f}      (kubeadm not measured)")
+    return 0 if k or os.environ.get("ANCHOR") == "0" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
