@@ -20,7 +20,8 @@ import { servicesFor } from '../services/registry.js';
 import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
 import { FlowError, StepEvent } from './flows/flow.js';
-import { ApiError, makeDispatcher, Request, Route } from './http.js';
+import { at, ApiError, makeDispatcher, Request, Route } from './http.js';
+import { local, parseRequest, peer } from '../api/index.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
 import { TrustedPeers } from './trusted-peers.js';
 import { trustedPeerSources } from './membership/peer-auth.js';
@@ -195,12 +196,12 @@ export class K8sd {
   private routes(): Route[] {
     return [
       ...this.extraLocalRoutes,
-      { method: 'GET', path: '/1.0/k8sd/node', handler: async () => this.nodeInfo() },
-      { method: 'POST', path: '/1.0/k8sd/cluster', handler: (req, res) => this.handleBootstrap(req, res) },
-      { method: 'GET', path: '/1.0/k8sd/cluster', handler: async () => clusterStatus(this) },
-      { method: 'GET', path: '/1.0/k8sd/kubeconfig', handler: async (req) => this.kubeconfig(req) },
-      { method: 'GET', path: '/1.0/k8sd/services', handler: async () => this.serviceStates() },
-      { method: 'GET', path: '/1.0/k8sd/datastore', handler: async () => datastoreReport(this) },
+      { ...at(local.nodeInfo), handler: async () => this.nodeInfo() },
+      { ...at(local.bootstrap), handler: (req, res) => this.handleBootstrap(req, res) },
+      { ...at(local.clusterStatus), handler: async () => clusterStatus(this) },
+      { ...at(local.kubeconfig), handler: async (req) => this.kubeconfig(req) },
+      { ...at(local.services), handler: async () => this.serviceStates() },
+      { ...at(local.datastore), handler: async () => datastoreReport(this) },
     ];
   }
 
@@ -248,7 +249,7 @@ export class K8sd {
   }
 
   private async handleBootstrap(req: Request, res: ServerResponse): Promise<undefined> {
-    const body = req.body as { config?: string | Record<string, unknown>; name?: string; address?: string; timeoutSeconds?: number };
+    const body = parseRequest(local.bootstrap, req.body);
     const existing = this.node();
     if (existing) throw new ApiError(409, new AlreadyBootstrappedError(existing.name, existing.role).message);
     if (this.busy) throw new ApiError(409, 'another bootstrap or join is in progress on this node');
@@ -335,7 +336,7 @@ export class K8sd {
 
   private async startClusterApi(node: LocalNodeState): Promise<void> {
     if (this.clusterServer) return;
-    const routes: Route[] = [{ method: 'GET', path: '/1.0', handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
+    const routes: Route[] = [{ ...at(peer.nodeIdentity), handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
     // Before any body is read (src/k8sd/http.ts): a member certificate, a control-plane one, or for
     // token-authenticated routes at least a client certificate (joiners present their cluster certificate).
     const authorize = async (route: Route, req: Request): Promise<void> => {

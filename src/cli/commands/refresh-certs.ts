@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
+import { local, type RefreshResult } from '../../api/index.js';
 import { K8sCommand, parseDuration } from '../base.js';
 
-interface RefreshResult {
-  certificates: string[];
-  expires: string;
-  restarted: string[];
-}
 
 export default class RefreshCerts extends K8sCommand {
   static override description = 'Re-issue the certificates of this node (or install externally managed ones)';
@@ -28,11 +24,11 @@ export default class RefreshCerts extends K8sCommand {
     let res: RefreshResult;
     if (flags['external-certificates']) {
       const f = flags['external-certificates'];
-      res = await client.call<RefreshResult>('POST', '/1.0/k8sd/refresh-certs/update', { certificates: readFileSync(f === '-' ? 0 : f, 'utf8') });
+      res = await client.call(local.installExternalCerts, { certificates: readFileSync(f === '-' ? 0 : f, 'utf8') });
     } else {
       if (!flags['expires-in']) this.error('--expires-in is required (for example --expires-in 1y), or use --external-certificates', { exit: 2 });
       const ms = parseDuration(flags['expires-in'], 'expires-in');
-      res = await client.call<RefreshResult>('POST', '/1.0/k8sd/refresh-certs/run', {
+      res = await client.call(local.refreshCerts, {
         expirationSeconds: Math.floor(ms / 1000),
         ...(flags.certificates ? { certificates: flags.certificates } : {}),
         ...(flags['extra-sans'] ? { extraSANs: flags['extra-sans'] } : {}),

@@ -1,3 +1,4 @@
+import { local } from '../../api/index.js';
 import { K8sCommand } from '../base.js';
 
 export default class RotateCertsCa extends K8sCommand {
@@ -9,13 +10,12 @@ export default class RotateCertsCa extends K8sCommand {
   async run(): Promise<void> {
     await this.parse(RotateCertsCa);
     // Node lines are indented: scripts that read the phase lines match "rotate-certs-ca: <Word>".
-    const result = await this.client(600_000).stream('POST', '/1.0/k8sd/rotate-ca', {}, (e) => {
+    const result = await this.client(600_000).stream(local.rotateCa, {}, (e) => {
       if (e.type === 'step') this.logToStderr(`rotate-certs-ca: ${e.title}`);
       else if (e.type === 'node') this.logToStderr(`rotate-certs-ca:   ${e.step} on ${e.node} (${e.role}): ${e.detail}`);
       else if (e.type === 'info') this.logToStderr(`rotate-certs-ca:   ${e.message}`);
     });
-    const cas = result.cas as Record<string, string>;
-    const nodes = result.nodes as string[];
+    const { cas, nodes } = result;
     this.log(`Rotated ${Object.entries(cas).map(([k, v]) => `${k} (now ${v})`).join(', ')} on ${nodes.length} node(s): ${nodes.join(', ')}. The old CAs are no longer trusted.`);
   }
 }

@@ -1,23 +1,13 @@
 // What certificates this node holds, when they expire, and who manages them.
 import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
+import type { CertEntry } from '../../api/index.js';
 import { CryptoBackend } from '../../crypto/types.js';
 import { Layout } from '../../layout.js';
 import { CAS, KUBECONFIGS, LEAVES, NodeRole } from '../../pki/table.js';
 
-export interface CertEntry {
-  name: string;
-  kind: 'certificate' | 'kubeconfig' | 'ca';
-  file: string;
-  subject: string;
-  /** Common name of the issuing CA. */
-  ca: string;
-  notBefore: string;
-  expires: string;
-  residualSeconds: number;
-  externallyManaged: boolean;
-  services: string[];
-}
+
+export type { CertEntry };
 
 export interface ExternalRecord {
   certificates: string[];
