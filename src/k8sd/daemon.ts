@@ -11,7 +11,7 @@ import { CryptoBackend } from '../crypto/types.js';
 import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.js';
 import { recoverFileSets, writeFileAtomic } from '../host/files.js';
-import { Host, LocalHost } from '../host/host.js';
+import { Host, localHost } from '../services/host.js';
 import { Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
 import { processRunning, Supervisor } from '../services/manager.js';
@@ -83,7 +83,7 @@ export class K8sd {
   constructor(opts: DaemonOptions = {}) {
     this.layout = opts.layout ?? new Layout();
     this.log = opts.log ?? createLogger('k8sd', this.layout.log('k8sd'));
-    this.host = new LocalHost(this.layout, this.log);
+    this.host = localHost(this.layout, this.log);
     this.pkiKeys = new PkiWrappingKeyFile(this.layout.pkiWrappingKeyFile, () => this.crypto);
     this.trustedPeers = new TrustedPeers(trustedPeerSources(this));
   }
