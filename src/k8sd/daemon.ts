@@ -23,6 +23,7 @@ import { FlowError, StepEvent } from './flows/flow.js';
 import { at, ApiError, makeDispatcher, Request, Route } from './http.js';
 import { local, parseRequest, peer } from '../api/index.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
+import { NodeOperationLock } from './node-lock.js';
 import { TrustedPeers } from './trusted-peers.js';
 import { trustedPeerSources } from './membership/peer-auth.js';
 import { clusterStatus, datastoreReport } from './status.js';
@@ -72,8 +73,8 @@ export class K8sd {
   readonly trustedPeers: TrustedPeers;
   private localServer?: http.Server;
   private clusterServer?: https.Server;
-  /** A bootstrap, join or snapshot restore is running on this node. */
-  busy = false;
+  /** Serialises the operations that change what this node is (bootstrap, join, removal, restore, rotations). */
+  readonly lock = new NodeOperationLock();
   /** Settles when start-up has finished bringing up this node's services (a restore waits for it). */
   nodeServicesSettled: Promise<void> = Promise.resolve();
   /** clustered() has run: the cluster API is up and the onClustered hooks ran. */
@@ -252,7 +253,7 @@ export class K8sd {
     const body = parseRequest(local.bootstrap, req.body);
     const existing = this.node();
     if (existing) throw new ApiError(409, new AlreadyBootstrappedError(existing.name, existing.role).message);
-    if (this.busy) throw new ApiError(409, 'another bootstrap or join is in progress on this node');
+    this.lock.check('bootstrap');
     const { validateBootstrapConfig, parseBootstrapYaml, ConfigError } = await import('../config/bootstrap.js');
     let config;
     try {
@@ -268,7 +269,7 @@ export class K8sd {
     if (isLoopback(address)) {
       throw new ApiError(400, `invalid node address "${address}": kube-apiserver cannot advertise a loopback address; give the address of a real interface (--address)`);
     }
-    this.busy = true;
+    const release = this.lock.acquire('bootstrap');
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     const emit = (e: StepEvent | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
       res.write(JSON.stringify(e) + '\n');
@@ -301,7 +302,7 @@ export class K8sd {
       this.log.error('bootstrap failed', { error: msg });
       emit({ type: 'error', error: msg });
     } finally {
-      this.busy = false;
+      release();
       res.end();
     }
     return undefined;

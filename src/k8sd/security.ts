@@ -58,10 +58,12 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
     {
       ...at(local.rotateEncryptionKey),
       handler: async (req) => {
-        const c = await config();
-        const rotated = await rotateClusterKey(d, manager, c);
         const wanted = parseRequest(local.rotateEncryptionKey, req.body).reencrypt !== false;
-        return { ...rotated, ...(wanted ? await reencrypt(c) : {}) };
+        return d.lock.run('key rotation', async () => {
+          const c = await config();
+          const rotated = await rotateClusterKey(d, manager, c);
+          return { ...rotated, ...(wanted ? await reencrypt(c) : {}) };
+        });
       },
     },
     { ...at(local.reencryptSecrets), handler: async () => reencrypt(await config()) },

@@ -106,7 +106,7 @@ function timestamp(now: Date): string {
 /** Takes a snapshot of this node's etcd and writes it sealed (0600) to the snapshots directory. */
 export async function saveSnapshot(d: K8sd, requested?: string, scheduled = false): Promise<SnapshotInfo & { revision: number; keys: number }> {
   const node = d.requireControlPlane();
-  if (d.busy) throw new ApiError(409, 'a snapshot restore, bootstrap or join is in progress on this node; take the snapshot when it has finished');
+  if (d.lock.held) throw new ApiError(409, `a ${d.lock.held} is in progress on this node; take the snapshot when it has finished`);
   const name = scheduled ? SCHEDULED_NAME : (requested ?? 'on-demand');
   if (!NAME_PATTERN.test(name)) throw new ApiError(400, `--name "${name}" is not valid: use 1-63 lower-case letters, digits, "-" and "." (starting and ending with a letter or digit)`);
   if (!scheduled && name === SCHEDULED_NAME) throw new ApiError(400, `--name "${SCHEDULED_NAME}" is reserved for scheduled snapshots (retention deletes them); choose another name`);
@@ -528,11 +528,11 @@ async function wrapErrors<T>(f: () => Promise<T>): Promise<T> {
 }
 
 async function handleRestore(d: K8sd, req: Request, res: ServerResponse): Promise<undefined> {
-  if (d.busy) throw new ApiError(409, 'another bootstrap, join or restore is in progress on this node');
+  d.lock.check('snapshot restore');
   const body = parseRequest(local.restoreSnapshot, req.body);
   // Everything that can be checked without stopping anything is checked before the stream starts,
   // so a refused file is a plain error reply.
-  d.busy = true;
+  const release = d.lock.acquire('snapshot restore');
   let streaming = false;
   try {
     await wrapErrors(async () => {
@@ -555,7 +555,7 @@ async function handleRestore(d: K8sd, req: Request, res: ServerResponse): Promis
       }
     });
   } finally {
-    d.busy = false;
+    release();
     if (streaming) res.end();
   }
   return undefined;

@@ -10,17 +10,9 @@ import { rotateCas, rotationClusterRoutes } from './rotate-ca.js';
 
 export function registerCertificates(d: K8sd): void {
   const renewal = new RenewalController(d);
-  // One CA rotation step at a time on this node: orchestrating one, or applying a phase for another node.
-  let rotating = false;
-  const exclusive = async <T>(f: () => Promise<T>): Promise<T> => {
-    if (rotating) throw new ApiError(409, 'a CA rotation step is already running on this node');
-    rotating = true;
-    try {
-      return await f();
-    } finally {
-      rotating = false;
-    }
-  };
+  // One CA rotation step at a time on this node (orchestrating one, or applying a phase for another
+  // node), and none while the node bootstraps, joins, restores or rotates its encryption keys.
+  const exclusive = <T>(f: () => Promise<T>): Promise<T> => d.lock.run('CA rotation', f);
   d.extraLocalRoutes.push(
     {
       ...at(local.certsStatus),

@@ -27,8 +27,6 @@ import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 const SYNC_INTERVAL_MS = 15_000;
 
 export class Membership {
-  /** A join or removal runs on this node. */
-  busy = false;
   /** This node is tearing itself down after removal. */
   leaving = false;
   private timers: NodeJS.Timeout[] = [];

@@ -466,9 +466,9 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
   const d = m.d;
   const existing = d.node();
   if (existing) throw new ApiError(409, `this node is already part of a cluster (node "${existing.name}", ${existing.role}); remove it first with "k8s remove-node ${existing.name}"`);
-  if (m.busy) throw new ApiError(409, 'another join or removal is in progress on this node');
+  d.lock.check('join');
   const params = await parseJoinRequest(m, parseRequest(local.join, req.body));
-  m.busy = true;
+  const release = d.lock.acquire('join');
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   const emit = (e: StepEvent | { type: 'info'; message: string } | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
     res.write(JSON.stringify(e) + '\n');
@@ -494,7 +494,7 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
     m.log.error('join failed', { error: msg });
     emit({ type: 'error', error: msg });
   } finally {
-    m.busy = false;
+    release();
     res.end();
   }
   return undefined;

@@ -94,8 +94,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     }
     throw new ApiError(403, `run remove-node on a control-plane node (or "k8s remove-node ${self.name} --force" here to leave without telling the cluster)`);
   }
-  if (m.busy) throw new ApiError(409, 'another join or removal is in progress on this node');
-  m.busy = true;
+  const release = m.d.lock.acquire('removal');
   try {
     if (!m.d.state) {
       if (isSelf && force) return scheduleSelfCleanup(m, res, name, ['the datastore was not reachable: the other members were not updated']);
@@ -170,7 +169,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     m.log.info('removed a node', { node: name, role: rec?.role ?? 'control-plane', warnings: warnings.length });
     return { removed: name, self: false, warnings };
   } finally {
-    m.busy = false;
+    release();
   }
 }
 
