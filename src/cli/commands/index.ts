@@ -20,6 +20,7 @@ import ListImages from './list-images.js';
 import XCleanup from './x-cleanup.js';
 import SnapshotCommand from './snapshot.js';
 import Inspect from './inspect.js';
+import Completion from './completion.js';
 
 export const COMMANDS = {
   bootstrap: Bootstrap,
@@ -43,4 +44,5 @@ export const COMMANDS = {
   'x-cleanup': XCleanup,
   snapshot: SnapshotCommand,
   inspect: Inspect,
+  completion: Completion,
 };

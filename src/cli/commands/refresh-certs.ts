@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { local, type RefreshResult } from '../../api/index.js';
-import { K8sCommand, parseDuration } from '../base.js';
+import { K8sCommand, parseDuration, readFlagFile, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 
 export default class RefreshCerts extends K8sCommand {
@@ -15,16 +14,17 @@ export default class RefreshCerts extends K8sCommand {
     'expires-in': Flags.string({ description: 'lifetime of the new certificates (1h, 30d, 4mo, 1y)', exclusive: ['external-certificates'] }),
     'extra-sans': Flags.string({ description: 'extra subject alternative names for server certificates', multiple: true, exclusive: ['external-certificates'] }),
     certificates: Flags.string({ description: 'only these certificates (e.g. apiserver, admin.conf)', multiple: true, exclusive: ['external-certificates'] }),
+    timeout: timeoutFlagWith('5m'),
     'external-certificates': Flags.string({ description: 'YAML file (or -) with <name>-crt/<name>-key pairs signed by the cluster CAs' }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(RefreshCerts);
-    const client = this.client(300_000);
+    const client = this.client(timeoutMsOf(flags.timeout));
     let res: RefreshResult;
     if (flags['external-certificates']) {
       const f = flags['external-certificates'];
-      res = await client.call(local.installExternalCerts, { certificates: readFileSync(f === '-' ? 0 : f, 'utf8') });
+      res = await client.call(local.installExternalCerts, { certificates: readFlagFile('external-certificates', f) });
     } else {
       if (!flags['expires-in']) this.error('--expires-in is required (for example --expires-in 1y), or use --external-certificates', { exit: 2 });
       const ms = parseDuration(flags['expires-in'], 'expires-in');

@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { Flags } from '@oclif/core';
 import { local, type EncryptionStatus } from '../../api/index.js';
-import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
+import { K8sCommand, outputFormatFlag, OutputFormat, timeoutMsOf, timeoutFlagWith } from '../base.js';
 
 function describeStatus(st: EncryptionStatus): string {
   const lines = [`provider: ${st.provider}`, `write key: ${st.writeKeyId ?? '-'}`, `stage: ${st.stage}`];
@@ -31,12 +31,13 @@ export default class SecretsEncryption extends K8sCommand {
   };
   static override flags = {
     'output-format': outputFormatFlag,
+    timeout: timeoutFlagWith('10m'),
     'no-reencrypt': Flags.boolean({ description: 'rotate only; re-encrypt later' }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(SecretsEncryption);
-    const client = this.client(600_000);
+    const client = this.client(timeoutMsOf(flags.timeout));
     const format = flags['output-format'] as OutputFormat;
     if (args.action === 'status') {
       const st = await client.call(local.encryptionStatus);

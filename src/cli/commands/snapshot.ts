@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
+import { K8sCommand, outputFormatFlag, OutputFormat, timeoutMsOf } from '../base.js';
 import { local } from '../../api/index.js';
 
 function size(bytes: number): string {
@@ -27,6 +27,7 @@ export default class Snapshot extends K8sCommand {
   static override flags = {
     name: Flags.string({ description: 'save: the snapshot\'s name (lower-case letters, digits, "-" and "."); default on-demand' }),
     'output-format': outputFormatFlag,
+    timeout: Flags.string({ description: 'how long to wait, e.g. 90s or 5m (default: 15m to save, 30m to restore)' }),
   };
 
   async run(): Promise<void> {
@@ -34,7 +35,7 @@ export default class Snapshot extends K8sCommand {
     const format = flags['output-format'] as OutputFormat;
     if (args.action === 'save') {
       if (args.file) this.error(`"k8s snapshot save" takes no file argument (got "${args.file}"); name it with --name`, { exit: 1 });
-      const res = await this.client(900_000).call(local.saveSnapshot, flags.name === undefined ? {} : { name: flags.name });
+      const res = await this.client(flags.timeout ? timeoutMsOf(flags.timeout) : 900_000).call(local.saveSnapshot, flags.name === undefined ? {} : { name: flags.name });
       await this.render(res, format, () => `saved etcd revision ${res.revision} (${res.keys} keys), ${size(res.bytes)}, encrypted\n${res.file}`);
       return;
     }
@@ -50,7 +51,7 @@ export default class Snapshot extends K8sCommand {
     if (!args.file) this.error('"k8s snapshot restore" needs the snapshot file; see "k8s snapshot list"', { exit: 1 });
     // A file in the current directory is sent as an absolute path; a bare name means one from "k8s snapshot list".
     const file = existsSync(args.file) ? path.resolve(args.file) : args.file;
-    const result = await this.client(1_800_000).stream(local.restoreSnapshot, { file }, (e) => {
+    const result = await this.client(flags.timeout ? timeoutMsOf(flags.timeout) : 1_800_000).stream(local.restoreSnapshot, { file }, (e) => {
       if (format !== 'plain') return;
       if (e.type === 'step') this.logToStderr(`- ${e.title}`);
       else if (e.type === 'info') this.logToStderr(e.message);
