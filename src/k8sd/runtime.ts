@@ -1,5 +1,5 @@
-// Process start-up: decides FIPS mode, re-executes Node on the host FIPS provider when
-// needed, and picks the crypto backend (Node by default, host OpenSSL in FIPS mode).
+// k8sd's start-up: FIPS mode and the re-run on the host FIPS provider (crypto/fips-runtime.ts,
+// shared with the CLI), and the crypto backend (Node by default, host OpenSSL in FIPS mode).
 import { NodeCryptoBackend } from '../crypto/node.js';
 import { OpenSSLCryptoBackend } from '../crypto/openssl.js';
 import { FipsMode } from '../crypto/fips.js';
