@@ -7,5 +7,5 @@ export * as peer from './peer.js';
 export type { NodeInfo, ClusterStatus, DatastoreMember, DatastoreReport, FeatureStatus, BootstrapResult } from './node.js';
 export type { IssuedToken, TokenInfo, JoinResult, RemoveResult } from './membership.js';
 export type { CertEntry, RefreshResult, CaRotationResult } from './certs.js';
-export type { EncryptionStatus, NodeKeyStatus, KeyRotationResult, ReencryptResult } from './secrets.js';
+export type { ClusterKeyStatus, EncryptionStatus, NodeKeyStatus, KeyRotationResult, ReencryptResult } from './secrets.js';
 export type { SnapshotInfo, SavedSnapshot, RestoreResult } from './snapshots.js';

@@ -11,11 +11,17 @@ export interface NodeKeyStatus {
   error?: string;
 }
 
+export interface ClusterKeyStatus {
+  nodes: NodeKeyStatus[];
+  /** Every control-plane node answered, and all hold the same keys with the same write key. */
+  keysAgree: boolean;
+}
+
 export interface EncryptionStatus {
   provider: string;
   writeKeyId: string | null;
   stage: string;
-  controlPlane?: { nodes: NodeKeyStatus[]; keysAgree: boolean };
+  controlPlane?: ClusterKeyStatus;
 }
 
 export interface ReencryptResult {

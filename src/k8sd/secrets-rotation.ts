@@ -41,7 +41,7 @@ import {
 import type { K8sd } from './daemon.js';
 import { FlowError, runFlow, type Step } from './flows/flow.js';
 import { at, ApiError, type Request, type Route } from './http.js';
-import { parseRequest, peer } from '../api/index.js';
+import { parseRequest, peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
 import { fingerprintOf } from './identity.js';
 import { apiserverGet } from './kube.js';
 import { K8SD_CLUSTER_PORT } from './membership/join-server.js';
@@ -69,20 +69,7 @@ interface KeyHolder {
   discard(keyId: string): Promise<EncryptionKeySummary>;
 }
 
-export interface NodeKeyStatus {
-  name: string;
-  writeKeyId?: string;
-  keyIds?: string[];
-  stagedKeyIds?: string[];
-  /** Why this node's keys could not be read. */
-  error?: string;
-}
-
-export interface ClusterKeyStatus {
-  nodes: NodeKeyStatus[];
-  /** Every control-plane node answered, and all hold the same keys with the same write key. */
-  keysAgree: boolean;
-}
+export type { ClusterKeyStatus, NodeKeyStatus };
 
 export interface RotationResult {
   provider: 'kms' | 'aesgcm';
