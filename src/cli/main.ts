@@ -4,7 +4,7 @@ import { execute } from '@oclif/core';
 // FIPS mode (kernel flag, K8S_FIPS=1 or GOFIPS=1): re-run on the host FIPS provider, or refuse.
 if (process.env.K8S_FIPS_RUNTIME !== '1' && (process.env.K8S_FIPS || process.env.GOFIPS || process.env.GODEBUG?.includes('fips140') || (await kernelFips()))) {
   const { Layout } = await import('../layout.js');
-  const { fipsMode, reexecOnFipsRuntime } = await import('../k8sd/runtime.js');
+  const { fipsMode, reexecOnFipsRuntime } = await import('../crypto/fips-runtime.js');
   const { FipsUnavailableError } = await import('../crypto/fips.js');
   try {
     const layout = new Layout();

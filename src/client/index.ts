@@ -1,7 +1,12 @@
-// Typed client for k8sd's local API (unix socket).
+// Typed client for k8sd's local API (unix socket): every call names an endpoint of src/api/,
+// which gives it the path, the request type and the reply type.
 import { existsSync } from 'node:fs';
 import { Layout } from '../layout.js';
-import type { ClusterStatus } from '../k8sd/status.js';
+import type { z } from 'zod';
+import { local, type ClusterStatus, type Endpoint, type NodeInfo, type ProgressEvent, type RequestOf, type ResponseOf } from '../api/index.js';
+
+export type { NodeInfo, ProgressEvent };
+type AnyEndpoint = Endpoint<z.ZodType, unknown>;
 
 // Not `import http from 'node:http'`: an ES import of node:http reads every export, and its lazy
 // WebSocket/EventSource getters load Node's bundled undici, ~40 ms of CPU at every `k8s` start (issue 17).
@@ -13,22 +18,6 @@ export class K8sdError extends Error {
     this.name = 'K8sdError';
   }
 }
-
-export interface NodeInfo {
-  clustered: boolean;
-  name: string;
-  address: string;
-  role?: 'control-plane' | 'worker';
-}
-
-export type ProgressEvent =
-  | { type: 'step'; step: string; title: string }
-  | { type: 'rollback'; step: string; error?: string }
-  /** A step finished on one node of the cluster (CA rotation). */
-  | { type: 'node'; step: string; node: string; role: string; detail: string }
-  | { type: 'info'; message: string }
-  | { type: 'done'; metadata: Record<string, unknown> }
-  | { type: 'error'; error: string };
 
 export class K8sdClient {
   constructor(readonly layout: Layout = new Layout(), private readonly timeoutMs = 90_000) {}
@@ -90,37 +79,37 @@ export class K8sdClient {
   }
 
   node(): Promise<NodeInfo> {
-    return this.request('GET', '/1.0/k8sd/node') as Promise<NodeInfo>;
+    return this.call(local.nodeInfo);
   }
 
   status(): Promise<ClusterStatus> {
-    return this.request('GET', '/1.0/k8sd/cluster') as Promise<ClusterStatus>;
+    return this.call(local.clusterStatus);
   }
 
   kubeconfig(server?: string): Promise<{ kubeconfig: string }> {
-    const q = server ? `?server=${encodeURIComponent(server)}` : '';
-    return this.request('GET', `/1.0/k8sd/kubeconfig${q}`) as Promise<{ kubeconfig: string }>;
+    return this.call(local.kubeconfig, undefined, server ? { server } : undefined);
   }
 
   /** Feature settings under Canonical Kubernetes' keys (all, one feature's, or one value). */
   getClusterConfig(key?: string): Promise<{ settings: unknown }> {
-    return this.request('GET', `/1.0/k8sd/cluster/config${key ? `?key=${encodeURIComponent(key)}` : ''}`) as Promise<{ settings: unknown }>;
+    return this.call(local.getClusterConfig, undefined, key ? { key } : undefined);
   }
 
   /** Applies key=value changes (validated as a whole; nothing changes on error). */
   setClusterConfig(changes: Record<string, string | boolean>): Promise<{ settings: Record<string, unknown> }> {
-    return this.request('PUT', '/1.0/k8sd/cluster/config', { changes }) as Promise<{ settings: Record<string, unknown> }>;
+    return this.call(local.setClusterConfig, { changes });
   }
 
   /** Streams progress; resolves with the final metadata or rejects with the flow's error. */
-  async bootstrap(params: { config: string; name?: string; address?: string; timeoutSeconds?: number }, onEvent: (e: ProgressEvent) => void): Promise<Record<string, unknown>> {
-    return this.stream('POST', '/1.0/k8sd/cluster', params, onEvent);
+  bootstrap(params: RequestOf<typeof local.bootstrap>, onEvent: (e: ProgressEvent) => void): Promise<ResponseOf<typeof local.bootstrap>> {
+    return this.stream(local.bootstrap, params, onEvent);
   }
 
-  async stream(method: string, path: string, body: unknown, onEvent: (e: ProgressEvent) => void): Promise<Record<string, unknown>> {
+  /** Calls a streaming endpoint: `onEvent` sees each progress event; resolves with what `done` carries. */
+  async stream<E extends AnyEndpoint>(endpoint: E, body: RequestOf<E>, onEvent: (e: ProgressEvent) => void): Promise<ResponseOf<E>> {
     let result: Record<string, unknown> | undefined;
     let failure: string | undefined;
-    await this.request(method, path, body, (line) => {
+    await this.request(endpoint.method, endpoint.path, body, (line) => {
       const e = JSON.parse(line) as ProgressEvent;
       if (e.type === 'done') result = e.metadata;
       else if (e.type === 'error') failure = e.error;
@@ -128,10 +117,12 @@ export class K8sdClient {
     });
     if (failure) throw new K8sdError(failure);
     if (!result) throw new K8sdError('k8sd closed the connection before finishing; see its log');
-    return result;
+    return result as ResponseOf<E>;
   }
 
-  call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    return this.request(method, path, body) as Promise<T>;
+  /** Calls an endpoint with a plain reply; `query` adds URL parameters. */
+  async call<E extends AnyEndpoint>(endpoint: E, body?: RequestOf<E>, query?: Record<string, string>): Promise<ResponseOf<E>> {
+    const q = query && Object.keys(query).length ? `?${new URLSearchParams(query).toString()}` : '';
+    return (await this.request(endpoint.method, `${endpoint.path}${q}`, body)) as ResponseOf<E>;
   }
 }

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../layout.js';
-import { readArgsFile } from '../services/args.js';
+import { readArgsFile } from './args-file.js';
 import { hostCgroupVersion, readProcFile } from './host.js';
 
 export class CleanupRefused extends Error {

@@ -1,18 +1,14 @@
-// The host and the snap environment, behind one interface. Flows and controllers
-// reach paths, services and host facts only through a Host, so tests can swap it.
+// The host and the snap environment, behind one interface: paths and host facts. With the node's
+// ServiceManager it makes a Host (services/host.ts), through which flows and controllers reach them.
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { defaultNodeAddress, localAddresses } from '../config/net.js';
 import { Layout } from '../layout.js';
-import { Logger } from '../log.js';
-import { KubeletClientStoreSync } from '../services/kubelet-client-store.js';
-import { ServiceManager, SnapServiceManager, Supervisor } from '../services/manager.js';
 
-export interface Host {
+export interface HostFacts {
   readonly layout: Layout;
-  readonly services: ServiceManager;
   hostname(): string;
   defaultAddress(): string;
   localAddresses(): string[];
@@ -24,12 +20,8 @@ export interface Host {
 
 const CGROUP2_MAGIC = 0x63677270;
 
-export class LocalHost implements Host {
-  readonly services: ServiceManager;
-
-  constructor(readonly layout: Layout, log: Logger, services?: ServiceManager) {
-    this.services = services ?? new KubeletClientStoreSync(layout.inSnap ? new SnapServiceManager() : new Supervisor(layout, log), layout);
-  }
+export class LocalHost implements HostFacts {
+  constructor(readonly layout: Layout) {}
 
   hostname(): string {
     const override = process.env.K8S_NODE_NAME;

@@ -11,6 +11,7 @@ import { closeSync, openSync, readSync, chmodSync, existsSync, mkdtempSync, read
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { local } from '../api/index.js';
 import type { K8sdClient } from '../client/index.js';
 import { hostCgroupVersion } from '../host/host.js';
 import type { Layout } from '../layout.js';
@@ -116,13 +117,13 @@ export async function collectInspection(layout: Layout, client: K8sdClient, outF
     const clustered = await client.node().then((n) => n.clustered, () => false);
     await item('k8s/status.json', 'k8s status', async () => json(await client.status()));
     await item('k8s/node.json', 'node info', async () => json(await client.node()));
-    await item('k8s/services.json', 'service states', async () => json(await client.call('GET', '/1.0/k8sd/services')));
+    await item('k8s/services.json', 'service states', async () => json(await client.call(local.services)));
     if (clustered) {
-      await item('k8s/certs-status.json', 'certificate expiry', async () => json(await client.call('GET', '/1.0/k8sd/certs-status')));
-      await item('k8s/features.json', 'feature status', async () => json(await client.call('GET', '/1.0/k8sd/features')));
+      await item('k8s/certs-status.json', 'certificate expiry', async () => json(await client.call(local.certsStatus)));
+      await item('k8s/features.json', 'feature status', async () => json(await client.call(local.features)));
       await item('k8s/cluster-config.json', 'cluster settings', async () => json(await client.getClusterConfig()));
-      await item('k8s/secrets-encryption.json', 'encryption-at-rest status (key ids only)', async () => json(await client.call('GET', '/1.0/k8sd/secrets-encryption')));
-      await item('etcd/members-and-health.json', 'etcd members and health', async () => json(await client.call('GET', '/1.0/k8sd/datastore')));
+      await item('k8s/secrets-encryption.json', 'encryption-at-rest status (key ids only)', async () => json(await client.call(local.encryptionStatus)));
+      await item('etcd/members-and-health.json', 'etcd members and health', async () => json(await client.call(local.datastore)));
     }
     // Args files only: the config files beside them (conf.d) and every key or kubeconfig file are never read.
     if (existsSync(layout.argsDir)) {

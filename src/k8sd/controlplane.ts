@@ -1,7 +1,7 @@
 // Control-plane setup shared by bootstrap and control-plane join: service contexts,
 // args files, and starting the services in order.
 import { FileSpec } from '../host/files.js';
-import { Host } from '../host/host.js';
+import { Host } from '../services/host.js';
 import { ClusterConfig } from '../datastore/state.js';
 import { mergeArgs, renderArgsFile, ArgOverrides, Args } from '../services/args.js';
 import { ARG_BUILDERS, CONTROL_PLANE_SERVICES, ServiceContext, ServiceId, hostPort, localAddress } from '../services/specs.js';

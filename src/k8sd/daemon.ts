@@ -11,7 +11,7 @@ import { CryptoBackend } from '../crypto/types.js';
 import { EtcdClient } from '../datastore/etcd.js';
 import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.js';
 import { recoverFileSets, writeFileAtomic } from '../host/files.js';
-import { Host, LocalHost } from '../host/host.js';
+import { Host, localHost } from '../services/host.js';
 import { Layout } from '../layout.js';
 import { createLogger, Logger } from '../log.js';
 import { processRunning } from '../services/manager.js';
@@ -20,8 +20,10 @@ import { servicesFor } from '../services/registry.js';
 import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
 import { FlowError, StepEvent } from './flows/flow.js';
-import { ApiError, makeDispatcher, Request, Route } from './http.js';
+import { at, ApiError, makeDispatcher, Request, Route } from './http.js';
+import { local, parseRequest, peer } from '../api/index.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
+import { NodeOperationLock } from './node-lock.js';
 import { TrustedPeers } from './trusted-peers.js';
 import { trustedPeerSources } from './membership/peer-auth.js';
 import { clusterStatus, datastoreReport } from './status.js';
@@ -71,8 +73,8 @@ export class K8sd {
   readonly trustedPeers: TrustedPeers;
   private localServer?: http.Server;
   private clusterServer?: https.Server;
-  /** A bootstrap, join or snapshot restore is running on this node. */
-  busy = false;
+  /** Serialises the operations that change what this node is (bootstrap, join, removal, restore, rotations). */
+  readonly lock = new NodeOperationLock();
   /** Settles when start-up has finished bringing up this node's services (a restore waits for it). */
   nodeServicesSettled: Promise<void> = Promise.resolve();
   /** clustered() has run: the cluster API is up and the onClustered hooks ran. */
@@ -82,7 +84,7 @@ export class K8sd {
   constructor(opts: DaemonOptions = {}) {
     this.layout = opts.layout ?? new Layout();
     this.log = opts.log ?? createLogger('k8sd', this.layout.log('k8sd'));
-    this.host = new LocalHost(this.layout, this.log);
+    this.host = localHost(this.layout, this.log);
     this.pkiKeys = new PkiWrappingKeyFile(this.layout.pkiWrappingKeyFile, () => this.crypto);
     this.trustedPeers = new TrustedPeers(trustedPeerSources(this));
   }
@@ -195,12 +197,12 @@ export class K8sd {
   private routes(): Route[] {
     return [
       ...this.extraLocalRoutes,
-      { method: 'GET', path: '/1.0/k8sd/node', handler: async () => this.nodeInfo() },
-      { method: 'POST', path: '/1.0/k8sd/cluster', handler: (req, res) => this.handleBootstrap(req, res) },
-      { method: 'GET', path: '/1.0/k8sd/cluster', handler: async () => clusterStatus(this) },
-      { method: 'GET', path: '/1.0/k8sd/kubeconfig', handler: async (req) => this.kubeconfig(req) },
-      { method: 'GET', path: '/1.0/k8sd/services', handler: async () => this.serviceStates() },
-      { method: 'GET', path: '/1.0/k8sd/datastore', handler: async () => datastoreReport(this) },
+      { ...at(local.nodeInfo), handler: async () => this.nodeInfo() },
+      { ...at(local.bootstrap), handler: (req, res) => this.handleBootstrap(req, res) },
+      { ...at(local.clusterStatus), handler: async () => clusterStatus(this) },
+      { ...at(local.kubeconfig), handler: async (req) => this.kubeconfig(req) },
+      { ...at(local.services), handler: async () => this.serviceStates() },
+      { ...at(local.datastore), handler: async () => datastoreReport(this) },
     ];
   }
 
@@ -248,10 +250,10 @@ export class K8sd {
   }
 
   private async handleBootstrap(req: Request, res: ServerResponse): Promise<undefined> {
-    const body = req.body as { config?: string | Record<string, unknown>; name?: string; address?: string; timeoutSeconds?: number };
+    const body = parseRequest(local.bootstrap, req.body);
     const existing = this.node();
     if (existing) throw new ApiError(409, new AlreadyBootstrappedError(existing.name, existing.role).message);
-    if (this.busy) throw new ApiError(409, 'another bootstrap or join is in progress on this node');
+    this.lock.check('bootstrap');
     const { validateBootstrapConfig, parseBootstrapYaml, ConfigError } = await import('../config/bootstrap.js');
     let config;
     try {
@@ -267,7 +269,7 @@ export class K8sd {
     if (isLoopback(address)) {
       throw new ApiError(400, `invalid node address "${address}": kube-apiserver cannot advertise a loopback address; give the address of a real interface (--address)`);
     }
-    this.busy = true;
+    const release = this.lock.acquire('bootstrap');
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     const emit = (e: StepEvent | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
       res.write(JSON.stringify(e) + '\n');
@@ -300,7 +302,7 @@ export class K8sd {
       this.log.error('bootstrap failed', { error: msg });
       emit({ type: 'error', error: msg });
     } finally {
-      this.busy = false;
+      release();
       res.end();
     }
     return undefined;
@@ -335,7 +337,7 @@ export class K8sd {
 
   private async startClusterApi(node: LocalNodeState): Promise<void> {
     if (this.clusterServer) return;
-    const routes: Route[] = [{ method: 'GET', path: '/1.0', handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
+    const routes: Route[] = [{ ...at(peer.nodeIdentity), handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
     // Before any body is read (src/k8sd/http.ts): a member certificate, a control-plane one, or for
     // token-authenticated routes at least a client certificate (joiners present their cluster certificate).
     const authorize = async (route: Route, req: Request): Promise<void> => {

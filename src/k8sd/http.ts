@@ -1,6 +1,7 @@
 // Minimal routing and the response envelope shared by k8sd's local and cluster APIs.
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { TLSSocket } from 'node:tls';
+import { RequestBodyError } from '../api/endpoint.js';
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string) {
@@ -133,11 +134,16 @@ export function makeDispatcher(
       const metadata = await route.handler(req, res);
       if (!res.headersSent) sendJson(res, 200, { type: 'sync', status: 'Success', status_code: 200, metadata: metadata ?? {} });
     })().catch((err: Error) => {
-      const status = err instanceof ApiError ? err.status : 500;
+      const status = err instanceof ApiError ? err.status : err instanceof RequestBodyError ? 400 : 500;
       if (status >= 500) onError(err);
       closeIfUnread(rawReq, res);
       if (!res.headersSent) sendError(res, status, err.message);
       else res.end(JSON.stringify({ type: 'error', error: err.message }) + '\n');
     });
   };
+}
+
+/** The method and path of an endpoint of src/api/, for a route that serves it: `{ ...at(local.nodeInfo), handler }`. */
+export function at(endpoint: { method: Route['method']; path: string }): Pick<Route, 'method' | 'path'> {
+  return { method: endpoint.method, path: endpoint.path };
 }

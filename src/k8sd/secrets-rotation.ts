@@ -40,14 +40,14 @@ import {
 } from '../security/index.js';
 import type { K8sd } from './daemon.js';
 import { FlowError, runFlow, type Step } from './flows/flow.js';
-import { ApiError, type Request, type Route } from './http.js';
+import { at, ApiError, type Request, type Route } from './http.js';
+import { parseRequest, peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
 import { fingerprintOf } from './identity.js';
 import { apiserverGet } from './kube.js';
 import { K8SD_CLUSTER_PORT } from './membership/join-server.js';
 import { joinHostPort, peerRequest, type PeerTarget } from './membership/peer.js';
 import { MembershipStore } from './membership/store.js';
 
-const KEYS_PATH = '/1.0/k8sd/secrets-encryption/keys';
 /** The join lock's holder while a key rotation runs. */
 const LOCK_HOLDER_PREFIX = 'secrets-encryption-rotation@';
 /** Long enough for an aesgcm stage (each apiserver reloads its config within about a minute). */
@@ -69,20 +69,7 @@ interface KeyHolder {
   discard(keyId: string): Promise<EncryptionKeySummary>;
 }
 
-export interface NodeKeyStatus {
-  name: string;
-  writeKeyId?: string;
-  keyIds?: string[];
-  stagedKeyIds?: string[];
-  /** Why this node's keys could not be read. */
-  error?: string;
-}
-
-export interface ClusterKeyStatus {
-  nodes: NodeKeyStatus[];
-  /** Every control-plane node answered, and all hold the same keys with the same write key. */
-  keysAgree: boolean;
-}
+export type { ClusterKeyStatus, NodeKeyStatus };
 
 export interface RotationResult {
   provider: 'kms' | 'aesgcm';
@@ -169,11 +156,11 @@ function peerHolder(d: K8sd, name: string, target: PeerTarget, provider: 'kms' |
   const changeTimeout = provider === 'aesgcm' ? CONFIG_RELOAD_TIMEOUT_MS + 30_000 : KMS_CHANGE_TIMEOUT_MS;
   return {
     name,
-    keys: async () => (await peerRequest<{ keys: EncryptionKeys }>(identity, target, 'GET', KEYS_PATH, undefined, READ_TIMEOUT_MS)).keys,
-    summary: async (timeoutMs = READ_TIMEOUT_MS) => peerRequest<EncryptionKeySummary>(identity, target, 'GET', `${KEYS_PATH}/summary`, undefined, timeoutMs),
-    stage: async (keys, keyId) => peerRequest<EncryptionKeySummary>(identity, target, 'POST', `${KEYS_PATH}/stage`, { keys, keyId }, changeTimeout),
-    activate: async (keys, keyId) => peerRequest<EncryptionKeySummary>(identity, target, 'POST', `${KEYS_PATH}/activate`, { keys, keyId }, changeTimeout),
-    discard: async (keyId) => peerRequest<EncryptionKeySummary>(identity, target, 'POST', `${KEYS_PATH}/discard`, { keyId }, changeTimeout),
+    keys: async () => (await peerRequest<{ keys: EncryptionKeys }>(identity, target, 'GET', peer.encryptionKeysGet.path, undefined, READ_TIMEOUT_MS)).keys,
+    summary: async (timeoutMs = READ_TIMEOUT_MS) => peerRequest<EncryptionKeySummary>(identity, target, 'GET', peer.encryptionKeysSummary.path, undefined, timeoutMs),
+    stage: async (keys, keyId) => peerRequest<EncryptionKeySummary>(identity, target, 'POST', peer.encryptionKeysStage.path, { keys, keyId }, changeTimeout),
+    activate: async (keys, keyId) => peerRequest<EncryptionKeySummary>(identity, target, 'POST', peer.encryptionKeysActivate.path, { keys, keyId }, changeTimeout),
+    discard: async (keyId) => peerRequest<EncryptionKeySummary>(identity, target, 'POST', peer.encryptionKeysDiscard.path, { keyId }, changeTimeout),
   };
 }
 
@@ -397,12 +384,7 @@ async function requireControlPlaneCaller(d: K8sd, req: Request): Promise<void> {
 }
 
 function keyChangeBody(req: Request): { keys: EncryptionKeys; keyId: string } {
-  const body = req.body as { keys?: EncryptionKeys; keyId?: unknown };
-  if (typeof body.keyId !== 'string' || typeof body.keys !== 'object' || body.keys === null) {
-    throw new ApiError(400, 'malformed request: keys and keyId are required');
-  }
-  if (body.keys.provider !== 'kms' && body.keys.provider !== 'aesgcm') throw new ApiError(400, 'malformed request: keys.provider must be kms or aesgcm');
-  return { keys: body.keys, keyId: body.keyId };
+  return parseRequest(peer.encryptionKeysStage, req.body);
 }
 
 /** The routes other control-plane nodes call during a rotation (cluster API, mTLS). */
@@ -413,30 +395,26 @@ export function secretsRotationClusterRoutes(d: K8sd, manager: SecurityManager):
     return handler(req);
   };
   return [
-    { method: 'GET', path: KEYS_PATH, handler: guarded(async () => ({ keys: await self().keys() })) },
-    { method: 'GET', path: `${KEYS_PATH}/summary`, handler: guarded(async () => self().summary()) },
+    { ...at(peer.encryptionKeysGet), handler: guarded(async () => ({ keys: await self().keys() })) },
+    { ...at(peer.encryptionKeysSummary), handler: guarded(async () => self().summary()) },
     {
-      method: 'POST',
-      path: `${KEYS_PATH}/stage`,
+      ...at(peer.encryptionKeysStage),
       handler: guarded(async (req) => {
         const { keys, keyId } = keyChangeBody(req);
         return self().stage(keys, keyId);
       }),
     },
     {
-      method: 'POST',
-      path: `${KEYS_PATH}/activate`,
+      ...at(peer.encryptionKeysActivate),
       handler: guarded(async (req) => {
         const { keys, keyId } = keyChangeBody(req);
         return self().activate(keys, keyId);
       }),
     },
     {
-      method: 'POST',
-      path: `${KEYS_PATH}/discard`,
+      ...at(peer.encryptionKeysDiscard),
       handler: guarded(async (req) => {
-        const keyId = (req.body as { keyId?: unknown }).keyId;
-        if (typeof keyId !== 'string') throw new ApiError(400, 'malformed request: keyId is required');
+        const { keyId } = parseRequest(peer.encryptionKeysDiscard, req.body);
         return self().discard(keyId);
       }),
     },

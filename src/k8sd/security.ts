@@ -3,7 +3,8 @@
 import { encryptionPaths, readAesgcmKeys, SecurityManager } from '../security/index.js';
 import { readFileSync } from 'node:fs';
 import { SecurityProvider } from './flows/bootstrap.js';
-import { ApiError } from './http.js';
+import { at, ApiError } from './http.js';
+import { local, parseRequest } from '../api/index.js';
 import { coreApi } from './kube.js';
 import type { K8sd } from './daemon.js';
 import { clusterKeyStatus, rotateClusterKey, secretsRotationClusterRoutes, waitForEncryptionConfig } from './secrets-rotation.js';
@@ -47,8 +48,7 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
   };
   d.extraLocalRoutes.push(
     {
-      method: 'GET',
-      path: '/1.0/k8sd/secrets-encryption',
+      ...at(local.encryptionStatus),
       handler: async () => {
         const c = await config();
         const cluster = await clusterKeyStatus(d, manager, c);
@@ -56,16 +56,17 @@ export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): vo
       },
     },
     {
-      method: 'POST',
-      path: '/1.0/k8sd/secrets-encryption/rotate',
+      ...at(local.rotateEncryptionKey),
       handler: async (req) => {
-        const c = await config();
-        const rotated = await rotateClusterKey(d, manager, c);
-        const wanted = (req.body as { reencrypt?: boolean }).reencrypt !== false;
-        return { ...rotated, ...(wanted ? await reencrypt(c) : {}) };
+        const wanted = parseRequest(local.rotateEncryptionKey, req.body).reencrypt !== false;
+        return d.lock.run('key rotation', async () => {
+          const c = await config();
+          const rotated = await rotateClusterKey(d, manager, c);
+          return { ...rotated, ...(wanted ? await reencrypt(c) : {}) };
+        });
       },
     },
-    { method: 'POST', path: '/1.0/k8sd/secrets-encryption/reencrypt', handler: async () => reencrypt(await config()) },
+    { ...at(local.reencryptSecrets), handler: async () => reencrypt(await config()) },
   );
   d.extraClusterRoutes.push(...secretsRotationClusterRoutes(d, manager));
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { ServerResponse } from 'node:http';
 import { execa } from 'execa';
 import type { K8sd } from './daemon.js';
-import { ApiError, Request } from './http.js';
+import { at, ApiError, Request } from './http.js';
 import { FlowError, runFlow, Step, StepEvent } from './flows/flow.js';
 import { coreApi } from './kube.js';
 import { crashWatch, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
@@ -30,6 +30,7 @@ import { DEFAULT_SNAPSHOT_SETTINGS, nextRun, parseSchedule, SnapshotSettings } f
 import type { SecurityProvider } from './flows/bootstrap.js';
 import type { SecurityManager } from '../security/index.js';
 import { registerJoinPayload, registerLeaveHook } from './membership/extensions.js';
+import { local, parseRequest, type RestoreResult, type SnapshotInfo } from '../api/index.js';
 
 /** Name of scheduled snapshots; retention prunes these only (on-demand ones are the user's to delete). */
 export const SCHEDULED_NAME = 'scheduled';
@@ -42,13 +43,6 @@ export class SnapshotError extends Error {
   }
 }
 
-export interface SnapshotInfo {
-  file: string;
-  name: string;
-  bytes: number;
-  createdAt: string;
-  scheduled: boolean;
-}
 
 export function snapshotSettingsOf(c: Pick<ClusterConfig, 'etcdSnapshot'>): SnapshotSettings {
   return c.etcdSnapshot ?? DEFAULT_SNAPSHOT_SETTINGS;
@@ -112,7 +106,7 @@ function timestamp(now: Date): string {
 /** Takes a snapshot of this node's etcd and writes it sealed (0600) to the snapshots directory. */
 export async function saveSnapshot(d: K8sd, requested?: string, scheduled = false): Promise<SnapshotInfo & { revision: number; keys: number }> {
   const node = d.requireControlPlane();
-  if (d.busy) throw new ApiError(409, 'a snapshot restore, bootstrap or join is in progress on this node; take the snapshot when it has finished');
+  if (d.lock.held) throw new ApiError(409, `a ${d.lock.held} is in progress on this node; take the snapshot when it has finished`);
   const name = scheduled ? SCHEDULED_NAME : (requested ?? 'on-demand');
   if (!NAME_PATTERN.test(name)) throw new ApiError(400, `--name "${name}" is not valid: use 1-63 lower-case letters, digits, "-" and "." (starting and ending with a letter or digit)`);
   if (!scheduled && name === SCHEDULED_NAME) throw new ApiError(400, `--name "${SCHEDULED_NAME}" is reserved for scheduled snapshots (retention deletes them); choose another name`);
@@ -348,14 +342,6 @@ const restoreSteps: Step<RestoreCtx>[] = [
 ];
 
 /** Restores a snapshot on this node. Validates fully before anything stops; streams progress. */
-export interface RestoreResult {
-  file: string;
-  previousDataDir?: string;
-  revision: number;
-  /** Control-plane nodes that must re-join. */
-  droppedNodes: string[];
-  seconds: number;
-}
 
 export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEvent | { type: 'info'; message: string }) => void): Promise<RestoreResult> {
   const started = Date.now();
@@ -485,23 +471,20 @@ export function snapshotSettingsChanged(): void {
 export function registerSnapshots(d: K8sd): void {
   d.extraLocalRoutes.push(
     {
-      method: 'POST',
-      path: '/1.0/k8sd/snapshots',
+      ...at(local.saveSnapshot),
       handler: async (req) => {
-        const body = req.body as { name?: unknown };
-        if (body.name !== undefined && typeof body.name !== 'string') throw new ApiError(400, '--name must be a string');
-        return wrapErrors(() => saveSnapshot(d, body.name as string | undefined));
+        const { name } = parseRequest(local.saveSnapshot, req.body);
+        return wrapErrors(() => saveSnapshot(d, name));
       },
     },
     {
-      method: 'GET',
-      path: '/1.0/k8sd/snapshots',
+      ...at(local.listSnapshots),
       handler: async () => {
         d.requireControlPlane();
         return { directory: d.layout.snapshotsDir, snapshots: listSnapshots(d) };
       },
     },
-    { method: 'POST', path: '/1.0/k8sd/snapshots/restore', handler: (req, res) => handleRestore(d, req, res) },
+    { ...at(local.restoreSnapshot), handler: (req, res) => handleRestore(d, req, res) },
   );
   d.onClustered.push(async (node) => {
     if (node.role !== 'control-plane') return;
@@ -545,11 +528,11 @@ async function wrapErrors<T>(f: () => Promise<T>): Promise<T> {
 }
 
 async function handleRestore(d: K8sd, req: Request, res: ServerResponse): Promise<undefined> {
-  if (d.busy) throw new ApiError(409, 'another bootstrap, join or restore is in progress on this node');
-  const body = req.body as { file?: unknown };
+  d.lock.check('snapshot restore');
+  const body = parseRequest(local.restoreSnapshot, req.body);
   // Everything that can be checked without stopping anything is checked before the stream starts,
   // so a refused file is a plain error reply.
-  d.busy = true;
+  const release = d.lock.acquire('snapshot restore');
   let streaming = false;
   try {
     await wrapErrors(async () => {
@@ -572,7 +555,7 @@ async function handleRestore(d: K8sd, req: Request, res: ServerResponse): Promis
       }
     });
   } finally {
-    d.busy = false;
+    release();
     if (streaming) res.end();
   }
   return undefined;

@@ -1,44 +1,15 @@
 // `k8s status`: readiness, membership, versions and service states of this node.
 import { existsSync } from 'node:fs';
+import type { ClusterStatus, DatastoreReport } from '../api/index.js';
 import type { K8sd } from './daemon.js';
 import { ApiError } from './http.js';
 import { apiserverGet, apiserverReady } from './kube.js';
 import { featureStatuses, FeatureStatus } from './features/index.js';
 import { ServiceStatus } from '../services/manager.js';
 import { goFipsModule } from '../crypto/go-buildinfo.js';
-import type { WeakenedFlag } from '../config/overrides.js';
 import { readWeakenedFlags } from './overrides.js';
 
-export interface DatastoreMember {
-  name: string;
-  address: string;
-  role: 'voter' | 'learner';
-}
 
-export interface ClusterStatus {
-  ready: boolean;
-  'node-name': string;
-  role: 'control-plane' | 'worker' | 'none';
-  address: string;
-  ha: boolean;
-  datastore: { type: 'etcd' | 'external'; members: DatastoreMember[]; error?: string };
-  versions: Record<string, string>;
-  services: ServiceStatus[];
-  /** This node's Node object reports Ready (kubelet up, pod network configured). */
-  'node-ready': boolean;
-  /** Control-plane nodes: each feature, enabled or not, and its message. */
-  features: FeatureStatus[];
-  fips: {
-    enabled: boolean;
-    provider?: string;
-    version?: string;
-    requestedBy: string[];
-    /** FIPS mode: the Go Cryptographic Module (GOFIPS140) each Go component binary was built with, or "none". */
-    goModules?: Record<string, string>;
-  };
-  /** Security-critical flags this node's overrides weaken, accepted under accept-insecure-node-args (empty: none). */
-  'insecure-overrides': WeakenedFlag[];
-}
 
 /** The Go component binaries a node of this role runs, as [component, binary]. */
 const GO_BINARIES: Array<[string, string]> = [
@@ -132,11 +103,6 @@ function safeVersion(f: () => string): string {
   }
 }
 
-export interface DatastoreReport {
-  type: 'etcd' | 'external';
-  members: Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }>;
-  health: Array<{ endpoint: string; healthy: boolean; version?: string; leader?: string; error?: string }>;
-}
 
 /** etcd's member list and each member's health (`k8s inspect`). */
 export async function datastoreReport(d: K8sd): Promise<DatastoreReport> {

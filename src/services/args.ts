@@ -38,23 +38,7 @@ export function renderArgsFile(args: Args): string {
     .join('\n') + '\n';
 }
 
-export function parseArgsFile(text: string): Args {
-  const out: Args = {};
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const m = /^--([^=\s]+)(?:=(.*))?$/.exec(line);
-    if (!m) continue;
-    let value = m[2] ?? 'true';
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-    out[m[1]!] = value;
-  }
-  return out;
-}
-
-export function readArgsFile(file: string): Args {
-  return existsSync(file) ? parseArgsFile(readFileSync(file, 'utf8')) : {};
-}
+export { parseArgsFile, readArgsFile } from '../host/args-file.js';
 
 export function argsToArgv(args: Args): string[] {
   return Object.entries(args).map(([k, v]) => `--${k}=${v}`);

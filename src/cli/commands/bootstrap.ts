@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Flags, ux } from '@oclif/core';
-import { K8sCommand, parseDuration, timeoutFlagWith } from '../base.js';
+import { K8sCommand, readFlagFile, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class Bootstrap extends K8sCommand {
   static override description = 'Bootstrap a new Kubernetes cluster on this node';
@@ -18,8 +17,8 @@ export default class Bootstrap extends K8sCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Bootstrap);
-    const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
-    const text = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
+    const timeoutMs = timeoutMsOf(flags.timeout);
+    const text = flags.file === undefined ? '' : readFlagFile('file', flags.file);
     // Validate locally first, so a bad file fails fast with the key named.
     const { parseBootstrapYaml } = await import('../../config/bootstrap.js');
     for (const w of parseBootstrapYaml(text).weakened) {

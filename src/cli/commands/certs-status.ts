@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration } from '../base.js';
-import type { CertEntry } from '../../k8sd/certs/inventory.js';
+import { local, type CertEntry } from '../../api/index.js';
 
 export default class CertsStatus extends K8sCommand {
   static override description = 'List the certificates and kubeconfigs of this node, their expiry and issuing CA';
@@ -13,7 +13,7 @@ export default class CertsStatus extends K8sCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(CertsStatus);
     const windowMs = flags['check-within'] ? parseDuration(flags['check-within'], 'check-within') : undefined;
-    const res = await this.client().call<{ node: string; role: string; certificates: CertEntry[] }>('GET', '/1.0/k8sd/certs-status');
+    const res = await this.client().call(local.certsStatus);
     const expiring = windowMs === undefined ? [] : res.certificates.filter((c) => c.residualSeconds * 1000 < windowMs);
     await this.render(res, flags['output-format'] as OutputFormat, () => table(res.certificates));
     if (expiring.length) {

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Args, Flags, ux } from '@oclif/core';
-import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlagWith } from '../base.js';
+import { K8sCommand, outputFormatFlag, OutputFormat, readFlagFile, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class JoinCluster extends K8sCommand {
   static override description = `Join this node to a cluster with a token from "k8s get-join-token"
@@ -32,10 +32,10 @@ and verifies the control-plane node's certificate against the token before it se
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JoinCluster);
-    const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
+    const timeoutMs = timeoutMsOf(flags.timeout);
     const token = this.readToken(args.token, flags['token-file'], flags.file);
     if (!token.startsWith('k8sj1_')) this.error('invalid join token: it does not start with "k8sj1_"; copy the whole output of "k8s get-join-token"', { exit: 1 });
-    const config = flags.file === undefined ? '' : readFileSync(flags.file === '-' ? 0 : flags.file, 'utf8');
+    const config = flags.file === undefined ? '' : readFlagFile('file', flags.file);
     const client = this.client(timeoutMs + 30_000);
     const node = await client.node();
     if (node.clustered) this.error(`this node is already part of a cluster (node "${node.name}", ${node.role}); nothing was changed`, { exit: 1 });
@@ -89,13 +89,8 @@ and verifies the control-plane node's certificate against the token before it se
       return firstLine(readFileSync(0, 'utf8'));
     }
     if (tokenFile !== undefined) {
-      let text: string;
-      try {
-        if ((statSync(tokenFile).mode & 0o077) !== 0) this.logToStderr(`Warning: ${tokenFile} is readable by other users; keep token files mode 0600`);
-        text = readFileSync(tokenFile, 'utf8');
-      } catch (err) {
-        this.error(`cannot read the token file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exit: 1 });
-      }
+      const text = readFlagFile('token-file', tokenFile);
+      if ((statSync(tokenFile).mode & 0o077) !== 0) this.logToStderr(`Warning: ${tokenFile} is readable by other users; keep token files mode 0600`);
       return firstLine(text);
     }
     this.logToStderr(

@@ -1,5 +1,5 @@
 import { Layout } from '../../layout.js';
-import { FEATURE_IMAGES, imageRef } from '../../k8sd/features/manifests.js';
+import { FEATURE_IMAGES, imageRef } from '../../services/images.js';
 import { PAUSE_IMAGE } from '../../services/worker-specs.js';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 

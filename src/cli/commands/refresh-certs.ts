@@ -1,12 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
-import { K8sCommand, parseDuration } from '../base.js';
+import { local, type RefreshResult } from '../../api/index.js';
+import { K8sCommand, parseDuration, readFlagFile, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
-interface RefreshResult {
-  certificates: string[];
-  expires: string;
-  restarted: string[];
-}
 
 export default class RefreshCerts extends K8sCommand {
   static override description = 'Re-issue the certificates of this node (or install externally managed ones)';
@@ -19,20 +14,21 @@ export default class RefreshCerts extends K8sCommand {
     'expires-in': Flags.string({ description: 'lifetime of the new certificates (1h, 30d, 4mo, 1y)', exclusive: ['external-certificates'] }),
     'extra-sans': Flags.string({ description: 'extra subject alternative names for server certificates', multiple: true, exclusive: ['external-certificates'] }),
     certificates: Flags.string({ description: 'only these certificates (e.g. apiserver, admin.conf)', multiple: true, exclusive: ['external-certificates'] }),
+    timeout: timeoutFlagWith('5m'),
     'external-certificates': Flags.string({ description: 'YAML file (or -) with <name>-crt/<name>-key pairs signed by the cluster CAs' }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(RefreshCerts);
-    const client = this.client(300_000);
+    const client = this.client(timeoutMsOf(flags.timeout));
     let res: RefreshResult;
     if (flags['external-certificates']) {
       const f = flags['external-certificates'];
-      res = await client.call<RefreshResult>('POST', '/1.0/k8sd/refresh-certs/update', { certificates: readFileSync(f === '-' ? 0 : f, 'utf8') });
+      res = await client.call(local.installExternalCerts, { certificates: readFlagFile('external-certificates', f) });
     } else {
       if (!flags['expires-in']) this.error('--expires-in is required (for example --expires-in 1y), or use --external-certificates', { exit: 2 });
       const ms = parseDuration(flags['expires-in'], 'expires-in');
-      res = await client.call<RefreshResult>('POST', '/1.0/k8sd/refresh-certs/run', {
+      res = await client.call(local.refreshCerts, {
         expirationSeconds: Math.floor(ms / 1000),
         ...(flags.certificates ? { certificates: flags.certificates } : {}),
         ...(flags['extra-sans'] ? { extraSANs: flags['extra-sans'] } : {}),

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlagWith } from '../base.js';
+import { K8sCommand, outputFormatFlag, OutputFormat, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class RemoveNode extends K8sCommand {
   static override description = `Remove a node from the cluster (run on a control-plane node)
@@ -24,7 +24,7 @@ last control-plane node, unless --force is given. A node may remove itself.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(RemoveNode);
-    const timeoutMs = Math.max(3000, parseDuration(flags.timeout, 'timeout'));
+    const timeoutMs = timeoutMsOf(flags.timeout);
     const { MembershipClient } = await import('../../client/membership.js');
     const r = await new MembershipClient(this.client(timeoutMs)).remove({ name: args.name, force: flags.force });
     for (const w of r.warnings) this.logToStderr(`Warning: ${w}`);

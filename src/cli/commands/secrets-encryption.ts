@@ -1,29 +1,7 @@
 import { Args } from '@oclif/core';
 import { Flags } from '@oclif/core';
-import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
-
-interface NodeKeys {
-  name: string;
-  writeKeyId?: string;
-  keyIds?: string[];
-  stagedKeyIds?: string[];
-  error?: string;
-}
-
-interface EncryptionStatus {
-  provider: string;
-  writeKeyId: string | null;
-  stage: string;
-  controlPlane?: { nodes: NodeKeys[]; keysAgree: boolean };
-}
-
-interface RotateResult {
-  keyId: string;
-  previousKeyId: string;
-  nodes: string[];
-  rewritten?: number;
-  failed?: number;
-}
+import { local, type EncryptionStatus } from '../../api/index.js';
+import { K8sCommand, outputFormatFlag, OutputFormat, timeoutMsOf, timeoutFlagWith } from '../base.js';
 
 function describeStatus(st: EncryptionStatus): string {
   const lines = [`provider: ${st.provider}`, `write key: ${st.writeKeyId ?? '-'}`, `stage: ${st.stage}`];
@@ -53,24 +31,25 @@ export default class SecretsEncryption extends K8sCommand {
   };
   static override flags = {
     'output-format': outputFormatFlag,
+    timeout: timeoutFlagWith('10m'),
     'no-reencrypt': Flags.boolean({ description: 'rotate only; re-encrypt later' }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(SecretsEncryption);
-    const client = this.client(600_000);
+    const client = this.client(timeoutMsOf(flags.timeout));
     const format = flags['output-format'] as OutputFormat;
     if (args.action === 'status') {
-      const st = await client.call<EncryptionStatus>('GET', '/1.0/k8sd/secrets-encryption');
+      const st = await client.call(local.encryptionStatus);
       await this.render(st, format, () => describeStatus(st));
     } else if (args.action === 'rotate') {
-      const r = await client.call<RotateResult>('POST', '/1.0/k8sd/secrets-encryption/rotate', { reencrypt: !flags['no-reencrypt'] });
+      const r = await client.call(local.rotateEncryptionKey, { reencrypt: !flags['no-reencrypt'] });
       await this.render(r, format, () =>
         `New key ${r.keyId} (was ${r.previousKeyId}), writing on ${r.nodes.join(', ')}.` +
           (r.rewritten !== undefined ? ` Re-encrypted ${r.rewritten} Secrets (${r.failed} failed).` : ''),
       );
     } else {
-      const r = await client.call<{ rewritten: number; failed: number }>('POST', '/1.0/k8sd/secrets-encryption/reencrypt');
+      const r = await client.call(local.reencryptSecrets);
       await this.render(r, format, () => `Re-encrypted ${r.rewritten} Secrets (${r.failed} failed).`);
     }
   }

@@ -1,13 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
-import type { RestoreResult, SnapshotInfo } from '../../k8sd/snapshots.js';
-
-interface SaveResult extends SnapshotInfo {
-  revision: number;
-  keys: number;
-}
+import { K8sCommand, outputFormatFlag, OutputFormat, timeoutMsOf } from '../base.js';
+import { local } from '../../api/index.js';
 
 function size(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -32,6 +27,7 @@ export default class Snapshot extends K8sCommand {
   static override flags = {
     name: Flags.string({ description: 'save: the snapshot\'s name (lower-case letters, digits, "-" and "."); default on-demand' }),
     'output-format': outputFormatFlag,
+    timeout: Flags.string({ description: 'how long to wait, e.g. 90s or 5m (default: 15m to save, 30m to restore)' }),
   };
 
   async run(): Promise<void> {
@@ -39,12 +35,12 @@ export default class Snapshot extends K8sCommand {
     const format = flags['output-format'] as OutputFormat;
     if (args.action === 'save') {
       if (args.file) this.error(`"k8s snapshot save" takes no file argument (got "${args.file}"); name it with --name`, { exit: 1 });
-      const res = await this.client(900_000).call<SaveResult>('POST', '/1.0/k8sd/snapshots', flags.name === undefined ? {} : { name: flags.name });
+      const res = await this.client(flags.timeout ? timeoutMsOf(flags.timeout) : 900_000).call(local.saveSnapshot, flags.name === undefined ? {} : { name: flags.name });
       await this.render(res, format, () => `saved etcd revision ${res.revision} (${res.keys} keys), ${size(res.bytes)}, encrypted\n${res.file}`);
       return;
     }
     if (args.action === 'list') {
-      const res = await this.client().call<{ directory: string; snapshots: SnapshotInfo[] }>('GET', '/1.0/k8sd/snapshots');
+      const res = await this.client().call(local.listSnapshots);
       await this.render(res, format, () => {
         if (!res.snapshots.length) return `no snapshots in ${res.directory}`;
         const rows = res.snapshots.map((s) => [s.createdAt.replace(/\.\d+Z$/, 'Z'), s.scheduled ? 'scheduled' : 'on-demand', size(s.bytes).padStart(10), s.file].join('  '));
@@ -55,12 +51,12 @@ export default class Snapshot extends K8sCommand {
     if (!args.file) this.error('"k8s snapshot restore" needs the snapshot file; see "k8s snapshot list"', { exit: 1 });
     // A file in the current directory is sent as an absolute path; a bare name means one from "k8s snapshot list".
     const file = existsSync(args.file) ? path.resolve(args.file) : args.file;
-    const result = (await this.client(1_800_000).stream('POST', '/1.0/k8sd/snapshots/restore', { file }, (e) => {
+    const result = await this.client(flags.timeout ? timeoutMsOf(flags.timeout) : 1_800_000).stream(local.restoreSnapshot, { file }, (e) => {
       if (format !== 'plain') return;
       if (e.type === 'step') this.logToStderr(`- ${e.title}`);
       else if (e.type === 'info') this.logToStderr(e.message);
       else if (e.type === 'rollback') this.logToStderr(`  rolled back ${e.step}${e.error ? ` (rollback error: ${e.error})` : ''}`);
-    })) as unknown as RestoreResult;
+    });
     await this.render(result, format, () =>
       [
         `restored etcd revision ${result.revision} in ${result.seconds.toFixed(1)} s; this node is now the only control-plane member`,

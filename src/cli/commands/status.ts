@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlag } from '../base.js';
-import type { ClusterStatus } from '../../k8sd/status.js';
+import type { ClusterStatus } from '../../api/index.js';
 
 export default class Status extends K8sCommand {
   static override description = 'Show the state of the cluster and of this node';

@@ -1,7 +1,8 @@
 // Certificates module: certs-status, refresh-certs (local and external), automatic renewal
 // and online CA rotation (local API: the orchestrating node; cluster API: every node's part), registered into k8sd.
 import type { K8sd } from '../daemon.js';
-import { ApiError } from '../http.js';
+import { at, ApiError } from '../http.js';
+import { local, parseRequest } from '../../api/index.js';
 import { inventory } from './inventory.js';
 import { installExternal, refreshControlPlane } from './refresh.js';
 import { RenewalController, refreshWorker } from './renewal.js';
@@ -9,21 +10,12 @@ import { rotateCas, rotationClusterRoutes } from './rotate-ca.js';
 
 export function registerCertificates(d: K8sd): void {
   const renewal = new RenewalController(d);
-  // One CA rotation step at a time on this node: orchestrating one, or applying a phase for another node.
-  let rotating = false;
-  const exclusive = async <T>(f: () => Promise<T>): Promise<T> => {
-    if (rotating) throw new ApiError(409, 'a CA rotation step is already running on this node');
-    rotating = true;
-    try {
-      return await f();
-    } finally {
-      rotating = false;
-    }
-  };
+  // One CA rotation step at a time on this node (orchestrating one, or applying a phase for another
+  // node), and none while the node bootstraps, joins, restores or rotates its encryption keys.
+  const exclusive = <T>(f: () => Promise<T>): Promise<T> => d.lock.run('CA rotation', f);
   d.extraLocalRoutes.push(
     {
-      method: 'GET',
-      path: '/1.0/k8sd/certs-status',
+      ...at(local.certsStatus),
       handler: async () => {
         const node = d.node();
         if (!node) throw new ApiError(409, 'this node is not part of a cluster');
@@ -31,10 +23,9 @@ export function registerCertificates(d: K8sd): void {
       },
     },
     {
-      method: 'POST',
-      path: '/1.0/k8sd/refresh-certs/run',
+      ...at(local.refreshCerts),
       handler: async (req) => {
-        const b = req.body as { certificates?: string[]; expirationSeconds?: number; extraSANs?: string[] };
+        const b = parseRequest(local.refreshCerts, req.body);
         if (b.expirationSeconds !== undefined && !(b.expirationSeconds >= 60)) throw new ApiError(400, 'expires-in must be at least 1m');
         if (d.node()?.role === 'worker') return refreshWorker(d, b.certificates);
         return refreshControlPlane(d, {
@@ -45,18 +36,15 @@ export function registerCertificates(d: K8sd): void {
       },
     },
     {
-      method: 'POST',
-      path: '/1.0/k8sd/refresh-certs/update',
-      handler: async (req) => installExternal(d, String((req.body as { certificates?: string }).certificates ?? '')),
+      ...at(local.installExternalCerts),
+      handler: async (req) => installExternal(d, parseRequest(local.installExternalCerts, req.body).certificates ?? ''),
     },
     {
-      method: 'POST',
-      path: '/1.0/k8sd/certs/renew-now',
+      ...at(local.renewCertsNow),
       handler: async () => ({ renewed: await renewal.check() }),
     },
     {
-      method: 'POST',
-      path: '/1.0/k8sd/rotate-ca',
+      ...at(local.rotateCa),
       handler: async (_req, res) => {
         d.requireControlPlane();
         return exclusive(async () => {

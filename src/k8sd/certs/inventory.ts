@@ -1,26 +1,14 @@
 // What certificates this node holds, when they expire, and who manages them.
 import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
+import type { CertEntry } from '../../api/index.js';
 import { CryptoBackend } from '../../crypto/types.js';
 import { Layout } from '../../layout.js';
 import { CAS, KUBECONFIGS, LEAVES, NodeRole } from '../../pki/table.js';
 import { kubeletClientStoreFile } from '../../services/kubelet-client-store.js';
 
-export interface CertEntry {
-  name: string;
-  kind: 'certificate' | 'kubeconfig' | 'ca';
-  file: string;
-  subject: string;
-  /** Common name of the issuing CA. */
-  ca: string;
-  notBefore: string;
-  expires: string;
-  residualSeconds: number;
-  externallyManaged: boolean;
-  services: string[];
-  /** Renewed by the service that uses it (the kubelet's client certificate); k8sd renews it only as a backstop. */
-  selfRenewing?: boolean;
-}
+
+export type { CertEntry };
 
 /** The kubeconfig whose certificate the kubelet renews itself (rotateCertificates). */
 export const KUBELET_KUBECONFIG = 'kubelet.conf';

@@ -13,6 +13,7 @@ import type { K8sd } from '../daemon.js';
 import { readExternal } from './inventory.js';
 import { writeFileAtomic } from '../../host/files.js';
 import { dropKubeletServingCert } from '../../services/worker-specs.js';
+import type { RefreshResult } from '../../api/index.js';
 
 export interface RefreshRequest {
   certificates?: string[];
@@ -22,11 +23,6 @@ export interface RefreshRequest {
   cas?: Record<CaName, CaMaterial>;
 }
 
-export interface RefreshResult {
-  certificates: string[];
-  expires: string;
-  restarted: string[];
-}
 
 /** Test hook: K8S_TEST_CRASH_REFRESH_AT=<n> kills k8sd after n renames of a file-set commit. */
 export function crashProbe(): CommitProbe | undefined {

@@ -15,14 +15,15 @@ import { CaRotationPhase, CaRotationRecord, ClusterConfig, LocalNodeState, PkiRe
 import { caTemplate, CaMaterial, generateCa } from '../../pki/signer.js';
 import { CAS, ROTATED_CAS, RotatedCaName } from '../../pki/table.js';
 import type { K8sd } from '../daemon.js';
-import { ApiError, Request, Route } from '../http.js';
+import { at, ApiError, Request, Route } from '../http.js';
+import { parseRequest, peer } from '../../api/index.js';
 import { peerRecordOf } from '../membership/join-server.js';
 import { requireControlPlaneCaller } from '../membership/peer-auth.js';
 import { PeerIdentity, peerRequest, peerTarget } from '../membership/peer.js';
 import { caRotationLockHolder, MemberRecord, MembershipStore, rotatingNode } from '../membership/store.js';
 import { clusterContext } from './refresh.js';
 import { applyOnControlPlane, applyOnWorker, externalBlockers, WorkerPhaseInput, workerPhaseInput } from './rotate-ca-node.js';
-import { caSetFor, recordDone, recordPhase, remainingSteps, ROTATION_PHASES, RotationMember, RotationStep } from './rotation-plan.js';
+import { caSetFor, recordDone, recordPhase, remainingSteps, RotationMember, RotationStep } from './rotation-plan.js';
 
 export type RotationEvent =
   | { type: 'step'; step: CaRotationPhase; title: string }
@@ -40,8 +41,6 @@ const PHASE_TITLES: Record<CaRotationPhase, string> = {
   retire: 'Retiring the old CAs',
 };
 
-const CHECK_PATH = '/1.0/k8sd/ca-rotation/check';
-const APPLY_PATH = '/1.0/k8sd/ca-rotation/apply';
 const CHECK_TIMEOUT_MS = 10_000;
 /** Idle time allowed for one node's phase (a worker's reissue waits for its new serving certificate). */
 const APPLY_TIMEOUT_MS = 600_000;
@@ -123,7 +122,7 @@ async function takeJoinLock(store: MembershipStore, self: string): Promise<strin
 async function preflight(d: K8sd, self: LocalNodeState, members: MemberRecord[], identity: PeerIdentity): Promise<string> {
   const others = members.filter((m) => m.name !== self.name);
   const replies = await Promise.allSettled(
-    others.map((m) => peerRequest<CheckReply>(identity, peerTarget(peerRecordOf(d.crypto, m)), 'POST', CHECK_PATH, {}, CHECK_TIMEOUT_MS)),
+    others.map((m) => peerRequest<CheckReply>(identity, peerTarget(peerRecordOf(d.crypto, m)), 'POST', peer.caRotationCheck.path, {}, CHECK_TIMEOUT_MS)),
   );
   const down = others.flatMap((m, i) => {
     const r = replies[i]!;
@@ -178,7 +177,7 @@ async function applyStep(d: K8sd, r: CaRotationRecord, step: RotationStep, self:
     const pki = await d.state!.getPki();
     body.worker = workerPhaseInput(step.phase, r, pki!.cas, d.crypto);
   }
-  const reply = await peerRequest<{ detail: string }>(identity, peerTarget(peerRecordOf(d.crypto, member)), 'POST', APPLY_PATH, body, APPLY_TIMEOUT_MS);
+  const reply = await peerRequest<{ detail: string }>(identity, peerTarget(peerRecordOf(d.crypto, member)), 'POST', peer.caRotationApply.path, body, APPLY_TIMEOUT_MS);
   return reply.detail;
 }
 
@@ -256,8 +255,7 @@ export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T
   };
   return [
     {
-      method: 'POST',
-      path: CHECK_PATH,
+      ...at(peer.caRotationCheck),
       caller: 'control-plane',
       handler: async (req: Request): Promise<CheckReply> => {
         await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
@@ -266,15 +264,13 @@ export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T
       },
     },
     {
-      method: 'POST',
-      path: APPLY_PATH,
+      ...at(peer.caRotationApply),
       caller: 'control-plane',
       handler: async (req: Request) => {
         await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
         const n = node();
-        const body = req.body as Partial<ApplyBody>;
-        if (typeof body.id !== 'string' || !ROTATION_PHASES.includes(body.phase as CaRotationPhase)) throw new ApiError(400, 'malformed request: id and phase are required');
-        const phase = body.phase as CaRotationPhase;
+        const body = parseRequest(peer.caRotationApply, req.body);
+        const phase = body.phase;
         return exclusive(async () => {
           if (n.role === 'worker') {
             const w = body.worker;

@@ -1,17 +1,16 @@
 // Features: the controller on control-plane nodes, and the API behind `k8s enable|disable|set|get`
 // (PUT/GET /1.0/k8sd/cluster/config, Canonical Kubernetes' endpoint) and the status lines.
 import { applyFeatureChanges, FeatureConfigError, FEATURE_NAMES, flattenFeatureSettings, selectFeatureSettings } from '../../config/features.js';
-import { featuresOf, FeatureStatusRecord } from '../../datastore/state.js';
+import { featuresOf } from '../../datastore/state.js';
 import type { K8sd } from '../daemon.js';
-import { ApiError } from '../http.js';
+import { at, ApiError } from '../http.js';
 import { FeatureController } from './controller.js';
 import { stopNetworkPolicies } from './node.js';
 import { applySnapshotChanges, flattenSnapshotSettings, isSnapshotKey, SnapshotConfigError } from '../../snapshots/schedule.js';
 import { snapshotSettingsChanged, snapshotSettingsOf } from '../snapshots.js';
+import { local, parseRequest, type FeatureStatus } from '../../api/index.js';
 
-export interface FeatureStatus extends FeatureStatusRecord {
-  name: string;
-}
+export type { FeatureStatus };
 
 let controller: FeatureController | undefined;
 
@@ -41,8 +40,7 @@ export async function featureStatuses(d: K8sd): Promise<FeatureStatus[]> {
 export function registerFeatures(d: K8sd): void {
   d.extraLocalRoutes.push(
     {
-      method: 'GET',
-      path: '/1.0/k8sd/cluster/config',
+      ...at(local.getClusterConfig),
       handler: async (req) => {
         const config = await requireConfig(d);
         const key = req.query.get('key') ?? undefined;
@@ -62,11 +60,9 @@ export function registerFeatures(d: K8sd): void {
       },
     },
     {
-      method: 'PUT',
-      path: '/1.0/k8sd/cluster/config',
+      ...at(local.setClusterConfig),
       handler: async (req) => {
-        const body = req.body as { changes?: unknown } | undefined;
-        const changes = body?.changes;
+        const { changes } = parseRequest(local.setClusterConfig, req.body);
         if (!changes || typeof changes !== 'object' || Array.isArray(changes) || !Object.keys(changes).length) {
           throw new ApiError(400, 'give at least one key=value change, such as dns.enabled=true');
         }
@@ -96,7 +92,7 @@ export function registerFeatures(d: K8sd): void {
         return { settings: { ...flattenFeatureSettings(next), ...flattenSnapshotSettings(snapshot) } };
       },
     },
-    { method: 'GET', path: '/1.0/k8sd/features', handler: async () => ({ features: await featureStatuses(d) }) },
+    { ...at(local.features), handler: async () => ({ features: await featureStatuses(d) }) },
   );
   d.onClustered.push(async (node) => {
     if (node.role !== 'control-plane') return;

@@ -5,18 +5,13 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import path from 'node:path';
 import { FeatureSettings, ImplementedFeature } from '../../config/features.js';
 import { FLANNEL_USER } from '../../pki/table.js';
+import { FEATURE_IMAGES, imageRef } from '../../services/images.js';
+
+export { FEATURE_IMAGES, IMAGE_REGISTRY, imageRef } from '../../services/images.js';
 
 export const FEATURE_LABEL = 'k8sd.io/feature';
 export const FIELD_MANAGER = 'k8sd';
-export const IMAGE_REGISTRY = 'k8s-ts.local';
 
-/** Images the features run: name → [component recipe, OCI archive in its build]. */
-export const FEATURE_IMAGES = {
-  coredns: ['coredns', 'coredns.tar'],
-  'local-path-provisioner': ['local-path-provisioner', 'local-path-provisioner.tar'],
-  'local-path-helper': ['local-path-provisioner', 'local-path-helper.tar'],
-  'metrics-server': ['metrics-server', 'metrics-server.tar'],
-} as const;
 
 /** The recipe whose version a feature reports. */
 export const FEATURE_COMPONENT: Record<ImplementedFeature, string> = {
@@ -90,9 +85,6 @@ export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: strin
   ],
 };
 
-export function imageRef(name: keyof typeof FEATURE_IMAGES, version: string): string {
-  return `${IMAGE_REGISTRY}/${name}:${version}`;
-}
 
 const labels = (feature: ImplementedFeature, app: string): Record<string, string> => ({ [FEATURE_LABEL]: feature, 'k8s-app': app });
 

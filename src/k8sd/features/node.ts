@@ -6,7 +6,7 @@ import yaml from 'js-yaml';
 import { execa } from 'execa';
 import { ClusterConfig, featuresOf } from '../../datastore/state.js';
 import { commitFileSet, writeFileAtomic } from '../../host/files.js';
-import { Host } from '../../host/host.js';
+import { Host } from '../../services/host.js';
 import { Logger } from '../../log.js';
 import { kubeletConfigPath } from '../../services/worker-specs.js';
 import { networkFiles } from '../membership/node-components.js';

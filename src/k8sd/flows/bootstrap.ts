@@ -5,7 +5,7 @@ import { CryptoBackend } from '../../crypto/types.js';
 import { EtcdClient } from '../../datastore/etcd.js';
 import { ClusterConfig, ClusterState, readLocalNode, writeLocalNode, removeLocalNode } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, missingDirs, removeEmptyDirs, removeFiles } from '../../host/files.js';
-import { Host } from '../../host/host.js';
+import { Host } from '../../services/host.js';
 import { Logger } from '../../log.js';
 import { overrideFiles, warnWeakenedFlags } from '../overrides.js';
 import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';

@@ -9,7 +9,8 @@ export interface Step<C> {
   rollback?(ctx: C): Promise<void>;
 }
 
-export type StepEvent = { type: 'step'; step: string; title: string } | { type: 'rollback'; step: string; error?: string };
+export type { StepEvent } from '../../api/progress.js';
+import type { StepEvent } from '../../api/progress.js';
 
 export class FlowError extends Error {
   constructor(readonly flow: string, readonly step: string, override readonly cause: Error) {

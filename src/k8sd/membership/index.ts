@@ -9,7 +9,8 @@ import { renderKubeconfig } from '../../pki/signer.js';
 import { ServiceId } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
-import { ApiError } from '../http.js';
+import { at, ApiError } from '../http.js';
+import { local, parseRequest, peer } from '../../api/index.js';
 import { KubeletServingSigner } from './csr-signer.js';
 import { apiStatus, kubeClients, mergePatchOptions } from './kube-clients.js';
 import { handleJoinCluster } from './join-flow.js';
@@ -26,8 +27,6 @@ import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 const SYNC_INTERVAL_MS = 15_000;
 
 export class Membership {
-  /** A join or removal runs on this node. */
-  busy = false;
   /** This node is tearing itself down after removal. */
   leaving = false;
   private timers: NodeJS.Timeout[] = [];
@@ -176,7 +175,7 @@ export class Membership {
     let last: Error | undefined;
     for (const p of [...cps.slice(start), ...cps.slice(0, start)]) {
       try {
-        return await peerRequest<MembersReply>(this.peerIdentity(), peerTarget(p), 'GET', '/1.0/k8sd/members', undefined, 10_000);
+        return await peerRequest<MembersReply>(this.peerIdentity(), peerTarget(p), 'GET', peer.members.path, undefined, 10_000);
       } catch (err) {
         last = err as Error;
       }
@@ -268,14 +267,13 @@ export function registerMembership(d: K8sd): Membership {
   const removal = removeRoutes(m);
   d.extraLocalRoutes.push(
     ...tokenRoutes(m),
-    { method: 'POST', path: '/1.0/k8sd/cluster/join', handler: (req, res) => handleJoinCluster(m, req, res) },
+    { ...at(local.join), handler: (req, res) => handleJoinCluster(m, req, res) },
     ...removal.local,
     {
       // Workers: renew certificates through the control plane (for refresh-certs and automatic renewal).
-      method: 'POST',
-      path: '/1.0/k8sd/worker/certificates/renew',
+      ...at(local.renewWorkerCertificates),
       handler: async (req) => {
-        const wanted = (req.body as { certificates?: unknown }).certificates ?? [...WORKER_CLIENT_CERTS, 'kubelet'];
+        const wanted = parseRequest(local.renewWorkerCertificates, req.body).certificates ?? [...WORKER_CLIENT_CERTS, 'kubelet'];
         const valid: WorkerCertificate[] = [...WORKER_CLIENT_CERTS, 'kubelet'];
         if (!Array.isArray(wanted) || !wanted.length || !wanted.every((c) => valid.includes(c as WorkerCertificate))) {
           throw new ApiError(400, `certificates must be a list of ${valid.join(', ')}`);
@@ -322,7 +320,7 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     let last: Error | undefined;
     for (const p of cps) {
       try {
-        reply = await peerRequest(m.peerIdentity(), peerTarget(p), 'POST', '/1.0/k8sd/members/certificates', { name: node.name, csrs }, 30_000);
+        reply = await peerRequest(m.peerIdentity(), peerTarget(p), 'POST', peer.memberCertificates.path, { name: node.name, csrs }, 30_000);
         break;
       } catch (err) {
         last = err as Error;

@@ -29,6 +29,7 @@ import {
 } from '../controlplane.js';
 import { FlowError, runFlow, Step, StepEvent } from '../flows/flow.js';
 import { ApiError, Request } from '../http.js';
+import { local, parseRequest, peer } from '../../api/index.js';
 import { checkAddressForm, NodeAdmissionError } from './admission.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
@@ -115,7 +116,7 @@ async function contactCluster<T>(ctx: Ctx, body: JoinRequestBody): Promise<T> {
     for (const e of ctx.p.token.endpoints) {
       const target: PeerTarget = { address: e.address, fingerprints: [e.fingerprint] };
       try {
-        const reply = await peerRequest<T>(identity, target, 'POST', '/1.0/k8sd/members/join', body, Math.min(remaining(ctx), 90_000));
+        const reply = await peerRequest<T>(identity, target, 'POST', peer.memberJoin.path, body, Math.min(remaining(ctx), 90_000));
         ctx.target = target;
         return reply;
       } catch (err) {
@@ -139,7 +140,7 @@ async function contactCluster<T>(ctx: Ctx, body: JoinRequestBody): Promise<T> {
 async function abortOnCluster(ctx: Ctx, memberId?: string): Promise<void> {
   if (!ctx.target || ctx.aborted) return;
   const identity = { cert: ctx.m.d.identity.cert, key: ctx.m.d.identity.key };
-  await peerRequest(identity, ctx.target, 'POST', '/1.0/k8sd/members/abort', { name: ctx.p.name, ...(memberId ? { memberId } : {}) }, 30_000);
+  await peerRequest(identity, ctx.target, 'POST', peer.memberAbort.path, { name: ctx.p.name, ...(memberId ? { memberId } : {}) }, 30_000);
   ctx.aborted = true;
 }
 
@@ -263,7 +264,7 @@ const controlPlaneSteps: Step<Ctx>[] = [
       let last: Error | undefined;
       for (let attempt = 0; attempt < 30 && Date.now() < ctx.deadline; attempt++) {
         try {
-          await peerRequest(identity, ctx.target!, 'POST', '/1.0/k8sd/members/promote', { name: ctx.p.name, memberId: ctx.cp!.memberId }, 30_000);
+          await peerRequest(identity, ctx.target!, 'POST', peer.memberPromote.path, { name: ctx.p.name, memberId: ctx.cp!.memberId }, 30_000);
           return;
         } catch (err) {
           last = err as Error;
@@ -465,9 +466,9 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
   const d = m.d;
   const existing = d.node();
   if (existing) throw new ApiError(409, `this node is already part of a cluster (node "${existing.name}", ${existing.role}); remove it first with "k8s remove-node ${existing.name}"`);
-  if (m.busy) throw new ApiError(409, 'another join or removal is in progress on this node');
-  const params = await parseJoinRequest(m, req.body as Record<string, string | number | undefined>);
-  m.busy = true;
+  d.lock.check('join');
+  const params = await parseJoinRequest(m, parseRequest(local.join, req.body));
+  const release = d.lock.acquire('join');
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   const emit = (e: StepEvent | { type: 'info'; message: string } | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
     res.write(JSON.stringify(e) + '\n');
@@ -493,7 +494,7 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
     m.log.error('join failed', { error: msg });
     emit({ type: 'error', error: msg });
   } finally {
-    m.busy = false;
+    release();
     res.end();
   }
   return undefined;

@@ -15,7 +15,8 @@ import { CertificateTemplate, CryptoBackend } from '../../crypto/types.js';
 import { leafTemplate, trustBundle } from '../../pki/signer.js';
 import { KUBECONFIGS, NodeIdentity } from '../../pki/table.js';
 import { etcdPeerUrl } from '../controlplane.js';
-import { ApiError, Request, Route } from '../http.js';
+import { at, ApiError, Request, Route } from '../http.js';
+import { parseRequest, peer } from '../../api/index.js';
 import { fingerprintOf } from '../identity.js';
 import { checkAddressClaim, checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import { joinPayloadProviders } from './extensions.js';
@@ -123,28 +124,22 @@ export function workerClusterConfig(c: ClusterConfig): WorkerClusterConfig {
 }
 
 function parseJoinBody(m: Membership, req: Request): JoinRequestBody {
-  const b = req.body as Partial<JoinRequestBody>;
+  const b = parseRequest(peer.memberJoin, req.body);
   const bad = (what: string): never => {
     throw new ApiError(400, `malformed join request: ${what}`);
   };
-  if (!b || typeof b !== 'object') bad('no body');
-  if (typeof b.token?.name !== 'string' || typeof b.token?.secret !== 'string') bad('token name and secret are required');
-  if (b.role !== 'control-plane' && b.role !== 'worker') bad('role must be control-plane or worker');
-  const n = b.node;
-  if (!n || typeof n.name !== 'string' || !NAME_RE.test(n.name)) bad('node.name must be a lower-case DNS label');
-  if (typeof n!.address !== 'string') bad('node.address must be an IP address');
-  admissionChecked(() => checkAddressForm(n!.address));
-  if (typeof n!.clusterCert !== 'string') bad('node.clusterCert is required');
+  if (!NAME_RE.test(b.node.name)) bad('node.name must be a lower-case DNS label');
+  admissionChecked(() => checkAddressForm(b.node.address));
   let fp: string;
   try {
-    fp = fingerprintOf(m.d.crypto, n!.clusterCert);
+    fp = fingerprintOf(m.d.crypto, b.node.clusterCert);
   } catch {
     return bad('node.clusterCert is not a PEM certificate');
   }
   if (!req.peerFingerprint || fp !== req.peerFingerprint) {
     throw new ApiError(400, 'the certificate in the join request is not the TLS client certificate of this connection');
   }
-  return b as JoinRequestBody;
+  return b;
 }
 
 function admissionChecked<T>(check: () => T): T {
@@ -486,8 +481,7 @@ async function requireControlPlaneSelf(m: Membership, store: MembershipStore, re
 }
 
 async function handlePromote(m: Membership, req: Request): Promise<unknown> {
-  const { name, memberId } = req.body as { name?: string; memberId?: string };
-  if (typeof name !== 'string' || typeof memberId !== 'string') throw new ApiError(400, 'malformed promote request: name and memberId are required');
+  const { name, memberId } = parseRequest(peer.memberPromote, req.body);
   const store = m.store();
   const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'promote');
   // The lock's lease may have run out on a slow join (the in-flight record goes with it): then
@@ -526,8 +520,7 @@ async function handlePromote(m: Membership, req: Request): Promise<unknown> {
  * reply); an operator removes it with "k8s remove-node".
  */
 async function handleAbort(m: Membership, req: Request): Promise<unknown> {
-  const { name, memberId } = req.body as { name?: string; memberId?: string };
-  if (typeof name !== 'string') throw new ApiError(400, 'malformed abort request: name is required');
+  const { name, memberId } = parseRequest(peer.memberAbort, req.body);
   const store = m.store();
   // Nothing registered under that name: nothing this caller may undo.
   if (!(await store.member(name))) return { aborted: false };
@@ -560,8 +553,7 @@ async function handleMembers(m: Membership): Promise<MembersReply> {
 }
 
 async function handleCertificates(m: Membership, req: Request): Promise<unknown> {
-  const { name, csrs } = req.body as { name?: string; csrs?: Partial<Record<WorkerClientCert, string>> };
-  if (typeof name !== 'string' || !csrs || typeof csrs !== 'object') throw new ApiError(400, 'malformed request: name and csrs are required');
+  const { name, csrs } = parseRequest(peer.memberCertificates, req.body);
   const store = m.store();
   const rec = await requireCallerIs(m, store, req, name);
   if (!rec || rec.role !== 'worker') throw new ApiError(403, `"${name}" is not a worker node of this cluster`);
@@ -576,10 +568,10 @@ async function handleCertificates(m: Membership, req: Request): Promise<unknown>
 
 export function joinServerRoutes(m: Membership): Route[] {
   return [
-    { method: 'POST', path: '/1.0/k8sd/members/join', untrusted: true, handler: (req) => handleJoin(m, req) },
-    { method: 'POST', path: '/1.0/k8sd/members/promote', handler: (req) => handlePromote(m, req) },
-    { method: 'POST', path: '/1.0/k8sd/members/abort', handler: (req) => handleAbort(m, req) },
-    { method: 'GET', path: '/1.0/k8sd/members', handler: () => handleMembers(m) },
-    { method: 'POST', path: '/1.0/k8sd/members/certificates', handler: (req) => handleCertificates(m, req) },
+    { ...at(peer.memberJoin), untrusted: true, handler: (req) => handleJoin(m, req) },
+    { ...at(peer.memberPromote), handler: (req) => handlePromote(m, req) },
+    { ...at(peer.memberAbort), handler: (req) => handleAbort(m, req) },
+    { ...at(peer.members), handler: () => handleMembers(m) },
+    { ...at(peer.memberCertificates), handler: (req) => handleCertificates(m, req) },
   ];
 }

@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { FileSpec, removeFiles } from '../../host/files.js';
-import { Host } from '../../host/host.js';
+import { Host } from '../../services/host.js';
 import { Layout } from '../../layout.js';
 import { ClusterConfig, featuresOf } from '../../datastore/state.js';
 import { FEATURE_IMAGES } from '../features/manifests.js';

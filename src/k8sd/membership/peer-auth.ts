@@ -3,11 +3,11 @@
 // `caller: 'control-plane'` and checked here, before their body is read: against peers.json (every
 // node keeps it current) and, on a control-plane node, against the node records as well. Both go
 // through the daemon's cached fingerprint set (../trusted-peers.ts).
-import type { K8sd } from '../daemon.js';
+import type { NodeContext } from '../node-context.js';
 import { ApiError, Request } from '../http.js';
 import { fingerprintOf } from '../identity.js';
 import { nodeRecordsGeneration } from '../../datastore/state.js';
-import type { TrustedPeerSources } from '../trusted-peers.js';
+import type { TrustedPeers, TrustedPeerSources } from '../trusted-peers.js';
 import { PeerRecord, readPeers } from './peer.js';
 
 /** The control-plane peer whose cluster certificate has this fingerprint, if any. */
@@ -17,7 +17,7 @@ export function controlPlanePeerWith(peers: PeerRecord[], fingerprint: string | 
 }
 
 /** Where a node learns its members' certificate fingerprints: the node records (control plane) and peers.json. */
-export function trustedPeerSources(d: Pick<K8sd, 'layout' | 'crypto' | 'state'>): TrustedPeerSources {
+export function trustedPeerSources(d: Pick<NodeContext, 'layout' | 'crypto' | 'state'>): TrustedPeerSources {
   return {
     members: async () => {
       if (!d.state) return undefined;
@@ -32,12 +32,12 @@ export function trustedPeerSources(d: Pick<K8sd, 'layout' | 'crypto' | 'state'>)
 }
 
 /** True when the TLS client certificate belongs to a control-plane member of this node's cluster. */
-export async function isControlPlaneCaller(d: K8sd, fingerprint: string | undefined): Promise<boolean> {
+export async function isControlPlaneCaller(d: { trustedPeers: TrustedPeers }, fingerprint: string | undefined): Promise<boolean> {
   return d.trustedPeers.isControlPlane(fingerprint);
 }
 
 /** Refuses (403) unless a control-plane member of this node's cluster is calling; `what` completes "may …". */
-export async function requireControlPlaneCaller(d: K8sd, req: Request, what: string): Promise<void> {
+export async function requireControlPlaneCaller(d: { trustedPeers: TrustedPeers }, req: Request, what: string): Promise<void> {
   if (!(await isControlPlaneCaller(d, req.peerFingerprint))) {
     throw new ApiError(403, `only a control-plane member of this node’s cluster may ${what}`);
   }

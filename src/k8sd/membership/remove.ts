@@ -12,7 +12,8 @@ import { EtcdClient, EtcdMember } from '../../datastore/etcd.js';
 import { removeLocalNode } from '../../datastore/state.js';
 import { KUBECONFIGS } from '../../pki/table.js';
 import { etcdPeerUrl, k8sdEtcdTlsFiles } from '../controlplane.js';
-import { ApiError, Request, Route } from '../http.js';
+import { at, ApiError, Request, Route } from '../http.js';
+import { local, parseRequest, peer } from '../../api/index.js';
 import { fingerprintOf } from '../identity.js';
 import { leaveHookList } from './extensions.js';
 import type { Membership } from './index.js';
@@ -81,7 +82,7 @@ function etcdMemberOf(members: EtcdMember[], name: string, rec: MemberRecord | u
 }
 
 async function handleRemove(m: Membership, req: Request, res: ServerResponse): Promise<RemoveReply> {
-  const { name, force } = req.body as { name?: string; force?: boolean };
+  const { name, force } = parseRequest(local.removeNode, req.body);
   if (typeof name !== 'string' || !NAME_RE.test(name)) throw new ApiError(400, 'give the name of the node to remove (see "k8s status" or "k8s kubectl get nodes")');
   const self = m.d.node();
   if (!self) throw new ApiError(409, 'this node is not part of a cluster; there is nothing to remove');
@@ -93,8 +94,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     }
     throw new ApiError(403, `run remove-node on a control-plane node (or "k8s remove-node ${self.name} --force" here to leave without telling the cluster)`);
   }
-  if (m.busy) throw new ApiError(409, 'another join or removal is in progress on this node');
-  m.busy = true;
+  const release = m.d.lock.acquire('removal');
   try {
     if (!m.d.state) {
       if (isSelf && force) return scheduleSelfCleanup(m, res, name, ['the datastore was not reachable: the other members were not updated']);
@@ -156,7 +156,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     if (rec) {
       const target = { address: joinHostPort(rec.address, K8SD_CLUSTER_PORT), fingerprints: [fingerprintOf(m.d.crypto, rec.clusterCert)] };
       try {
-        await peerRequest(m.peerIdentity(), target, 'POST', '/1.0/k8sd/members/leave', { name }, 15_000);
+        await peerRequest(m.peerIdentity(), target, 'POST', peer.memberLeave.path, { name }, 15_000);
         told = true;
       } catch (err) {
         warnings.push(`node "${name}" could not be told to clean up (${(err as Error).message}); run "k8s remove-node ${name} --force" on it before it joins again`);
@@ -169,7 +169,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
     m.log.info('removed a node', { node: name, role: rec?.role ?? 'control-plane', warnings: warnings.length });
     return { removed: name, self: false, warnings };
   } finally {
-    m.busy = false;
+    release();
   }
 }
 
@@ -242,7 +242,7 @@ export async function leaveCluster(m: Membership, reason: string): Promise<void>
 
 export function removeRoutes(m: Membership): { local: Route[]; cluster: Route[] } {
   return {
-    local: [{ method: 'POST', path: '/1.0/k8sd/cluster/remove', handler: (req, res) => handleRemove(m, req, res) }],
-    cluster: [{ method: 'POST', path: '/1.0/k8sd/members/leave', caller: 'control-plane', handler: (req, res) => handleLeave(m, req, res) }],
+    local: [{ ...at(local.removeNode), handler: (req, res) => handleRemove(m, req, res) }],
+    cluster: [{ ...at(peer.memberLeave), caller: 'control-plane', handler: (req, res) => handleLeave(m, req, res) }],
   };
 }

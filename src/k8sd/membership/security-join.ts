@@ -5,10 +5,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../../host/files.js';
 import { encryptionPaths, KekRingDocument, kmsPaths, SecurityManager } from '../../security/index.js';
 import type { SecurityProvider } from '../flows/bootstrap.js';
-import type { K8sd } from '../daemon.js';
+import type { NodeContext } from '../node-context.js';
 import { registerJoinPayload, registerLeaveHook } from './extensions.js';
 
-export function registerSecurityJoinPayloads(d: K8sd): void {
+export function registerSecurityJoinPayloads(d: Pick<NodeContext, 'layout'> & { security: SecurityProvider }): void {
   const manager = (d.security as SecurityProvider & { manager?: SecurityManager }).manager;
   if (!manager) return;
   const l = d.layout;

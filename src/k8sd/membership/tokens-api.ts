@@ -2,7 +2,7 @@
 //   POST /1.0/k8sd/cluster/tokens         {name?, worker?, expiresInSeconds?, address?} → the token, once
 //   GET  /1.0/k8sd/cluster/tokens         open tokens (names, roles, expiry; never secrets)
 //   POST /1.0/k8sd/cluster/tokens/revoke  {name}
-import { ApiError, Request, Route } from '../http.js';
+import { at, ApiError, Request, Route } from '../http.js';
 import type { Membership } from './index.js';
 import { kubernetesNodeExists } from './kube-clients.js';
 import { joinHostPort } from './peer.js';
@@ -10,34 +10,18 @@ import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
 import { checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import { JoinTokenRecord } from './store.js';
 import { encodeToken, JoinEndpoint, newSecret } from './token.js';
+import { local, parseRequest, type IssuedToken, type TokenInfo } from '../../api/index.js';
 
 export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600;
 const MIN_TTL_SECONDS = 1;
 const MAX_TTL_SECONDS = 365 * 24 * 3600;
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-export interface IssuedToken {
-  name: string;
-  role: 'control-plane' | 'worker';
-  token: string;
-  expiresAt: string;
-}
 
-export interface TokenInfo {
-  name: string;
-  role: 'control-plane' | 'worker';
-  bound: boolean;
-  createdAt: string;
-  expiresAt: string;
-  expired: boolean;
-  issuedBy?: string;
-  /** The address the operator allowed the node to join with, other than its connection's source. */
-  address?: string;
-}
 
 async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
   const self = m.d.requireControlPlane();
-  const body = req.body as { name?: string; worker?: boolean; expiresInSeconds?: number; address?: string };
+  const body = parseRequest(local.issueToken, req.body);
   const role = body.worker ? 'worker' : 'control-plane';
   const ttl = body.expiresInSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
   if (!Number.isFinite(ttl) || ttl < MIN_TTL_SECONDS || ttl > MAX_TTL_SECONDS) {
@@ -108,7 +92,7 @@ async function listTokens(m: Membership): Promise<{ tokens: TokenInfo[] }> {
 
 async function revokeToken(m: Membership, req: Request): Promise<{ revoked: string }> {
   m.d.requireControlPlane();
-  const { name } = req.body as { name?: string };
+  const { name } = parseRequest(local.revokeToken, req.body);
   if (typeof name !== 'string' || !name) throw new ApiError(400, 'give the name of the token to revoke (see "k8s list-join-tokens")');
   if (!(await m.store().revokeToken(name))) throw new ApiError(404, `there is no open join token named "${name}" (it may have been used already); see "k8s list-join-tokens"`);
   m.log.info('revoked a join token', { tokenName: name });
@@ -130,8 +114,8 @@ export async function purgeExpiredTokens(m: Membership): Promise<number> {
 
 export function tokenRoutes(m: Membership): Route[] {
   return [
-    { method: 'POST', path: '/1.0/k8sd/cluster/tokens', handler: (req) => createToken(m, req) },
-    { method: 'GET', path: '/1.0/k8sd/cluster/tokens', handler: () => listTokens(m) },
-    { method: 'POST', path: '/1.0/k8sd/cluster/tokens/revoke', handler: (req) => revokeToken(m, req) },
+    { ...at(local.issueToken), handler: (req) => createToken(m, req) },
+    { ...at(local.listTokens), handler: () => listTokens(m) },
+    { ...at(local.revokeToken), handler: (req) => revokeToken(m, req) },
   ];
 }

@@ -1,0 +1,84 @@
+// Test doubles at the daemon's seams: a Host whose facts a test sets, and a ServiceManager that
+// records what a flow asked of it instead of running anything. Files still go to a real
+// directory (the test's K8S_ROOT), so what a flow writes or removes can be checked.
+import type { HostFacts } from '../../src/host/host.js';
+import type { Layout } from '../../src/layout.js';
+import type { Host } from '../../src/services/host.js';
+import type { ServiceManager, ServiceStatus } from '../../src/services/manager.js';
+import type { ServiceId } from '../../src/services/specs.js';
+
+export type ServiceCall = `${'start' | 'stop' | 'restart'} ${ServiceId}`;
+
+export class FakeServiceManager implements ServiceManager {
+  readonly backend = 'supervisor' as const;
+  /** Every call, in order, e.g. "start etcd". */
+  readonly calls: ServiceCall[] = [];
+  private readonly running = new Set<ServiceId>();
+
+  /** `failing`: services whose start throws, as a binary that exits at once would. */
+  constructor(private readonly failing: ReadonlySet<ServiceId> = new Set()) {}
+
+  async start(name: ServiceId): Promise<void> {
+    this.calls.push(`start ${name}`);
+    if (this.failing.has(name)) throw new Error(`${name}: exited at once (test double)`);
+    this.running.add(name);
+  }
+
+  async stop(name: ServiceId): Promise<void> {
+    this.calls.push(`stop ${name}`);
+    this.running.delete(name);
+  }
+
+  async restart(name: ServiceId): Promise<void> {
+    this.calls.push(`restart ${name}`);
+    this.running.add(name);
+  }
+
+  async status(name: ServiceId): Promise<ServiceStatus> {
+    return { name, state: this.running.has(name) ? 'running' : 'stopped', restarts: 0 };
+  }
+
+  async stopAll(): Promise<void> {
+    for (const name of [...this.running]) await this.stop(name);
+  }
+}
+
+export interface FakeHostOptions {
+  hostname?: string;
+  address?: string;
+  cgroupVersion?: 1 | 2;
+  /** "address:port" pairs that are taken. */
+  portsInUse?: string[];
+  services?: FakeServiceManager;
+}
+
+export class FakeHost implements Host, HostFacts {
+  readonly services: FakeServiceManager;
+
+  constructor(
+    readonly layout: Layout,
+    private readonly opts: FakeHostOptions = {},
+  ) {
+    this.services = opts.services ?? new FakeServiceManager();
+  }
+
+  hostname(): string {
+    return this.opts.hostname ?? 'node-1';
+  }
+
+  defaultAddress(): string {
+    return this.opts.address ?? '10.0.0.5';
+  }
+
+  localAddresses(): string[] {
+    return [this.defaultAddress(), '127.0.0.1'];
+  }
+
+  cgroupVersion(): 1 | 2 {
+    return this.opts.cgroupVersion ?? 2;
+  }
+
+  async portFree(address: string, port: number): Promise<boolean> {
+    return !(this.opts.portsInUse ?? []).includes(`${address}:${port}`);
+  }
+}

@@ -1,0 +1,78 @@
+// The layering rules of issue 14, read from the code's own imports (static, type-only and dynamic).
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const SRC = path.resolve(import.meta.dirname, '../../src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(full);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
+/** Files under src/ that `file` imports, as paths relative to src/ (packages are left out). */
+function importsOf(file: string): string[] {
+  const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+  return info.importedFiles
+    .map((f) => f.fileName)
+    .filter((spec) => spec.startsWith('.'))
+    .map((spec) => path.relative(SRC, path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'))));
+}
+
+const GRAPH = new Map(sourceFiles(SRC).map((f) => [path.relative(SRC, f), importsOf(f)]));
+const under = (dir: string) => (file: string): boolean => file.startsWith(`${dir}/`);
+
+function violations(from: (f: string) => boolean, to: (f: string) => boolean): string[] {
+  return [...GRAPH].flatMap(([file, deps]) => (from(file) ? deps.filter(to).map((d) => `${file} -> ${d}`) : []));
+}
+
+/**
+ * Modules of src/k8sd that still receive the whole daemon (`type { K8sd }`) instead of a narrow
+ * node context. This list only shrinks: a file that stops importing daemon.ts must leave it.
+ */
+const DAEMON_IMPORTERS_TO_CONVERT = [
+  'k8sd/certs/index.ts',
+  'k8sd/certs/refresh.ts',
+  'k8sd/certs/renewal.ts',
+  'k8sd/certs/rotate-ca-node.ts',
+  'k8sd/certs/rotate-ca.ts',
+  'k8sd/features/controller.ts',
+  'k8sd/features/index.ts',
+  'k8sd/membership/index.ts',
+  'k8sd/modules.ts',
+  'k8sd/secrets-rotation.ts',
+  'k8sd/security.ts',
+  'k8sd/snapshots.ts',
+  'k8sd/status.ts',
+];
+
+describe('import rules', () => {
+  it('finds the imports it checks', () => {
+    expect(GRAPH.get('k8sd/main.ts')).toContain('k8sd/daemon.ts');
+    expect(GRAPH.size).toBeGreaterThan(100);
+  });
+
+  it('src/cli and src/client import nothing from src/k8sd (they speak to it through src/api)', () => {
+    expect(violations((f) => under('cli')(f) || under('client')(f), under('k8sd'))).toEqual([]);
+  });
+
+  it('src/api imports nothing from the daemon, the CLI or the client', () => {
+    expect(violations(under('api'), (d) => under('k8sd')(d) || under('cli')(d) || under('client')(d))).toEqual([]);
+  });
+
+  it('host/ imports nothing from services/ (services are built on the host, not the other way)', () => {
+    expect(violations(under('host'), under('services'))).toEqual([]);
+  });
+
+  it('no module of src/k8sd imports daemon.ts but the composition root (and the modules still to convert)', () => {
+    const allowed = new Set(['k8sd/main.ts', ...DAEMON_IMPORTERS_TO_CONVERT]);
+    const importers = [...GRAPH].filter(([, deps]) => deps.includes('k8sd/daemon.ts')).map(([f]) => f);
+    expect(importers.filter((f) => !allowed.has(f))).toEqual([]);
+    // The allow-list shrinks: a converted module is taken off it.
+    expect(DAEMON_IMPORTERS_TO_CONVERT.filter((f) => !importers.includes(f))).toEqual([]);
+  });
+});
