@@ -154,8 +154,12 @@ export class LoadBalancer {
     this.timer = undefined;
   }
 
-  /** The feature was disabled: stop, withdraw every address and route, clear the Services' status. */
-  async remove(settings: LoadBalancerSettings | undefined): Promise<void> {
+  /**
+   * The feature was disabled: stop, withdraw every address and route, clear the Services' status.
+   * The status is cleared with `kubeconfig` (the feature controller's admin credentials): the
+   * network identity's role goes with the feature's objects.
+   */
+  async remove(settings: LoadBalancerSettings | undefined, kubeconfig: string): Promise<void> {
     this.stop();
     await this.stopSpeaker();
     const pools = [...this.formerPools, ...(settings?.cidrs.length ? addressRanges(settings) : []), ...(this.settings ? addressRanges(this.settings) : [])];
@@ -163,16 +167,25 @@ export class LoadBalancer {
     await run('iptables', ['-D', 'INPUT', '-j', LB_INPUT_CHAIN]);
     await run('iptables', ['-F', LB_INPUT_CHAIN]);
     await run('iptables', ['-X', LB_INPUT_CHAIN]);
-    rmSync(this.dir, { recursive: true, force: true });
-    if (pools.length && existsSync(this.layout.kubeconfig('flannel.conf'))) {
-      const core = await this.api();
+    if (pools.length) {
+      const { CoreV1Api: Core } = await import('@kubernetes/client-node');
+      const core = (await loadKubeconfig(kubeconfig)).makeApiClient(Core);
       const services = await core.listServiceForAllNamespaces();
       for (const s of services.items.filter(isOurService)) {
         if (!statusIps(s).some((ip) => inPools(pools, ip))) continue;
         s.status = { ...s.status, loadBalancer: {} };
-        await core.replaceNamespacedServiceStatus({ name: s.metadata!.name!, namespace: s.metadata!.namespace!, body: s }).catch(() => undefined);
+        try {
+          await core.replaceNamespacedServiceStatus({ name: s.metadata!.name!, namespace: s.metadata!.namespace!, body: s });
+        } catch (err) {
+          // 404: deleted meanwhile; 409: changed meanwhile, the next pass (the directory is still there) retries.
+          const code = (err as { code?: number }).code;
+          if (code === 409) throw new LoadBalancerError(`service ${s.metadata?.namespace}/${s.metadata?.name} changed while its address was released; retrying`);
+          if (code !== 404) throw err;
+        }
       }
     }
+    // Last: while it exists, a later pass (or a restarted k8sd) finishes an interrupted removal.
+    rmSync(this.dir, { recursive: true, force: true });
     this.settings = undefined;
     this.formerPools = [];
   }
@@ -373,7 +386,7 @@ export function runLoadBalancer(node: { name: string; address: string }, layout:
 export async function removeLoadBalancer(layout: Layout, log: Logger, node: { name: string; address: string }, settings: LoadBalancerSettings): Promise<void> {
   const lb = balancers.get(layout.root);
   if (!lb && !existsSync(path.join(layout.k8sdStateDir, 'load-balancer'))) return;
-  await (lb ?? new LoadBalancer(node, layout, log)).remove(settings);
+  await (lb ?? new LoadBalancer(node, layout, log)).remove(settings, layout.kubeconfig('admin.conf'));
   balancers.delete(layout.root);
   log.info('load balancer removed from this node');
 }
