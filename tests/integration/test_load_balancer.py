@@ -115,6 +115,14 @@ class Bed:
         return json.loads(r.stdout or "{}") if r.returncode == 0 else {}
 
 
+def rss_mib(pid: int | str) -> float:
+    return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")) / 1024
+
+
+def k8sd_rss(node: Node) -> float:
+    return rss_mib((node.state_dir / "k8sd.pid").read_text().strip())
+
+
 def labelled(node: Node) -> list[str]:
     r = node.kubectl("get", "clusterrole,clusterrolebinding,role,rolebinding,serviceaccount,deployment,daemonset,configmap,namespace", "-A", "-l", "k8sd.io/feature=load-balancer", "-o", "name")
     assert r.returncode == 0, r.stderr
@@ -165,6 +173,7 @@ def test_bad_input_is_refused_naming_key_and_value_and_nothing_changes(bed: Bed)
 
 def test_l2_service_gets_a_pool_address_and_answers_from_another_host(bed: Bed):
     bed.k8s_ok("set", f"load-balancer.cidrs={bed.pool}")
+    rss_before = k8sd_rss(bed.cp)
     started = time.monotonic()
     bed.k8s_ok("enable", "load-balancer", "--timeout", "300s", timeout=360)
     print(f"\nMEASURE k8s enable load-balancer: ready in {time.monotonic() - started:.1f} s")
@@ -189,6 +198,7 @@ def test_l2_service_gets_a_pool_address_and_answers_from_another_host(bed: Bed):
     assert bed.fetch(bed.cp.address, 10250, "https").returncode == 0, "kubelet not reachable on the node address (test premise)"
     assert bed.fetch(ip, 10250, "https").returncode != 0, f"the kubelet answers through the load-balancer address {ip}"
 
+    print(f"MEASURE k8sd VmRSS before enable / serving one L2 address: {rss_before:.0f} / {k8sd_rss(bed.cp):.0f} MiB")
     status = bed.cp.status()
     line = json.dumps(status)
     assert "L2 mode" in line and bed.pool in line, line
@@ -215,8 +225,7 @@ def test_bgp_mode_session_established_and_route_announced(bed: Bed):
     assert "port = -1" in conf.read_text()
     assert ":179 " not in bed.cp.sh("ss", "-ltn").stdout
     pid = wait_for("gobgpd pid", lambda: bed.cp.sh("pgrep", "-f", str(conf)).stdout.split(), timeout=10)[0]
-    rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
-    print(f"MEASURE gobgpd (BGP speaker) VmRSS: {rss / 1024:.1f} MiB")
+    print(f"MEASURE gobgpd (BGP speaker) VmRSS: {rss_mib(pid):.1f} MiB")
 
 
 def test_disable_removes_every_object_address_rule_and_route(bed: Bed):
