@@ -108,6 +108,9 @@ export function applyLoadBalancerKey(s: LoadBalancerSettings, field: LoadBalance
           throw err;
         }
       }
+      const v6 = ranges.find((r) => r.family === 6);
+      // The guard chain that keeps host services off the announced addresses is IPv4 (iptables) only.
+      if (v6) throw new LoadBalancerConfigError(key, `"${v6.text}" is an IPv6 pool; this release announces IPv4 addresses only, give IPv4 CIDRs or ranges`);
       for (let i = 0; i < ranges.length; i++) {
         for (let j = i + 1; j < ranges.length; j++) {
           const a = ranges[i]!;

@@ -30,7 +30,7 @@ describe('load-balancer keys (k8s set / get, bootstrap file)', () => {
   it('takes CIDRs and ranges, interfaces, and BGP settings in one set', () => {
     const s = applyFeatureChanges(base, {
       'load-balancer.enabled': 'true',
-      'load-balancer.cidrs': '192.0.2.0/28, 198.51.100.10-198.51.100.20,2001:db8::/120',
+      'load-balancer.cidrs': '192.0.2.0/28, 198.51.100.10-198.51.100.20',
       'load-balancer.l2-interfaces': 'eth0,bond0.100',
       'load-balancer.bgp-mode': 'true',
       'load-balancer.bgp-local-asn': '64512',
@@ -39,7 +39,7 @@ describe('load-balancer keys (k8s set / get, bootstrap file)', () => {
       'load-balancer.bgp-peer-port': '1179',
     }, facts);
     expect(s['load-balancer']).toEqual({
-      enabled: true, cidrs: ['192.0.2.0/28', '198.51.100.10-198.51.100.20', '2001:db8::/120'], 'l2-mode': true, 'l2-interfaces': ['eth0', 'bond0.100'],
+      enabled: true, cidrs: ['192.0.2.0/28', '198.51.100.10-198.51.100.20'], 'l2-mode': true, 'l2-interfaces': ['eth0', 'bond0.100'],
       'bgp-mode': true, 'bgp-local-asn': 64512, 'bgp-peer-address': '192.0.2.254', 'bgp-peer-asn': 4200000000, 'bgp-peer-port': 1179,
     });
     expect(base['load-balancer'].enabled).toBe(false);
@@ -53,6 +53,7 @@ describe('load-balancer keys (k8s set / get, bootstrap file)', () => {
       [{ 'load-balancer.cidrs': '10.0.0.20-10.0.0.10' }, 'load-balancer.cidrs', /starts after it ends/],
       [{ 'load-balancer.cidrs': '10.0.0.1-2001:db8::1' }, 'load-balancer.cidrs', /mixes/],
       [{ 'load-balancer.cidrs': '10.0.0.0/28,10.0.0.8-10.0.0.30' }, 'load-balancer.cidrs', /overlap/],
+      [{ 'load-balancer.cidrs': '10.0.0.0/28,2001:db8::/120' }, 'load-balancer.cidrs', /"2001:db8::\/120" is an IPv6 pool.*IPv4/],
       [{ 'load-balancer.bgp-local-asn': '0' }, 'load-balancer.bgp-local-asn', /"0" is not an AS number.*1 to 4294967295/],
       [{ 'load-balancer.bgp-peer-asn': '4294967296' }, 'load-balancer.bgp-peer-asn', /"4294967296" is not an AS number/],
       [{ 'load-balancer.bgp-peer-asn': '-5' }, 'load-balancer.bgp-peer-asn', /not an AS number/],
