@@ -143,7 +143,7 @@ export class FeatureController {
     await this.prune(objects, name, new Set(wanted.map(objectKey)));
     const notReady = await this.readiness(objects, wanted);
     if (notReady) return { enabled: true, ready: false, message: `deploying: ${notReady}` };
-    if (name === 'load-balancer') return { enabled: true, ready: true, message: runLoadBalancer(this.d.node()!, this.d.layout, this.d.log, settings['load-balancer']) };
+    if (name === 'load-balancer') return { enabled: true, ...runLoadBalancer(this.d.node()!, this.d.layout, this.d.log, settings['load-balancer']) };
     const message = {
       dns: `enabled at ${settings.dns['service-ip']}`,
       network: `enabled, pod CIDR ${config.podCidr}`,

@@ -116,7 +116,8 @@ export class LoadBalancer {
   private busy = false;
   private settings?: LoadBalancerSettings;
   private core?: CoreV1Api;
-  private lastError = '';
+  /** The last pass's error ('' when it succeeded), shown by `k8s status`. */
+  lastError = '';
   private speaker?: { proc: ResultPromise; config: string };
   /** Pools of earlier settings: their host addresses are ours to remove too. */
   private formerPools: AddressRange[] = [];
@@ -369,8 +370,8 @@ function sessionStateName(v: number | string | undefined): string {
 /** One load balancer per node root (several nodes share a process only in tests). */
 const balancers = new Map<string, LoadBalancer>();
 
-/** The feature is on: start or retune this node's loop; returns its status line. */
-export function runLoadBalancer(node: { name: string; address: string }, layout: Layout, log: Logger, settings: LoadBalancerSettings): string {
+/** The feature is on: start or retune this node's loop; returns its status (not ready while its last pass failed). */
+export function runLoadBalancer(node: { name: string; address: string }, layout: Layout, log: Logger, settings: LoadBalancerSettings): { ready: boolean; message: string } {
   let lb = balancers.get(layout.root);
   if (!lb) {
     lb = new LoadBalancer(node, layout, log);
@@ -379,7 +380,8 @@ export function runLoadBalancer(node: { name: string; address: string }, layout:
   lb.configure(settings);
   const modes = [settings['l2-mode'] ? 'L2 mode' : '', settings['bgp-mode'] ? `BGP mode (peer ${settings['bgp-peer-address']}${lb.summary.bgpSession ? `: ${lb.summary.bgpSession}` : ''})` : ''].filter(Boolean);
   const pending = lb.summary.pending.length ? `; no address for ${lb.summary.pending.join(', ')}` : '';
-  return `enabled, ${modes.join(' and ')}, pools ${settings.cidrs.join(',')}${pending}`;
+  if (lb.lastError) return { ready: false, message: `enabled, ${modes.join(' and ')}; failing on ${node.name}: ${lb.lastError}` };
+  return { ready: true, message: `enabled, ${modes.join(' and ')}, pools ${settings.cidrs.join(',')}${pending}` };
 }
 
 /** The feature is off: withdraw what this node announced (also what a k8sd before a restart left). */
