@@ -132,6 +132,8 @@ def labelled(node: Node) -> list[str]:
 @pytest.fixture(scope="module")
 def bed(testbed: TestBed):
     require_node_components()
+    if not (component_bin("gobgp") / "gobgpd").exists():
+        pytest.fail("gobgp is not built: run bin/dev-setup (or bash snap/components/build-all.sh gobgp)", pytrace=False)
     b = Bed(testbed)
     try:
         b.cp.start_k8sd()
