@@ -5,9 +5,10 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { isDnsName, nthAddress, parseCidrList } from './net.js';
 import { controlCharacterProblem } from './overrides.js';
+import { applyLoadBalancerKey, checkLoadBalancer, defaultLoadBalancerSettings, LOAD_BALANCER_KEYS, LoadBalancerConfigError, LoadBalancerKey, LoadBalancerSettings } from './load-balancer.js';
 
 /** Features this release deploys. */
-export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server'] as const;
+export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server', 'load-balancer'] as const;
 /** Every feature name Canonical Kubernetes knows. */
 export const FEATURE_NAMES = ['network', 'dns', 'gateway', 'ingress', 'load-balancer', 'local-storage', 'metrics-server'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -18,6 +19,7 @@ export interface FeatureSettings {
   dns: { enabled: boolean; 'cluster-domain': string; 'service-ip': string; 'upstream-nameservers': string[] };
   'local-storage': { enabled: boolean; 'local-path': string; 'reclaim-policy': ReclaimPolicy; default: boolean };
   'metrics-server': { enabled: boolean };
+  'load-balancer': LoadBalancerSettings;
 }
 
 /** The reclaim policies a dynamically provisioned volume can have (Recycle is deprecated and not offered). */
@@ -53,13 +55,19 @@ export function defaultFeatureSettings(serviceCidr: string, enabled: boolean): F
     // Off even on a plain bootstrap (unlike Canonical Kubernetes): `k8s enable` turns them on; see docs/features.md.
     'local-storage': { enabled: false, 'local-path': DEFAULT_LOCAL_PATH, 'reclaim-policy': 'Delete', default: true },
     'metrics-server': { enabled: false },
+    'load-balancer': defaultLoadBalancerSettings(),
   };
 }
 
 /** Settings of a cluster stored before a feature existed: that feature's defaults, off. */
 export function withFeatureDefaults(s: Partial<FeatureSettings> & Pick<FeatureSettings, 'network' | 'dns'>): FeatureSettings {
   const d = defaultFeatureSettings('10.152.183.0/24', false);
-  return { ...s, 'local-storage': s['local-storage'] ?? d['local-storage'], 'metrics-server': s['metrics-server'] ?? d['metrics-server'] };
+  return {
+    ...s,
+    'local-storage': s['local-storage'] ?? d['local-storage'],
+    'metrics-server': s['metrics-server'] ?? d['metrics-server'],
+    'load-balancer': { ...d['load-balancer'], ...s['load-balancer'] },
+  };
 }
 
 /** Keys `k8s set` and `k8s get` understand for each implemented feature. */
@@ -68,6 +76,7 @@ export const FEATURE_KEYS: Record<ImplementedFeature, readonly string[]> = {
   dns: ['enabled', 'cluster-domain', 'service-ip', 'upstream-nameservers'],
   'local-storage': ['enabled', 'local-path', 'reclaim-policy', 'default'],
   'metrics-server': ['enabled'],
+  'load-balancer': LOAD_BALANCER_KEYS,
 };
 
 /** An absolute, normalized directory for local volumes (not / and not a system directory's root). */
@@ -154,6 +163,15 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
       next['metrics-server'].enabled = parseBool(key, value);
       continue;
     }
+    if (feature === 'load-balancer') {
+      try {
+        applyLoadBalancerKey(next['load-balancer'], field as LoadBalancerKey, value);
+      } catch (err) {
+        if (err instanceof LoadBalancerConfigError) throw new FeatureConfigError(err.key, err.reason);
+        throw err;
+      }
+      continue;
+    }
     if (feature === 'network') {
       if (field === 'enabled') next.network.enabled = parseBool(key, value);
       else if (parseBool(key, value) === false) {
@@ -194,6 +212,12 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
       }
     }
   }
+  try {
+    checkLoadBalancer(next['load-balancer']);
+  } catch (err) {
+    if (err instanceof LoadBalancerConfigError) throw new FeatureConfigError(err.key, err.reason);
+    throw err;
+  }
   return next;
 }
 
@@ -211,6 +235,7 @@ export function flattenFeatureSettings(s: FeatureSettings): Record<string, unkno
     'local-storage.reclaim-policy': s['local-storage']['reclaim-policy'],
     'local-storage.default': s['local-storage'].default,
     'metrics-server.enabled': s['metrics-server'].enabled,
+    ...Object.fromEntries(LOAD_BALANCER_KEYS.map((k) => [`load-balancer.${k}`, s['load-balancer'][k]])),
     ...Object.fromEntries(FEATURE_NAMES.filter((f) => !isImplemented(f)).map((f) => [`${f}.enabled`, false])),
   };
 }

@@ -92,7 +92,7 @@ control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
     const cases: Array<[string, string, RegExp]> = [
       ['cluster-config: {gateway: {enabled: true}}', 'cluster-config.gateway.enabled', /not available/],
       ['cluster-config: {local-storage: {reclaim-policy: Foo}}', 'cluster-config.local-storage.reclaim-policy', /Delete/],
-      ['cluster-config: {load-balancer: {cidrs: [10.0.0.0/24]}}', 'cluster-config.load-balancer.cidrs', /not available/],
+      ['cluster-config: {load-balancer: {enabled: true, cidrs: [10.0.0.0/33]}}', 'cluster-config.load-balancer.cidrs', /maximum for IPv4/],
       ['cluster-config: {dns: {service-ip: 10.0.0.10}}', 'cluster-config.dns.service-ip', /outside the service CIDR/],
       ['cluster-config: {cloud-provider: external}', 'cluster-config.cloud-provider', /not supported/],
       ['cluster-config: {annotations: {a: b}}', 'cluster-config.annotations.a', /not supported/],

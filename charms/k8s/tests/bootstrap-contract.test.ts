@@ -46,9 +46,10 @@ describe('the bootstrap document the k8s charm sends', () => {
     expect(full.podCidrs).toHaveLength(2);
   });
 
-  it('is refused, naming the key, when it enables a feature this release does not deploy', async () => {
+  it('is refused, naming the key, when it enables a feature without what the daemon requires', async () => {
     const { validateBootstrapConfig } = (await import(daemonBootstrap)) as BootstrapModule;
-    expect(() => validateBootstrapConfig(bootstrapDocument(configWith({ 'load-balancer-enabled': true })))).toThrow(/cluster-config\.load-balancer\.enabled: .*not available/);
+    // The charm has no load-balancer-cidrs option: the daemon refuses a load balancer without a pool.
+    expect(() => validateBootstrapConfig(bootstrapDocument(configWith({ 'load-balancer-enabled': true })))).toThrow(/cluster-config\.load-balancer\.cidrs: no address pool/);
   });
 
   it('sends a control-plane join document only when there is something to say', () => {

@@ -15,6 +15,7 @@ import { KUBELET_SERVING_CA } from '../../pki/table.js';
 import { FEATURE_COMPONENT, FEATURE_IMAGES, FEATURE_KINDS, FEATURE_LABEL, FeatureObject, featureObjects, FIELD_MANAGER, localPathOnNode, ManifestContext, METRICS_SERVER_TLS_SECRET, MetricsServerPki } from './manifests.js';
 import { issueServingPair, ServingPair, servingPairProblem } from './metrics-server-tls.js';
 import { nodeFeatureView, syncNodeFeatures } from './node.js';
+import { removeLoadBalancer, runLoadBalancer } from './load-balancer.js';
 
 const INTERVAL_MS = 20_000;
 /** While an enabled feature is not ready yet, passes come this often. */
@@ -132,6 +133,7 @@ export class FeatureController {
     if (!settings[name].enabled) {
       const removed = await this.prune(objects, name, new Set());
       if (removed) this.d.log.info('feature disabled: removed its objects', { feature: name, count: removed });
+      if (name === 'load-balancer') await removeLoadBalancer(this.d.layout, this.d.log, this.d.node()!, settings['load-balancer']);
       return { enabled: false, ready: true, message: 'disabled' };
     }
     const ctx = this.manifestContext(settings);
@@ -141,6 +143,7 @@ export class FeatureController {
     await this.prune(objects, name, new Set(wanted.map(objectKey)));
     const notReady = await this.readiness(objects, wanted);
     if (notReady) return { enabled: true, ready: false, message: `deploying: ${notReady}` };
+    if (name === 'load-balancer') return { enabled: true, ...runLoadBalancer(this.d.node()!, this.d.layout, this.d.log, settings['load-balancer']) };
     const message = {
       dns: `enabled at ${settings.dns['service-ip']}`,
       network: `enabled, pod CIDR ${config.podCidr}`,

@@ -6,6 +6,7 @@ import type { K8sd } from '../daemon.js';
 import { at, ApiError } from '../http.js';
 import { FeatureController } from './controller.js';
 import { stopNetworkPolicies } from './node.js';
+import { stopLoadBalancer } from './load-balancer.js';
 import { applySnapshotChanges, flattenSnapshotSettings, isSnapshotKey, SnapshotConfigError } from '../../snapshots/schedule.js';
 import { snapshotSettingsChanged, snapshotSettingsOf } from '../snapshots.js';
 import { local, parseRequest, type FeatureStatus } from '../../api/index.js';
@@ -102,5 +103,6 @@ export function registerFeatures(d: K8sd): void {
   d.onStop.push(async () => {
     controller?.stop();
     stopNetworkPolicies(d.layout.root);
+    stopLoadBalancer(d.layout.root);
   });
 }

@@ -19,6 +19,7 @@ export const FEATURE_COMPONENT: Record<ImplementedFeature, string> = {
   dns: 'coredns',
   'local-storage': 'local-path-provisioner',
   'metrics-server': 'metrics-server',
+  'load-balancer': 'gobgp',
 };
 
 /** metrics-server's TLS material (k8sd issues the serving pair; see metrics-server-tls.ts). */
@@ -80,6 +81,10 @@ export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: strin
     { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'kube-system' },
     { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'kube-system' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespace: 'kube-system' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+  ],
+  'load-balancer': [
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
   ],
@@ -585,7 +590,40 @@ export function featureObjects(name: ImplementedFeature, ctx: ManifestContext): 
       return localStorageObjects(ctx);
     case 'metrics-server':
       return metricsServerObjects(ctx);
+    case 'load-balancer':
+      return loadBalancerObjects();
   }
+}
+
+/** The ClusterRole of k8sd's load-balancer loop (see load-balancer.ts). */
+export const LOAD_BALANCER_ROLE = 'k8sd:load-balancer';
+
+/**
+ * The load balancer runs inside k8sd on control-plane nodes (no pod, no image): it reads Services
+ * and Nodes and writes the addresses it assigns into Services' status, as the node's network
+ * identity (user k8sd:network). Nothing else: no Secrets, no writes to a Service's spec.
+ */
+function loadBalancerObjects(): FeatureObject[] {
+  const l = { [FEATURE_LABEL]: 'load-balancer' };
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: LOAD_BALANCER_ROLE, labels: l },
+      rules: [
+        { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['services/status'], verbs: ['update', 'patch'] },
+        { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: LOAD_BALANCER_ROLE, labels: l },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: LOAD_BALANCER_ROLE },
+      subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: FLANNEL_USER }],
+    },
+  ];
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
