@@ -5,9 +5,10 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { isDnsName, nthAddress, parseCidrList } from './net.js';
 import { controlCharacterProblem } from './overrides.js';
+import { checkNeedsNetwork, checkSecretName, defaultGatewaySettings, defaultIngressSettings, GATEWAY_KEYS, GatewaySettings, INGRESS_KEYS, IngressSettings } from './ingress-gateway.js';
 
 /** Features this release deploys. */
-export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server'] as const;
+export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server', 'ingress', 'gateway'] as const;
 /** Every feature name Canonical Kubernetes knows. */
 export const FEATURE_NAMES = ['network', 'dns', 'gateway', 'ingress', 'load-balancer', 'local-storage', 'metrics-server'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -18,6 +19,8 @@ export interface FeatureSettings {
   dns: { enabled: boolean; 'cluster-domain': string; 'service-ip': string; 'upstream-nameservers': string[] };
   'local-storage': { enabled: boolean; 'local-path': string; 'reclaim-policy': ReclaimPolicy; default: boolean };
   'metrics-server': { enabled: boolean };
+  ingress: IngressSettings;
+  gateway: GatewaySettings;
 }
 
 /** The reclaim policies a dynamically provisioned volume can have (Recycle is deprecated and not offered). */
@@ -53,13 +56,15 @@ export function defaultFeatureSettings(serviceCidr: string, enabled: boolean): F
     // Off even on a plain bootstrap (unlike Canonical Kubernetes): `k8s enable` turns them on; see docs/features.md.
     'local-storage': { enabled: false, 'local-path': DEFAULT_LOCAL_PATH, 'reclaim-policy': 'Delete', default: true },
     'metrics-server': { enabled: false },
+    ingress: defaultIngressSettings(),
+    gateway: defaultGatewaySettings(),
   };
 }
 
 /** Settings of a cluster stored before a feature existed: that feature's defaults, off. */
 export function withFeatureDefaults(s: Partial<FeatureSettings> & Pick<FeatureSettings, 'network' | 'dns'>): FeatureSettings {
   const d = defaultFeatureSettings('10.152.183.0/24', false);
-  return { ...s, 'local-storage': s['local-storage'] ?? d['local-storage'], 'metrics-server': s['metrics-server'] ?? d['metrics-server'] };
+  return { ...s, 'local-storage': s['local-storage'] ?? d['local-storage'], 'metrics-server': s['metrics-server'] ?? d['metrics-server'], ingress: s.ingress ?? d.ingress, gateway: s.gateway ?? d.gateway };
 }
 
 /** Keys `k8s set` and `k8s get` understand for each implemented feature. */
@@ -68,6 +73,8 @@ export const FEATURE_KEYS: Record<ImplementedFeature, readonly string[]> = {
   dns: ['enabled', 'cluster-domain', 'service-ip', 'upstream-nameservers'],
   'local-storage': ['enabled', 'local-path', 'reclaim-policy', 'default'],
   'metrics-server': ['enabled'],
+  ingress: INGRESS_KEYS,
+  gateway: GATEWAY_KEYS,
 };
 
 /** An absolute, normalized directory for local volumes (not / and not a system directory's root). */
@@ -154,6 +161,15 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
       next['metrics-server'].enabled = parseBool(key, value);
       continue;
     }
+    if (feature === 'ingress') {
+      if (field === 'default-tls-secret') next.ingress['default-tls-secret'] = checkSecretName(key, value);
+      else next.ingress[field === 'enabled' ? 'enabled' : 'enable-proxy-protocol'] = parseBool(key, value);
+      continue;
+    }
+    if (feature === 'gateway') {
+      next.gateway.enabled = parseBool(key, value);
+      continue;
+    }
     if (feature === 'network') {
       if (field === 'enabled') next.network.enabled = parseBool(key, value);
       else if (parseBool(key, value) === false) {
@@ -194,6 +210,7 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
       }
     }
   }
+  checkNeedsNetwork(next);
   return next;
 }
 
@@ -211,6 +228,10 @@ export function flattenFeatureSettings(s: FeatureSettings): Record<string, unkno
     'local-storage.reclaim-policy': s['local-storage']['reclaim-policy'],
     'local-storage.default': s['local-storage'].default,
     'metrics-server.enabled': s['metrics-server'].enabled,
+    'ingress.enabled': s.ingress.enabled,
+    'ingress.default-tls-secret': s.ingress['default-tls-secret'],
+    'ingress.enable-proxy-protocol': s.ingress['enable-proxy-protocol'],
+    'gateway.enabled': s.gateway.enabled,
     ...Object.fromEntries(FEATURE_NAMES.filter((f) => !isImplemented(f)).map((f) => [`${f}.enabled`, false])),
   };
 }
