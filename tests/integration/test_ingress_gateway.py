@@ -156,6 +156,19 @@ def https_get(node: Node, port: int, host: str) -> tuple[bytes, int, str] | None
     return der, int(head.split()[1]), body
 
 
+def proxied_get(node: Node, port: int, host: str) -> str:
+    """An HTTP request behind a PROXY protocol v1 header, as a load balancer in front would send it; the raw response."""
+    try:
+        with socket.create_connection((node.address, port), timeout=5) as s:
+            s.sendall(f"PROXY TCP4 198.51.100.7 {node.address} 40000 {port}\r\nGET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    except OSError as e:
+        return f"error: {e}"
+    return data.decode(errors="replace")
+
+
 @pytest.fixture(scope="module")
 def single(testbed: TestBed, tmp_path_factory):
     """A plain bootstrap, the busybox test image side-loaded, a backend pod behind a Service."""
@@ -233,6 +246,17 @@ def test_ingress_routes_http_and_serves_https_with_the_default_tls_secret(single
     assert "ingress:" in single.k8s("status").stdout
 
 
+def test_enable_proxy_protocol_accepts_a_proxy_header(single: Node):
+    port = node_port(single, "ingress", "http")
+    # Without it, a PROXY line is not HTTP: refused.
+    assert MARKER not in proxied_get(single, port, "web.example")
+    r = single.k8s("set", "ingress.enable-proxy-protocol=true")
+    assert r.returncode == 0, r.stderr
+    wait_for("a request behind a PROXY header routed", lambda: MARKER in proxied_get(single, port, "web.example"), timeout=180, interval=2)
+    r = single.k8s("set", "ingress.enable-proxy-protocol=false")
+    assert r.returncode == 0, r.stderr
+
+
 def test_httproute_routes_http_to_the_pod(single: Node):
     enable(single, "gateway")
     crds = single.kubectl("get", "crd", "-l", "k8sd.io/feature=gateway", "-o", "name").stdout.split()
@@ -261,7 +285,8 @@ def test_disabling_gateway_removes_its_objects_and_crds_and_ingress_keeps_routin
     wait_for("every gateway object removed, CRDs included", lambda: labelled(single, "gateway") == [], timeout=180, interval=2)
     assert single.kubectl("get", "crd", "httproutes.gateway.networking.k8s.io").returncode != 0
     assert single.k8s("get", "gateway.enabled").stdout.strip() == "false"
-    assert routes(single, node_port(single, "ingress", "http"), "web.example")
+    port = node_port(single, "ingress", "http")
+    wait_for("the Ingress still routes", lambda: routes(single, port, "web.example"), timeout=60)
 
 
 def test_disabling_ingress_removes_its_objects_and_the_cluster_keeps_working(single: Node):
