@@ -18,7 +18,7 @@ import time
 import pytest
 
 from membership_helpers import require_node_components, seed_images
-from testbed import Node, TestBed, wait_for
+from testbed import Node, TestBed, component_bin, wait_for
 
 BUSYBOX = "docker.io/library/busybox:test"
 TLS_SECRET = "ck-default-tls"
@@ -170,9 +170,16 @@ def proxied_get(node: Node, port: int, host: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def single(testbed: TestBed, tmp_path_factory):
+def single(testbed: TestBed):
     """A plain bootstrap, the busybox test image side-loaded, a backend pod behind a Service."""
     require_node_components()
+    for component, built in (("traefik", "traefik.tar"), ("gateway-api", "gateway-api-standard.yaml")):
+        try:
+            present = (component_bin(component) / built).exists()
+        except subprocess.CalledProcessError:
+            present = False
+        if not present:
+            pytest.fail(f"{component}/{built} is not built: run bin/dev-setup (or bash snap/components/build-all.sh {component})", pytrace=False)
     node = testbed.add_node("ig1")
     node.start_k8sd()
     seed_images(node)
