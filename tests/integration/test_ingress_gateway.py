@@ -94,7 +94,8 @@ def labelled(node: Node, feature: str) -> list[str]:
     if r.returncode == 0:
         names += r.stdout.split()
     else:
-        assert "the server doesn't have a resource type" in r.stderr, r.stderr
+        # The Gateway API is gone (kubectl says so in one of two ways, with or without its discovery cache).
+        assert "the server doesn't have a resource type" in r.stderr or "could not find the requested resource" in r.stderr, r.stderr
     return names
 
 
