@@ -25,7 +25,7 @@ export interface LayoutEnv {
 }
 
 /** Components written in Go: in FIPS mode they must carry Go's FIPS 140-3 module. */
-export const GO_COMPONENTS: ReadonlySet<string> = new Set(['etcd', 'kubernetes', 'containerd', 'runc', 'cni', 'flannel', 'coredns', 'local-path-provisioner', 'metrics-server', 'gobgp']);
+export const GO_COMPONENTS: ReadonlySet<string> = new Set(['etcd', 'kubernetes', 'containerd', 'runc', 'cni', 'flannel', 'coredns', 'local-path-provisioner', 'metrics-server', 'gobgp', 'traefik']);
 /** The Go Cryptographic Module version the recipes build FIPS variants with (GOFIPS140). */
 export const DEFAULT_GOFIPS140 = 'v1.0.0';
 

@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 # Dependency order: pause reads ../kubernetes/version (and reuses its module download).
-order=(etcd kubernetes containerd runc cni coredns flannel local-path-provisioner metrics-server gobgp kube-bench pause test-images)
+order=(etcd kubernetes containerd runc cni coredns flannel local-path-provisioner metrics-server gobgp traefik gateway-api kube-bench pause test-images)
 
 want=("$@")
 ((${#want[@]})) || want=("${order[@]}")

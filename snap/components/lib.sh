@@ -15,7 +15,7 @@ component_cache_root() {
 export K8S_GOFIPS140="${K8S_GOFIPS140-v1.0.0}"
 # The cluster's Go components (src/layout.ts GO_COMPONENTS lists the same). kube-bench, a test
 # tool, is built the ordinary way.
-GO_FIPS_COMPONENTS=" etcd kubernetes containerd runc cni coredns flannel local-path-provisioner metrics-server gobgp "
+GO_FIPS_COMPONENTS=" etcd kubernetes containerd runc cni coredns flannel local-path-provisioner metrics-server gobgp traefik "
 
 # gofips_for NAME: the GOFIPS140 setting recipe NAME builds with (empty: none).
 gofips_for() { [[ "$GO_FIPS_COMPONENTS" == *" $1 "* ]] && echo "$K8S_GOFIPS140" || true; }

@@ -6,9 +6,10 @@ import path from 'node:path';
 import { isDnsName, nthAddress, parseCidrList } from './net.js';
 import { controlCharacterProblem } from './overrides.js';
 import { applyLoadBalancerKey, checkLoadBalancer, defaultLoadBalancerSettings, LOAD_BALANCER_KEYS, LoadBalancerConfigError, LoadBalancerKey, LoadBalancerSettings } from './load-balancer.js';
+import { checkNeedsNetwork, checkSecretName, defaultGatewaySettings, defaultIngressSettings, GATEWAY_KEYS, GatewaySettings, INGRESS_KEYS, IngressSettings } from './ingress-gateway.js';
 
 /** Features this release deploys. */
-export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server', 'load-balancer'] as const;
+export const IMPLEMENTED_FEATURES = ['network', 'dns', 'local-storage', 'metrics-server', 'load-balancer', 'ingress', 'gateway'] as const;
 /** Every feature name Canonical Kubernetes knows. */
 export const FEATURE_NAMES = ['network', 'dns', 'gateway', 'ingress', 'load-balancer', 'local-storage', 'metrics-server'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -20,6 +21,8 @@ export interface FeatureSettings {
   'local-storage': { enabled: boolean; 'local-path': string; 'reclaim-policy': ReclaimPolicy; default: boolean };
   'metrics-server': { enabled: boolean };
   'load-balancer': LoadBalancerSettings;
+  ingress: IngressSettings;
+  gateway: GatewaySettings;
 }
 
 /** The reclaim policies a dynamically provisioned volume can have (Recycle is deprecated and not offered). */
@@ -56,6 +59,8 @@ export function defaultFeatureSettings(serviceCidr: string, enabled: boolean): F
     'local-storage': { enabled: false, 'local-path': DEFAULT_LOCAL_PATH, 'reclaim-policy': 'Delete', default: true },
     'metrics-server': { enabled: false },
     'load-balancer': defaultLoadBalancerSettings(),
+    ingress: defaultIngressSettings(),
+    gateway: defaultGatewaySettings(),
   };
 }
 
@@ -67,6 +72,8 @@ export function withFeatureDefaults(s: Partial<FeatureSettings> & Pick<FeatureSe
     'local-storage': s['local-storage'] ?? d['local-storage'],
     'metrics-server': s['metrics-server'] ?? d['metrics-server'],
     'load-balancer': { ...d['load-balancer'], ...s['load-balancer'] },
+    ingress: s.ingress ?? d.ingress,
+    gateway: s.gateway ?? d.gateway,
   };
 }
 
@@ -77,6 +84,8 @@ export const FEATURE_KEYS: Record<ImplementedFeature, readonly string[]> = {
   'local-storage': ['enabled', 'local-path', 'reclaim-policy', 'default'],
   'metrics-server': ['enabled'],
   'load-balancer': LOAD_BALANCER_KEYS,
+  ingress: INGRESS_KEYS,
+  gateway: GATEWAY_KEYS,
 };
 
 /** An absolute, normalized directory for local volumes (not / and not a system directory's root). */
@@ -172,6 +181,15 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
       }
       continue;
     }
+    if (feature === 'ingress') {
+      if (field === 'default-tls-secret') next.ingress['default-tls-secret'] = checkSecretName(key, value);
+      else next.ingress[field === 'enabled' ? 'enabled' : 'enable-proxy-protocol'] = parseBool(key, value);
+      continue;
+    }
+    if (feature === 'gateway') {
+      next.gateway.enabled = parseBool(key, value);
+      continue;
+    }
     if (feature === 'network') {
       if (field === 'enabled') next.network.enabled = parseBool(key, value);
       else if (parseBool(key, value) === false) {
@@ -218,6 +236,7 @@ export function applyFeatureChanges(current: FeatureSettings, changes: Record<st
     if (err instanceof LoadBalancerConfigError) throw new FeatureConfigError(err.key, err.reason);
     throw err;
   }
+  checkNeedsNetwork(next);
   return next;
 }
 
@@ -236,6 +255,10 @@ export function flattenFeatureSettings(s: FeatureSettings): Record<string, unkno
     'local-storage.default': s['local-storage'].default,
     'metrics-server.enabled': s['metrics-server'].enabled,
     ...Object.fromEntries(LOAD_BALANCER_KEYS.map((k) => [`load-balancer.${k}`, s['load-balancer'][k]])),
+    'ingress.enabled': s.ingress.enabled,
+    'ingress.default-tls-secret': s.ingress['default-tls-secret'],
+    'ingress.enable-proxy-protocol': s.ingress['enable-proxy-protocol'],
+    'gateway.enabled': s.gateway.enabled,
     ...Object.fromEntries(FEATURE_NAMES.filter((f) => !isImplemented(f)).map((f) => [`${f}.enabled`, false])),
   };
 }

@@ -80,6 +80,8 @@ export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
   versions.flannel = safeVersion(() => l.componentVersion('flannel'));
   versions['local-path-provisioner'] = safeVersion(() => l.componentVersion('local-path-provisioner'));
   versions['metrics-server'] = safeVersion(() => l.componentVersion('metrics-server'));
+  versions.traefik = safeVersion(() => l.componentVersion('traefik'));
+  versions['gateway-api'] = safeVersion(() => l.componentVersion('gateway-api'));
   return { ready, 'node-name': node.name, role: node.role, address: node.address, ha: voters >= 3, datastore, versions, services, 'node-ready': nodeReady, features, fips, 'insecure-overrides': readWeakenedFlags(l) };
 }
 

@@ -1,4 +1,7 @@
 // The images a node side-loads (no registry is needed): what the features run, and where they are named.
+import type { Layout } from '../layout.js';
+import { PAUSE_IMAGE } from './worker-specs.js';
+
 export const IMAGE_REGISTRY = 'k8s-ts.local';
 
 /** Images the features run: name → [component recipe, OCI archive in its build]. */
@@ -7,8 +10,15 @@ export const FEATURE_IMAGES = {
   'local-path-provisioner': ['local-path-provisioner', 'local-path-provisioner.tar'],
   'local-path-helper': ['local-path-provisioner', 'local-path-helper.tar'],
   'metrics-server': ['metrics-server', 'metrics-server.tar'],
+  traefik: ['traefik', 'traefik.tar'],
 } as const;
 
 export function imageRef(name: keyof typeof FEATURE_IMAGES, version: string): string {
   return `${IMAGE_REGISTRY}/${name}:${version}`;
+}
+
+/** The images a node needs, as `k8s list-images` prints them: the sandbox (pause) image and every
+ * image a feature runs, each tagged with its recipe's pinned version. All are side-loaded. */
+export function nodeImages(l: Layout): string[] {
+  return [PAUSE_IMAGE, ...Object.entries(FEATURE_IMAGES).map(([name, [component]]) => imageRef(name as keyof typeof FEATURE_IMAGES, l.componentVersion(component)))];
 }

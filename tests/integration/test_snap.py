@@ -25,7 +25,7 @@ from conftest import bootstrapped_node
 from testbed import REPO, Node, TestBed, processes_of_root
 
 HOOKS = ["install", "configure", "pre-refresh", "post-refresh", "remove"]
-FEATURE_ARCHIVES = ["coredns.tar", "local-path-helper.tar", "local-path-provisioner.tar", "metrics-server.tar", "pause.tar"]
+FEATURE_ARCHIVES = ["coredns.tar", "local-path-helper.tar", "local-path-provisioner.tar", "metrics-server.tar", "pause.tar", "traefik.tar"]
 OWNED_CHAINS = ("KUBE-", "FLANNEL-", "K8SD-NP", "CNI-")
 
 SNAPCTL_STANDIN = """#!/usr/bin/env python3

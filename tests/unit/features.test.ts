@@ -44,7 +44,7 @@ describe('feature settings (k8s set / k8s get)', () => {
     refused({ 'dns.enabled': 'yes' }, 'dns.enabled', /not a boolean/);
     refused({ 'dns.upstream-nameservers': 'example.com' }, 'dns.upstream-nameservers', /neither an IP address/);
     refused({ 'dns.cluster-domain': 'other.local' }, 'dns.cluster-domain', /fixed at bootstrap/);
-    refused({ 'ingress.enabled': 'true' }, 'ingress.enabled', /not available in this release/);
+    refused({ 'load-balancer.enabled': 'true' }, 'load-balancer.cidrs', /./);
     refused({ 'network.kube-proxy-enabled': 'false' }, 'network.kube-proxy-enabled', /kube-proxy is required/);
     refused({ dns: 'true' }, 'dns', /name a key/);
   });
@@ -90,7 +90,7 @@ control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
 
   it('refuses what it does not implement, and bad values, with the key named', () => {
     const cases: Array<[string, string, RegExp]> = [
-      ['cluster-config: {gateway: {enabled: true}}', 'cluster-config.gateway.enabled', /not available/],
+      ['cluster-config: {gateway: {enabled: true}}', 'cluster-config.gateway.enabled', /needs the network feature/],
       ['cluster-config: {local-storage: {reclaim-policy: Foo}}', 'cluster-config.local-storage.reclaim-policy', /Delete/],
       ['cluster-config: {load-balancer: {enabled: true, cidrs: [10.0.0.0/33]}}', 'cluster-config.load-balancer.cidrs', /maximum for IPv4/],
       ['cluster-config: {dns: {service-ip: 10.0.0.10}}', 'cluster-config.dns.service-ip', /outside the service CIDR/],
@@ -115,7 +115,7 @@ control-plane-taints: ["node-role.kubernetes.io/control-plane:NoSchedule"]
 describe('feature manifests', () => {
   const ctx: ManifestContext = {
     settings: base,
-    versions: { coredns: 'v1.14.7', 'local-path-provisioner': 'v0.0.30', 'local-path-helper': 'v0.0.30', 'metrics-server': 'v0.8.0' },
+    versions: { coredns: 'v1.14.7', 'local-path-provisioner': 'v0.0.30', 'local-path-helper': 'v0.0.30', 'metrics-server': 'v0.8.0', traefik: 'v3.6.12' },
     fips: false,
     root: '/tmp/node1',
     metricsServer: { cert: 'CERT', key: 'KEY', ca: 'SERVING-CA', kubeletCa: 'KUBELET-CA' },

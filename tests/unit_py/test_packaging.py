@@ -77,7 +77,7 @@ def test_snapcraft_yaml_matches_its_base_project_schema(snapcraft: dict) -> None
 
 def test_rocks_exist_for_the_images_features_deploy() -> None:
     names = {p.parent.name for p in ROCKS}
-    assert {"pause", "coredns", "metrics-server", "local-path-provisioner", "local-path-helper"} <= names
+    assert {"pause", "coredns", "metrics-server", "local-path-provisioner", "local-path-helper", "traefik"} <= names
 
 
 @pytest.mark.parametrize("rock", ROCKS, ids=[p.parent.name for p in ROCKS])

@@ -1,6 +1,5 @@
 import { Layout } from '../../layout.js';
-import { FEATURE_IMAGES, imageRef } from '../../services/images.js';
-import { PAUSE_IMAGE } from '../../services/worker-specs.js';
+import { nodeImages } from '../../services/images.js';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
 export default class ListImages extends K8sCommand {
@@ -11,7 +10,7 @@ export default class ListImages extends K8sCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(ListImages);
     const l = new Layout();
-    const images = [PAUSE_IMAGE, ...Object.entries(FEATURE_IMAGES).map(([name, [component]]) => imageRef(name as keyof typeof FEATURE_IMAGES, l.componentVersion(component)))];
+    const images = nodeImages(l);
     await this.render(images, flags['output-format'] as OutputFormat, () => images.join('\n'));
   }
 }

@@ -14,6 +14,7 @@ import { trustBundle } from '../../pki/signer.js';
 import { KUBELET_SERVING_CA } from '../../pki/table.js';
 import { FEATURE_COMPONENT, FEATURE_IMAGES, FEATURE_KINDS, FEATURE_LABEL, FeatureObject, featureObjects, FIELD_MANAGER, localPathOnNode, ManifestContext, METRICS_SERVER_TLS_SECRET, MetricsServerPki } from './manifests.js';
 import { issueServingPair, ServingPair, servingPairProblem } from './metrics-server-tls.js';
+import { dataPlaneMessage, GATEWAY_API_COMPONENT, GATEWAY_API_FILE, ingressTlsHash, loadGatewayApi, waitForCrdsEstablished } from './ingress-gateway.js';
 import { nodeFeatureView, syncNodeFeatures } from './node.js';
 import { removeLoadBalancer, runLoadBalancer } from './load-balancer.js';
 
@@ -138,12 +139,20 @@ export class FeatureController {
     }
     const ctx = this.manifestContext(settings);
     if (name === 'metrics-server') ctx.metricsServer = await this.metricsServerPki(objects, config);
+    if (name === 'gateway') ctx.gatewayApi = loadGatewayApi(this.d.layout.componentBinary(GATEWAY_API_COMPONENT, GATEWAY_API_FILE));
+    if (name === 'ingress') ctx.ingressTlsHash = await ingressTlsHash(objects, settings.ingress['default-tls-secret']);
     const wanted = featureObjects(name, ctx);
-    for (const obj of wanted) await this.apply(objects, obj);
+    let crdsServed = !wanted.some((o) => o.kind === 'CustomResourceDefinition');
+    for (const obj of wanted) {
+      // Objects after the CRDs a feature installs (they come first) wait until the API server serves them.
+      if (!crdsServed && obj.kind !== 'CustomResourceDefinition') crdsServed = await waitForCrdsEstablished(objects, wanted);
+      await this.apply(objects, obj);
+    }
     await this.prune(objects, name, new Set(wanted.map(objectKey)));
     const notReady = await this.readiness(objects, wanted);
     if (notReady) return { enabled: true, ready: false, message: `deploying: ${notReady}` };
     if (name === 'load-balancer') return { enabled: true, ...runLoadBalancer(this.d.node()!, this.d.layout, this.d.log, settings['load-balancer']) };
+    if (name === 'ingress' || name === 'gateway') return { enabled: true, ready: true, message: await dataPlaneMessage(objects, name, ctx) };
     const message = {
       dns: `enabled at ${settings.dns['service-ip']}`,
       network: `enabled, pod CIDR ${config.podCidr}`,
@@ -199,7 +208,11 @@ export class FeatureController {
   private async prune(api: KubernetesObjectApi, name: ImplementedFeature, keep: Set<string>): Promise<number> {
     let removed = 0;
     for (const k of FEATURE_KINDS[name]) {
-      const list = await api.list(k.apiVersion, k.kind, k.namespace, undefined, undefined, undefined, undefined, `${FEATURE_LABEL}=${name}`);
+      const list = await api.list(k.apiVersion, k.kind, k.namespace, undefined, undefined, undefined, undefined, `${FEATURE_LABEL}=${name}`).catch((err: unknown) => {
+        // A kind whose CRD the feature owned and already removed (the Gateway API's): nothing left of it.
+        if (apiStatus(err) === 404) return { items: [] };
+        throw err;
+      });
       for (const item of list.items) {
         const obj = { ...item, apiVersion: k.apiVersion, kind: k.kind };
         if (keep.has(objectKey(obj))) continue;

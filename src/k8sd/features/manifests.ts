@@ -8,6 +8,7 @@ import { FLANNEL_USER } from '../../pki/table.js';
 import { FEATURE_IMAGES, imageRef } from '../../services/images.js';
 
 export { FEATURE_IMAGES, IMAGE_REGISTRY, imageRef } from '../../services/images.js';
+import { gatewayObjects, ingressObjects } from './ingress-gateway.js';
 
 export const FEATURE_LABEL = 'k8sd.io/feature';
 export const FIELD_MANAGER = 'k8sd';
@@ -20,6 +21,8 @@ export const FEATURE_COMPONENT: Record<ImplementedFeature, string> = {
   'local-storage': 'local-path-provisioner',
   'metrics-server': 'metrics-server',
   'load-balancer': 'gobgp',
+  ingress: 'traefik',
+  gateway: 'traefik',
 };
 
 /** metrics-server's TLS material (k8sd issues the serving pair; see metrics-server-tls.ts). */
@@ -43,6 +46,10 @@ export interface ManifestContext {
   root: string;
   /** Needed for metrics-server only. */
   metricsServer?: MetricsServerPki;
+  /** gateway only: the pinned Gateway API CRDs, labelled (ingress-gateway.ts). */
+  gatewayApi?: FeatureObject[];
+  /** ingress only: a hash of the default TLS Secret's data (a new certificate rolls the data plane); '' when absent. */
+  ingressTlsHash?: string;
 }
 
 export type FeatureObject = KubernetesObject & Record<string, unknown>;
@@ -88,21 +95,40 @@ export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: strin
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
   ],
+  ingress: [
+    { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass' },
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'Service', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'kube-system' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+  ],
+  gateway: [
+    // The GatewayClass before the CRDs that define it; the CRDs last (removing them removes every Gateway and route).
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass' },
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'Service', namespace: 'kube-system' },
+    { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'kube-system' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+    { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition' },
+  ],
 };
 
 
-const labels = (feature: ImplementedFeature, app: string): Record<string, string> => ({ [FEATURE_LABEL]: feature, 'k8s-app': app });
+export const featureLabels = (feature: ImplementedFeature, app: string): Record<string, string> => ({ [FEATURE_LABEL]: feature, 'k8s-app': app });
 
-const goDebug = (fips: boolean): Array<{ name: string; value: string }> => [{ name: 'GODEBUG', value: fips ? 'fips140=on' : 'fips140=off' }];
+export const goDebug = (fips: boolean): Array<{ name: string; value: string }> => [{ name: 'GODEBUG', value: fips ? 'fips140=on' : 'fips140=off' }];
 
 /** Tolerations of cluster add-ons: they run on control-plane nodes too, tainted or not. */
-const addonTolerations = [
+export const addonTolerations = [
   { key: 'CriticalAddonsOnly', operator: 'Exists' },
   { key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' },
 ];
 
 /** Restricted-profile container settings (Pod Security "restricted"), for containers that need no privilege. */
-const restrictedContainer = {
+export const restrictedContainer = {
   allowPrivilegeEscalation: false,
   readOnlyRootFilesystem: true,
   runAsNonRoot: true,
@@ -144,7 +170,7 @@ export function corefile(s: FeatureSettings['dns']): string {
 
 function dnsObjects(ctx: ManifestContext): FeatureObject[] {
   const s = ctx.settings.dns;
-  const l = labels('dns', 'kube-dns');
+  const l = featureLabels('dns', 'kube-dns');
   const ns = 'kube-system';
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'coredns', namespace: ns, labels: l } },
@@ -177,7 +203,7 @@ function dnsObjects(ctx: ManifestContext): FeatureObject[] {
           metadata: {
             labels: l,
             // A new Corefile rolls the pods (the reload plugin would take up to 30 s otherwise).
-            annotations: { 'k8sd.io/corefile-hash': hash(corefile(s)) },
+            annotations: { 'k8sd.io/corefile-hash': templateHash(corefile(s)) },
           },
           spec: {
             serviceAccountName: 'coredns',
@@ -241,7 +267,7 @@ function dnsObjects(ctx: ManifestContext): FeatureObject[] {
  * and the enforcer (iptables), runs on each node under k8sd.
  */
 function networkObjects(): FeatureObject[] {
-  const l = labels('network', 'flannel');
+  const l = featureLabels('network', 'flannel');
   return [
     // flanneld reads nodes, annotates its own with its VXLAN endpoint and clears NetworkUnavailable
     // (the Node authorizer does not let a kubelet identity list nodes); the enforcer reads pods,
@@ -320,7 +346,7 @@ const TEARDOWN_SCRIPT = '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n';
 
 function localStorageObjects(ctx: ManifestContext): FeatureObject[] {
   const s = ctx.settings['local-storage'];
-  const l = labels('local-storage', 'local-path-provisioner');
+  const l = featureLabels('local-storage', 'local-path-provisioner');
   const ns = LOCAL_STORAGE_NAMESPACE;
   const sa = 'local-path-provisioner';
   const config = { 'config.json': localPathConfig(ctx), setup: SETUP_SCRIPT, teardown: TEARDOWN_SCRIPT, 'helperPod.yaml': localPathHelperPod(ctx) };
@@ -383,7 +409,7 @@ function localStorageObjects(ctx: ManifestContext): FeatureObject[] {
         strategy: { type: 'Recreate' },
         template: {
           // The provisioner re-reads config.json from its mounted ConfigMap; the helper pod is read once.
-          metadata: { labels: l, annotations: { 'k8sd.io/config-hash': hash(JSON.stringify(config)) } },
+          metadata: { labels: l, annotations: { 'k8sd.io/config-hash': templateHash(JSON.stringify(config)) } },
           spec: {
             serviceAccountName: sa,
             priorityClassName: 'system-cluster-critical',
@@ -437,7 +463,7 @@ export function metricsServerDnsNames(clusterDomain: string): string[] {
 function metricsServerObjects(ctx: ManifestContext): FeatureObject[] {
   const pki = ctx.metricsServer;
   if (!pki) throw new Error('metrics-server needs its TLS material');
-  const l = labels('metrics-server', 'metrics-server');
+  const l = featureLabels('metrics-server', 'metrics-server');
   const ns = 'kube-system';
   const name = 'metrics-server';
   const rbac = 'rbac.authorization.k8s.io';
@@ -503,7 +529,7 @@ function metricsServerObjects(ctx: ManifestContext): FeatureObject[] {
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } },
         template: {
           // New serving or kubelet CA material rolls the pod.
-          metadata: { labels: l, annotations: { 'k8sd.io/tls-hash': hash(pki.cert + pki.kubeletCa) } },
+          metadata: { labels: l, annotations: { 'k8sd.io/tls-hash': templateHash(pki.cert + pki.kubeletCa) } },
           spec: {
             serviceAccountName: name,
             priorityClassName: 'system-cluster-critical',
@@ -592,6 +618,10 @@ export function featureObjects(name: ImplementedFeature, ctx: ManifestContext): 
       return metricsServerObjects(ctx);
     case 'load-balancer':
       return loadBalancerObjects();
+    case 'ingress':
+      return ingressObjects(ctx);
+    case 'gateway':
+      return gatewayObjects(ctx);
   }
 }
 
@@ -629,7 +659,7 @@ function loadBalancerObjects(): FeatureObject[] {
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 /** Short stable hash (FNV-1a) for pod-template annotations. */
-function hash(text: string): string {
+export function templateHash(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
