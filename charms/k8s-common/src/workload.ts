@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { withSnapFile, type SnapSource } from './snap-source.js';
 
 export class WorkloadCommandError extends Error {
   constructor(
@@ -32,8 +33,11 @@ export interface SnapInfo {
 export interface K8sSnap {
   /** undefined when the snap is not installed. */
   info(): Promise<SnapInfo | undefined>;
-  /** `snap install k8s --classic` */
-  install(): Promise<void>;
+  /**
+   * From the resource: `snap install <file>.snap --dangerous --classic` (also over an installed
+   * snap, for a new resource); from a channel: `snap install k8s --classic --channel <c>`.
+   */
+  install(source: SnapSource): Promise<void>;
   /** `snap refresh --hold k8s`: no automatic refreshes. */
   hold(): Promise<void>;
   /** `snap remove k8s --purge` */
@@ -153,8 +157,11 @@ export class ExecaK8sSnap implements K8sSnap {
     return parseSnapList(output);
   }
 
-  async install(): Promise<void> {
-    await run(this.options.snapCommand, ['install', 'k8s', '--classic'], this.options.env, { timeoutMs: 15 * MINUTE });
+  async install(source: SnapSource): Promise<void> {
+    const install = (args: readonly string[]): Promise<string> =>
+      run(this.options.snapCommand, ['install', ...args], this.options.env, { timeoutMs: 15 * MINUTE });
+    if (source.kind === 'file') await withSnapFile(source.resource, (file) => install([file, '--dangerous', '--classic']));
+    else await install(['k8s', '--classic', '--channel', source.channel]);
   }
 
   async hold(): Promise<void> {

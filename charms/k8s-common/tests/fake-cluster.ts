@@ -1,7 +1,9 @@
 // An in-memory Kubernetes cluster for charm tests: one FakeCluster shared by the units of a
 // test, and one FakeMachine per unit standing in for its `snap`, `k8s` CLI and host.
 import yaml from 'js-yaml';
+import path from 'node:path';
 import type { Host } from '../src/host.js';
+import { withSnapFile, type SnapSource } from '../src/snap-source.js';
 import type { CharmDeps } from '../src/node.js';
 import { WorkloadCommandError, type ClusterStatus, type K8sCli, type K8sSnap, type NodeIdentity, type SnapInfo } from '../src/workload.js';
 
@@ -100,9 +102,14 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
     return this.snap;
   }
 
-  async install(): Promise<void> {
-    this.log('snap install k8s --classic');
-    if (this.installError) fail('snap install k8s --classic', this.installError);
+  /** Opens the resource as the real snap does (a .snap, or the one .snap in a tarball) and logs which file it installs. */
+  async install(source: SnapSource): Promise<void> {
+    const line =
+      source.kind === 'file'
+        ? await withSnapFile(source.resource, async (file) => `snap install ${path.basename(file)} --dangerous --classic`)
+        : `snap install k8s --classic --channel ${source.channel}`;
+    this.log(line);
+    if (this.installError) fail(line, this.installError);
     this.snap = { version: 'v1.36.0', held: false };
   }
 

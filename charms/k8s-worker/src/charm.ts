@@ -44,8 +44,8 @@ async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void
   const nodeName = deps.host.nodeName();
   if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: false });
 
-  await ensureSnap(r, deps.snap);
   const config = await model.config();
+  await ensureSnap(r, deps.snap, config);
   await checkFips(r, config, deps.host);
   const joinDocument = checkOptions(r, () => {
     parseNodeLabels('node-labels', config.string('node-labels'));

@@ -76,8 +76,8 @@ describe('k8s-worker charm', () => {
     const cluster = new FakeCluster();
     const machine = cluster.machine('worker-0');
     const ctx = new Context(k8sWorkerCharm(machine.deps()), workerMeta);
-    const out = await ctx.run(ctx.on.install());
-    expect(cluster.commands.slice(0, 2)).toEqual(['worker-0: snap install k8s --classic', 'worker-0: snap refresh --hold k8s']);
+    const out = await ctx.run(ctx.on.install(), { config: { channel: '1.36/stable' } });
+    expect(cluster.commands.slice(0, 2)).toEqual(['worker-0: snap install k8s --classic --channel 1.36/stable', 'worker-0: snap refresh --hold k8s']);
     expect(out.unitStatus).toEqual({ status: 'blocked', message: 'Missing cluster integration' });
   });
 

@@ -71,8 +71,8 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   const leader = await model.isLeader();
   if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: leader });
 
-  await ensureSnap(r, deps.snap);
   const config = await model.config();
+  await ensureSnap(r, deps.snap, config);
   await checkFips(r, config, deps.host);
   checkOptions(r, () => validateControlPlaneOptions(config));
 

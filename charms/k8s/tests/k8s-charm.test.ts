@@ -34,9 +34,9 @@ describe('k8s charm: install', () => {
     const machine = cluster.machine('node-1');
     const ctx = contextFor(machine, 1);
 
-    const out = await ctx.run(ctx.on.install(), { relations: [PEER] });
+    const out = await ctx.run(ctx.on.install(), { relations: [PEER], config: { channel: '1.36/stable' } });
 
-    expect(cluster.commands.slice(0, 2)).toEqual(['node-1: snap install k8s --classic', 'node-1: snap refresh --hold k8s']);
+    expect(cluster.commands.slice(0, 2)).toEqual(['node-1: snap install k8s --classic --channel 1.36/stable', 'node-1: snap refresh --hold k8s']);
     expect(machine.snap).toEqual({ version: 'v1.36.0', held: true });
     expect(out.workloadVersion).toBe('v1.36.0');
     expect(ctx.unitStatusHistory[0]).toEqual({ status: 'maintenance', message: 'Installing k8s snap' });
@@ -58,7 +58,7 @@ describe('k8s charm: install', () => {
     const machine = cluster.machine('node-0');
     machine.installError = 'cannot reach the snap store';
     const ctx = contextFor(machine);
-    const out = await ctx.run(ctx.on.install(), { relations: [PEER] });
+    const out = await ctx.run(ctx.on.install(), { relations: [PEER], config: { channel: '1.36/stable' } });
     expect(out.unitStatus).toEqual({ status: 'blocked', message: 'Failed to install snaps.' });
     expect(ctx.jujuLog.some((log) => log.level === 'ERROR' && log.message.includes('cannot reach the snap store'))).toBe(true);
   });
