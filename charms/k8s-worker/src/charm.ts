@@ -18,7 +18,7 @@ import {
   waitForK8sd,
   type CharmDeps,
 } from '../../k8s-common/src/node.js';
-import { extraNodeArgs, parseNodeLabels } from '../../k8s-common/src/options.js';
+import { nodeDocument, parseNodeLabels } from '../../k8s-common/src/options.js';
 
 export const CLUSTER_ENDPOINT = 'cluster';
 
@@ -35,7 +35,7 @@ export function k8sWorkerCharm(deps: CharmDeps): Charm {
 
 /** The document for `k8s join-cluster --file -` on a worker; undefined when empty. */
 export function workerJoinDocument(config: Config): Record<string, unknown> | undefined {
-  const document = extraNodeArgs(config, 'worker');
+  const document = nodeDocument(config, 'worker');
   return Object.keys(document).length > 0 ? document : undefined;
 }
 

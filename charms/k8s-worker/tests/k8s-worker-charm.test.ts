@@ -229,3 +229,26 @@ describe('k8s-worker charm', () => {
     expect(out.unitStatus).toEqual({ status: 'active', message: 'Ready' });
   });
 });
+
+describe('k8s-worker charm: node options', () => {
+  it('joins with bootstrap-node-taints on the kubelet and the accepted insecure flag', async () => {
+    const d = new Deployment();
+    await d.start({ 'bootstrap-node-taints': 'gpu=true:NoSchedule', 'kubelet-extra-args': 'read-only-port=10255', 'accept-insecure-node-args': 'kubelet:read-only-port' });
+    await d.leaderSeesWorker();
+    await d.workerSeesLeader();
+    expect(d.cluster.members.get('worker-0')?.role).toBe('worker');
+    expect(d.workerMachine.joinDocument).toBe(
+      "extra-node-kubelet-args:\n  '--read-only-port': '10255'\n  '--register-with-taints': gpu=true:NoSchedule\naccept-insecure-node-args:\n  kubelet:\n    - '--read-only-port'\n",
+    );
+  });
+
+  it.each([
+    ['bootstrap-node-taints', 'gpu=true', "bootstrap-node-taints: 'gpu=true' is not a taint such as key=value:NoSchedule (effects: NoSchedule, PreferNoSchedule, NoExecute)"],
+    ['accept-insecure-node-args', 'kube-apiserver:profiling', "accept-insecure-node-args: 'kube-apiserver:profiling' is not <service>:<flag> with a service of kube-proxy, kubelet"],
+  ])('%s=%s blocks the worker, naming the option, before it joins', async (option, value, message) => {
+    const d = new Deployment();
+    await d.start({ [option]: value });
+    expect(d.workerState.unitStatus).toEqual({ status: 'blocked', message });
+    expect(d.workerUnitBag()).toEqual({});
+  });
+});

@@ -14,6 +14,7 @@ import {
   leaveCluster,
   noteDeparture,
   nodeIdentity,
+  parseStringMap,
   reconcileNodeLabels,
   toYaml,
   waitForK8sd,
@@ -30,11 +31,11 @@ import {
   nodeKey,
 } from '../../k8s-common/src/protocol.js';
 import type { NodeIdentity } from '../../k8s-common/src/workload.js';
+import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
 import {
   bootstrapDocument,
   bootstrapRecord,
   controlPlaneJoinDocument,
-  desiredFeatures,
   extraSans,
   immutabilityViolations,
   parseBootstrapRecord,
@@ -133,7 +134,7 @@ async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, pee
   const clusterName = clusterNameFor(model.unit.app, model.context.modelUuid);
   const shared = await peer.localAppBag();
   shared.set(APP_BOOTSTRAP_CONFIG, JSON.stringify(bootstrapRecord(config)));
-  shared.set(APP_FEATURES, JSON.stringify(desiredFeatures(config)));
+  shared.set(APP_FEATURES, JSON.stringify(flatSettings(featureSettings(config))));
   shared.set(APP_CLUSTER_NAME, clusterName);
   shared.set(nodeKey(model.unit.name), node.name);
   (await peer.localUnitBag()).set(UNIT_JOINED, clusterName);
@@ -150,13 +151,8 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
   if (own.get(UNIT_JOINED) !== clusterName) r.wait('Waiting for cluster token');
   shared.set(nodeKey(model.unit.name), deps.host.nodeName());
 
-  const wanted = desiredFeatures(config);
-  const applied = parseBooleanMap(shared.get(APP_FEATURES));
-  const changes = Object.fromEntries(
-    Object.entries(wanted)
-      .filter(([feature, enabled]) => applied[feature] !== undefined && enabled !== applied[feature])
-      .map(([feature, enabled]) => [`${feature}.enabled`, String(enabled)]),
-  );
+  const wanted = flatSettings(checkOptions(r, () => featureSettings(config)));
+  const changes = settingChanges(wanted, parseStringMap(shared.get(APP_FEATURES)));
   if (Object.keys(changes).length > 0) {
     await r.step('update features', { status: 'waiting', message: 'Waiting to update cluster features' }, () =>
       deps.k8s.setClusterConfig(changes),
@@ -215,16 +211,6 @@ async function refreshCerts(action: Action, model: Model, deps: CharmDeps): Prom
     await action.setResults({ result: output.trim() || 'certificates refreshed', 'extra-sans': sans.join(',') });
   } catch (error) {
     await action.fail(`refresh-certs failed: ${describe(error)}`);
-  }
-}
-
-function parseBooleanMap(text: string | undefined): Record<string, boolean> {
-  try {
-    const value: unknown = JSON.parse(text ?? '{}');
-    if (typeof value !== 'object' || value === null) return {};
-    return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, boolean] => typeof entry[1] === 'boolean'));
-  } catch {
-    return {};
   }
 }
 

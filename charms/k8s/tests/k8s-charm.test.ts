@@ -186,8 +186,9 @@ describe('k8s charm: config-changed', () => {
   it('applies a feature toggle to the running cluster with `k8s set`', async () => {
     const { cluster, ctx, state } = await bootstrappedLeader();
     const out = await ctx.run(ctx.on.configChanged(), { ...state, config: { 'ingress-enabled': true, 'dns-enabled': false } });
-    expect(cluster.commands).toContain('node-0: k8s set dns.enabled=false ingress.enabled=true');
-    expect(JSON.parse(findRelation(out, 'cluster')?.localAppData?.features ?? '{}')).toMatchObject({ ingress: true, dns: false });
+    // An enabled feature brings its settings along (ingress-enable-proxy-protocol's default here).
+    expect(cluster.commands).toContain('node-0: k8s set dns.enabled=false ingress.enabled=true ingress.enable-proxy-protocol=false');
+    expect(JSON.parse(findRelation(out, 'cluster')?.localAppData?.features ?? '{}')).toMatchObject({ 'ingress.enabled': 'true', 'dns.enabled': 'false' });
     const again = cluster.commands.length;
     await ctx.run(ctx.on.configChanged(), out);
     expect(cluster.commands.slice(again).some((line) => line.includes('k8s set'))).toBe(false);
@@ -234,7 +235,7 @@ describe('k8s charm: config-changed', () => {
 
 describe('k8s charm: control-plane units join through the peer relation', () => {
   it('the leader mints a control-plane token into a secret, and the peer joins with it', async () => {
-    const { cluster, ctx, state } = await bootstrappedLeader({ 'kube-apiserver-extra-sans': 'api.example.com' });
+    const { cluster, ctx, state } = await bootstrappedLeader({ 'kube-apiserver-extra-sans': 'api.example.com', 'bootstrap-node-taints': 'a=b:NoSchedule' });
     const peerMachine = installedMachine(cluster, 'node-1');
     const peerCtx = contextFor(peerMachine, 1);
 
@@ -265,6 +266,7 @@ describe('k8s charm: control-plane units join through the peer relation', () => 
     const joined = await peerCtx.run(peerCtx.on.relationChanged(relationById(joining, 1), { remoteUnit: 0 }), { ...joining, secrets: [secret] });
     expect(cluster.members.get('node-1')).toEqual({ role: 'control-plane', address: '192.0.2.0' });
     expect(peerMachine.joinDocument).toContain('api.example.com');
+    expect(peerMachine.joinDocument).toContain("'--register-with-taints': a=b:NoSchedule");
     expect(findRelation(joined, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', joined: CLUSTER_NAME });
     expect(joined.unitStatus).toEqual({ status: 'active', message: 'Ready' });
     expect(joined.openedPorts).toEqual([{ protocol: 'tcp', port: 6443 }]);
