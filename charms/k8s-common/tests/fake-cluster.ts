@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Host } from '../src/host.js';
 import { withSnapFile, type SnapSource } from '../src/snap-source.js';
 import type { CharmDeps } from '../src/node.js';
-import { WorkloadCommandError, type ClusterStatus, type K8sCli, type K8sSnap, type NodeIdentity, type SnapInfo } from '../src/workload.js';
+import { WorkloadCommandError, type ClusterStatus, type K8sCli, type K8sSnap, type NodeIdentity, type SnapInfo, type SnapshotResult } from '../src/workload.js';
 
 export interface Member {
   readonly role: 'control-plane' | 'worker';
@@ -21,6 +21,9 @@ export class FakeCluster {
   /** Every command run on any machine, as a CLI line. */
   readonly commands: string[] = [];
   ready = true;
+  snapshots = 0;
+  readonly notReadyNodes = new Set<string>();
+  systemPods: Array<{ name: string; phase: string; ready: boolean }> = [{ name: 'coredns-abc', phase: 'Running', ready: true }];
   /** Joins to fail before one succeeds, with this message. */
   failJoins = 0;
   failJoinMessage = 'context deadline exceeded while contacting 10.0.0.1:6400';
@@ -146,8 +149,8 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
     };
   }
 
-  async getJoinToken(name: string, worker: boolean): Promise<string> {
-    const command = `k8s get-join-token ${name}${worker ? ' --worker' : ''}`;
+  async getJoinToken(name: string, worker: boolean, address?: string): Promise<string> {
+    const command = `k8s get-join-token ${name}${worker ? ' --worker' : ''}${address ? ` --address ${address}` : ''}`;
     this.log(command);
     this.requireControlPlane(command);
     if (this.cluster.members.has(name)) fail(command, `a node named ${name} is already in the cluster`);
@@ -220,5 +223,32 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
     const labels = { ...(this.cluster.labels.get(name) ?? {}), ...set };
     for (const key of remove) delete labels[key];
     this.cluster.labels.set(name, labels);
+  }
+
+  async snapshotSave(name?: string): Promise<SnapshotResult> {
+    const command = `k8s snapshot save${name ? ` --name ${name}` : ''} --output-format json`;
+    this.log(command);
+    this.requireControlPlane(command);
+    this.cluster.snapshots += 1;
+    return { file: `/var/snap/k8s/common/var/lib/k8sd/snapshots/${name ?? 'on-demand'}-${this.name}.k8s-snapshot`, revision: 42, keys: 300, bytes: 65536 };
+  }
+
+  /** nodes: every member, Ready unless listed in cluster.notReadyNodes; pods: cluster.systemPods. */
+  async kubectlJson(args: readonly string[]): Promise<unknown> {
+    const command = `k8s kubectl ${args.join(' ')} -o json`;
+    this.log(command);
+    this.requireControlPlane(command);
+    if (args[0] === 'get' && args[1] === 'nodes') {
+      return {
+        items: [...this.cluster.members.keys()].map((node) => ({
+          metadata: { name: node },
+          status: { conditions: [{ type: 'Ready', status: this.cluster.notReadyNodes.has(node) ? 'False' : 'True' }] },
+        })),
+      };
+    }
+    if (args[0] === 'get' && args[1] === 'pods') {
+      return { items: this.cluster.systemPods.map(({ name, phase, ready }) => ({ metadata: { name }, status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } })) };
+    }
+    return fail(command, `the fake cluster does not answer '${command}'`);
   }
 }

@@ -85,11 +85,11 @@ describe('k8s-worker charm', () => {
     const d = new Deployment();
     await d.start({ 'kubelet-extra-args': 'max-pods=50', 'node-labels': 'pool=gpu' });
     expect(d.workerState.unitStatus).toEqual({ status: 'waiting', message: 'Waiting for cluster token' });
-    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0' });
+    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', 'node-address': '192.0.2.0' });
 
     // The leader mints a worker token, stores it in a secret granted to k8s-worker/0 only.
     const issued = await d.leaderSeesWorker();
-    expect(d.cluster.commands).toContain('node-0: k8s get-join-token worker-0 --worker');
+    expect(d.cluster.commands).toContain('node-0: k8s get-join-token worker-0 --worker --address 192.0.2.0');
     const secret = onlySecret(issued);
     expect(secret).toMatchObject({ owner: 'app', revisions: { 1: { token: 'worker-token-worker-0-1', attempt: '1' } }, grants: { 7: ['k8s-worker/0'] } });
     expect(relationById(issued, K8S_CLUSTER_ID).localAppData).toEqual({
@@ -103,7 +103,7 @@ describe('k8s-worker charm', () => {
     expect(d.cluster.members.get('worker-0')).toEqual({ role: 'worker', address: '192.0.2.0' });
     expect(d.workerMachine.joinDocument).toBe("extra-node-kubelet-args:\n  '--max-pods': '50'\n");
     expect(d.cluster.commands).toContain('worker-0: k8s join-cluster <token> --name worker-0 --address 192.0.2.0 --file -');
-    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', joined: CLUSTER_NAME });
+    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', 'node-address': '192.0.2.0', joined: CLUSTER_NAME });
     expect(joined.secrets[0]?.trackedRevision).toBe(1);
     expect(joined.unitStatus).toEqual({ status: 'active', message: 'Ready' });
     expect(d.cluster.labels.get('worker-0')).toEqual({ pool: 'gpu', 'juju-application': 'k8s-worker', 'juju-charm': 'k8s-worker' });
@@ -167,7 +167,7 @@ describe('k8s-worker charm', () => {
     d.workerState = changed;
     expect(changed.secrets[0]?.trackedRevision).toBe(2);
     expect(d.cluster.members.get('worker-0')?.role).toBe('worker');
-    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', joined: CLUSTER_NAME });
+    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', 'node-address': '192.0.2.0', joined: CLUSTER_NAME });
     expect(changed.unitStatus).toEqual({ status: 'active', message: 'Ready' });
   });
 

@@ -31,6 +31,7 @@ import {
   nodeKey,
 } from '../../k8s-common/src/protocol.js';
 import type { NodeIdentity } from '../../k8s-common/src/workload.js';
+import { preUpgradeCheckAction, snapshotAction } from './actions.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
 import {
   bootstrapDocument,
@@ -62,6 +63,8 @@ export function k8sCharm(deps: CharmDeps): Charm {
     actions: {
       'get-kubeconfig': (action, model) => getKubeconfig(action, model, deps),
       'refresh-certs': (action, model) => refreshCerts(action, model, deps),
+      snapshot: (action, model) => snapshotAction(action, model, deps),
+      'pre-upgrade-check': (action, model) => preUpgradeCheckAction(action, model, deps),
     },
   };
 }

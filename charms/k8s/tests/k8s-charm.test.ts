@@ -41,7 +41,7 @@ describe('k8s charm: install', () => {
     expect(out.workloadVersion).toBe('v1.36.0');
     expect(ctx.unitStatusHistory[0]).toEqual({ status: 'maintenance', message: 'Installing k8s snap' });
     expect(out.unitStatus).toEqual({ status: 'waiting', message: 'Waiting for cluster token' });
-    expect(findRelation(out, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1' });
+    expect(findRelation(out, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', 'node-address': '192.0.2.0' });
   });
 
   it('holds an installed snap that is not held, without reinstalling it', async () => {
@@ -253,7 +253,7 @@ describe('k8s charm: control-plane units join through the peer relation', () => 
     // The leader sees node-1 and issues its token.
     const withPeer = updateRelation(state, 1, { remoteUnitsData: { 1: findRelation(announced, 'cluster')?.localUnitData ?? {} } });
     const issued = await ctx.run(ctx.on.relationChanged(relationById(withPeer, 1), { remoteUnit: 1 }), withPeer);
-    expect(cluster.commands).toContain('node-0: k8s get-join-token node-1');
+    expect(cluster.commands).toContain('node-0: k8s get-join-token node-1 --address 192.0.2.0');
     const secret = onlySecret(issued);
     expect(secret.owner).toBe('app');
     expect(secret.revisions[1]).toEqual({ token: 'cp-token-node-1-1', attempt: '1' });
@@ -267,7 +267,7 @@ describe('k8s charm: control-plane units join through the peer relation', () => 
     expect(cluster.members.get('node-1')).toEqual({ role: 'control-plane', address: '192.0.2.0' });
     expect(peerMachine.joinDocument).toContain('api.example.com');
     expect(peerMachine.joinDocument).toContain("'--register-with-taints': a=b:NoSchedule");
-    expect(findRelation(joined, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', joined: CLUSTER_NAME });
+    expect(findRelation(joined, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', 'node-address': '192.0.2.0', joined: CLUSTER_NAME });
     expect(joined.unitStatus).toEqual({ status: 'active', message: 'Ready' });
     expect(joined.openedPorts).toEqual([{ protocol: 'tcp', port: 6443 }]);
 
