@@ -14,6 +14,7 @@ import {
 } from './workload.js';
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
+import { k8sdStateDirFromEnv } from './cos.js';
 import {
   NO_SNAP_SOURCE_MESSAGE,
   SnapResourceError,
@@ -28,6 +29,8 @@ export interface CharmDeps {
   readonly host: Host;
   /** How long a leaving unit waits for the leader to remove its node before removing the snap. */
   readonly removal: { readonly attempts: number; readonly intervalMs: number };
+  /** k8sd's state directory: the metrics token and cluster certificate for cos-agent. */
+  readonly k8sdStateDir: string;
 }
 
 export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
@@ -37,6 +40,7 @@ export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
     k8s: new ExecaK8sCli(commands),
     host: new MachineHost(hostPathsFromEnv(env)),
     removal: { attempts: 10, intervalMs: 3_000 },
+    k8sdStateDir: k8sdStateDirFromEnv(env),
   };
 }
 

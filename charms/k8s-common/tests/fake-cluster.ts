@@ -56,6 +56,8 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   joinDocument: string | undefined;
   /** Makes `snap install` fail with this message. */
   installError: string | undefined;
+  /** Where this machine's k8sd keeps metrics-token and cluster.crt (tests create the files). */
+  k8sdStateDir = '/nonexistent/k8sd-state';
   /** The services `k8s status` lists for this node; undefined lists none (as Canonical k8s). */
   services: string[] | undefined;
 
@@ -68,7 +70,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
 
   /** The dependencies a charm gets on this machine. */
   deps(): CharmDeps {
-    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 } };
+    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir };
   }
 
   get member(): Member | undefined {

@@ -18,6 +18,7 @@ import {
   waitForK8sd,
   type CharmDeps,
 } from '../../k8s-common/src/node.js';
+import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { nodeDocument, parseNodeLabels } from '../../k8s-common/src/options.js';
 
 export const CLUSTER_ENDPOINT = 'cluster';
@@ -67,5 +68,6 @@ async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void
     ...(joinDocument ? { joinConfig: await toYaml(joinDocument) } : {}),
     alreadyClustered: () => isClustered(deps.k8s),
   });
+  await reconcileCosAgent(r, node, deps.k8sdStateDir);
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s-worker');
 }

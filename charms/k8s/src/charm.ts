@@ -32,6 +32,7 @@ import {
 } from '../../k8s-common/src/protocol.js';
 import type { NodeIdentity } from '../../k8s-common/src/workload.js';
 import { preUpgradeCheckAction, snapshotAction } from './actions.js';
+import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
 import {
   bootstrapDocument,
@@ -114,6 +115,7 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (leader) await leadCluster(r, deps, config, peer);
 
   await model.openPort({ protocol: 'tcp', port: API_SERVER_PORT });
+  await reconcileCosAgent(r, node, deps.k8sdStateDir);
   await checkExtraSans(r, config);
   const status = await r.step('read cluster status', { status: 'waiting', message: 'Waiting for k8s to report status' }, () =>
     deps.k8s.status(),
