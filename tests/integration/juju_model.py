@@ -131,7 +131,8 @@ class JujuModel:
         out = [self.hook(unit, rel, "relation-created")]
         for other in others:
             out.append(self.hook(unit, rel, "relation-joined", remote=other))
-            out.append(self.hook(self.units[other], rel, "relation-joined", remote=unit.unit))
+            if other in self.units:  # a unit of an application this test only plays as relation data has no hooks
+                out.append(self.hook(self.units[other], rel, "relation-joined", remote=unit.unit))
         return out
 
     def depart(self, unit: ModelUnit, rel: Relation) -> list[Dispatch]:

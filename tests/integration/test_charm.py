@@ -138,6 +138,8 @@ case "$1 $2" in
     [ "$3 $4" = "--dangerous --classic" ] || {{ echo "error: a local snap needs --dangerous, and k8s is classic: snap $*" >&2; exit 1; }}
     meta=$(unsquashfs -cat "$2" meta/snap.yaml) || {{ echo "error: cannot read snap file $2" >&2; exit 1; }}
     grep -qx 'name: k8s' <<< "$meta" && grep -qx 'version: {SNAP_VERSION}' <<< "$meta" || {{ echo "error: $2 is not the k8s {SNAP_VERSION} snap" >&2; exit 1; }}
+    # The snap's own Node ($SNAP/bin/node), which the charm runs on.
+    unsquashfs -q -n -f -d "$state/root" "$2" bin/node >/dev/null || {{ echo "error: cannot unpack bin/node from $2" >&2; exit 1; }}
     if [ ! -f "$state/installed" ]; then
       setsid nsenter --net='{NETNS_DIR / n.netns}' env K8S_ROOT='{n.root}' K8S_NODE_NAME='{n.name}' \\
         K8S_COMPONENT_CACHE='{cache}' '{K8SD}' \\
@@ -154,7 +156,7 @@ case "$1 $2" in
     touch "$state/held"; echo "General refreshes of \\"k8s\\" held indefinitely" ;;
   "remove k8s")
     K8S_ROOT='{n.root}' bash '{REPO / "bin" / "dev-stop"}' || true
-    rm -f "$state/installed" "$state/held"; echo "k8s removed" ;;
+    rm -rf "$state/installed" "$state/held" "$state/root"; echo "k8s removed" ;;
   *) echo "snap stand-in: unexpected 'snap $*'" >&2; exit 1 ;;
 esac
 """)
@@ -222,6 +224,9 @@ exec '{K8S}' "$@"
             "K8S_CHARM_SNAP_CMD": str(self.snap),
             "K8S_CHARM_K8S_CMD": str(self.k8s),
             "K8S_CHARM_K8SD_SOCKET": str(self.node.socket),
+            "K8S_CHARM_K8SD_STATE_DIR": str(self.node.state_dir),
+            # The snap's Node, which the charm runs on (the stand-in's install lays it out, as the snap's would).
+            "K8S_CHARM_NODE_BIN": str(self.snap_dir / "root" / "bin" / "node"),
         }
         env.update(extra)
         return env

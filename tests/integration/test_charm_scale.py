@@ -14,7 +14,10 @@ The steps are one module-scoped flow; each test is a step and needs the ones bef
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -185,6 +188,54 @@ def test_a_worker_joins_through_the_k8s_cluster_relation(deployment: Deployment)
     deployment.check(["k8s/0", "k8s/1"], ["k8s-worker/0"])
     worker_status = deployment.nodes["k8s-worker/0"].status()
     assert worker_status["role"] == "worker", worker_status
+
+
+def fetch_metrics(job: dict, token: str | None) -> tuple[int, str]:
+    """GET the job's target from the root netns, verifying k8sd's certificate with the job's CA and server_name."""
+    host, port = job["static_configs"][0]["targets"][0].rsplit(":", 1)
+    context = ssl.create_default_context(cadata=job["tls_config"]["ca"])
+    raw = socket.create_connection((host, int(port)), timeout=30)
+    with context.wrap_socket(raw, server_hostname=job["tls_config"]["server_name"]) as tls:
+        headers = f"Authorization: Bearer {token}\r\n" if token else ""
+        tls.sendall(f"GET {job['metrics_path']} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_cos_agent_scrape_jobs_answer_with_the_credentials_they_carry(deployment: Deployment):
+    """Relating grafana-agent (played as relation data only) over cos-agent: every unit publishes a job
+    for its k8sd; each answers Prometheus text to the job's bearer token, and 401 without it."""
+    model = deployment.model
+    for name in ("k8s/0", "k8s-worker/0"):
+        unit = deployment.unit(name)
+        rel = model.relate({unit.app: "cos-agent", "grafana-agent": "cos-agent"})
+        rel.units.append("grafana-agent/0")
+        for d in model.join(unit, rel):
+            assert d.rc == 0, unit.report()
+        model.settle()
+        config = json.loads(rel.data[name]["config"])
+        (job,) = config["metrics_scrape_jobs"]
+        node = deployment.nodes[name]
+        assert job["static_configs"][0]["targets"] == [f"{node.address}:6401"], job
+        token = job["authorization"]["credentials"]
+        assert token not in json.dumps(unit.state()["juju-log"]), "the metrics token went to the log"
+        status, _ = fetch_metrics(job, None)
+        assert status == 401
+        status, body = fetch_metrics(job, token)
+        assert status == 200, body
+        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line and not line.startswith("#")}
+        expiries = {k: v for k, v in samples.items() if k.startswith("k8sd_certificate_expiry_seconds")}
+        assert expiries and all(v > time.time() for v in expiries.values()), expiries
+        if name.startswith("k8s/"):
+            assert samples['k8sd_cluster_members{role="control-plane"}'] == 2, samples
+            assert samples['k8sd_cluster_members{role="worker"}'] == 1, samples
+            assert samples['k8sd_feature_enabled{feature="dns"}'] == 1, samples
+            assert 'k8sd_certificate_expiry_seconds{certificate="apiserver.crt"}' in samples, sorted(expiries)
+        else:
+            assert 'k8sd_certificate_expiry_seconds{certificate="kubelet.crt"}' in samples, sorted(expiries)
 
 
 def test_removing_a_control_plane_unit_removes_its_node(deployment: Deployment):
