@@ -1,6 +1,6 @@
 """Many units of the packed charms form one cluster (issue 16): 1 -> 2 control-plane units through the
-peer relation, 0 -> 1 worker through k8s:k8s-cluster <-> k8s-worker:cluster, then one control-plane
-unit is removed.
+peer relation, 0 -> 1 worker through k8s:k8s-cluster <-> k8s-worker:cluster, a cos-agent scrape of each
+unit's k8sd, then one control-plane unit and the worker are removed.
 
 Each unit is a node of the netns test bed running the real `dispatch` of its packed charm, with its own
 k8sd (started by the `snap install` of the packed snap, the snap-installation resource). The hook tools
@@ -234,8 +234,6 @@ def test_cos_agent_scrape_jobs_answer_with_the_credentials_they_carry(deployment
             assert samples['k8sd_cluster_members{role="worker"}'] == 1, samples
             assert samples['k8sd_feature_enabled{feature="dns"}'] == 1, samples
             assert 'k8sd_certificate_expiry_seconds{certificate="apiserver.crt"}' in samples, sorted(expiries)
-        else:
-            assert 'k8sd_certificate_expiry_seconds{certificate="kubelet.crt"}' in samples, sorted(expiries)
 
 
 def test_removing_a_control_plane_unit_removes_its_node(deployment: Deployment):
@@ -249,3 +247,15 @@ def test_removing_a_control_plane_unit_removes_its_node(deployment: Deployment):
     deployment.model.until_active(list(deployment.model.units.values()))
     deployment.check(["k8s/0"], ["k8s-worker/0"])
     assert not leaving.socket_answers(), "the removed unit's k8sd still answers"
+
+
+def test_removing_the_worker_unit_removes_its_node(deployment: Deployment):
+    leaving = deployment.nodes["k8s-worker/0"]
+    deployment.remove_unit("k8s-worker/0")
+    removed = deployment.removed["k8s-worker/0"]
+    assert removed.unit_status() == {"status": "maintenance", "message": "Removed from the cluster"}, removed.report()
+    assert "snap remove k8s --purge" in removed.workload_calls()
+    assert f"k8s remove-node {leaving.name}" in deployment.unit("k8s/0").workload_calls()
+    deployment.model.until_active(list(deployment.model.units.values()))
+    deployment.check(["k8s/0"], [])
+    assert not leaving.socket_answers(), "the removed worker's k8sd still answers"
