@@ -14,6 +14,7 @@ The steps are one module-scoped flow; each test is a step and needs the ones bef
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import socket
@@ -198,11 +199,9 @@ def fetch_metrics(job: dict, token: str | None) -> tuple[int, str]:
     with context.wrap_socket(raw, server_hostname=job["tls_config"]["server_name"]) as tls:
         headers = f"Authorization: Bearer {token}\r\n" if token else ""
         tls.sendall(f"GET {job['metrics_path']} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    head, _, body = data.decode().partition("\r\n\r\n")
-    return int(head.split()[1]), body
+        response = http.client.HTTPResponse(tls)
+        response.begin()
+        return response.status, response.read().decode()
 
 
 def test_cos_agent_scrape_jobs_answer_with_the_credentials_they_carry(deployment: Deployment):
