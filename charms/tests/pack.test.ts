@@ -99,7 +99,7 @@ describe('packed charms', () => {
       'state-get dying --format=json',
       'resource-get snap-installation',
       'config-get channel --format=json',
-      'status-set maintenance Installing k8s snap',
+      'status-set --application=false maintenance Installing k8s snap',
       'snap install k8s --classic --channel 1.36/stable',
     ]);
     expect(calls.filter((line) => line.startsWith('snap install'))).toHaveLength(1);
@@ -115,7 +115,7 @@ describe('packed charms', () => {
     const result = await runDispatch('k8s', juju, { JUJU_DISPATCH_PATH: 'hooks/install', JUJU_UNIT_NAME: 'k8s/0', K8S_CHARM_NODE_BIN: '/nonexistent/node' });
     expect(result.exitCode).toBe(0);
     expect(juju.calls()).toContain(
-      "status-set blocked No k8s snap: attach the 'snap-installation' resource (a k8s .snap, or a tarball holding one) or set the 'channel' option",
+      "status-set --application=false blocked No k8s snap: attach the 'snap-installation' resource (a k8s .snap, or a tarball holding one) or set the 'channel' option",
     );
     expect(juju.calls().some((line) => line.startsWith('snap install'))).toBe(false);
   });
