@@ -395,7 +395,8 @@ def test_the_unit_ends_active_with_its_version_and_port(deployed):
     app_bag = state["relations"]["cluster:0"]["data"]["k8s"]
     unit_bag = state["relations"]["cluster:0"]["data"]["k8s/0"]
     cluster_name = app_bag["cluster-name"]
-    assert unit_bag == {"node-name": unit.node.name, "joined": cluster_name}
+    # node-address: published in install, before it was leader (a joining unit names its address for its token).
+    assert unit_bag == {"node-name": unit.node.name, "node-address": unit.node.address, "joined": cluster_name}
     assert app_bag[f"node.k8s/0"] == unit.node.name
     assert json.loads(app_bag["bootstrap-config"]) == {
         "bootstrap-datastore": "", "bootstrap-pod-cidr": "10.1.0.0/16", "bootstrap-service-cidr": "10.152.183.0/24",
