@@ -1,5 +1,5 @@
-"""Many units of the packed charms form one cluster (issue 16): 1 -> 2 control-plane units through the
-peer relation, 0 -> 1 worker through k8s:k8s-cluster <-> k8s-worker:cluster, a cos-agent scrape of each
+"""Many units of the packed charms form one cluster (issue 16): 1 -> 3 control-plane units through the
+peer relation (one at a time), 0 -> 1 worker through k8s:k8s-cluster <-> k8s-worker:cluster, a cos-agent scrape of each
 unit's k8sd, then one control-plane unit and the worker are removed.
 
 Each unit is a node of the netns test bed running the real `dispatch` of its packed charm, with its own
@@ -182,11 +182,17 @@ def test_a_second_control_plane_unit_joins_through_the_peer_relation(deployment:
     assert deployment.unit("k8s/0").state()["relations"][deployment.peer.rid("k8s")]["data"]["k8s"].get(f"node.k8s/1") == deployment.nodes["k8s/1"].name
 
 
+def test_a_third_control_plane_unit_makes_three_etcd_voters(deployment: Deployment):
+    _, seconds = deployment.deploy_unit("k8s/2", "cp2")
+    TIMINGS["k8s/2 (control-plane join)"] = seconds
+    deployment.check(["k8s/0", "k8s/1", "k8s/2"], [])
+
+
 def test_a_worker_joins_through_the_k8s_cluster_relation(deployment: Deployment):
     deployment.relate_workers()
     _, seconds = deployment.deploy_unit("k8s-worker/0", "w0")
     TIMINGS["k8s-worker/0 (worker join)"] = seconds
-    deployment.check(["k8s/0", "k8s/1"], ["k8s-worker/0"])
+    deployment.check(["k8s/0", "k8s/1", "k8s/2"], ["k8s-worker/0"])
     worker_status = deployment.nodes["k8s-worker/0"].status()
     assert worker_status["role"] == "worker", worker_status
 
@@ -229,7 +235,7 @@ def test_cos_agent_scrape_jobs_answer_with_the_credentials_they_carry(deployment
         expiries = {k: v for k, v in samples.items() if k.startswith("k8sd_certificate_expiry_seconds")}
         assert expiries and all(v > time.time() for v in expiries.values()), expiries
         if name.startswith("k8s/"):
-            assert samples['k8sd_cluster_members{role="control-plane"}'] == 2, samples
+            assert samples['k8sd_cluster_members{role="control-plane"}'] == 3, samples
             assert samples['k8sd_cluster_members{role="worker"}'] == 1, samples
             assert samples['k8sd_feature_enabled{feature="dns"}'] == 1, samples
             assert 'k8sd_certificate_expiry_seconds{certificate="apiserver.crt"}' in samples, sorted(expiries)
@@ -244,7 +250,7 @@ def test_removing_a_control_plane_unit_removes_its_node(deployment: Deployment):
     calls = deployment.unit("k8s/0").workload_calls()
     assert f"k8s remove-node {leaving.name}" in calls, calls
     deployment.model.until_active(list(deployment.model.units.values()))
-    deployment.check(["k8s/0"], ["k8s-worker/0"])
+    deployment.check(["k8s/0", "k8s/2"], ["k8s-worker/0"])
     assert not leaving.socket_answers(), "the removed unit's k8sd still answers"
 
 
@@ -256,5 +262,5 @@ def test_removing_the_worker_unit_removes_its_node(deployment: Deployment):
     assert "snap remove k8s --purge" in removed.workload_calls()
     assert f"k8s remove-node {leaving.name}" in deployment.unit("k8s/0").workload_calls()
     deployment.model.until_active(list(deployment.model.units.values()))
-    deployment.check(["k8s/0"], [])
+    deployment.check(["k8s/0", "k8s/2"], [])
     assert not leaving.socket_answers(), "the removed worker's k8sd still answers"
