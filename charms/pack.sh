@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Packs the TypeScript charms into .charm files (zip archives Juju deploys):
-#   dispatch                      sh script: runs bin/node lib/<charm>/src/main.js
-#   bin/node                      the pinned Node (Ubuntu machines have none)
+#   dispatch                      sh script: runs lib/<charm>/src/main.js on the Node the k8s snap
+#                                 brings (/snap/k8s/current/bin/node); before the snap is there it
+#                                 runs bin/install-snap (hook tools and snap only) first
+#   bin/install-snap              installs the snap from the snap-installation resource or 'channel'
+#   bin/node                      only with --bundle-node: the pinned Node inside the charm (+126 MB)
 #   lib/{runtime,k8s-common,<charm>}/src/*.js   the compiled charm (tsc, no bundler)
 #   node_modules/                 execa, js-yaml and their dependencies
 #   package.json                  {"type": "module"}
 #   metadata.yaml config.yaml actions.yaml manifest.yaml   generated from charmcraft.yaml
 #
-# Usage: charms/pack.sh [--out DIR] [k8s] [k8s-worker]     (default: both, into charms/dist)
+# Usage: charms/pack.sh [--out DIR] [--bundle-node] [k8s] [k8s-worker]   (default: both, into charms/dist)
 #        charms/pack.sh --stage <charm> <dir>              (only lay the charm tree out in <dir>)
 # Env:   K8S_CHARM_NODE  Node binary to bundle (default: node_modules/node/bin/node)
 set -euo pipefail
@@ -17,11 +20,13 @@ root=$(dirname "$here")
 node_bin=${K8S_CHARM_NODE:-$root/node_modules/node/bin/node}
 out=$here/dist
 stage_only=""
+bundle_node=""
 charms=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
+    --bundle-node) bundle_node=1; shift ;;
     --stage) stage_only=$3; charms=("$2"); shift 3 ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     k8s|k8s-worker) charms+=("$1"); shift ;;
@@ -79,8 +84,14 @@ stage_charm() {
     cp -R "$root/$module/." "$stage/$module/"
   done <<< "$runtime_modules"
   printf '{\n  "type": "module",\n  "private": true\n}\n' > "$stage/package.json"
-  cp "$node_bin" "$stage/bin/node"
-  chmod 0755 "$stage/bin/node"
+  cp "$here/runtime/bin/install-snap" "$stage/bin/install-snap"
+  chmod 0755 "$stage/bin/install-snap"
+  local node_path='${K8S_CHARM_NODE_BIN:-/snap/k8s/current/bin/node}'
+  if [ -n "$bundle_node" ]; then
+    cp "$node_bin" "$stage/bin/node"
+    chmod 0755 "$stage/bin/node"
+    node_path='$charm_dir/bin/node'
+  fi
   "$node_bin" "$work/build/runtime/src/pack/charm-files.js" "$here/$charm/charmcraft.yaml" "$stage" "$arch"
   cat > "$stage/dispatch" <<EOF
 #!/bin/sh
@@ -89,7 +100,17 @@ stage_charm() {
 JUJU_DISPATCH_PATH=\${JUJU_DISPATCH_PATH:-\$0}
 export JUJU_DISPATCH_PATH
 charm_dir=\${JUJU_CHARM_DIR:-\$(dirname "\$(readlink -f "\$0")")}
-exec "\$charm_dir/bin/node" "\$charm_dir/lib/$charm/src/main.js"
+node="$node_path"
+if [ ! -x "\$node" ]; then
+  # No Node yet: the k8s snap brings it. A leaving unit (state 'dying') or its last hooks need no snap.
+  case "\$JUJU_DISPATCH_PATH" in
+    actions/*) action-fail "the k8s snap is not installed on this unit (it brings the Node runtime this charm runs on)" </dev/null; exit 0 ;;
+    hooks/stop|hooks/remove|stop|remove) exit 0 ;;
+  esac
+  [ "\$(state-get dying --format=json 2>/dev/null </dev/null)" = '"true"' ] && exit 0
+  "\$charm_dir/bin/install-snap" </dev/null || exit 0
+fi
+exec "\$node" "\$charm_dir/lib/$charm/src/main.js"
 EOF
   chmod 0755 "$stage/dispatch"
 }

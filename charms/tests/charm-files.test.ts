@@ -25,7 +25,7 @@ describe('files Juju reads from a .charm', () => {
     const files = renderJujuMetadataFiles(k8s);
     expect(yaml.load(files['config.yaml'])).toEqual(k8s.raw.config);
     expect(yaml.load(files['actions.yaml'])).toEqual(k8s.raw.actions);
-    expect(Object.keys(k8s.actions)).toEqual(['get-kubeconfig', 'refresh-certs']);
+    expect(Object.keys(k8s.actions)).toEqual(['get-kubeconfig', 'refresh-certs', 'snapshot', 'pre-upgrade-check']);
     expect(k8s.actions['refresh-certs']?.required).toEqual(['expires-in']);
   });
 

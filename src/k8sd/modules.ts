@@ -4,10 +4,12 @@ import { registerCertificates } from './certs/index.js';
 import { registerMembership } from './membership/index.js';
 import { registerFeatures } from './features/index.js';
 import { registerSnapshots } from './snapshots.js';
+import { registerMetrics } from './metrics.js';
 
 export function registerModules(d: K8sd): void {
   registerCertificates(d);
   registerMembership(d);
   registerFeatures(d);
   registerSnapshots(d);
+  registerMetrics(d);
 }

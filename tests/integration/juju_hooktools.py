@@ -79,6 +79,7 @@ def new_state(*, unit: str, config: dict, address: str, cidr: str, interface: st
         "opened-ports": [],
         "juju-log": [],
         "action": None,
+        "resources": {},
     }
 
 
@@ -491,6 +492,15 @@ def run_tool(argv: list[str], stdin: str | None) -> str:
             else:
                 del s["secrets"][sid]
         return ""
+    if TOOL == "resource-get":
+        a = Args(argv, set(), set())
+        if not a.positional:
+            raise ToolError("ERROR missing resource name", 2)
+        with locked_state() as s:
+            path = s.get("resources", {}).get(a.positional[0])
+        if path is None:
+            raise ToolError(f'ERROR could not download resource: resource "{a.positional[0]}" not found', 1)
+        return path
     raise ToolError(f"ERROR this stand-in does not implement {TOOL}", 1)
 
 

@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from juju_hooktools import new_state
+from test_snap import snap_file  # noqa: F401  (the packed snap: the charm's snap-installation resource)
 from testbed import K8S, K8SD, NETNS_DIR, REPO, Node, TestBed, component_bin, wait_for
 
 HOOKTOOLS = Path(__file__).resolve().parent / "juju_hooktools.py"
@@ -37,7 +38,7 @@ TOOLS = [
     "config-get", "is-leader", "relation-ids", "relation-list", "relation-get", "relation-set", "status-set",
     "status-get", "application-version-set", "juju-log", "open-port", "close-port", "opened-ports", "network-get",
     "action-get", "action-set", "action-fail", "action-log", "state-get", "state-set", "state-delete",
-    "secret-add", "secret-get", "secret-set", "secret-grant", "secret-revoke", "secret-remove",
+    "secret-add", "secret-get", "secret-set", "secret-grant", "secret-revoke", "secret-remove", "resource-get",
 ]
 # Tools that print something: the charm must ask each for JSON.
 PRINTING_TOOLS = {"config-get", "is-leader", "relation-ids", "relation-list", "relation-get", "network-get",
@@ -89,6 +90,7 @@ class JujuUnit:
     charm_dir: Path
     home: Path
     unit: str = "k8s/0"
+    resource: Path | None = None  # the snap-installation resource (the packed .snap)
     model_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     dispatches: list[Dispatch] = field(default_factory=list)
 
@@ -107,7 +109,10 @@ class JujuUnit:
         config = yaml.safe_load((self.charm_dir / "config.yaml").read_text())["options"]
         defaults = {name: opt["default"] for name, opt in config.items() if "default" in opt}
         cidr = f"{self.node.bed.network.network_address}/{self.node.bed.network.prefixlen}"
-        self.state_file.write_text(json.dumps(new_state(unit=self.unit, config=defaults, address=self.node.address, cidr=cidr)))
+        state = new_state(unit=self.unit, config=defaults, address=self.node.address, cidr=cidr)
+        if self.resource:
+            state["resources"] = {"snap-installation": str(self.resource)}
+        self.state_file.write_text(json.dumps(state))
         self.snap = self._write_snap_standin()
         self.k8s = self._write_k8s_wrapper()
 
@@ -118,17 +123,23 @@ class JujuUnit:
         cache = component_bin("kubernetes").parents[2]
         path = self.home / "snap"
         path.write_text(f"""#!/bin/bash
-# `snap` for {self.unit}: records every call; `install k8s --classic` starts k8sd for node {n.name}
-# (what installing the snap does), `list k8s` reports the built Kubernetes component's version.
+# `snap` for {self.unit}: records every call. `install <file>.snap --dangerous --classic` checks that the
+# file is this project's packed k8s snap (its meta/snap.yaml) and starts k8sd for node {n.name} (what
+# installing the snap does, from the dev install: snapd itself is not on the test bed); `list k8s`
+# reports the built Kubernetes component's version.
 printf '%s\\tsnap %s\\n' "$EPOCHREALTIME" "$*" >> '{self.workload_log}'
 state='{self.snap_dir}'
 case "$1 $2" in
   "list k8s")
     [ -f "$state/installed" ] || {{ echo "error: no matching snaps installed" >&2; exit 1; }}
     notes=classic; [ -f "$state/held" ] && notes=classic,held
-    printf 'Name  Version  Rev   Tracking       Publisher    Notes\\nk8s   %s  9999  1.37-classic/stable  canonical**  %s\\n' '{SNAP_VERSION}' "$notes" ;;
-  "install k8s")
-    [ "$3" = --classic ] || {{ echo 'error: This revision of snap "k8s" was published using classic confinement' >&2; exit 1; }}
+    printf 'Name  Version  Rev   Tracking  Publisher  Notes\\nk8s   %s  x1    -         -          %s\\n' '{SNAP_VERSION}' "$notes" ;;
+  "install "*.snap)
+    [ "$3 $4" = "--dangerous --classic" ] || {{ echo "error: a local snap needs --dangerous, and k8s is classic: snap $*" >&2; exit 1; }}
+    meta=$(unsquashfs -cat "$2" meta/snap.yaml) || {{ echo "error: cannot read snap file $2" >&2; exit 1; }}
+    grep -qx 'name: k8s' <<< "$meta" && grep -qx 'version: {SNAP_VERSION}' <<< "$meta" || {{ echo "error: $2 is not the k8s {SNAP_VERSION} snap" >&2; exit 1; }}
+    # The snap's own Node ($SNAP/bin/node), which the charm runs on.
+    unsquashfs -q -n -f -d "$state/root" "$2" bin/node >/dev/null || {{ echo "error: cannot unpack bin/node from $2" >&2; exit 1; }}
     if [ ! -f "$state/installed" ]; then
       setsid nsenter --net='{NETNS_DIR / n.netns}' env K8S_ROOT='{n.root}' K8S_NODE_NAME='{n.name}' \\
         K8S_COMPONENT_CACHE='{cache}' '{K8SD}' \\
@@ -139,13 +150,13 @@ case "$1 $2" in
       done
       touch "$state/installed"
     fi
-    echo "k8s (1.37-classic/stable) {SNAP_VERSION} from Canonical** installed" ;;
+    echo "k8s {SNAP_VERSION} installed" ;;
   "refresh --hold")
     [ "$3" = k8s ] || {{ echo "error: unexpected snap refresh $*" >&2; exit 1; }}
     touch "$state/held"; echo "General refreshes of \\"k8s\\" held indefinitely" ;;
   "remove k8s")
     K8S_ROOT='{n.root}' bash '{REPO / "bin" / "dev-stop"}' || true
-    rm -f "$state/installed" "$state/held"; echo "k8s removed" ;;
+    rm -rf "$state/installed" "$state/held" "$state/root"; echo "k8s removed" ;;
   *) echo "snap stand-in: unexpected 'snap $*'" >&2; exit 1 ;;
 esac
 """)
@@ -213,6 +224,9 @@ exec '{K8S}' "$@"
             "K8S_CHARM_SNAP_CMD": str(self.snap),
             "K8S_CHARM_K8S_CMD": str(self.k8s),
             "K8S_CHARM_K8SD_SOCKET": str(self.node.socket),
+            "K8S_CHARM_K8SD_STATE_DIR": str(self.node.state_dir),
+            # The snap's Node, which the charm runs on (the stand-in's install lays it out, as the snap's would).
+            "K8S_CHARM_NODE_BIN": str(self.snap_dir / "root" / "bin" / "node"),
         }
         env.update(extra)
         return env
@@ -285,7 +299,7 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployed(request: pytest.FixtureRequest, testbed: TestBed, charm_file: Path):
+def deployed(request: pytest.FixtureRequest, testbed: TestBed, charm_file: Path, snap_file: Path):
     """One unit of the k8s application, deployed as Juju 3 deploys it: install,
     cluster-relation-created (the peer relation), leader-elected, config-changed, start, then
     update-status (Juju's periodic hook) until the unit settles (at most a few rounds)."""
@@ -293,7 +307,7 @@ def deployed(request: pytest.FixtureRequest, testbed: TestBed, charm_file: Path)
     home = testbed.workdir / "unit-k8s-0"
     home.mkdir()
     charm_dir = unpack(charm_file, home / "charm")
-    unit = JujuUnit(node, charm_dir, home)
+    unit = JujuUnit(node, charm_dir, home, resource=snap_file)
     deploy: list[Dispatch] = []
     try:
         deploy.append(unit.hook("install"))
@@ -345,7 +359,9 @@ def test_the_leader_bootstraps_a_ready_cluster(deployed):
     assert [m["name"] for m in status["datastore"]["members"]] == [node.name]
 
     workload = unit.workload_calls()
-    assert "snap install k8s --classic" in workload
+    # This project's packed snap, from the snap-installation resource; never Canonical's store snap.
+    assert f"snap install {deployed.unit.resource} --dangerous --classic" in workload
+    assert not [c for c in workload if c.startswith("snap install k8s")], workload
     assert "snap refresh --hold k8s" in workload
     bootstraps = [c for c in workload if c.startswith("k8s bootstrap")]
     assert bootstraps == [f"k8s bootstrap --file - --name {node.name} --address {node.address}"], workload
@@ -379,7 +395,8 @@ def test_the_unit_ends_active_with_its_version_and_port(deployed):
     app_bag = state["relations"]["cluster:0"]["data"]["k8s"]
     unit_bag = state["relations"]["cluster:0"]["data"]["k8s/0"]
     cluster_name = app_bag["cluster-name"]
-    assert unit_bag == {"node-name": unit.node.name, "joined": cluster_name}
+    # node-address: published in install, before it was leader (a joining unit names its address for its token).
+    assert unit_bag == {"node-name": unit.node.name, "node-address": unit.node.address, "joined": cluster_name}
     assert app_bag[f"node.k8s/0"] == unit.node.name
     assert json.loads(app_bag["bootstrap-config"]) == {
         "bootstrap-datastore": "", "bootstrap-pod-cidr": "10.1.0.0/16", "bootstrap-service-cidr": "10.152.183.0/24",
@@ -473,12 +490,12 @@ def test_a_feature_toggle_after_bootstrap_reaches_the_cluster(deployed):
     assert node.kubectl("-n", "kube-system", "get", "deployment", "coredns").returncode == 0
 
 
-def test_get_kubeconfig_fails_cleanly_on_a_unit_without_a_cluster(testbed: TestBed, charm_file: Path):
+def test_get_kubeconfig_fails_cleanly_on_a_unit_without_a_cluster(testbed: TestBed, charm_file: Path, snap_file: Path):
     """The action on a unit whose k8sd runs but is not part of a cluster fails through action-fail."""
     node = testbed.add_node("juju-1")
     home = testbed.workdir / "unit-k8s-1"
     home.mkdir()
-    unit = JujuUnit(node, unpack(charm_file, home / "charm"), home, unit="k8s/1")
+    unit = JujuUnit(node, unpack(charm_file, home / "charm"), home, unit="k8s/1", resource=snap_file)
     try:
         assert unit.hook("install").rc == 0, unit.report()
         assert node.socket_answers()
@@ -488,3 +505,24 @@ def test_get_kubeconfig_fails_cleanly_on_a_unit_without_a_cluster(testbed: TestB
         assert outcome["failed"] and outcome["failed"].startswith("cannot get the kubeconfig"), outcome
     finally:
         testbed.remove_node(node)
+
+
+def test_without_a_snap_resource_or_channel_the_unit_is_blocked_and_installs_nothing(testbed: TestBed, charm_file: Path):
+    """No Canonical store snap by default: with neither the resource nor `channel`, install says what to do."""
+    node = testbed.add_node("juju-2")
+    home = testbed.workdir / "unit-k8s-2"
+    home.mkdir()
+    charm_dir = unpack(charm_file, home / "charm")
+    unit = JujuUnit(node, charm_dir, home, unit="k8s/2")
+    try:
+        d = unit.hook("install")
+        assert d.rc == 0, unit.report()
+        assert unit.unit_status() == {
+            "status": "blocked",
+            "message": "No k8s snap: attach the 'snap-installation' resource (a k8s .snap, or a tarball holding one) or set the 'channel' option",
+        }
+        assert not [c for c in unit.workload_calls() if c.startswith("snap install")]
+        assert not node.socket_answers()
+    finally:
+        testbed.remove_node(node)
+        shutil.rmtree(charm_dir, ignore_errors=True)

@@ -8,6 +8,7 @@ import {
   APP_CLUSTER_NAME,
   UNIT_JOINED,
   UNIT_JOIN_FAILURE,
+  UNIT_NODE_ADDRESS,
   UNIT_NODE_NAME,
   formatJoinFailure,
   joinSecretKey,
@@ -47,6 +48,7 @@ export async function reconcileJoinTokens(options: IssuerOptions): Promise<void>
     const bag = await relation.unitBag(unit);
     const node = bag.get(UNIT_NODE_NAME);
     if (!node) continue;
+    const address = bag.get(UNIT_NODE_ADDRESS);
     const secretId = app.get(joinSecretKey(unit));
     const joined = bag.get(UNIT_JOINED);
 
@@ -64,7 +66,7 @@ export async function reconcileJoinTokens(options: IssuerOptions): Promise<void>
     if (joined) continue;
 
     if (!secretId) {
-      const token = await k8s.getJoinToken(node, worker);
+      const token = await k8s.getJoinToken(node, worker, address);
       const id = await model.secrets.add(tokenSecretContent(token, 1), { description: `k8s join token for ${unit}` });
       await model.secrets.grant(id, relation, unit);
       app.set(joinSecretKey(unit), id);
@@ -79,7 +81,7 @@ export async function reconcileJoinTokens(options: IssuerOptions): Promise<void>
     const attempt = current?.attempt ?? 1;
     if (failure.attempt < attempt) continue; // already re-issued; the unit has not retried yet
     await revokeJoinTokenIfListed(k8s, node);
-    const token = await k8s.getJoinToken(node, worker);
+    const token = await k8s.getJoinToken(node, worker, address);
     await model.secrets.set(secretId, tokenSecretContent(token, attempt + 1));
     await model.log('WARNING', `${unit} failed to join (attempt ${failure.attempt}: ${failure.error}); issued attempt ${attempt + 1}`);
   }
@@ -133,6 +135,7 @@ export async function joinWithToken(options: JoinerOptions): Promise<void> {
   const { model, k8s, relation, leaderBag, node } = options;
   const own = await relation.localUnitBag();
   own.set(UNIT_NODE_NAME, node.name);
+  own.set(UNIT_NODE_ADDRESS, node.address);
 
   const clusterName = leaderBag.get(APP_CLUSTER_NAME);
   const joined = own.get(UNIT_JOINED);

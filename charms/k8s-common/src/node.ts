@@ -14,6 +14,14 @@ import {
 } from './workload.js';
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
+import { k8sdStateDirFromEnv } from './cos.js';
+import {
+  NO_SNAP_SOURCE_MESSAGE,
+  SnapResourceError,
+  resolveSnapSource,
+  sourceRecord,
+  type SnapSource,
+} from './snap-source.js';
 
 export interface CharmDeps {
   readonly snap: K8sSnap;
@@ -21,6 +29,8 @@ export interface CharmDeps {
   readonly host: Host;
   /** How long a leaving unit waits for the leader to remove its node before removing the snap. */
   readonly removal: { readonly attempts: number; readonly intervalMs: number };
+  /** k8sd's state directory: the metrics token and cluster certificate for cos-agent. */
+  readonly k8sdStateDir: string;
 }
 
 export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
@@ -30,6 +40,7 @@ export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
     k8s: new ExecaK8sCli(commands),
     host: new MachineHost(hostPathsFromEnv(env)),
     removal: { attempts: 10, intervalMs: 3_000 },
+    k8sdStateDir: k8sdStateDirFromEnv(env),
   };
 }
 
@@ -64,20 +75,50 @@ export function checkOptions<T>(r: Reconciliation, parse: () => T): T {
   }
 }
 
-/** Installs the snap held (no automatic refreshes) and publishes its version. */
-export async function ensureSnap(r: Reconciliation, snap: K8sSnap): Promise<void> {
+const STATE_SNAP_SOURCE = 'snap-source';
+
+/**
+ * Installs this project's snap held (no automatic refreshes) and publishes its version: from the
+ * snap-installation resource, else from the channel option; Blocked when there is neither. A new
+ * resource (attach-resource) is installed over the running snap; a changed channel is not
+ * followed (that is a refresh, which the operator runs unit by unit).
+ */
+export async function ensureSnap(r: Reconciliation, snap: K8sSnap, config: Config): Promise<void> {
+  const { model } = r;
   let info = await snap.info();
-  if (!info) {
-    await r.maintenance('Installing k8s snap');
+  const recorded = await model.state.get(STATE_SNAP_SOURCE);
+  const source = await resolveSource(r, config, recorded);
+  const newResource = info !== undefined && source?.kind === 'file' && recorded !== undefined && !recorded.endsWith(`:${source.sha256}`);
+  if (!info || newResource) {
+    if (!source) r.block(NO_SNAP_SOURCE_MESSAGE);
+    await r.maintenance(info ? 'Installing the new k8s snap resource' : 'Installing k8s snap');
     await r.step('install snap', { status: 'blocked', message: 'Failed to install snaps.' }, async () => {
-      await snap.install();
+      try {
+        await snap.install(source);
+      } catch (error) {
+        if (error instanceof SnapResourceError) r.block(error.message);
+        throw error;
+      }
       await snap.hold();
     });
+    await model.state.set(STATE_SNAP_SOURCE, sourceRecord(source));
     info = await snap.info();
-  } else if (!info.held) {
+  } else if (recorded === undefined && source) {
+    await model.state.set(STATE_SNAP_SOURCE, sourceRecord(source));
+  }
+  if (info && !info.held) {
     await r.step('hold snap', { status: 'blocked', message: 'Failed to hold the k8s snap' }, () => snap.hold());
   }
   if (info?.version) await r.model.setWorkloadVersion(info.version);
+}
+
+async function resolveSource(r: Reconciliation, config: Config, recorded: string | undefined): Promise<SnapSource | undefined> {
+  try {
+    return await resolveSnapSource(r.model, config, recorded);
+  } catch (error) {
+    if (error instanceof OptionValueError) r.block(error.message);
+    throw error;
+  }
 }
 
 export async function checkFips(r: Reconciliation, config: Config, host: Host): Promise<void> {

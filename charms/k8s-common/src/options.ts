@@ -127,7 +127,25 @@ export function parseNodeLabels(option: string, text: string): NodeLabels {
   return { set, remove };
 }
 
-/** extra-node-<service>-args blocks for a node of this role. */
+const TAINT_EFFECTS = new Set(['NoSchedule', 'PreferNoSchedule', 'NoExecute']);
+
+/** 'key=value:Effect key:Effect' → the kubelet's --register-with-taints list. */
+export function parseTaints(option: string, text: string): string[] {
+  return tokens(text).map((taint) => {
+    const colon = taint.lastIndexOf(':');
+    const effect = colon > 0 ? taint.slice(colon + 1) : '';
+    const [key = '', value, ...rest] = taint.slice(0, Math.max(colon, 0)).split('=');
+    if (!TAINT_EFFECTS.has(effect) || !LABEL_NAME.test(key) || rest.length > 0 || (value !== undefined && !LABEL_VALUE.test(value))) {
+      throw new OptionValueError(option, `'${taint}' is not a taint such as key=value:NoSchedule (effects: NoSchedule, PreferNoSchedule, NoExecute)`);
+    }
+    return taint;
+  });
+}
+
+/**
+ * extra-node-<service>-args blocks for a node of this role; bootstrap-node-taints becomes the
+ * kubelet's --register-with-taints (taints apply when the node first registers).
+ */
 export function extraNodeArgs(config: Config, role: NodeRole): Record<string, Record<string, string>> {
   const blocks: Record<string, Record<string, string>> = {};
   for (const { service, option, roles } of SERVICE_ARGS_OPTIONS) {
@@ -135,5 +153,48 @@ export function extraNodeArgs(config: Config, role: NodeRole): Record<string, Re
     const args = parseExtraArgs(option, config.string(option));
     if (Object.keys(args).length > 0) blocks[`extra-node-${service}-args`] = args;
   }
+  const taints = config.has('bootstrap-node-taints') ? parseTaints('bootstrap-node-taints', config.string('bootstrap-node-taints')) : [];
+  if (taints.length > 0) {
+    const kubelet = blocks['extra-node-kubelet-args'] ?? {};
+    if ('--register-with-taints' in kubelet) {
+      throw new OptionValueError('bootstrap-node-taints', 'kubelet-extra-args sets register-with-taints too; give the taints in one of the two');
+    }
+    blocks['extra-node-kubelet-args'] = { ...kubelet, '--register-with-taints': taints.join(',') };
+  }
   return blocks;
+}
+
+export const ACCEPT_INSECURE_OPTION = 'accept-insecure-node-args';
+
+/**
+ * accept-insecure-node-args ('kubelet:read-only-port kube-apiserver:--profiling') → k8sd's
+ * accept-insecure-node-args mapping. Each entry must name a flag the service's *-extra-args option
+ * sets; k8sd then decides whether the flag is security-critical (and refuses an acceptance that is
+ * not needed). Empty when the option is unset.
+ */
+export function acceptedInsecureArgs(config: Config, role: NodeRole): Record<string, string[]> {
+  if (!config.has(ACCEPT_INSECURE_OPTION)) return {};
+  const accepted: Record<string, string[]> = {};
+  const args = extraNodeArgs(config, role);
+  for (const entry of tokens(config.string(ACCEPT_INSECURE_OPTION))) {
+    const colon = entry.indexOf(':');
+    const service = entry.slice(0, Math.max(colon, 0));
+    const flag = `--${entry.slice(colon + 1).replace(/^-+/, '')}`;
+    const spec = SERVICE_ARGS_OPTIONS.find((candidate) => candidate.service === service && candidate.roles.includes(role));
+    if (colon <= 0 || !spec) {
+      const services = SERVICE_ARGS_OPTIONS.filter((candidate) => candidate.roles.includes(role)).map((candidate) => candidate.service);
+      throw new OptionValueError(ACCEPT_INSECURE_OPTION, `'${entry}' is not <service>:<flag> with a service of ${services.join(', ')}`);
+    }
+    if (!(flag in (args[`extra-node-${service}-args`] ?? {}))) {
+      throw new OptionValueError(ACCEPT_INSECURE_OPTION, `'${entry}' accepts ${flag}, which ${spec.option} does not set; remove it`);
+    }
+    accepted[service] = [...(accepted[service] ?? []), flag];
+  }
+  return accepted;
+}
+
+/** The node settings both the bootstrap and the join documents carry: extra args and their acceptances. */
+export function nodeDocument(config: Config, role: NodeRole): Record<string, unknown> {
+  const accepted = acceptedInsecureArgs(config, role);
+  return { ...extraNodeArgs(config, role), ...(Object.keys(accepted).length > 0 ? { [ACCEPT_INSECURE_OPTION]: accepted } : {}) };
 }

@@ -11,6 +11,8 @@
 
 export const UNIT_NODE_NAME = 'node-name';
 export const UNIT_JOINED = 'joined';
+/** The address the unit joins with (its cluster binding): the leader names it in the token (get-join-token --address). */
+export const UNIT_NODE_ADDRESS = 'node-address';
 export const UNIT_JOIN_FAILURE = 'join-failure';
 
 export const APP_CLUSTER_NAME = 'cluster-name';

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { withSnapFile, type SnapSource } from './snap-source.js';
 
 export class WorkloadCommandError extends Error {
   constructor(
@@ -32,8 +33,11 @@ export interface SnapInfo {
 export interface K8sSnap {
   /** undefined when the snap is not installed. */
   info(): Promise<SnapInfo | undefined>;
-  /** `snap install k8s --classic` */
-  install(): Promise<void>;
+  /**
+   * From the resource: `snap install <file>.snap --dangerous --classic` (also over an installed
+   * snap, for a new resource); from a channel: `snap install k8s --classic --channel <c>`.
+   */
+  install(source: SnapSource): Promise<void>;
   /** `snap refresh --hold k8s`: no automatic refreshes. */
   hold(): Promise<void>;
   /** `snap remove k8s --purge` */
@@ -72,8 +76,8 @@ export interface K8sCli {
   bootstrap(configYaml: string, node: NodeIdentity): Promise<void>;
   /** `k8s status --output-format json`; throws when this node is not part of a cluster (or k8sd is down). */
   status(): Promise<ClusterStatus>;
-  /** `k8s get-join-token <name> [--worker]` */
-  getJoinToken(name: string, worker: boolean): Promise<string>;
+  /** `k8s get-join-token <name> [--worker] [--address A]`: A is the address the node joins with. */
+  getJoinToken(name: string, worker: boolean, address?: string): Promise<string>;
   /** `k8s join-cluster --token-file F --name N --address A [--file -]` (the token never in argv) */
   joinCluster(token: string, node: NodeIdentity, configYaml?: string): Promise<void>;
   /** `k8s remove-node <name> [--force]` */
@@ -88,8 +92,19 @@ export interface K8sCli {
   refreshCerts(expiresIn: string, extraSans: readonly string[]): Promise<string>;
   /** `k8s set key=value…` (cluster configuration, e.g. 'dns.enabled=true'). */
   setClusterConfig(values: Readonly<Record<string, string>>): Promise<void>;
+  /** `k8s snapshot save [--name N] --output-format json`: an encrypted etcd snapshot on this node. */
+  snapshotSave(name?: string): Promise<SnapshotResult>;
+  /** `k8s kubectl <args> -o json`, parsed. */
+  kubectlJson(args: readonly string[]): Promise<unknown>;
   /** `k8s kubectl label node <name> k=v… k-… --overwrite` */
   labelNode(name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void>;
+}
+
+export interface SnapshotResult {
+  readonly file: string;
+  readonly revision: number;
+  readonly keys: number;
+  readonly bytes: number;
 }
 
 export interface CommandOptions {
@@ -153,8 +168,11 @@ export class ExecaK8sSnap implements K8sSnap {
     return parseSnapList(output);
   }
 
-  async install(): Promise<void> {
-    await run(this.options.snapCommand, ['install', 'k8s', '--classic'], this.options.env, { timeoutMs: 15 * MINUTE });
+  async install(source: SnapSource): Promise<void> {
+    const install = (args: readonly string[]): Promise<string> =>
+      run(this.options.snapCommand, ['install', ...args], this.options.env, { timeoutMs: 15 * MINUTE });
+    if (source.kind === 'file') await withSnapFile(source.resource, (file) => install([file, '--dangerous', '--classic']));
+    else await install(['k8s', '--classic', '--channel', source.channel]);
   }
 
   async hold(): Promise<void> {
@@ -196,8 +214,8 @@ export class ExecaK8sCli implements K8sCli {
     return parseClusterStatus(output);
   }
 
-  async getJoinToken(name: string, worker: boolean): Promise<string> {
-    const output = await this.k8s(['get-join-token', name, ...(worker ? ['--worker'] : [])]);
+  async getJoinToken(name: string, worker: boolean, address?: string): Promise<string> {
+    const output = await this.k8s(['get-join-token', name, ...(worker ? ['--worker'] : []), ...(address ? ['--address', address] : [])]);
     const token = output.trim().split('\n').pop()?.trim() ?? '';
     if (token === '') throw new WorkloadOutputError('k8s get-join-token', 'a join token');
     return token;
@@ -244,6 +262,18 @@ export class ExecaK8sCli implements K8sCli {
   async setClusterConfig(values: Readonly<Record<string, string>>): Promise<void> {
     const pairs = Object.entries(values).map(([key, value]) => `${key}=${value}`);
     if (pairs.length > 0) await this.k8s(['set', ...pairs]);
+  }
+
+  async snapshotSave(name?: string): Promise<SnapshotResult> {
+    const output = await this.k8s(['snapshot', 'save', ...(name ? ['--name', name] : []), '--output-format', 'json'], { timeoutMs: 15 * MINUTE });
+    const value = parseJson(output, 'k8s snapshot save --output-format json', 'JSON');
+    if (!isRecord(value) || typeof value.file !== 'string') throw new WorkloadOutputError('k8s snapshot save', "a JSON object with 'file'");
+    const number = (field: unknown): number => (typeof field === 'number' ? field : 0);
+    return { file: value.file, revision: number(value.revision), keys: number(value.keys), bytes: number(value.bytes) };
+  }
+
+  async kubectlJson(args: readonly string[]): Promise<unknown> {
+    return parseJson(await this.k8s(['kubectl', ...args, '-o', 'json'], { timeoutMs: 2 * MINUTE }), `k8s kubectl ${args.join(' ')} -o json`, 'JSON');
   }
 
   async labelNode(name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {

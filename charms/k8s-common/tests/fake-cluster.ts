@@ -1,9 +1,11 @@
 // An in-memory Kubernetes cluster for charm tests: one FakeCluster shared by the units of a
 // test, and one FakeMachine per unit standing in for its `snap`, `k8s` CLI and host.
 import yaml from 'js-yaml';
+import path from 'node:path';
 import type { Host } from '../src/host.js';
+import { withSnapFile, type SnapSource } from '../src/snap-source.js';
 import type { CharmDeps } from '../src/node.js';
-import { WorkloadCommandError, type ClusterStatus, type K8sCli, type K8sSnap, type NodeIdentity, type SnapInfo } from '../src/workload.js';
+import { WorkloadCommandError, type ClusterStatus, type K8sCli, type K8sSnap, type NodeIdentity, type SnapInfo, type SnapshotResult } from '../src/workload.js';
 
 export interface Member {
   readonly role: 'control-plane' | 'worker';
@@ -19,6 +21,9 @@ export class FakeCluster {
   /** Every command run on any machine, as a CLI line. */
   readonly commands: string[] = [];
   ready = true;
+  snapshots = 0;
+  readonly notReadyNodes = new Set<string>();
+  systemPods: Array<{ name: string; phase: string; ready: boolean }> = [{ name: 'coredns-abc', phase: 'Running', ready: true }];
   /** Joins to fail before one succeeds, with this message. */
   failJoins = 0;
   failJoinMessage = 'context deadline exceeded while contacting 10.0.0.1:6400';
@@ -51,6 +56,8 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   joinDocument: string | undefined;
   /** Makes `snap install` fail with this message. */
   installError: string | undefined;
+  /** Where this machine's k8sd keeps metrics-token and cluster.crt (tests create the files). */
+  k8sdStateDir = '/nonexistent/k8sd-state';
   /** The services `k8s status` lists for this node; undefined lists none (as Canonical k8s). */
   services: string[] | undefined;
 
@@ -63,7 +70,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
 
   /** The dependencies a charm gets on this machine. */
   deps(): CharmDeps {
-    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 } };
+    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir };
   }
 
   get member(): Member | undefined {
@@ -100,9 +107,14 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
     return this.snap;
   }
 
-  async install(): Promise<void> {
-    this.log('snap install k8s --classic');
-    if (this.installError) fail('snap install k8s --classic', this.installError);
+  /** Opens the resource as the real snap does (a .snap, or the one .snap in a tarball) and logs which file it installs. */
+  async install(source: SnapSource): Promise<void> {
+    const line =
+      source.kind === 'file'
+        ? await withSnapFile(source.resource, async (file) => `snap install ${path.basename(file)} --dangerous --classic`)
+        : `snap install k8s --classic --channel ${source.channel}`;
+    this.log(line);
+    if (this.installError) fail(line, this.installError);
     this.snap = { version: 'v1.36.0', held: false };
   }
 
@@ -139,8 +151,8 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
     };
   }
 
-  async getJoinToken(name: string, worker: boolean): Promise<string> {
-    const command = `k8s get-join-token ${name}${worker ? ' --worker' : ''}`;
+  async getJoinToken(name: string, worker: boolean, address?: string): Promise<string> {
+    const command = `k8s get-join-token ${name}${worker ? ' --worker' : ''}${address ? ` --address ${address}` : ''}`;
     this.log(command);
     this.requireControlPlane(command);
     if (this.cluster.members.has(name)) fail(command, `a node named ${name} is already in the cluster`);
@@ -213,5 +225,32 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
     const labels = { ...(this.cluster.labels.get(name) ?? {}), ...set };
     for (const key of remove) delete labels[key];
     this.cluster.labels.set(name, labels);
+  }
+
+  async snapshotSave(name?: string): Promise<SnapshotResult> {
+    const command = `k8s snapshot save${name ? ` --name ${name}` : ''} --output-format json`;
+    this.log(command);
+    this.requireControlPlane(command);
+    this.cluster.snapshots += 1;
+    return { file: `/var/snap/k8s/common/var/lib/k8sd/snapshots/${name ?? 'on-demand'}-${this.name}.k8s-snapshot`, revision: 42, keys: 300, bytes: 65536 };
+  }
+
+  /** nodes: every member, Ready unless listed in cluster.notReadyNodes; pods: cluster.systemPods. */
+  async kubectlJson(args: readonly string[]): Promise<unknown> {
+    const command = `k8s kubectl ${args.join(' ')} -o json`;
+    this.log(command);
+    this.requireControlPlane(command);
+    if (args[0] === 'get' && args[1] === 'nodes') {
+      return {
+        items: [...this.cluster.members.keys()].map((node) => ({
+          metadata: { name: node },
+          status: { conditions: [{ type: 'Ready', status: this.cluster.notReadyNodes.has(node) ? 'False' : 'True' }] },
+        })),
+      };
+    }
+    if (args[0] === 'get' && args[1] === 'pods') {
+      return { items: this.cluster.systemPods.map(({ name, phase, ready }) => ({ metadata: { name }, status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } })) };
+    }
+    return fail(command, `the fake cluster does not answer '${command}'`);
   }
 }

@@ -1,5 +1,9 @@
 // Helpers for multi-unit scenarios: the charms' metadata, and how one unit's output State
 // looks from another unit (a secret the leader owns, seen by the unit it was granted to).
+import { execaSync } from 'execa';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCharmMeta } from '../../runtime/src/metadata.js';
 import type { RelationState, SecretState, State } from '../../runtime/src/testing/state.js';
@@ -37,4 +41,33 @@ export function onlySecret(state: State): SecretState {
 /** Replaces relation `id` in a State with the given fields merged in. */
 export function updateRelation(state: State, id: number, fields: Partial<RelationState>): State {
   return { ...state, relations: state.relations.map((relation) => (relation.id === id ? { ...relation, ...fields } : relation)) };
+}
+
+/** Files a snap-installation resource can be: a .snap (a squashfs image), a tarball holding some, an empty file. */
+export function snapResources(): { dir: string; snap: string; tarball: string; twoSnaps: string; noSnap: string; empty: string; notAnArchive: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'charm-snap-resource-'));
+  const snap = path.join(dir, 'k8s_1.36_amd64.snap');
+  writeFileSync(snap, 'hsqs, then the rest of a squashfs image');
+  const other = path.join(dir, 'other.snap');
+  writeFileSync(other, 'hsqs too');
+  const readme = path.join(dir, 'README');
+  writeFileSync(readme, 'no snap here');
+  const tar = (name: string, ...members: string[]): string => {
+    const file = path.join(dir, name);
+    execaSync('tar', ['-czf', file, '-C', dir, ...members]);
+    return file;
+  };
+  const empty = path.join(dir, 'snap-installation.tar.gz');
+  writeFileSync(empty, '');
+  const notAnArchive = path.join(dir, 'garbage.bin');
+  writeFileSync(notAnArchive, 'neither squashfs nor tar');
+  return {
+    dir,
+    snap,
+    tarball: tar('one.tar.gz', 'README', path.basename(snap)),
+    twoSnaps: tar('two.tar.gz', path.basename(snap), 'other.snap'),
+    noSnap: tar('none.tar.gz', 'README'),
+    empty,
+    notAnArchive,
+  };
 }

@@ -18,21 +18,31 @@ import {
 afterAll(removeFakeJujus);
 
 describe('ExecaK8sSnap (K8S_CHARM_SNAP_CMD)', () => {
-  it('installs k8s classic, holds it, reports its version and removes it', async () => {
+  it('installs k8s classic from a channel, holds it, reports its version and removes it', async () => {
     const juju = createFakeJuju();
     const snap = new ExecaK8sSnap(commandOptionsFromEnv({ ...juju.env, K8S_CHARM_SNAP_CMD: FAKE_SNAP }));
     expect(await snap.info()).toBeUndefined();
-    await snap.install();
+    await snap.install({ kind: 'channel', channel: '1.33/stable' });
     expect(await snap.info()).toEqual({ version: 'v1.36.0', held: false });
     await snap.hold();
     expect(await snap.info()).toEqual({ version: 'v1.36.0', held: true });
     await snap.remove();
     expect(await snap.info()).toBeUndefined();
     expect(juju.calls().filter((line) => !line.startsWith('snap list'))).toEqual([
-      'snap install k8s --classic',
+      'snap install k8s --classic --channel 1.33/stable',
       'snap refresh --hold k8s',
       'snap remove k8s --purge',
     ]);
+  });
+
+  it('installs a resource .snap with --dangerous --classic', async () => {
+    const juju = createFakeJuju();
+    const snap = new ExecaK8sSnap(commandOptionsFromEnv({ ...juju.env, K8S_CHARM_SNAP_CMD: FAKE_SNAP }));
+    const file = path.join(juju.binDir, 'k8s_1.36_amd64.snap');
+    writeFileSync(file, 'hsqs and the rest of a squashfs image');
+    await snap.install({ kind: 'file', resource: file, size: 1, mtimeMs: 1, sha256: 'x' });
+    expect(juju.calls()).toEqual([`snap install ${file} --dangerous --classic`]);
+    expect(await snap.info()).toEqual({ version: 'v1.36.0', held: false });
   });
 
   it('defaults to snap and /snap/bin/k8s (the unit agent has no /snap/bin on PATH)', () => {

@@ -18,7 +18,8 @@ import {
   waitForK8sd,
   type CharmDeps,
 } from '../../k8s-common/src/node.js';
-import { extraNodeArgs, parseNodeLabels } from '../../k8s-common/src/options.js';
+import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
+import { nodeDocument, parseNodeLabels } from '../../k8s-common/src/options.js';
 
 export const CLUSTER_ENDPOINT = 'cluster';
 
@@ -35,7 +36,7 @@ export function k8sWorkerCharm(deps: CharmDeps): Charm {
 
 /** The document for `k8s join-cluster --file -` on a worker; undefined when empty. */
 export function workerJoinDocument(config: Config): Record<string, unknown> | undefined {
-  const document = extraNodeArgs(config, 'worker');
+  const document = nodeDocument(config, 'worker');
   return Object.keys(document).length > 0 ? document : undefined;
 }
 
@@ -44,8 +45,8 @@ async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void
   const nodeName = deps.host.nodeName();
   if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: false });
 
-  await ensureSnap(r, deps.snap);
   const config = await model.config();
+  await ensureSnap(r, deps.snap, config);
   await checkFips(r, config, deps.host);
   const joinDocument = checkOptions(r, () => {
     parseNodeLabels('node-labels', config.string('node-labels'));
@@ -67,5 +68,6 @@ async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void
     ...(joinDocument ? { joinConfig: await toYaml(joinDocument) } : {}),
     alreadyClustered: () => isClustered(deps.k8s),
   });
+  await reconcileCosAgent(r, node, deps.k8sdStateDir);
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s-worker');
 }

@@ -76,8 +76,8 @@ describe('k8s-worker charm', () => {
     const cluster = new FakeCluster();
     const machine = cluster.machine('worker-0');
     const ctx = new Context(k8sWorkerCharm(machine.deps()), workerMeta);
-    const out = await ctx.run(ctx.on.install());
-    expect(cluster.commands.slice(0, 2)).toEqual(['worker-0: snap install k8s --classic', 'worker-0: snap refresh --hold k8s']);
+    const out = await ctx.run(ctx.on.install(), { config: { channel: '1.36/stable' } });
+    expect(cluster.commands.slice(0, 2)).toEqual(['worker-0: snap install k8s --classic --channel 1.36/stable', 'worker-0: snap refresh --hold k8s']);
     expect(out.unitStatus).toEqual({ status: 'blocked', message: 'Missing cluster integration' });
   });
 
@@ -85,11 +85,11 @@ describe('k8s-worker charm', () => {
     const d = new Deployment();
     await d.start({ 'kubelet-extra-args': 'max-pods=50', 'node-labels': 'pool=gpu' });
     expect(d.workerState.unitStatus).toEqual({ status: 'waiting', message: 'Waiting for cluster token' });
-    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0' });
+    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', 'node-address': '192.0.2.0' });
 
     // The leader mints a worker token, stores it in a secret granted to k8s-worker/0 only.
     const issued = await d.leaderSeesWorker();
-    expect(d.cluster.commands).toContain('node-0: k8s get-join-token worker-0 --worker');
+    expect(d.cluster.commands).toContain('node-0: k8s get-join-token worker-0 --worker --address 192.0.2.0');
     const secret = onlySecret(issued);
     expect(secret).toMatchObject({ owner: 'app', revisions: { 1: { token: 'worker-token-worker-0-1', attempt: '1' } }, grants: { 7: ['k8s-worker/0'] } });
     expect(relationById(issued, K8S_CLUSTER_ID).localAppData).toEqual({
@@ -103,7 +103,7 @@ describe('k8s-worker charm', () => {
     expect(d.cluster.members.get('worker-0')).toEqual({ role: 'worker', address: '192.0.2.0' });
     expect(d.workerMachine.joinDocument).toBe("extra-node-kubelet-args:\n  '--max-pods': '50'\n");
     expect(d.cluster.commands).toContain('worker-0: k8s join-cluster <token> --name worker-0 --address 192.0.2.0 --file -');
-    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', joined: CLUSTER_NAME });
+    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', 'node-address': '192.0.2.0', joined: CLUSTER_NAME });
     expect(joined.secrets[0]?.trackedRevision).toBe(1);
     expect(joined.unitStatus).toEqual({ status: 'active', message: 'Ready' });
     expect(d.cluster.labels.get('worker-0')).toEqual({ pool: 'gpu', 'juju-application': 'k8s-worker', 'juju-charm': 'k8s-worker' });
@@ -167,7 +167,7 @@ describe('k8s-worker charm', () => {
     d.workerState = changed;
     expect(changed.secrets[0]?.trackedRevision).toBe(2);
     expect(d.cluster.members.get('worker-0')?.role).toBe('worker');
-    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', joined: CLUSTER_NAME });
+    expect(d.workerUnitBag()).toEqual({ 'node-name': 'worker-0', 'node-address': '192.0.2.0', joined: CLUSTER_NAME });
     expect(changed.unitStatus).toEqual({ status: 'active', message: 'Ready' });
   });
 
@@ -227,5 +227,28 @@ describe('k8s-worker charm', () => {
     await d.workerSeesLeader();
     const out = await d.worker.run(d.worker.on.updateStatus({ outOfBand: true }), d.workerState);
     expect(out.unitStatus).toEqual({ status: 'active', message: 'Ready' });
+  });
+});
+
+describe('k8s-worker charm: node options', () => {
+  it('joins with bootstrap-node-taints on the kubelet and the accepted insecure flag', async () => {
+    const d = new Deployment();
+    await d.start({ 'bootstrap-node-taints': 'gpu=true:NoSchedule', 'kubelet-extra-args': 'read-only-port=10255', 'accept-insecure-node-args': 'kubelet:read-only-port' });
+    await d.leaderSeesWorker();
+    await d.workerSeesLeader();
+    expect(d.cluster.members.get('worker-0')?.role).toBe('worker');
+    expect(d.workerMachine.joinDocument).toBe(
+      "extra-node-kubelet-args:\n  '--read-only-port': '10255'\n  '--register-with-taints': gpu=true:NoSchedule\naccept-insecure-node-args:\n  kubelet:\n    - '--read-only-port'\n",
+    );
+  });
+
+  it.each([
+    ['bootstrap-node-taints', 'gpu=true', "bootstrap-node-taints: 'gpu=true' is not a taint such as key=value:NoSchedule (effects: NoSchedule, PreferNoSchedule, NoExecute)"],
+    ['accept-insecure-node-args', 'kube-apiserver:profiling', "accept-insecure-node-args: 'kube-apiserver:profiling' is not <service>:<flag> with a service of kube-proxy, kubelet"],
+  ])('%s=%s blocks the worker, naming the option, before it joins', async (option, value, message) => {
+    const d = new Deployment();
+    await d.start({ [option]: value });
+    expect(d.workerState.unitStatus).toEqual({ status: 'blocked', message });
+    expect(d.workerUnitBag()).toEqual({});
   });
 });

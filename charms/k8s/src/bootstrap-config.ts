@@ -1,7 +1,8 @@
 // Charm config → the bootstrap and control-plane join documents the k8s CLI reads,
 // and the record of the options that cannot change once the cluster exists.
 import type { Config } from '../../runtime/src/model.js';
-import { extraNodeArgs, FEATURE_OPTIONS, OptionValueError, parseCidrs, parseSans } from '../../k8s-common/src/options.js';
+import { nodeDocument, OptionValueError, parseCidrs, parseNodeLabels, parseSans } from '../../k8s-common/src/options.js';
+import { featureSettings } from './cluster-config.js';
 
 /** The options k8s fixes at bootstrap. */
 export const IMMUTABLE_OPTIONS = ['bootstrap-datastore', 'bootstrap-pod-cidr', 'bootstrap-service-cidr'] as const;
@@ -50,28 +51,23 @@ export function immutabilityViolations(config: Config, record: BootstrapRecord):
   );
 }
 
-export function desiredFeatures(config: Config): Record<string, boolean> {
-  return Object.fromEntries(FEATURE_OPTIONS.map(({ feature, option }) => [feature, config.boolean(option)]));
-}
-
 export function extraSans(config: Config): string[] {
   return parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
 }
 
 /** The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config. */
 export function bootstrapDocument(config: Config): Record<string, unknown> {
-  const features = desiredFeatures(config);
   const podCidrs = parseCidrs('bootstrap-pod-cidr', config.string('bootstrap-pod-cidr'));
   const serviceCidrs = parseCidrs('bootstrap-service-cidr', config.string('bootstrap-service-cidr'));
   const datastore = datastoreType(config);
   const sans = extraSans(config);
   return {
-    'cluster-config': Object.fromEntries(Object.entries(features).map(([feature, enabled]) => [feature, { enabled }])),
+    'cluster-config': featureSettings(config),
     ...(podCidrs.length > 0 ? { 'pod-cidr': podCidrs.join(',') } : {}),
     ...(serviceCidrs.length > 0 ? { 'service-cidr': serviceCidrs.join(',') } : {}),
     ...(datastore ? { 'datastore-type': datastore } : {}),
     ...(sans.length > 0 ? { 'extra-sans': sans } : {}),
-    ...extraNodeArgs(config, 'control-plane'),
+    ...nodeDocument(config, 'control-plane'),
     ...(config.boolean('fips') ? { fips: true } : {}),
   };
 }
@@ -79,11 +75,12 @@ export function bootstrapDocument(config: Config): Record<string, unknown> {
 /** The document for `k8s join-cluster --file -` on a control-plane node; undefined when empty. */
 export function controlPlaneJoinDocument(config: Config): Record<string, unknown> | undefined {
   const sans = extraSans(config);
-  const document = { ...(sans.length > 0 ? { 'extra-sans': sans } : {}), ...extraNodeArgs(config, 'control-plane') };
+  const document = { ...(sans.length > 0 ? { 'extra-sans': sans } : {}), ...nodeDocument(config, 'control-plane') };
   return Object.keys(document).length > 0 ? document : undefined;
 }
 
 /** Validates every option the control plane uses, so a bad value blocks before anything runs. */
 export function validateControlPlaneOptions(config: Config): void {
   bootstrapDocument(config);
+  parseNodeLabels('node-labels', config.string('node-labels'));
 }

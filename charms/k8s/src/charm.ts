@@ -14,6 +14,7 @@ import {
   leaveCluster,
   noteDeparture,
   nodeIdentity,
+  parseStringMap,
   reconcileNodeLabels,
   toYaml,
   waitForK8sd,
@@ -30,11 +31,13 @@ import {
   nodeKey,
 } from '../../k8s-common/src/protocol.js';
 import type { NodeIdentity } from '../../k8s-common/src/workload.js';
+import { preUpgradeCheckAction, snapshotAction } from './actions.js';
+import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
+import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
 import {
   bootstrapDocument,
   bootstrapRecord,
   controlPlaneJoinDocument,
-  desiredFeatures,
   extraSans,
   immutabilityViolations,
   parseBootstrapRecord,
@@ -61,6 +64,8 @@ export function k8sCharm(deps: CharmDeps): Charm {
     actions: {
       'get-kubeconfig': (action, model) => getKubeconfig(action, model, deps),
       'refresh-certs': (action, model) => refreshCerts(action, model, deps),
+      snapshot: (action, model) => snapshotAction(action, model, deps),
+      'pre-upgrade-check': (action, model) => preUpgradeCheckAction(action, model, deps),
     },
   };
 }
@@ -71,8 +76,8 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   const leader = await model.isLeader();
   if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: leader });
 
-  await ensureSnap(r, deps.snap);
   const config = await model.config();
+  await ensureSnap(r, deps.snap, config);
   await checkFips(r, config, deps.host);
   checkOptions(r, () => validateControlPlaneOptions(config));
 
@@ -110,6 +115,7 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (leader) await leadCluster(r, deps, config, peer);
 
   await model.openPort({ protocol: 'tcp', port: API_SERVER_PORT });
+  await reconcileCosAgent(r, node, deps.k8sdStateDir);
   await checkExtraSans(r, config);
   const status = await r.step('read cluster status', { status: 'waiting', message: 'Waiting for k8s to report status' }, () =>
     deps.k8s.status(),
@@ -133,7 +139,7 @@ async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, pee
   const clusterName = clusterNameFor(model.unit.app, model.context.modelUuid);
   const shared = await peer.localAppBag();
   shared.set(APP_BOOTSTRAP_CONFIG, JSON.stringify(bootstrapRecord(config)));
-  shared.set(APP_FEATURES, JSON.stringify(desiredFeatures(config)));
+  shared.set(APP_FEATURES, JSON.stringify(flatSettings(featureSettings(config))));
   shared.set(APP_CLUSTER_NAME, clusterName);
   shared.set(nodeKey(model.unit.name), node.name);
   (await peer.localUnitBag()).set(UNIT_JOINED, clusterName);
@@ -150,13 +156,8 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
   if (own.get(UNIT_JOINED) !== clusterName) r.wait('Waiting for cluster token');
   shared.set(nodeKey(model.unit.name), deps.host.nodeName());
 
-  const wanted = desiredFeatures(config);
-  const applied = parseBooleanMap(shared.get(APP_FEATURES));
-  const changes = Object.fromEntries(
-    Object.entries(wanted)
-      .filter(([feature, enabled]) => applied[feature] !== undefined && enabled !== applied[feature])
-      .map(([feature, enabled]) => [`${feature}.enabled`, String(enabled)]),
-  );
+  const wanted = flatSettings(checkOptions(r, () => featureSettings(config)));
+  const changes = settingChanges(wanted, parseStringMap(shared.get(APP_FEATURES)));
   if (Object.keys(changes).length > 0) {
     await r.step('update features', { status: 'waiting', message: 'Waiting to update cluster features' }, () =>
       deps.k8s.setClusterConfig(changes),
@@ -215,16 +216,6 @@ async function refreshCerts(action: Action, model: Model, deps: CharmDeps): Prom
     await action.setResults({ result: output.trim() || 'certificates refreshed', 'extra-sans': sans.join(',') });
   } catch (error) {
     await action.fail(`refresh-certs failed: ${describe(error)}`);
-  }
-}
-
-function parseBooleanMap(text: string | undefined): Record<string, boolean> {
-  try {
-    const value: unknown = JSON.parse(text ?? '{}');
-    if (typeof value !== 'object' || value === null) return {};
-    return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, boolean] => typeof entry[1] === 'boolean'));
-  } catch {
-    return {};
   }
 }
 

@@ -34,7 +34,16 @@ describe('the bootstrap document the k8s charm sends', () => {
           'kube-controller-manager-extra-args': 'v=2',
           'kube-scheduler-extra-args': 'v=2',
           'kube-proxy-extra-args': 'v=2',
-          'kubelet-extra-args': 'max-pods=200',
+          'kubelet-extra-args': 'max-pods=200 read-only-port=10255',
+          'accept-insecure-node-args': 'kubelet:read-only-port',
+          'bootstrap-node-taints': 'dedicated=cp:NoSchedule',
+          'dns-cluster-domain': 'k8s.example',
+          'dns-service-ip': '10.152.183.53',
+          'dns-upstream-nameservers': '1.1.1.1 9.9.9.9:53',
+          'local-storage-enabled': true,
+          'local-storage-local-path': '/srv/volumes',
+          'local-storage-reclaim-policy': 'Retain',
+          'metrics-server-enabled': true,
           'datastore-extra-args': 'quota-backend-bytes=8589934592',
           'kube-apiserver-extra-sans': 'api.example.com 10.0.0.100',
           fips: true,
@@ -46,9 +55,16 @@ describe('the bootstrap document the k8s charm sends', () => {
     expect(full.podCidrs).toHaveLength(2);
   });
 
+  it('is refused by the daemon, naming the key, for an insecure flag without accept-insecure-node-args', async () => {
+    const { validateBootstrapConfig } = (await import(daemonBootstrap)) as BootstrapModule;
+    expect(() => validateBootstrapConfig(bootstrapDocument(configWith({ 'kubelet-extra-args': 'read-only-port=10255' })))).toThrow(
+      /extra-node-kubelet-args/,
+    );
+  });
+
   it('is refused, naming the key, when it enables a feature without what the daemon requires', async () => {
     const { validateBootstrapConfig } = (await import(daemonBootstrap)) as BootstrapModule;
-    // The charm has no load-balancer-cidrs option: the daemon refuses a load balancer without a pool.
+    // load-balancer-enabled without load-balancer-cidrs: the daemon refuses a load balancer without a pool.
     expect(() => validateBootstrapConfig(bootstrapDocument(configWith({ 'load-balancer-enabled': true })))).toThrow(/cluster-config\.load-balancer\.cidrs: no address pool/);
   });
 

@@ -34,14 +34,14 @@ describe('k8s charm: install', () => {
     const machine = cluster.machine('node-1');
     const ctx = contextFor(machine, 1);
 
-    const out = await ctx.run(ctx.on.install(), { relations: [PEER] });
+    const out = await ctx.run(ctx.on.install(), { relations: [PEER], config: { channel: '1.36/stable' } });
 
-    expect(cluster.commands.slice(0, 2)).toEqual(['node-1: snap install k8s --classic', 'node-1: snap refresh --hold k8s']);
+    expect(cluster.commands.slice(0, 2)).toEqual(['node-1: snap install k8s --classic --channel 1.36/stable', 'node-1: snap refresh --hold k8s']);
     expect(machine.snap).toEqual({ version: 'v1.36.0', held: true });
     expect(out.workloadVersion).toBe('v1.36.0');
     expect(ctx.unitStatusHistory[0]).toEqual({ status: 'maintenance', message: 'Installing k8s snap' });
     expect(out.unitStatus).toEqual({ status: 'waiting', message: 'Waiting for cluster token' });
-    expect(findRelation(out, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1' });
+    expect(findRelation(out, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', 'node-address': '192.0.2.0' });
   });
 
   it('holds an installed snap that is not held, without reinstalling it', async () => {
@@ -58,7 +58,7 @@ describe('k8s charm: install', () => {
     const machine = cluster.machine('node-0');
     machine.installError = 'cannot reach the snap store';
     const ctx = contextFor(machine);
-    const out = await ctx.run(ctx.on.install(), { relations: [PEER] });
+    const out = await ctx.run(ctx.on.install(), { relations: [PEER], config: { channel: '1.36/stable' } });
     expect(out.unitStatus).toEqual({ status: 'blocked', message: 'Failed to install snaps.' });
     expect(ctx.jujuLog.some((log) => log.level === 'ERROR' && log.message.includes('cannot reach the snap store'))).toBe(true);
   });
@@ -186,8 +186,9 @@ describe('k8s charm: config-changed', () => {
   it('applies a feature toggle to the running cluster with `k8s set`', async () => {
     const { cluster, ctx, state } = await bootstrappedLeader();
     const out = await ctx.run(ctx.on.configChanged(), { ...state, config: { 'ingress-enabled': true, 'dns-enabled': false } });
-    expect(cluster.commands).toContain('node-0: k8s set dns.enabled=false ingress.enabled=true');
-    expect(JSON.parse(findRelation(out, 'cluster')?.localAppData?.features ?? '{}')).toMatchObject({ ingress: true, dns: false });
+    // An enabled feature brings its settings along (ingress-enable-proxy-protocol's default here).
+    expect(cluster.commands).toContain('node-0: k8s set dns.enabled=false ingress.enabled=true ingress.enable-proxy-protocol=false');
+    expect(JSON.parse(findRelation(out, 'cluster')?.localAppData?.features ?? '{}')).toMatchObject({ 'ingress.enabled': 'true', 'dns.enabled': 'false' });
     const again = cluster.commands.length;
     await ctx.run(ctx.on.configChanged(), out);
     expect(cluster.commands.slice(again).some((line) => line.includes('k8s set'))).toBe(false);
@@ -234,7 +235,7 @@ describe('k8s charm: config-changed', () => {
 
 describe('k8s charm: control-plane units join through the peer relation', () => {
   it('the leader mints a control-plane token into a secret, and the peer joins with it', async () => {
-    const { cluster, ctx, state } = await bootstrappedLeader({ 'kube-apiserver-extra-sans': 'api.example.com' });
+    const { cluster, ctx, state } = await bootstrappedLeader({ 'kube-apiserver-extra-sans': 'api.example.com', 'bootstrap-node-taints': 'a=b:NoSchedule' });
     const peerMachine = installedMachine(cluster, 'node-1');
     const peerCtx = contextFor(peerMachine, 1);
 
@@ -252,7 +253,7 @@ describe('k8s charm: control-plane units join through the peer relation', () => 
     // The leader sees node-1 and issues its token.
     const withPeer = updateRelation(state, 1, { remoteUnitsData: { 1: findRelation(announced, 'cluster')?.localUnitData ?? {} } });
     const issued = await ctx.run(ctx.on.relationChanged(relationById(withPeer, 1), { remoteUnit: 1 }), withPeer);
-    expect(cluster.commands).toContain('node-0: k8s get-join-token node-1');
+    expect(cluster.commands).toContain('node-0: k8s get-join-token node-1 --address 192.0.2.0');
     const secret = onlySecret(issued);
     expect(secret.owner).toBe('app');
     expect(secret.revisions[1]).toEqual({ token: 'cp-token-node-1-1', attempt: '1' });
@@ -265,7 +266,8 @@ describe('k8s charm: control-plane units join through the peer relation', () => 
     const joined = await peerCtx.run(peerCtx.on.relationChanged(relationById(joining, 1), { remoteUnit: 0 }), { ...joining, secrets: [secret] });
     expect(cluster.members.get('node-1')).toEqual({ role: 'control-plane', address: '192.0.2.0' });
     expect(peerMachine.joinDocument).toContain('api.example.com');
-    expect(findRelation(joined, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', joined: CLUSTER_NAME });
+    expect(peerMachine.joinDocument).toContain("'--register-with-taints': a=b:NoSchedule");
+    expect(findRelation(joined, 'cluster')?.localUnitData).toEqual({ 'node-name': 'node-1', 'node-address': '192.0.2.0', joined: CLUSTER_NAME });
     expect(joined.unitStatus).toEqual({ status: 'active', message: 'Ready' });
     expect(joined.openedPorts).toEqual([{ protocol: 'tcp', port: 6443 }]);
 

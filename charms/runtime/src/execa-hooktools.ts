@@ -186,6 +186,10 @@ export class ExecaHookTools implements HookTools {
     await this.run('state-delete', [key]);
   }
 
+  async resourceGet(name: string): Promise<string> {
+    return (await this.run('resource-get', [name])).trim();
+  }
+
   private async json(tool: string, args: string[]): Promise<JsonValue> {
     const output = await this.run(tool, [...args, '--format=json']);
     const trimmed = output.trim();

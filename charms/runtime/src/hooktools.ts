@@ -102,6 +102,9 @@ export interface HookTools {
   stateGet(): Promise<StringMap>;
   stateSet(data: StringMap): Promise<void>;
   stateDelete(key: string): Promise<void>;
+
+  /** `resource-get <name>`: the path of the resource's file. Throws a HookToolError when none is available. */
+  resourceGet(name: string): Promise<string>;
 }
 
 /** Juju's rule for secret content keys. */

@@ -40,6 +40,8 @@ export interface CharmMeta {
   readonly config: Readonly<Record<string, ConfigOptionMeta>>;
   readonly actions: Readonly<Record<string, ActionMeta>>;
   readonly extraBindings: readonly string[];
+  /** Declared resources by name (type 'file' or 'oci-image'). */
+  readonly resources: Readonly<Record<string, { readonly type: string; readonly filename?: string }>>;
   /** The parsed charmcraft.yaml. */
   readonly raw: JsonObject;
 }
@@ -124,8 +126,18 @@ export function parseCharmMeta(text: string, source = 'charmcraft.yaml'): CharmM
     }
   }
 
+  const resources: Record<string, { type: string; filename?: string }> = {};
+  const resourceBlock = raw.resources;
+  if (isJsonObject(resourceBlock)) {
+    for (const [resource, spec] of Object.entries(resourceBlock)) {
+      if (!isJsonObject(spec) || typeof spec.type !== 'string') throw new CharmMetadataError(source, `resource '${resource}' needs a type`);
+      resources[resource] = { type: spec.type, ...(typeof spec.filename === 'string' ? { filename: spec.filename } : {}) };
+    }
+  }
+
   const extra = raw['extra-bindings'];
   return {
+    resources,
     name,
     endpoints,
     config,

@@ -2,7 +2,7 @@
 // secrets, status, ports, network, stored state), built over a HookTools.
 // Relation writes are staged and flushed by commit(), which dispatch calls once the
 // handler has finished; Juju would discard them on a failed hook anyway.
-import { ConfigError, RelationDataAccessError } from './errors.js';
+import { ConfigError, HookToolError, RelationDataAccessError } from './errors.js';
 import type {
   ConfigValue,
   ConfigValues,
@@ -315,6 +315,19 @@ export class Model {
 
   closePort(port: Port): Promise<void> {
     return this.tools.closePort(port);
+  }
+
+  /**
+   * The path of a file resource, or undefined when none is available (resource-get fails when
+   * nothing was uploaded and the charm has no default).
+   */
+  async resourcePath(name: string): Promise<string | undefined> {
+    try {
+      return await this.tools.resourceGet(name);
+    } catch (error) {
+      if (error instanceof HookToolError) return undefined;
+      throw error;
+    }
   }
 
   log(level: LogLevel, message: string): Promise<void> {

@@ -364,6 +364,14 @@ export class MemoryHookTools implements HookTools {
     delete this.storedState[key];
   }
 
+  async resourceGet(name: string): Promise<string> {
+    this.record('resource-get', name);
+    if (!(name in this.meta.resources)) throw new HookToolError('resource-get', [name], 1, `ERROR resource "${name}" not found`);
+    const file = this.initial.resources[name];
+    if (file === undefined) throw new HookToolError('resource-get', [name], 1, `ERROR could not download resource: resource "${name}" has no file attached`);
+    return file;
+  }
+
   private workingRelation(relation: RelationState): WorkingRelation {
     const peer = this.meta.endpoints[relation.endpoint]?.role === 'peer';
     return {

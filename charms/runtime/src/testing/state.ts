@@ -59,6 +59,8 @@ export interface State {
   /** What state-get returns. */
   readonly storedState: Readonly<Record<string, string>>;
   readonly model: ModelState;
+  /** Attached resources: name → path of the file resource-get returns. */
+  readonly resources: Readonly<Record<string, string>>;
 }
 
 export type StateInput = Partial<State>;
@@ -86,6 +88,7 @@ export function createState(input: StateInput = {}): State {
     workloadVersion: input.workloadVersion ?? '',
     storedState: input.storedState ?? {},
     model: input.model ?? DEFAULT_MODEL,
+    resources: input.resources ?? {},
   };
 }
 
