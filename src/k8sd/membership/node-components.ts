@@ -243,18 +243,35 @@ export function imageArchives(l: Layout): string[] {
   return out;
 }
 
-export async function sideLoadImages(l: Layout, log: Logger): Promise<void> {
-  for (const file of imageArchives(l)) {
-    const started = Date.now();
-    // Pinned: kubelet's image garbage collection (at imageGCHighThresholdPercent of the disk) never
-    // removes a pinned image, and these cannot be pulled back (imagePullPolicy Never, no registry).
-    const r = await ctr(l, ['images', 'import', '--label', `${CRI_PINNED_LABEL}=pinned`, file], 120_000);
-    if (r.exitCode !== 0) {
-      log.error('could not side-load an image archive', { file, error: String(r.stderr).trim().slice(-300) });
-      continue;
-    }
-    log.info('side-loaded image archive', { file, ms: Date.now() - started });
+/**
+ * Archives a node can start without: the images of features that are off after a plain bootstrap.
+ * They load in the background once the kubelet can start; a feature enabled right away finds its
+ * image a few seconds later (its pod waits: ErrImageNeverPull, retried). The sandbox image, CoreDNS
+ * and any other archive (an operator's own, in the images directory) load first.
+ */
+const DEFERRED_ARCHIVES: ReadonlySet<string> = new Set(Object.entries(FEATURE_IMAGES).filter(([name]) => name !== 'coredns').map(([, [, archive]]) => archive));
+
+async function importArchive(l: Layout, log: Logger, file: string): Promise<void> {
+  const started = Date.now();
+  // Pinned: kubelet's image garbage collection (at imageGCHighThresholdPercent of the disk) never
+  // removes a pinned image, and these cannot be pulled back (imagePullPolicy Never, no registry).
+  const r = await ctr(l, ['images', 'import', '--label', `${CRI_PINNED_LABEL}=pinned`, file], 120_000);
+  if (r.exitCode !== 0) {
+    log.error('could not side-load an image archive', { file, error: String(r.stderr).trim().slice(-300) });
+    return;
   }
+  log.info('side-loaded image archive', { file, ms: Date.now() - started });
+}
+
+/** Side-loads what the node needs to start, then returns; `rest` settles when the other archives are in. */
+export async function sideLoadImages(l: Layout, log: Logger): Promise<{ rest: Promise<void> }> {
+  const files = imageArchives(l);
+  const later = files.filter((f) => DEFERRED_ARCHIVES.has(path.basename(f)));
+  for (const file of files.filter((f) => !later.includes(f))) await importArchive(l, log, file);
+  const rest = (async () => {
+    for (const file of later) await importArchive(l, log, file);
+  })();
+  return { rest };
 }
 
 /**
@@ -302,7 +319,8 @@ export async function prepareContainerd(host: Host, log: Logger, timeoutMs: numb
     cri = await criStatus(l);
     if (!cri.ok && cri.error) throw new Error(`containerd runs without its CRI plugin, so the kubelet cannot start: ${cri.error}; see ${l.log('containerd')}`);
   }
-  await sideLoadImages(l, log);
+  // Not awaited: the node starts while the images of features that are off load.
+  void (await sideLoadImages(l, log)).rest;
 }
 
 /** The kubelet, kube-proxy and flanneld, once containerd is prepared. */
