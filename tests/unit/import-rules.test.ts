@@ -44,8 +44,6 @@ const DAEMON_IMPORTERS_TO_CONVERT = [
   'k8sd/features/index.ts',
   'k8sd/membership/index.ts',
   'k8sd/modules.ts',
-  'k8sd/secrets-rotation.ts',
-  'k8sd/security.ts',
   'k8sd/snapshots.ts',
   'k8sd/status.ts',
 ];
