@@ -45,7 +45,6 @@ const DAEMON_IMPORTERS_TO_CONVERT = [
   'k8sd/membership/index.ts',
   'k8sd/modules.ts',
   'k8sd/snapshots.ts',
-  'k8sd/status.ts',
 ];
 
 describe('import rules', () => {
