@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Errors } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
 import { CliError, describeSystemError, readFlagFile, timeoutMsOf } from '../../src/cli/base.js';
 import { COMMANDS } from '../../src/cli/commands/index.js';
@@ -38,9 +39,11 @@ describe('file flags', () => {
   });
 
   it('a system error that escapes a command is said in words, with the path', () => {
-    const err = Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), { code: 'ENOENT', path: '/x' });
+    const err = Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), { code: 'ENOENT', syscall: 'open', path: '/x' });
     expect(describeSystemError(err)).toBe('"/x": no such file; check the path and its permissions (sudo for files of the node)');
     expect(describeSystemError(new Error('plain'))).toBeUndefined();
+    // this.exit(0) throws oclif's ExitError (code EEXIT): an exit, not a failure.
+    expect(describeSystemError(new Errors.ExitError(0))).toBeUndefined();
   });
 });
 
