@@ -34,9 +34,12 @@ export function readFlagFile(flag: string, file: string): string {
   }
 }
 
-/** A system error that escaped a command (it has a code and often a path): said in words. */
+/**
+ * A system error that escaped a command (Node's have a syscall, a code and often a path): said in
+ * words. oclif's own exit (EEXIT, from this.exit()) has no syscall and is left alone.
+ */
 export function describeSystemError(err: NodeJS.ErrnoException): string | undefined {
-  if (!err.code || !/^E[A-Z]+$/.test(err.code)) return undefined;
+  if (!err.syscall || !err.code || !/^E[A-Z]+$/.test(err.code)) return undefined;
   const what = READ_FAILURES[err.code] ?? err.message;
   return err.path ? `"${err.path}": ${what}; check the path and its permissions (sudo for files of the node)` : `${what}; check the path and its permissions`;
 }

@@ -9,6 +9,7 @@ import type { ClusterState, LocalNodeState } from '../datastore/state.js';
 import type { Layout } from '../layout.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../services/host.js';
+import type { Route } from './http.js';
 import type { ClusterIdentity } from './identity.js';
 import type { NodeOperationLock } from './node-lock.js';
 
@@ -27,4 +28,14 @@ export interface NodeContext {
   node(): LocalNodeState | undefined;
   /** This node's record, or an ApiError (409 not clustered, 403 a worker). */
   requireControlPlane(): LocalNodeState;
+}
+
+/** Where a module registers itself (modules.ts): its API routes, and hooks for clustering and shutdown. */
+export interface ModuleRegistry {
+  readonly extraLocalRoutes: Route[];
+  readonly extraClusterRoutes: Route[];
+  /** Called once the node is clustered and its datastore is connected (at start-up and after bootstrap or join). */
+  readonly onClustered: Array<(node: LocalNodeState) => Promise<void>>;
+  /** Called on shutdown, before services stop. */
+  readonly onStop: Array<() => Promise<void>>;
 }

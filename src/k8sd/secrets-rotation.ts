@@ -38,7 +38,7 @@ import {
   type NodeKeys,
   type SecurityManager,
 } from '../security/index.js';
-import type { K8sd } from './daemon.js';
+import type { NodeContext } from './node-context.js';
 import { FlowError, runFlow, type Step } from './flows/flow.js';
 import { at, ApiError, type Request, type Route } from './http.js';
 import { parseRequest, peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
@@ -83,14 +83,14 @@ export interface RotationResult {
   outOfSync: string[];
 }
 
-async function clusterConfig(d: K8sd): Promise<ClusterConfig> {
+async function clusterConfig(d: NodeContext): Promise<ClusterConfig> {
   d.requireControlPlane();
   const config = await d.state?.getConfig();
   if (!config) throw new ApiError(503, 'the datastore is not connected yet; retry in a few seconds');
   return config;
 }
 
-function membershipStore(d: K8sd): MembershipStore {
+function membershipStore(d: NodeContext): MembershipStore {
   if (!d.state) throw new ApiError(503, 'the datastore is not connected yet; retry in a few seconds');
   return new MembershipStore(d.state);
 }
@@ -110,7 +110,7 @@ async function asApiErrors<T>(f: () => Promise<T>): Promise<T> {
  * waits until this node's apiserver has loaded it: kube-apiserver reports the SHA-256 of the
  * config it runs with in apiserver_encryption_config_controller_last_config_info.
  */
-async function commitKeyChange(d: K8sd, change: KeyChange, waitForApiserver: boolean): Promise<EncryptionKeySummary> {
+async function commitKeyChange(d: NodeContext, change: KeyChange, waitForApiserver: boolean): Promise<EncryptionKeySummary> {
   if (change.files.length === 0) return change.summary;
   commitFileSet(change.files, d.layout.k8sdStateDir);
   if (waitForApiserver) {
@@ -120,7 +120,7 @@ async function commitKeyChange(d: K8sd, change: KeyChange, waitForApiserver: boo
 }
 
 /** Resolves once this node's kube-apiserver runs with an EncryptionConfiguration of exactly this content. */
-export async function waitForEncryptionConfig(d: K8sd, content: string, timeoutMs = CONFIG_RELOAD_TIMEOUT_MS): Promise<void> {
+export async function waitForEncryptionConfig(d: NodeContext, content: string, timeoutMs = CONFIG_RELOAD_TIMEOUT_MS): Promise<void> {
   // The apiserver's own fingerprint of the file (not a key): sha256 over the bytes it read.
   const wanted = `hash="sha256:${(await d.crypto.sha256(content)).toString('hex')}"`;
   const admin = d.layout.kubeconfig('admin.conf');
@@ -138,7 +138,7 @@ export async function waitForEncryptionConfig(d: K8sd, content: string, timeoutM
   );
 }
 
-function localHolder(d: K8sd, manager: SecurityManager, name: string): KeyHolder {
+function localHolder(d: NodeContext, manager: SecurityManager, name: string): KeyHolder {
   const config = (): Promise<ClusterConfig> => clusterConfig(d);
   return {
     name,
@@ -151,7 +151,7 @@ function localHolder(d: K8sd, manager: SecurityManager, name: string): KeyHolder
   };
 }
 
-function peerHolder(d: K8sd, name: string, target: PeerTarget, provider: 'kms' | 'aesgcm'): KeyHolder {
+function peerHolder(d: NodeContext, name: string, target: PeerTarget, provider: 'kms' | 'aesgcm'): KeyHolder {
   const identity = { cert: d.identity.cert, key: d.identity.key };
   const changeTimeout = provider === 'aesgcm' ? CONFIG_RELOAD_TIMEOUT_MS + 30_000 : KMS_CHANGE_TIMEOUT_MS;
   return {
@@ -170,7 +170,7 @@ interface ControlPlane {
 }
 
 /** This node and every other control-plane member, from the node records. Refuses while one is joining. */
-async function controlPlane(d: K8sd, manager: SecurityManager, provider: 'kms' | 'aesgcm'): Promise<ControlPlane> {
+async function controlPlane(d: NodeContext, manager: SecurityManager, provider: 'kms' | 'aesgcm'): Promise<ControlPlane> {
   const node = d.requireControlPlane();
   const records = (await membershipStore(d).members()).filter((r) => r.role === 'control-plane');
   const joining = records.filter((r) => r.joining).map((r) => r.name);
@@ -211,7 +211,7 @@ async function takeLock(store: MembershipStore, holder: string): Promise<string>
 }
 
 interface RotationContext {
-  d: K8sd;
+  d: NodeContext;
   manager: SecurityManager;
   config: ClusterConfig;
   provider: 'kms' | 'aesgcm';
@@ -318,7 +318,7 @@ async function releaseLock(ctx: RotationContext): Promise<void> {
 }
 
 /** Rotates the write key on every control-plane node: stage everywhere, then activate everywhere. */
-export async function rotateClusterKey(d: K8sd, manager: SecurityManager, config: ClusterConfig): Promise<RotationResult> {
+export async function rotateClusterKey(d: NodeContext, manager: SecurityManager, config: ClusterConfig): Promise<RotationResult> {
   const provider = config.secretsEncryption;
   if (provider !== 'kms' && provider !== 'aesgcm') {
     throw new ApiError(409, 'security.secrets-encryption is "none"; enable kms or aesgcm before rotating keys');
@@ -352,7 +352,7 @@ export async function rotateClusterKey(d: K8sd, manager: SecurityManager, config
 }
 
 /** Which key every control-plane node writes with and holds (no key material). Unreachable nodes are listed with the reason. */
-export async function clusterKeyStatus(d: K8sd, manager: SecurityManager, config: ClusterConfig): Promise<ClusterKeyStatus | undefined> {
+export async function clusterKeyStatus(d: NodeContext, manager: SecurityManager, config: ClusterConfig): Promise<ClusterKeyStatus | undefined> {
   const provider = config.secretsEncryption;
   if (provider !== 'kms' && provider !== 'aesgcm') return undefined;
   const cp = await controlPlane(d, manager, provider).catch(() => undefined);
@@ -374,7 +374,7 @@ export async function clusterKeyStatus(d: K8sd, manager: SecurityManager, config
  * material: the node records in etcd only (not the peers.json cache), and not a node that is
  * still joining.
  */
-async function requireControlPlaneCaller(d: K8sd, req: Request): Promise<void> {
+async function requireControlPlaneCaller(d: NodeContext, req: Request): Promise<void> {
   const caller = req.peerFingerprint
     ? (await membershipStore(d).members()).find((r) => fingerprintOf(d.crypto, r.clusterCert) === req.peerFingerprint)
     : undefined;
@@ -388,7 +388,7 @@ function keyChangeBody(req: Request): { keys: EncryptionKeys; keyId: string } {
 }
 
 /** The routes other control-plane nodes call during a rotation (cluster API, mTLS). */
-export function secretsRotationClusterRoutes(d: K8sd, manager: SecurityManager): Route[] {
+export function secretsRotationClusterRoutes(d: NodeContext, manager: SecurityManager): Route[] {
   const self = (): KeyHolder => localHolder(d, manager, d.requireControlPlane().name);
   const guarded = (handler: (req: Request) => Promise<unknown>) => async (req: Request): Promise<unknown> => {
     await requireControlPlaneCaller(d, req);

@@ -6,10 +6,10 @@ import { SecurityProvider } from './flows/bootstrap.js';
 import { at, ApiError } from './http.js';
 import { local, parseRequest } from '../api/index.js';
 import { coreApi } from './kube.js';
-import type { K8sd } from './daemon.js';
+import type { ModuleRegistry, NodeContext } from './node-context.js';
 import { clusterKeyStatus, rotateClusterKey, secretsRotationClusterRoutes, waitForEncryptionConfig } from './secrets-rotation.js';
 
-export function createSecurityProvider(d: K8sd): SecurityProvider & { manager: SecurityManager } {
+export function createSecurityProvider(d: NodeContext): SecurityProvider & { manager: SecurityManager } {
   const manager = new SecurityManager({
     layout: d.layout,
     crypto: d.crypto,
@@ -29,7 +29,7 @@ export function createSecurityProvider(d: K8sd): SecurityProvider & { manager: S
  * routes through which the rotating control-plane node stages and activates the new key on
  * the others (src/k8sd/secrets-rotation.ts).
  */
-export function registerSecretsEncryption(d: K8sd, manager: SecurityManager): void {
+export function registerSecretsEncryption(d: NodeContext & ModuleRegistry, manager: SecurityManager): void {
   const config = async () => {
     d.requireControlPlane();
     const c = await d.state?.getConfig();

@@ -1,7 +1,7 @@
 // `k8s status`: readiness, membership, versions and service states of this node.
 import { existsSync } from 'node:fs';
 import type { ClusterStatus, DatastoreReport } from '../api/index.js';
-import type { K8sd } from './daemon.js';
+import type { NodeContext } from './node-context.js';
 import { ApiError } from './http.js';
 import { apiserverGet, apiserverReady } from './kube.js';
 import { featureStatuses, FeatureStatus } from './features/index.js';
@@ -21,7 +21,10 @@ const GO_BINARIES: Array<[string, string]> = [
   ['flannel', 'flanneld'],
 ];
 
-function goModules(d: K8sd): Record<string, string> {
+/** What status reads: the node context and the states of this node's services. */
+type StatusSources = NodeContext & { serviceStates(): Promise<unknown> };
+
+function goModules(d: StatusSources): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [c, b] of GO_BINARIES) {
     const file = d.layout.componentBinary(c, b);
@@ -35,7 +38,7 @@ function goModules(d: K8sd): Record<string, string> {
   return out;
 }
 
-export async function clusterStatus(d: K8sd): Promise<ClusterStatus> {
+export async function clusterStatus(d: StatusSources): Promise<ClusterStatus> {
   const node = d.node();
   const l = d.layout;
   const versions: Record<string, string> = {
@@ -107,7 +110,7 @@ function safeVersion(f: () => string): string {
 
 
 /** etcd's member list and each member's health (`k8s inspect`). */
-export async function datastoreReport(d: K8sd): Promise<DatastoreReport> {
+export async function datastoreReport(d: StatusSources): Promise<DatastoreReport> {
   d.requireControlPlane();
   if (!d.etcd) throw new ApiError(503, 'the datastore is not connected on this node; check "k8s status"');
   const type = existsSync(d.layout.args('etcd')) ? 'etcd' : 'external';

@@ -1,10 +1,11 @@
 // `k8s` speaks with one voice (issue 14 item 5): errors say what is wrong, then what to do; a file
 // flag names itself and the file; long commands take --timeout; mistyped commands get a suggestion;
 // shell completion for bash, zsh, fish and powershell.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Errors } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
 import { CliError, describeSystemError, readFlagFile, timeoutMsOf } from '../../src/cli/base.js';
 import { completionScript, SHELLS } from '../../src/cli/completion.js';
@@ -43,9 +44,11 @@ describe('file flags', () => {
   });
 
   it('a system error that escapes a command is said in words, with the path', () => {
-    const err = Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), { code: 'ENOENT', path: '/x' });
+    const err = Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), { code: 'ENOENT', syscall: 'open', path: '/x' });
     expect(describeSystemError(err)).toBe('"/x": no such file; check the path and its permissions (sudo for files of the node)');
     expect(describeSystemError(new Error('plain'))).toBeUndefined();
+    // this.exit(0) throws oclif's ExitError (code EEXIT): an exit, not a failure.
+    expect(describeSystemError(new Errors.ExitError(0))).toBeUndefined();
   });
 });
 
@@ -97,5 +100,37 @@ describe('k8s completion', () => {
     }
     expect(completionScript('zsh', 'k8s', commands)).toContain("'bootstrap:Bootstrap a new Kubernetes cluster on this node.'");
     expect(completionScript('fish', 'k8s', commands)).toContain("-l file -d 'bootstrap configuration YAML file, or - for stdin (its optional)'");
+  });
+});
+
+describe('the built entry points (bin/, after bin/dev-setup)', () => {
+  const run = (bin: string, args: string[]): { status: number; stdout: string; stderr: string } => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'k8s-bin-'));
+    try {
+      const r = spawnSync(path.join(ROOT, 'bin', bin), args, { env: { ...process.env, K8S_ROOT: root }, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  };
+
+  it('k8sd --help prints its usage and exits 0 instead of starting the daemon', () => {
+    const r = run('k8sd', ['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^k8sd: the k8s node daemon/);
+    expect(r.stdout).toContain('USAGE');
+  });
+
+  it('k8s completion bash prints a script bash accepts', () => {
+    const r = run('k8s', ['completion', 'bash']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('complete -o default -F _k8s_complete k8s');
+    execFileSync('bash', ['-n'], { input: r.stdout });
+  });
+
+  it('a mistyped command is named, with where to look (exit 127)', () => {
+    const r = run('k8s', ['statsu']);
+    expect(r.status).toBe(127);
+    expect(r.stderr).toContain('statsu is not a k8s command');
   });
 });

@@ -45,10 +45,7 @@ const DAEMON_IMPORTERS_TO_CONVERT = [
   'k8sd/membership/index.ts',
   'k8sd/modules.ts',
   'k8sd/metrics.ts',
-  'k8sd/secrets-rotation.ts',
-  'k8sd/security.ts',
   'k8sd/snapshots.ts',
-  'k8sd/status.ts',
 ];
 
 describe('import rules', () => {

@@ -3,6 +3,7 @@
 import { applyFeatureChanges, FeatureConfigError, FEATURE_NAMES, flattenFeatureSettings, selectFeatureSettings } from '../../config/features.js';
 import { featuresOf } from '../../datastore/state.js';
 import type { K8sd } from '../daemon.js';
+import type { NodeContext } from '../node-context.js';
 import { at, ApiError } from '../http.js';
 import { FeatureController } from './controller.js';
 import { stopNetworkPolicies } from './node.js';
@@ -24,7 +25,7 @@ async function requireConfig(d: K8sd) {
 }
 
 /** Each feature's recorded status, in Canonical Kubernetes' order (features this release lacks: disabled). */
-export async function featureStatuses(d: K8sd): Promise<FeatureStatus[]> {
+export async function featureStatuses(d: Pick<NodeContext, 'state'>): Promise<FeatureStatus[]> {
   if (!d.state) return [];
   const config = await d.state.getConfig();
   if (!config) return [];
