@@ -1,5 +1,4 @@
 // Local API: certificate status, refresh (issued or externally supplied), renewal and CA rotation.
-import { z } from 'zod';
 import { endpoint, noBody } from './endpoint.js';
 
 export interface CertEntry {
@@ -34,9 +33,9 @@ export const certsStatus = endpoint<{ node: string; role: string; certificates: 
 export const refreshCerts = endpoint<RefreshResult>()({
   method: 'POST',
   path: '/1.0/k8sd/refresh-certs/run',
-  request: z.object({ certificates: z.array(z.string()).optional(), expirationSeconds: z.number().optional(), extraSANs: z.array(z.string()).optional() }),
+  request: (z) => z.object({ certificates: z.array(z.string()).optional(), expirationSeconds: z.number().optional(), extraSANs: z.array(z.string()).optional() }),
 });
 /** Installs externally managed certificates: YAML of <name>-crt/<name>-key pairs. */
-export const installExternalCerts = endpoint<RefreshResult>()({ method: 'POST', path: '/1.0/k8sd/refresh-certs/update', request: z.object({ certificates: z.string().optional() }) });
+export const installExternalCerts = endpoint<RefreshResult>()({ method: 'POST', path: '/1.0/k8sd/refresh-certs/update', request: (z) => z.object({ certificates: z.string().optional() }) });
 export const renewCertsNow = endpoint<{ renewed: string[] }>()({ method: 'POST', path: '/1.0/k8sd/certs/renew-now', request: noBody });
 export const rotateCa = endpoint<CaRotationResult>()({ method: 'POST', path: '/1.0/k8sd/rotate-ca', streams: true, request: noBody });

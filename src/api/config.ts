@@ -1,5 +1,4 @@
 // Local API: cluster settings (feature keys, etcd-snapshot keys) and feature states.
-import { z } from 'zod';
 import { endpoint, noBody } from './endpoint.js';
 import type { FeatureStatus } from './node.js';
 
@@ -9,6 +8,6 @@ export const getClusterConfig = endpoint<{ settings: unknown }>()({ method: 'GET
 export const setClusterConfig = endpoint<{ settings: Record<string, unknown> }>()({
   method: 'PUT',
   path: '/1.0/k8sd/cluster/config',
-  request: z.object({ changes: z.record(z.string(), z.unknown()).optional() }),
+  request: (z) => z.object({ changes: z.record(z.string(), z.unknown()).optional() }),
 });
 export const features = endpoint<{ features: FeatureStatus[] }>()({ method: 'GET', path: '/1.0/k8sd/features', request: noBody });

@@ -1,13 +1,17 @@
 // The shape of one k8sd API endpoint: its method and path, the schema its request body is parsed
 // with, and (as a type only) what its reply carries. Routes and the client are both built from these.
-import { z } from 'zod';
+import type { z } from 'zod';
+
+/** zod itself, handed to each endpoint's schema builder: only the daemon, which parses bodies, loads it. */
+export type Zod = typeof z;
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export interface Endpoint<Req extends z.ZodType, Res> {
   readonly method: Method;
   readonly path: string;
-  readonly request: Req;
+  /** Builds the schema request bodies are parsed with (src/api/parse.ts); the client never calls it. */
+  readonly request: (z: Zod) => Req;
   /** The reply is a stream of progress events (NDJSON) that ends with `done` carrying Res, or `error`. */
   readonly streams: boolean;
   /** Type only, never set: the reply's metadata. */
@@ -22,10 +26,10 @@ export type ParsedRequestOf<E> = E extends Endpoint<infer Req, unknown> ? z.outp
 export type ResponseOf<E> = E extends Endpoint<z.ZodType, infer Res> ? Res : never;
 
 /** GET endpoints and POSTs without parameters: no body (the server sees `{}`). */
-export const noBody = z.object({});
+export const noBody = (zod: Zod) => zod.object({});
 
 /** endpoint<Reply>()({ method, path, request }): the reply type is given, the request type is the schema's. */
-export function endpoint<Res>(): <Req extends z.ZodType>(e: { method: Method; path: string; request: Req; streams?: boolean }) => Endpoint<Req, Res> {
+export function endpoint<Res>(): <Req extends z.ZodType>(e: { method: Method; path: string; request: (z: Zod) => Req; streams?: boolean }) => Endpoint<Req, Res> {
   return (e) => ({ method: e.method, path: e.path, request: e.request, streams: e.streams ?? false });
 }
 
@@ -38,14 +42,4 @@ export class RequestBodyError extends Error {
     super(message);
     this.name = 'RequestBodyError';
   }
-}
-
-/** Parses a request body with its endpoint's schema; the error names the first offending field. */
-export function parseRequest<Req extends z.ZodType>(e: Endpoint<Req, unknown>, body: unknown): z.output<Req> {
-  const result = e.request.safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue && issue.path.length ? issue.path.map(String).join('.') : '(body)';
-  const what = issue ? issue.message : 'does not match the request schema';
-  throw new RequestBodyError(field, `malformed request to ${e.method} ${e.path}: field "${field}": ${what}`);
 }

@@ -1,5 +1,4 @@
 // Local API: join tokens, joining this node to a cluster, removing a node.
-import { z } from 'zod';
 import { endpoint, noBody } from './endpoint.js';
 
 export interface IssuedToken {
@@ -37,20 +36,20 @@ export interface RemoveResult {
 export const issueToken = endpoint<IssuedToken>()({
   method: 'POST',
   path: '/1.0/k8sd/cluster/tokens',
-  request: z.object({ name: z.string().optional(), worker: z.boolean().optional(), expiresInSeconds: z.number().optional(), address: z.string().optional() }),
+  request: (z) => z.object({ name: z.string().optional(), worker: z.boolean().optional(), expiresInSeconds: z.number().optional(), address: z.string().optional() }),
 });
 export const listTokens = endpoint<{ tokens: TokenInfo[] }>()({ method: 'GET', path: '/1.0/k8sd/cluster/tokens', request: noBody });
-export const revokeToken = endpoint<{ revoked: string }>()({ method: 'POST', path: '/1.0/k8sd/cluster/tokens/revoke', request: z.object({ name: z.string().optional() }) });
+export const revokeToken = endpoint<{ revoked: string }>()({ method: 'POST', path: '/1.0/k8sd/cluster/tokens/revoke', request: (z) => z.object({ name: z.string().optional() }) });
 export const join = endpoint<JoinResult>()({
   method: 'POST',
   path: '/1.0/k8sd/cluster/join',
   streams: true,
-  request: z.object({ token: z.string().optional(), name: z.string().optional(), address: z.string().optional(), config: z.string().optional(), timeoutSeconds: z.number().positive().optional() }),
+  request: (z) => z.object({ token: z.string().optional(), name: z.string().optional(), address: z.string().optional(), config: z.string().optional(), timeoutSeconds: z.number().positive().optional() }),
 });
-export const removeNode = endpoint<RemoveResult>()({ method: 'POST', path: '/1.0/k8sd/cluster/remove', request: z.object({ name: z.string().optional(), force: z.boolean().optional() }) });
+export const removeNode = endpoint<RemoveResult>()({ method: 'POST', path: '/1.0/k8sd/cluster/remove', request: (z) => z.object({ name: z.string().optional(), force: z.boolean().optional() }) });
 /** Workers: renew certificates through the control plane (refresh-certs and automatic renewal). */
 export const renewWorkerCertificates = endpoint<{ renewed: string[]; restarted: string[] }>()({
   method: 'POST',
   path: '/1.0/k8sd/worker/certificates/renew',
-  request: z.object({ certificates: z.array(z.string()).optional() }),
+  request: (z) => z.object({ certificates: z.array(z.string()).optional() }),
 });

@@ -1,5 +1,4 @@
 // Local API: this node, its cluster status, bootstrap, kubeconfig, services and datastore.
-import { z } from 'zod';
 import type { WeakenedFlag } from '../config/overrides.js';
 import type { FeatureStatusRecord } from '../datastore/state.js';
 import type { ServiceStatus } from '../services/manager.js';
@@ -65,7 +64,7 @@ export const bootstrap = endpoint<BootstrapResult>()({
   method: 'POST',
   path: '/1.0/k8sd/cluster',
   streams: true,
-  request: z.object({
+  request: (z) => z.object({
     /** Bootstrap configuration: YAML text, or the object itself. */
     config: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
     name: z.string().optional(),

@@ -1,5 +1,4 @@
 // Local API: encryption of Secrets at rest (status, key rotation, re-encryption).
-import { z } from 'zod';
 import { endpoint, noBody } from './endpoint.js';
 
 export interface NodeKeyStatus {
@@ -36,5 +35,5 @@ export interface KeyRotationResult extends Partial<ReencryptResult> {
 }
 
 export const encryptionStatus = endpoint<EncryptionStatus>()({ method: 'GET', path: '/1.0/k8sd/secrets-encryption', request: noBody });
-export const rotateEncryptionKey = endpoint<KeyRotationResult>()({ method: 'POST', path: '/1.0/k8sd/secrets-encryption/rotate', request: z.object({ reencrypt: z.boolean().optional() }) });
+export const rotateEncryptionKey = endpoint<KeyRotationResult>()({ method: 'POST', path: '/1.0/k8sd/secrets-encryption/rotate', request: (z) => z.object({ reencrypt: z.boolean().optional() }) });
 export const reencryptSecrets = endpoint<ReencryptResult>()({ method: 'POST', path: '/1.0/k8sd/secrets-encryption/reencrypt', request: noBody });

@@ -1,5 +1,4 @@
 // Local API: etcd snapshots (take, list, restore).
-import { z } from 'zod';
 import { endpoint, noBody } from './endpoint.js';
 
 export interface SnapshotInfo {
@@ -24,6 +23,6 @@ export interface RestoreResult {
   seconds: number;
 }
 
-export const saveSnapshot = endpoint<SavedSnapshot>()({ method: 'POST', path: '/1.0/k8sd/snapshots', request: z.object({ name: z.string().optional() }) });
+export const saveSnapshot = endpoint<SavedSnapshot>()({ method: 'POST', path: '/1.0/k8sd/snapshots', request: (z) => z.object({ name: z.string().optional() }) });
 export const listSnapshots = endpoint<{ directory: string; snapshots: SnapshotInfo[] }>()({ method: 'GET', path: '/1.0/k8sd/snapshots', request: noBody });
-export const restoreSnapshot = endpoint<RestoreResult>()({ method: 'POST', path: '/1.0/k8sd/snapshots/restore', streams: true, request: z.object({ file: z.string().optional() }) });
+export const restoreSnapshot = endpoint<RestoreResult>()({ method: 'POST', path: '/1.0/k8sd/snapshots/restore', streams: true, request: (z) => z.object({ file: z.string().optional() }) });

@@ -21,7 +21,8 @@ import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlan
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
 import { FlowError, StepEvent } from './flows/flow.js';
 import { at, ApiError, makeDispatcher, Request, Route } from './http.js';
-import { local, parseRequest, peer } from '../api/index.js';
+import { local, peer } from '../api/index.js';
+import { parseRequest } from '../api/parse.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
 import { NodeOperationLock } from './node-lock.js';
 import { TrustedPeers } from './trusted-peers.js';

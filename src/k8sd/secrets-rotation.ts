@@ -41,7 +41,8 @@ import {
 import type { NodeContext } from './node-context.js';
 import { FlowError, runFlow, type Step } from './flows/flow.js';
 import { at, ApiError, type Request, type Route } from './http.js';
-import { parseRequest, peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
+import { peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
+import { parseRequest } from '../api/parse.js';
 import { fingerprintOf } from './identity.js';
 import { apiserverGet } from './kube.js';
 import { K8SD_CLUSTER_PORT } from './membership/join-server.js';

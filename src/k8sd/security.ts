@@ -4,7 +4,8 @@ import { encryptionPaths, readAesgcmKeys, SecurityManager } from '../security/in
 import { readFileSync } from 'node:fs';
 import { SecurityProvider } from './flows/bootstrap.js';
 import { at, ApiError } from './http.js';
-import { local, parseRequest } from '../api/index.js';
+import { local } from '../api/index.js';
+import { parseRequest } from '../api/parse.js';
 import { coreApi } from './kube.js';
 import type { ModuleRegistry, NodeContext } from './node-context.js';
 import { clusterKeyStatus, rotateClusterKey, secretsRotationClusterRoutes, waitForEncryptionConfig } from './secrets-rotation.js';

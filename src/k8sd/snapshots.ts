@@ -30,7 +30,8 @@ import { DEFAULT_SNAPSHOT_SETTINGS, nextRun, parseSchedule, SnapshotSettings } f
 import type { SecurityProvider } from './flows/bootstrap.js';
 import type { SecurityManager } from '../security/index.js';
 import { registerJoinPayload, registerLeaveHook } from './membership/extensions.js';
-import { local, parseRequest, type RestoreResult, type SnapshotInfo } from '../api/index.js';
+import { local, type RestoreResult, type SnapshotInfo } from '../api/index.js';
+import { parseRequest } from '../api/parse.js';
 
 /** Name of scheduled snapshots; retention prunes these only (on-demand ones are the user's to delete). */
 export const SCHEDULED_NAME = 'scheduled';

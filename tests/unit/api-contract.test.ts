@@ -1,7 +1,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { local, parseRequest, peer, RequestBodyError, type Endpoint } from '../../src/api/index.js';
+import { local, peer, RequestBodyError, type Endpoint } from '../../src/api/index.js';
+import { parseRequest } from '../../src/api/parse.js';
 import { at, makeDispatcher } from '../../src/k8sd/http.js';
 import type { z } from 'zod';
 
@@ -65,3 +66,4 @@ describe('a route that parses with its endpoint', () => {
     expect(reply.body.error).toMatch(/field "name"/);
   });
 });
+

@@ -26,6 +26,15 @@ function importsOf(file: string): string[] {
 const GRAPH = new Map(sourceFiles(SRC).map((f) => [path.relative(SRC, f), importsOf(f)]));
 const under = (dir: string) => (file: string): boolean => file.startsWith(`${dir}/`);
 
+/** Whether every import of `dep` in `file` is `import type` (erased: nothing loads at run time). */
+function typeOnly(file: string, dep: string): boolean {
+  const text = readFileSync(path.join(SRC, file), 'utf8');
+  const spec = path.relative(path.dirname(path.join(SRC, file)), path.join(SRC, dep)).replace(/\.ts$/, '.js');
+  const rel = spec.startsWith('.') ? spec : `./${spec}`;
+  const lines = text.split('\n').filter((l) => l.includes(`'${rel}'`));
+  return lines.length > 0 && lines.every((l) => /^(import|export) type /.test(l.trim()));
+}
+
 function violations(from: (f: string) => boolean, to: (f: string) => boolean): string[] {
   return [...GRAPH].flatMap(([file, deps]) => (from(file) ? deps.filter(to).map((d) => `${file} -> ${d}`) : []));
 }
@@ -60,6 +69,21 @@ describe('import rules', () => {
 
   it('src/api imports nothing from the daemon, the CLI or the client', () => {
     expect(violations(under('api'), (d) => under('k8sd')(d) || under('cli')(d) || under('client')(d))).toEqual([]);
+  });
+
+  it('the CLI and the client never load zod: only src/api/parse.ts (the daemon side) imports it at run time', () => {
+    // Every `k8s` command pays for what it loads; zod costs ~45 ms of CPU (issue 17).
+    const clientSide = (f: string): boolean => under('cli')(f) || under('client')(f) || (under('api')(f) && f !== 'api/parse.ts');
+    const reachable = new Set<string>();
+    const visit = (f: string): void => {
+      if (reachable.has(f)) return;
+      reachable.add(f);
+      for (const d of GRAPH.get(f) ?? []) if (!typeOnly(f, d)) visit(d);
+    };
+    for (const f of GRAPH.keys()) if (under('client')(f) || f === 'cli/commands/status.ts') visit(f);
+    expect([...reachable].filter((f) => f === 'api/parse.ts')).toEqual([]);
+    const zodAtRunTime = [...GRAPH.keys()].filter((f) => clientSide(f) && /^import (?!type )[^;]*from 'zod';/m.test(readFileSync(path.join(SRC, f), 'utf8')));
+    expect(zodAtRunTime).toEqual([]);
   });
 
   it('host/ imports nothing from services/ (services are built on the host, not the other way)', () => {

@@ -2,7 +2,8 @@
 // and online CA rotation (local API: the orchestrating node; cluster API: every node's part), registered into k8sd.
 import type { K8sd } from '../daemon.js';
 import { at, ApiError } from '../http.js';
-import { local, parseRequest } from '../../api/index.js';
+import { local } from '../../api/index.js';
+import { parseRequest } from '../../api/parse.js';
 import { inventory } from './inventory.js';
 import { installExternal, refreshControlPlane } from './refresh.js';
 import { RenewalController, refreshWorker } from './renewal.js';

@@ -10,7 +10,8 @@ import { stopNetworkPolicies } from './node.js';
 import { stopLoadBalancer } from './load-balancer.js';
 import { applySnapshotChanges, flattenSnapshotSettings, isSnapshotKey, SnapshotConfigError } from '../../snapshots/schedule.js';
 import { snapshotSettingsChanged, snapshotSettingsOf } from '../snapshots.js';
-import { local, parseRequest, type FeatureStatus } from '../../api/index.js';
+import { local, type FeatureStatus } from '../../api/index.js';
+import { parseRequest } from '../../api/parse.js';
 
 export type { FeatureStatus };
 

@@ -29,7 +29,8 @@ import {
 } from '../controlplane.js';
 import { FlowError, runFlow, Step, StepEvent } from '../flows/flow.js';
 import { ApiError, Request } from '../http.js';
-import { local, parseRequest, peer } from '../../api/index.js';
+import { local, peer } from '../../api/index.js';
+import { parseRequest } from '../../api/parse.js';
 import { checkAddressForm, NodeAdmissionError } from './admission.js';
 import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';

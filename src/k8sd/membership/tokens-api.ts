@@ -10,7 +10,8 @@ import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
 import { checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import { JoinTokenRecord } from './store.js';
 import { encodeToken, JoinEndpoint, newSecret } from './token.js';
-import { local, parseRequest, type IssuedToken, type TokenInfo } from '../../api/index.js';
+import { local, type IssuedToken, type TokenInfo } from '../../api/index.js';
+import { parseRequest } from '../../api/parse.js';
 
 export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600;
 const MIN_TTL_SECONDS = 1;
