@@ -73,7 +73,8 @@ class Deployment:
     def new_unit(self, unit: str, node_name: str) -> ModelUnit:
         node = self.bed.add_node(node_name)
         self.nodes[unit] = node
-        home = self.bed.workdir / f"unit-{unit.replace('/', '-')}"
+        # Not unit-<name>: test_charm, in the same session, keeps its units there.
+        home = self.bed.workdir / f"scale-unit-{unit.replace('/', '-')}"
         home.mkdir()
         u = ModelUnit(node, self.charm_dirs[unit.split("/")[0]], home, unit=unit, resource=self.snap, model_uuid=self.uuid)
         self.model.add(u)
