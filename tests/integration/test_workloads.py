@@ -134,7 +134,8 @@ def test_set_upstream_nameservers_changes_the_corefile(single: Node):
         (("set", "dns.service-ip=not-an-ip"), "dns.service-ip"),
         (("set", "dns.service-ip=10.99.0.10"), "dns.service-ip"),
         (("set", "dns.enabled=true", "dns.nosuch=1"), "dns.nosuch"),
-        (("set", "ingress.enabled=true"), "ingress.enabled"),
+        (("set", "ingress.enable-proxy-protocol=maybe"), "ingress.enable-proxy-protocol"),
+        (("set", "ingress.default-tls-secret=Not_A_Name"), "ingress.default-tls-secret"),
     ],
 )
 def test_bad_input_is_refused_with_the_key_named_and_nothing_changes(single: Node, args, named):
