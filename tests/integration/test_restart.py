@@ -159,7 +159,8 @@ def kill_k8sd(node) -> dict[str, int]:
     return orphans
 
 
-def service_processes(node) -> list[tuple[str, int]]:
+def running_services(node) -> list[tuple[str, int]]:
+    """(name, pid) of each process of the node that is one of its services."""
     return [(proc_name(p), p) for p in node.processes() if proc_name(p) in SERVICES]
 
 
@@ -188,7 +189,7 @@ def _assert_recovered_from_orphans(node, first_start, orphans: dict[str, int]) -
     # still show live threads for a moment while it tears down, so the count gets a few seconds.
     deadline = time.time() + 15
     while True:
-        found = service_processes(node)
+        found = running_services(node)
         if sorted(n for n, _ in found) == sorted(SERVICES) or time.time() > deadline:
             break
         time.sleep(0.5)
