@@ -184,8 +184,9 @@ export interface BootstrapConfig {
 const TAINT = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?(=[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
 
 /**
- * cluster-config → feature settings. A plain bootstrap (no file) enables network and dns; with a
- * file, a feature is on only when it says so (as Canonical Kubernetes). Keys of features this
+ * cluster-config → feature settings. A plain bootstrap (no file) enables network, dns, gateway,
+ * local-storage and metrics-server; with a file, a feature is on only when it says so, except
+ * metrics-server, which is on unless it says otherwise (both as Canonical Kubernetes). Keys of features this
  * release does not deploy are refused rather than ignored.
  */
 function featuresFrom(raw: BootstrapConfigInput, serviceCidr: string, plain: boolean): FeatureSettings {

@@ -51,22 +51,34 @@ export function defaultDnsServiceIp(serviceCidr: string): string {
   return nthAddress(parseCidrList(serviceCidr)[0]!, 10);
 }
 
-export function defaultFeatureSettings(serviceCidr: string, enabled: boolean): FeatureSettings {
+/**
+ * The features a new cluster starts with, as Canonical Kubernetes: a plain bootstrap (no file)
+ * enables network, dns, gateway, local-storage and metrics-server; with a bootstrap file every
+ * feature the file leaves out is off except metrics-server. Ingress and load-balancer are always
+ * off until enabled.
+ */
+export function defaultFeatureSettings(serviceCidr: string, plain: boolean): FeatureSettings {
   return {
-    network: { enabled },
-    dns: { enabled, 'cluster-domain': 'cluster.local', 'service-ip': defaultDnsServiceIp(serviceCidr), 'upstream-nameservers': ['/etc/resolv.conf'] },
-    // Off even on a plain bootstrap (unlike Canonical Kubernetes): `k8s enable` turns them on; see docs/features.md.
-    'local-storage': { enabled: false, 'local-path': DEFAULT_LOCAL_PATH, 'reclaim-policy': 'Delete', default: true },
-    'metrics-server': { enabled: false },
+    network: { enabled: plain },
+    dns: { enabled: plain, 'cluster-domain': 'cluster.local', 'service-ip': defaultDnsServiceIp(serviceCidr), 'upstream-nameservers': ['/etc/resolv.conf'] },
+    'local-storage': { enabled: plain, 'local-path': DEFAULT_LOCAL_PATH, 'reclaim-policy': 'Delete', default: true },
+    'metrics-server': { enabled: true },
     'load-balancer': defaultLoadBalancerSettings(),
     ingress: defaultIngressSettings(),
-    gateway: defaultGatewaySettings(),
+    gateway: defaultGatewaySettings(plain),
   };
+}
+
+/** Every feature off, with its default settings: what a cluster stored before a feature existed has. */
+export function legacyFeatureSettings(serviceCidr: string): FeatureSettings {
+  const d = defaultFeatureSettings(serviceCidr, false);
+  d['metrics-server'].enabled = false;
+  return d;
 }
 
 /** Settings of a cluster stored before a feature existed: that feature's defaults, off. */
 export function withFeatureDefaults(s: Partial<FeatureSettings> & Pick<FeatureSettings, 'network' | 'dns'>): FeatureSettings {
-  const d = defaultFeatureSettings('10.152.183.0/24', false);
+  const d = legacyFeatureSettings('10.152.183.0/24');
   return {
     ...s,
     'local-storage': s['local-storage'] ?? d['local-storage'],

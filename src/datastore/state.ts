@@ -8,7 +8,7 @@ import { CaMaterial } from '../pki/signer.js';
 import { openCaSet, openValue, PkiKeyWrapError, PkiWrappingKeyFile, sealCaSet, WRAPPED_VALUE_PREFIX } from '../pki/key-wrap.js';
 import { KeyAlgorithm } from '../crypto/types.js';
 import { EtcdClient } from './etcd.js';
-import { defaultFeatureSettings, FeatureSettings, withFeatureDefaults } from '../config/features.js';
+import { FeatureSettings, legacyFeatureSettings, withFeatureDefaults } from '../config/features.js';
 import type { SnapshotSettings } from '../snapshots/schedule.js';
 
 export const PREFIX = '/k8sd/';
@@ -44,7 +44,7 @@ export interface ClusterConfig {
 /** The feature settings of a cluster (clusters bootstrapped before features have every feature off). */
 export function featuresOf(c: Pick<ClusterConfig, 'features' | 'serviceCidr' | 'clusterDomain' | 'dnsServiceIp'>): FeatureSettings {
   if (c.features) return withFeatureDefaults(c.features);
-  const d = defaultFeatureSettings(c.serviceCidr, false);
+  const d = legacyFeatureSettings(c.serviceCidr);
   d.dns['cluster-domain'] = c.clusterDomain;
   if (c.dnsServiceIp) d.dns['service-ip'] = c.dnsServiceIp;
   return d;

@@ -1,7 +1,8 @@
 """CIS Kubernetes Benchmark v1.12, measured by kube-bench v0.15.6 on a default bootstrap.
 
 A fresh node of its own (not the shared `cluster` one, which other tests change) is bootstrapped
-with no configuration, then tests/cis/run-kube-bench.sh runs kube-bench with our benchmark config
+with no configuration (so with the default features: network, dns, gateway, local-storage and
+metrics-server), then tests/cis/run-kube-bench.sh runs kube-bench with our benchmark config
 (tests/cis/cfg/ck8s-cis-1.12: the cis-1.12 controls mapped onto our layout) inside the node's
 network namespace. The master, etcd, controlplane, policies and node (kubelet, kube-proxy: the
 control-plane node is a node too) sections must have no FAIL, and every WARN must be explained in
@@ -55,9 +56,9 @@ def test_default_install_has_no_cis_fail(testbed):
     node = testbed.add_node("cis")
     try:
         node.start_k8sd()
-        r = node.bootstrap()
+        r = node.bootstrap(plain=True)  # the default features run too: gateway, local-storage, metrics-server
         assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{node.diagnostics()}"
-        node.wait_ready()
+        node.wait_ready(timeout=300)
 
         r = subprocess.run(
             ["bash", str(RUN), "--json", "--netns", node.netns, str(node.root)], capture_output=True, text=True, timeout=900

@@ -1,4 +1,4 @@
-"""The local-storage and metrics-server features on a real single-node cluster (k8sd, etcd,
+"""The default features of a plain bootstrap, and local-storage and metrics-server in depth, on a real single-node cluster (k8sd, etcd,
 kube-apiserver, kubelet, containerd, flanneld, the side-loaded local-path-provisioner, its busybox
 helper and metrics-server images built by our recipes): a claim binds and its data lands under
 local-storage.local-path, reclaim-policy is honoured, `kubectl top` answers through the aggregated
@@ -55,9 +55,12 @@ def single(testbed: TestBed):
     node = testbed.add_node("ft1")
     node.start_k8sd()
     seed_images(node)
-    r = node.bootstrap()
+    # A user's plain bootstrap: no file, so the default features come up with the node.
+    started = time.monotonic()
+    r = node.bootstrap(plain=True)
     assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{node.diagnostics()}"
     node.wait_ready(timeout=300)
+    print(f"\nMEASURE plain bootstrap to ready with the default features: {time.monotonic() - started:.1f} s")
     yield node
     testbed.remove_node(node)
 
@@ -95,6 +98,24 @@ spec:
   - name: data
     persistentVolumeClaim: {claimName: data}
 """ % BUSYBOX
+
+
+def test_a_plain_bootstrap_enables_the_default_features_of_canonical_kubernetes(single: Node):
+    """network, dns, gateway, local-storage and metrics-server on and ready; ingress and
+    load-balancer off; `k8s get` says the same."""
+    features = {f["name"]: f for f in single.status()["features"]}
+    on = sorted(name for name, f in features.items() if f["enabled"])
+    assert on == ["dns", "gateway", "local-storage", "metrics-server", "network"], features
+    assert all(features[name]["ready"] for name in on), features
+    got = json.loads(single.k8s("get", "--output-format", "json").stdout)
+    for name in on:
+        assert got[f"{name}.enabled"] is True, got
+    assert got["ingress.enabled"] is False and got["load-balancer.enabled"] is False, got
+    # Each one's objects exist: the default StorageClass, the aggregated metrics API, the GatewayClass.
+    sc = kubectl_json(single, "get", "storageclass", "local-path")
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert single.kubectl("get", "apiservice", "v1beta1.metrics.k8s.io").returncode == 0
+    assert single.kubectl("get", "gatewayclass").returncode == 0
 
 
 def test_local_storage_binds_writes_under_local_path_and_deletes_with_the_claim(single: Node):

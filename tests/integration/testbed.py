@@ -193,6 +193,17 @@ def remove_container_log_links(root: Path) -> None:
             pass
 
 
+def lean_bootstrap_config(config: str | dict | None) -> str | dict | None:
+    """The bed's bootstrap config (see Node.bootstrap): network and dns for no config, metrics-server
+    off in a dict that does not mention it."""
+    if config is None:
+        return {"cluster-config": {"network": {"enabled": True}, "dns": {"enabled": True}, "metrics-server": {"enabled": False}}}
+    if isinstance(config, dict):
+        config = json.loads(json.dumps(config))
+        config.setdefault("cluster-config", {}).setdefault("metrics-server", {"enabled": False})
+    return config
+
+
 def processes_of_root(root: Path) -> list[int]:
     """Live processes whose environment carries K8S_ROOT=root or whose command line names root."""
     pids = []
@@ -387,8 +398,16 @@ class Node:
         cmd = self.nsenter(str(K8S), *args) if netns else [str(K8S), *args]
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
 
-    def bootstrap(self, config: str | dict | None = None, *extra: str, timeout: str = "180s") -> subprocess.CompletedProcess:
+    def bootstrap(self, config: str | dict | None = None, *extra: str, timeout: str = "180s", plain: bool = False) -> subprocess.CompletedProcess:
+        """`k8s bootstrap` on this node. plain=True is a user's plain bootstrap: no file, and with it
+        the default features (network, dns, gateway, local-storage, metrics-server). Otherwise the
+        bed stays lean, since each of gateway, local-storage and metrics-server adds a pod and its
+        start to a node that most modules do not need them on: no config bootstraps with network and
+        dns only, and a dict config gets metrics-server off unless it says otherwise (a bootstrap
+        file turns it on). YAML text goes as written."""
         args = ["bootstrap", "--name", self.name, "--timeout", timeout, *extra]
+        if not plain:
+            config = lean_bootstrap_config(config)
         text = None
         if config is not None:
             text = config if isinstance(config, str) else yaml.safe_dump(config)

@@ -22,13 +22,15 @@ function refused(changes: Record<string, unknown>, key: string, reason: RegExp):
 }
 
 describe('feature settings (k8s set / k8s get)', () => {
-  it('defaults: network and dns on for a plain bootstrap, DNS at the 10th service address', () => {
+  it('defaults: network, dns, gateway, local-storage and metrics-server on for a plain bootstrap (as CK8s), DNS at the 10th service address', () => {
     expect(base.network.enabled).toBe(true);
+    expect([base.gateway.enabled, base['local-storage'].enabled, base['metrics-server'].enabled]).toEqual([true, true, true]);
+    expect([base.ingress.enabled, base['load-balancer'].enabled]).toEqual([false, false]);
     expect(base.dns).toEqual({ enabled: true, 'cluster-domain': 'cluster.local', 'service-ip': '10.152.183.10', 'upstream-nameservers': ['/etc/resolv.conf'] });
   });
 
   it('applies valid changes to a copy and leaves the input alone', () => {
-    const next = applyFeatureChanges(base, { 'dns.upstream-nameservers': '1.1.1.1,9.9.9.9:53', 'dns.service-ip': '10.152.183.53', 'network.enabled': 'false' }, facts);
+    const next = applyFeatureChanges(base, { 'dns.upstream-nameservers': '1.1.1.1,9.9.9.9:53', 'dns.service-ip': '10.152.183.53', 'gateway.enabled': 'false', 'network.enabled': 'false' }, facts);
     expect(next.dns['upstream-nameservers']).toEqual(['1.1.1.1', '9.9.9.9:53']);
     expect(next.dns['service-ip']).toBe('10.152.183.53');
     expect(next.network.enabled).toBe(false);
@@ -49,12 +51,13 @@ describe('feature settings (k8s set / k8s get)', () => {
     refused({ dns: 'true' }, 'dns', /name a key/);
   });
 
-  it('accepts disabling a feature this release does not deploy', () => {
-    expect(applyFeatureChanges(base, { 'gateway.enabled': false }, facts)).toEqual(base);
+  it('disabling a feature that is off changes nothing', () => {
+    expect(applyFeatureChanges(base, { 'ingress.enabled': false, 'load-balancer.enabled': 'false' }, facts)).toEqual(base);
   });
 
   it('k8s get: everything, one feature, one key', () => {
-    expect(flattenFeatureSettings(base)['metrics-server.enabled']).toBe(false);
+    expect(flattenFeatureSettings(base)['metrics-server.enabled']).toBe(true);
+    expect(flattenFeatureSettings(base)['ingress.enabled']).toBe(false);
     expect(selectFeatureSettings(base, 'dns.service-ip')).toBe('10.152.183.10');
     expect(selectFeatureSettings(base, 'network')).toEqual({ enabled: true, 'kube-proxy-enabled': true });
     expect(() => selectFeatureSettings(base, 'nosuch')).toThrow(/unknown feature/);
@@ -70,11 +73,12 @@ describe('feature settings (k8s set / k8s get)', () => {
 });
 
 describe('cluster-config in the bootstrap file', () => {
-  it('a plain bootstrap enables network and dns; a file enables only what it says', () => {
-    expect(parseBootstrapYaml('').features.network.enabled).toBe(true);
-    const c = parseBootstrapYaml('pod-cidr: 10.1.0.0/16\n');
-    expect(c.features.network.enabled).toBe(false);
-    expect(c.features.dns.enabled).toBe(false);
+  it('a plain bootstrap enables the CK8s defaults; with a file an omitted feature is off, except metrics-server', () => {
+    const enabled = (text: string): string[] => Object.entries(parseBootstrapYaml(text).features).filter(([, f]) => f.enabled).map(([name]) => name).sort();
+    expect(enabled('')).toEqual(['dns', 'gateway', 'local-storage', 'metrics-server', 'network']);
+    expect(enabled('pod-cidr: 10.1.0.0/16\n')).toEqual(['metrics-server']);
+    expect(enabled('cluster-config:\n  network: {enabled: true}\n  metrics-server: {enabled: false}\n')).toEqual(['network']);
+    expect(enabled('cluster-config:\n  network: {enabled: true}\n  gateway: {enabled: true}\n')).toEqual(['gateway', 'metrics-server', 'network']);
   });
 
   it('honours dns keys and control-plane-taints', () => {
@@ -161,7 +165,7 @@ describe('feature manifests', () => {
     refused({ 'local-storage.local-path': '/etc' }, 'local-storage.local-path', /system directory/);
     refused({ 'local-storage.default': 'maybe' }, 'local-storage.default', /not a boolean/);
     refused({ 'metrics-server.nosuch': '1' }, 'metrics-server.nosuch', /unknown key; metrics-server has metrics-server.enabled/);
-    expect(base['local-storage']).toEqual({ enabled: false, 'local-path': '/var/snap/k8s/common/rawfile-storage', 'reclaim-policy': 'Delete', default: true });
+    expect(base['local-storage']).toEqual({ enabled: true, 'local-path': '/var/snap/k8s/common/rawfile-storage', 'reclaim-policy': 'Delete', default: true });
     expect(selectFeatureSettings(base, 'local-storage.reclaim-policy')).toBe('Delete');
     expect(applyFeatureChanges(base, { 'local-storage.local-path': '/srv/vols/' }, facts)['local-storage']['local-path']).toBe('/srv/vols');
   });

@@ -51,12 +51,12 @@ function refusal(fn: () => unknown): FeatureConfigError {
 }
 
 describe('ingress and gateway settings', () => {
-  it('are off by default, with CK8s key names in k8s get', () => {
+  it('ingress is off and gateway on after a plain bootstrap (as CK8s), with CK8s key names in k8s get', () => {
     const flat = flattenFeatureSettings(base);
     expect(flat['ingress.enabled']).toBe(false);
     expect(flat['ingress.default-tls-secret']).toBe('');
     expect(flat['ingress.enable-proxy-protocol']).toBe(false);
-    expect(flat['gateway.enabled']).toBe(false);
+    expect(flat['gateway.enabled']).toBe(true);
   });
 
   it('accept their keys', () => {
@@ -77,7 +77,7 @@ describe('ingress and gateway settings', () => {
   });
 
   it('need the network: enabling either with network off, or turning network off under them, is refused', () => {
-    const off = applyFeatureChanges(base, { 'network.enabled': false }, facts);
+    const off = applyFeatureChanges(base, { 'gateway.enabled': false, 'network.enabled': false }, facts);
     for (const feature of ['ingress', 'gateway']) {
       const e = refusal(() => applyFeatureChanges(off, { [`${feature}.enabled`]: true }, facts));
       expect(e.key).toBe(`${feature}.enabled`);
