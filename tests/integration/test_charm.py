@@ -34,6 +34,7 @@ from test_snap import snap_file  # noqa: F401  (the packed snap: the charm's sna
 from testbed import K8S, K8SD, NETNS_DIR, REPO, Node, TestBed, component_bin, wait_for
 
 HOOKTOOLS = Path(__file__).resolve().parent / "juju_hooktools.py"
+LEAN_OPTIONS = {"local-storage-enabled": False, "metrics-server-enabled": False}
 TOOLS = [
     "config-get", "is-leader", "relation-ids", "relation-list", "relation-get", "relation-set", "status-set",
     "status-get", "application-version-set", "juju-log", "open-port", "close-port", "opened-ports", "network-get",
@@ -108,6 +109,10 @@ class JujuUnit:
         self.workload_log.touch()
         config = yaml.safe_load((self.charm_dir / "config.yaml").read_text())["options"]
         defaults = {name: opt["default"] for name, opt in config.items() if "default" in opt}
+        # Lean units, as the test bed's own nodes: the charm's defaults turn on local-storage and
+        # metrics-server (as Canonical's charm), a pod each on every unit's cluster that these
+        # tests do not look at (the option mapping has unit tests in charms/k8s/tests).
+        defaults.update(LEAN_OPTIONS)
         cidr = f"{self.node.bed.network.network_address}/{self.node.bed.network.prefixlen}"
         state = new_state(unit=self.unit, config=defaults, address=self.node.address, cidr=cidr)
         if self.resource:

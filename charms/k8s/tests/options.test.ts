@@ -84,10 +84,10 @@ describe('k8s charm: feature options', () => {
     const before = cluster.commands.length;
     await ctx.run(ctx.on.configChanged(), {
       ...state,
-      config: { 'ingress-enabled': true, 'ingress-default-tls-secret': 'wildcard-cert', 'gateway-enabled': true, 'metrics-server-enabled': true },
+      config: { 'ingress-enabled': true, 'ingress-default-tls-secret': 'wildcard-cert', 'gateway-enabled': true, 'metrics-server-enabled': false },
     });
     expect(setCommands(cluster, before)).toEqual([
-      'node-0: k8s set gateway.enabled=true ingress.enabled=true ingress.enable-proxy-protocol=false ingress.default-tls-secret=wildcard-cert metrics-server.enabled=true',
+      'node-0: k8s set gateway.enabled=true ingress.enabled=true ingress.enable-proxy-protocol=false ingress.default-tls-secret=wildcard-cert metrics-server.enabled=false',
     ]);
   });
 });
