@@ -22,27 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests/integration"))
-from testbed import TestBed, proc_name  # noqa: E402
+from testbed import TestBed  # noqa: E402
+from timeline import load, memory  # noqa: E402  (tests/bench/timeline.py: the same load and RSS figures)
 
 RUNS = int(os.environ.get("RUNS", "1"))
 SETTLE = float(os.environ.get("SETTLE", "10"))
-
-
-def load() -> str:
-    a = os.getloadavg()
-    return f"load {a[0]:.1f} {a[1]:.1f} {a[2]:.1f} on {os.cpu_count()} CPUs"
-
-
-def rss_by_name(pids: list[int]) -> dict[str, int]:
-    by: dict[str, int] = {}
-    for p in pids:
-        try:
-            kb = int(next(l.split()[1] for l in Path(f"/proc/{p}/status").read_text().splitlines() if l.startswith("VmRSS:")))
-        except (OSError, StopIteration):
-            continue
-        name = proc_name(p)
-        by[name] = by.get(name, 0) + kb
-    return by
 
 
 def one_run(i: int) -> dict:
@@ -63,7 +47,7 @@ def one_run(i: int) -> dict:
         if not st["ready"] or not all(features[n]["ready"] for n in enabled):
             raise RuntimeError(f"npm start returned but the node is not ready: {json.dumps(st)[:2000]}")
         time.sleep(SETTLE)
-        by = rss_by_name(node.processes())
+        _, _, by = memory(node.processes())
         t1 = time.monotonic()
         stop = subprocess.run(node.nsenter("npm", "--silent", "stop"), cwd=ROOT, capture_output=True, text=True, timeout=300)
         stop_took = time.monotonic() - t1

@@ -161,7 +161,7 @@ def kill_k8sd(node) -> dict[str, int]:
 
 def running_services(node) -> list[tuple[str, int]]:
     """(name, pid) of each process of the node that is one of its services."""
-    return [(proc_name(p), p) for p in node.processes() if proc_name(p) in SERVICES]
+    return [(name, pid) for pid, name in service_processes(node) if name in SERVICES]
 
 
 def proc_state(pid: int) -> str:
