@@ -23,6 +23,7 @@ import { registerSecurityJoinPayloads } from './security-join.js';
 import { registerPkiKeyJoinPayload } from './pki-key-join.js';
 import { MembershipStore } from './store.js';
 import { flannelMtu, syncNodeFeatures } from '../features/node.js';
+import { claimFirstPodCidrs } from './first-pod-cidr.js';
 import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 
 const SYNC_INTERVAL_MS = 15_000;
@@ -92,6 +93,7 @@ export class Membership {
     const file = cniConflistPath(this.d.layout);
     const controlPlane = this.d.node()?.role === 'control-plane';
     let labelled = !controlPlane;
+    let firstPodCidr = !controlPlane;
     if (existsSync(file) && labelled) return;
     const deadline = Date.now() + 10 * 60_000;
     let running = false;
@@ -103,6 +105,7 @@ export class Membership {
       }
       running = true;
       void (async () => {
+        if (!firstPodCidr) firstPodCidr = await this.claimFirstPodCidr().catch(() => false);
         await this.writePodNetworkConfig();
         if (controlPlane) labelled = await this.labelNodes();
       })()
@@ -110,6 +113,18 @@ export class Membership {
         .finally(() => (running = false));
     }, 1000);
     this.timers.push(timer);
+  }
+
+  /** On a fresh cluster's only node: its pod CIDR, without waiting for the controller manager (first-pod-cidr.ts). True once settled. */
+  private async claimFirstPodCidr(): Promise<boolean> {
+    const node = this.d.node();
+    const admin = this.d.layout.kubeconfig('admin.conf');
+    const config = await this.d.state?.getConfig();
+    if (!node || !config || !existsSync(admin)) return false;
+    if ((await this.store().members()).length > 1) return true;
+    const claim = await claimFirstPodCidrs((await kubeClients(admin)).core, node.name, config.podCidr);
+    if (claim.outcome === 'assigned') this.log.info('gave the first node its pod CIDR', { node: node.name, podCidrs: claim.podCidrs });
+    return claim.outcome !== 'pending';
   }
 
   private every(ms: number, f: () => Promise<void>): void {
