@@ -5,7 +5,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
-import { renderKubeconfig } from '../../pki/signer.js';
+import { kubeconfigFiles } from '../../pki/signer.js';
+import { needsRestartForNewCert } from '../certs/inventory.js';
 import { ServiceId } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
@@ -344,11 +345,14 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     }
     if (!reply) throw new ApiError(503, `no control-plane node signed the renewed certificates: ${last?.message ?? 'none is known'}`);
     const server = `https://127.0.0.1:${node.securePort}`;
-    const files: FileSpec[] = clientCerts.map((c) => ({ path: l.kubeconfig(c), content: renderKubeconfig(server, [reply.caCert], reply.certificates[c]!, keys[c]!), mode: 0o600 }));
+    // Decided before the write: a client that reloads its certificate files restarts only when its
+    // kubeconfig changes too or its current certificate is about to expire.
+    const files: FileSpec[] = clientCerts.flatMap((c) => kubeconfigFiles(l, c, server, [reply.caCert], reply.certificates[c]!, keys[c]!));
+    const mustRestart = clientCerts.filter((c) => needsRestartForNewCert(l, d.crypto, c, files.find((f) => f.path === l.kubeconfig(c))!.content));
     commitFileSet(files, l.k8sdStateDir);
-    if (clientCerts.includes('kubelet.conf')) restarted.add('kubelet');
-    if (clientCerts.includes('proxy.conf')) restarted.add('kube-proxy');
-    if (clientCerts.includes('flannel.conf') && existsSync(l.args('flanneld'))) restarted.add('flanneld');
+    if (mustRestart.includes('kubelet.conf')) restarted.add('kubelet');
+    if (mustRestart.includes('proxy.conf')) restarted.add('kube-proxy');
+    if (mustRestart.includes('flannel.conf') && existsSync(l.args('flanneld'))) restarted.add('flanneld');
   }
   if (names.includes('kubelet')) {
     // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.

@@ -12,7 +12,7 @@ import { JoinConfig, parseJoinYaml } from '../../config/join.js';
 import { EtcdClient } from '../../datastore/etcd.js';
 import { ClusterState, LocalNodeState, removeLocalNode, writeLocalNode } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, removeFiles } from '../../host/files.js';
-import { issueNodeCertificates, PkiBundle, pkiFiles, renderKubeconfig } from '../../pki/signer.js';
+import { issueNodeCertificates, PkiBundle, pkiFiles, kubeconfigFiles } from '../../pki/signer.js';
 import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
 import { assertComponents } from '../../services/binaries.js';
 import { apiserverProxyEndpointsPath, NodeServiceContext, renderApiserverProxyEndpoints } from '../../services/worker-specs.js';
@@ -414,7 +414,7 @@ const workerSteps: Step<Ctx>[] = [
       const files: FileSpec[] = [
         { path: l.pki('ca.crt'), content: w.caCert, mode: 0o644 },
         { path: l.pki('client-ca.crt'), content: w.clientCaCert, mode: 0o644 },
-        ...WORKER_CLIENT_CERTS.map((c) => ({ path: l.kubeconfig(c), content: renderKubeconfig(server, [w.caCert], w.certificates[c], ctx.workerKeys![c]), mode: 0o600 })),
+        ...WORKER_CLIENT_CERTS.flatMap((c) => kubeconfigFiles(l, c, server, [w.caCert], w.certificates[c], ctx.workerKeys![c])),
         { path: apiserverProxyEndpointsPath(l), content: renderApiserverProxyEndpoints(w.apiservers), mode: 0o644 },
         ...nodeComponentFiles(nctx, ctx.p.config.extraArgs, ctx.p.config.containerdConfig),
         ...overrideFiles(l, ctx.p.config.weakened, ctx.p.config.configFiles),
