@@ -56,7 +56,8 @@ runtime_modules=$("$node_bin" -e '
   function visit(name, from) {
     for (let dir = from; ; dir = path.dirname(dir)) {
       const candidate = path.join(dir, "node_modules", name);
-      if (fs.existsSync(path.join(candidate, "package.json"))) {
+      // As Node does: no node_modules/node_modules (a stray self-link there must not be followed).
+      if (path.basename(dir) !== "node_modules" && fs.existsSync(path.join(candidate, "package.json"))) {
         if (seen.has(candidate)) return;
         seen.add(candidate);
         const pkg = JSON.parse(fs.readFileSync(path.join(candidate, "package.json"), "utf8"));

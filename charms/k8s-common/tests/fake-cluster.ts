@@ -27,6 +27,12 @@ export class FakeCluster {
   /** Joins to fail before one succeeds, with this message. */
   failJoins = 0;
   failJoinMessage = 'context deadline exceeded while contacting 10.0.0.1:6400';
+  /** Manifests given to `kubectl apply`, parsed. */
+  readonly applied: unknown[] = [];
+  /** ConfigMaps in kube-system: name -> data. */
+  readonly configMaps = new Map<string, Record<string, string>>([['kube-root-ca.crt', { 'ca.crt': 'APISERVER-CA-PEM' }], ['metrics-server-kubelet-ca', { 'ca.crt': 'KUBELET-CA-PEM' }]]);
+  /** ServiceAccount tokens minted: namespace/name and lifetime. */
+  readonly serviceAccountTokens: Array<{ account: string; durationSeconds: number; token: string }> = [];
   private tokenCounter = 0;
 
   machine(nodeName: string, options: { fips?: boolean; k8sdReady?: boolean } = {}): FakeMachine {
@@ -248,9 +254,28 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
         })),
       };
     }
+    if (args[0] === 'get' && args[1] === 'configmap' && args[3] === '-n' && args[4] === 'kube-system') {
+      const data = this.cluster.configMaps.get(args[2] ?? '');
+      return data ? { metadata: { name: args[2] }, data } : fail(command, `configmaps "${args[2]}" not found`);
+    }
     if (args[0] === 'get' && args[1] === 'pods') {
       return { items: this.cluster.systemPods.map(({ name, phase, ready }) => ({ metadata: { name }, status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } })) };
     }
     return fail(command, `the fake cluster does not answer '${command}'`);
+  }
+
+  async kubectlApply(manifest: string): Promise<void> {
+    this.log('k8s kubectl apply -f -');
+    this.requireControlPlane('k8s kubectl apply -f -');
+    this.cluster.applied.push(JSON.parse(manifest));
+  }
+
+  async createServiceAccountToken(namespace: string, account: string, durationSeconds: number): Promise<string> {
+    const command = `k8s kubectl create token ${account} -n ${namespace} --duration ${durationSeconds}s`;
+    this.log(command);
+    this.requireControlPlane(command);
+    const token = `sa-token-${this.cluster.serviceAccountTokens.length + 1}`;
+    this.cluster.serviceAccountTokens.push({ account: `${namespace}/${account}`, durationSeconds, token });
+    return token;
   }
 }
