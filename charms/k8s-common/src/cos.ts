@@ -8,7 +8,8 @@
 //   kube-system/cos-scraper, bound to a ClusterRole that allows only `get` on the /metrics URLs and on
 //   nodes/metrics (the kubelet's /metrics and /metrics/cadvisor). The k8s leader mints it
 //   (`k8s kubectl create token`, 30 days, renewed when 10 are left) into an application-owned Juju
-//   secret: its peers read the secret's ID from the peer application bag, workers from the
+//   secret: its peers read the secret's ID (and the CAs, from the leader's PKI directory: ca.crt and
+//   kubelet-ca.crt) from the peer application bag, workers from the
 //   k8s-cluster application bag (the secret is granted to that relation). A unit asks for it by
 //   putting cos-scrape=wanted in its own bag, so no token exists while nobody scrapes.
 // - etcd (control plane): its plain-HTTP metrics listener, bound to 127.0.0.1 only
@@ -50,6 +51,11 @@ export function k8sdStateDirFromEnv(env: NodeJS.ProcessEnv): string {
   return env.K8S_CHARM_K8SD_STATE_DIR || '/var/snap/k8s/common/var/lib/k8sd/state';
 }
 
+/** K8S_CHARM_PKI_DIR overrides the node's Kubernetes PKI directory (tests, dev snaps). */
+export function pkiDirFromEnv(env: NodeJS.ProcessEnv): string {
+  return env.K8S_CHARM_PKI_DIR || '/etc/kubernetes/pki';
+}
+
 export interface ScrapeCredentials {
   readonly token: string;
   readonly caPem: string;
@@ -68,7 +74,7 @@ export async function readScrapeCredentials(stateDir: string): Promise<ScrapeCre
 export interface KubernetesScrapeCredentials {
   readonly token: string;
   readonly apiserverCa: string;
-  /** undefined while the cluster has no kubelet CA bundle to read (metrics-server disabled). */
+  /** undefined when the leader found no kubelet CA (kubelet-ca.crt) to hand out. */
   readonly kubeletCa: string | undefined;
 }
 
@@ -216,16 +222,11 @@ export function scraperRbacManifest(): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: documents });
 }
 
-function configMapValue(object: unknown, key: string): string | undefined {
-  if (typeof object !== 'object' || object === null) return undefined;
-  const data = (object as { data?: Record<string, unknown> }).data;
-  const value = data?.[key];
-  return typeof value === 'string' && value.trim() !== '' ? value : undefined;
-}
-
-async function readConfigMap(k8s: K8sCli, name: string): Promise<unknown> {
+/** A CA certificate (bundle) of the control plane's PKI directory; undefined when absent or empty. */
+async function readCa(pkiDir: string, file: string): Promise<string | undefined> {
   try {
-    return await k8s.kubectlJson(['get', 'configmap', name, '-n', SCRAPER_NAMESPACE]);
+    const pem = await readFile(path.join(pkiDir, file), 'utf8');
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? pem : undefined;
   } catch {
     return undefined;
   }
@@ -244,7 +245,14 @@ async function scrapeWanted(model: Model, relations: readonly Relation[]): Promi
  * Leader: mints (or renews) the scraper token into the secret and shares its ID and the CAs on the
  * peer relation and every k8s-cluster relation.
  */
-export async function provideScrapeCredentials(model: Model, k8s: K8sCli, peer: Relation, workerRelations: readonly Relation[], now: Date = new Date()): Promise<void> {
+export async function provideScrapeCredentials(
+  model: Model,
+  k8s: K8sCli,
+  pkiDir: string,
+  peer: Relation,
+  workerRelations: readonly Relation[],
+  now: Date = new Date(),
+): Promise<void> {
   if (!(await scrapeWanted(model, [peer, ...workerRelations]))) return;
   const shared = await peer.localAppBag();
   const known = shared.get(APP_COS_SECRET_ID);
@@ -260,12 +268,14 @@ export async function provideScrapeCredentials(model: Model, k8s: K8sCli, peer: 
     await model.log('INFO', `minted a ${SCRAPER_NAMESPACE}/${SCRAPER_ACCOUNT} token for cos-agent, valid until ${content.expires}`);
   }
   if (!id) throw new Error('no cos-agent scrape secret');
-  const apiserverCa = configMapValue(await readConfigMap(k8s, 'kube-root-ca.crt'), 'ca.crt');
-  const kubeletCa = configMapValue(await readConfigMap(k8s, 'metrics-server-kubelet-ca'), 'ca.crt');
+  // The CA of kube-apiserver's serving certificate, and the one k8sd signs kubelet serving certificates with.
+  const apiserverCa = await readCa(pkiDir, 'ca.crt');
+  const kubeletCa = await readCa(pkiDir, 'kubelet-ca.crt');
+  if (!apiserverCa) throw new Error(`no Kubernetes CA at ${path.join(pkiDir, 'ca.crt')}`);
   for (const relation of [peer, ...workerRelations]) {
     const bag = await relation.localAppBag();
     bag.set(APP_COS_SECRET_ID, id);
-    if (apiserverCa) bag.set(APP_COS_APISERVER_CA, apiserverCa);
+    bag.set(APP_COS_APISERVER_CA, apiserverCa);
     if (kubeletCa) bag.set(APP_COS_KUBELET_CA, kubeletCa);
     else if (bag.get(APP_COS_KUBELET_CA)) bag.delete(APP_COS_KUBELET_CA);
     if (relation !== peer) await model.secrets.grant(id, relation);

@@ -29,8 +29,6 @@ export class FakeCluster {
   failJoinMessage = 'context deadline exceeded while contacting 10.0.0.1:6400';
   /** Manifests given to `kubectl apply`, parsed. */
   readonly applied: unknown[] = [];
-  /** ConfigMaps in kube-system: name -> data. */
-  readonly configMaps = new Map<string, Record<string, string>>([['kube-root-ca.crt', { 'ca.crt': 'APISERVER-CA-PEM' }], ['metrics-server-kubelet-ca', { 'ca.crt': 'KUBELET-CA-PEM' }]]);
   /** ServiceAccount tokens minted: namespace/name and lifetime. */
   readonly serviceAccountTokens: Array<{ account: string; durationSeconds: number; token: string }> = [];
   private tokenCounter = 0;
@@ -64,6 +62,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   installError: string | undefined;
   /** Where this machine's k8sd keeps metrics-token and cluster.crt (tests create the files). */
   k8sdStateDir = '/nonexistent/k8sd-state';
+  pkiDir = '/nonexistent/pki';
   /** The services `k8s status` lists for this node; undefined lists none (as Canonical k8s). */
   services: string[] | undefined;
 
@@ -76,7 +75,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
 
   /** The dependencies a charm gets on this machine. */
   deps(): CharmDeps {
-    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir };
+    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir, pkiDir: this.pkiDir };
   }
 
   get member(): Member | undefined {
@@ -253,10 +252,6 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
           status: { conditions: [{ type: 'Ready', status: this.cluster.notReadyNodes.has(node) ? 'False' : 'True' }] },
         })),
       };
-    }
-    if (args[0] === 'get' && args[1] === 'configmap' && args[3] === '-n' && args[4] === 'kube-system') {
-      const data = this.cluster.configMaps.get(args[2] ?? '');
-      return data ? { metadata: { name: args[2] }, data } : fail(command, `configmaps "${args[2]}" not found`);
     }
     if (args[0] === 'get' && args[1] === 'pods') {
       return { items: this.cluster.systemPods.map(({ name, phase, ready }) => ({ metadata: { name }, status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } })) };

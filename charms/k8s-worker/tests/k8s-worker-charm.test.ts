@@ -27,9 +27,10 @@ class Deployment {
   leaderState!: State;
   workerState!: State;
 
-  constructor(workerK8sdStateDir?: string) {
+  constructor(workerK8sdStateDir?: string, leaderPkiDir?: string) {
     this.leaderMachine = this.cluster.machine('node-0');
     this.leaderMachine.snap = { ...INSTALLED_SNAP };
+    if (leaderPkiDir) this.leaderMachine.pkiDir = leaderPkiDir;
     this.workerMachine = this.cluster.machine('worker-0');
     this.workerMachine.snap = { ...INSTALLED_SNAP };
     if (workerK8sdStateDir) this.workerMachine.k8sdStateDir = workerK8sdStateDir;
@@ -261,7 +262,11 @@ describe('k8s-worker charm: node options', () => {
     onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
     writeFileSync(path.join(stateDir, 'metrics-token'), 'beef\n', { mode: 0o600 });
     writeFileSync(path.join(stateDir, 'cluster.crt'), 'K8SD-CA-PEM');
-    const d = new Deployment(stateDir);
+    const kubeletCa = '-----BEGIN CERTIFICATE-----\nKUBELET-CA\n-----END CERTIFICATE-----\n';
+    writeFileSync(path.join(stateDir, 'ca.crt'), '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n');
+    writeFileSync(path.join(stateDir, 'kubelet-ca.crt'), kubeletCa);
+    // The leader's PKI directory: here the same temporary directory.
+    const d = new Deployment(stateDir, stateDir);
     const cos: RelationState = { id: 9, endpoint: 'cos-agent', remoteApp: 'grafana-agent' };
     await d.start();
     await d.leaderSeesWorker();
@@ -280,7 +285,7 @@ describe('k8s-worker charm: node options', () => {
     const leaderOut = await d.leaderSeesWorker();
     const secret = onlySecret(leaderOut);
     expect(secret.grants).toEqual({ [K8S_CLUSTER_ID]: ['k8s-worker'] });
-    expect(relationById(leaderOut, K8S_CLUSTER_ID).localAppData).toMatchObject({ 'cos-scrape-secret-id': secret.id, 'cos-kubelet-ca': 'KUBELET-CA-PEM' });
+    expect(relationById(leaderOut, K8S_CLUSTER_ID).localAppData).toMatchObject({ 'cos-scrape-secret-id': secret.id, 'cos-kubelet-ca': kubeletCa });
 
     const out = await d.workerSeesLeader();
     expect(out.unitStatus).toEqual({ status: 'active', message: 'Ready' });
@@ -289,8 +294,8 @@ describe('k8s-worker charm: node options', () => {
     };
     expect(config.metrics_scrape_jobs.map((job) => [job.job_name, job.metrics_path, job.authorization?.credentials, job.tls_config?.ca])).toEqual([
       ['k8sd-worker-0', '/metrics', 'beef', 'K8SD-CA-PEM'],
-      ['kubelet-worker-0', '/metrics', 'sa-token-1', 'KUBELET-CA-PEM'],
-      ['kubelet-cadvisor-worker-0', '/metrics/cadvisor', 'sa-token-1', 'KUBELET-CA-PEM'],
+      ['kubelet-worker-0', '/metrics', 'sa-token-1', kubeletCa],
+      ['kubelet-cadvisor-worker-0', '/metrics/cadvisor', 'sa-token-1', kubeletCa],
     ]);
   });
 });

@@ -175,7 +175,7 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
     );
   }
   try {
-    await provideScrapeCredentials(model, deps.k8s, peer, await model.relations(WORKER_ENDPOINT));
+    await provideScrapeCredentials(model, deps.k8s, deps.pkiDir, peer, await model.relations(WORKER_ENDPOINT));
   } catch (error) {
     // Scraping is not worth holding up the cluster for: the units wait for the token, the rest goes on.
     await model.log('ERROR', `could not provide the cos-agent scrape token: ${describe(error)}`);

@@ -2,7 +2,7 @@
 // credentials each needs; the leader's least-privilege ServiceAccount token in a Juju secret; the
 // alert rules and dashboards.
 import { execaSync } from 'execa';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,15 +17,25 @@ afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 writeFileSync(path.join(stateDir, 'metrics-token'), 'f00d\n', { mode: 0o600 });
 writeFileSync(path.join(stateDir, 'cluster.crt'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
 
+const APISERVER_CA = '-----BEGIN CERTIFICATE-----\nAPISERVER-CA\n-----END CERTIFICATE-----\n';
+const KUBELET_CA = '-----BEGIN CERTIFICATE-----\nKUBELET-CA\n-----END CERTIFICATE-----\n';
+const pkiDir = path.join(stateDir, 'pki');
+const pkiDirWithoutKubeletCa = path.join(stateDir, 'pki-without-kubelet-ca');
+for (const dir of [pkiDir, pkiDirWithoutKubeletCa]) mkdirSync(dir);
+writeFileSync(path.join(pkiDir, 'ca.crt'), APISERVER_CA);
+writeFileSync(path.join(pkiDir, 'kubelet-ca.crt'), KUBELET_CA);
+writeFileSync(path.join(pkiDirWithoutKubeletCa, 'ca.crt'), APISERVER_CA);
+
 const PEER = { id: 1, endpoint: 'cluster' } as const;
 const COS = { id: 5, endpoint: 'cos-agent', remoteApp: 'grafana-agent' } as const;
 const K8SD_CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
-function leader(dir: string = stateDir, services?: string[]): { cluster: FakeCluster; machine: FakeMachine; ctx: Context } {
+function leader(dir: string = stateDir, services?: string[], pki: string = pkiDir): { cluster: FakeCluster; machine: FakeMachine; ctx: Context } {
   const cluster = new FakeCluster();
   const machine = cluster.machine('node-0');
   machine.snap = { ...INSTALLED_SNAP };
   machine.k8sdStateDir = dir;
+  machine.pkiDir = pki;
   machine.services = services;
   return { cluster, machine, ctx: new Context(k8sCharm(machine.deps()), k8sMeta) };
 }
@@ -60,7 +70,7 @@ describe('k8s charm: cos-agent', () => {
         scheme: 'https',
         static_configs: [{ targets: ['192.0.2.0:6443'], labels: labels('kube-apiserver') }],
         authorization: { type: 'Bearer', credentials: 'sa-token-1' },
-        tls_config: { ca: 'APISERVER-CA-PEM' },
+        tls_config: { ca: APISERVER_CA },
       },
       {
         job_name: 'kubelet-node-0',
@@ -68,7 +78,7 @@ describe('k8s charm: cos-agent', () => {
         scheme: 'https',
         static_configs: [{ targets: ['192.0.2.0:10250'], labels: labels('kubelet') }],
         authorization: { type: 'Bearer', credentials: 'sa-token-1' },
-        tls_config: { ca: 'KUBELET-CA-PEM' },
+        tls_config: { ca: KUBELET_CA },
       },
       {
         job_name: 'kubelet-cadvisor-node-0',
@@ -76,7 +86,7 @@ describe('k8s charm: cos-agent', () => {
         scheme: 'https',
         static_configs: [{ targets: ['192.0.2.0:10250'], labels: labels('kubelet') }],
         authorization: { type: 'Bearer', credentials: 'sa-token-1' },
-        tls_config: { ca: 'KUBELET-CA-PEM' },
+        tls_config: { ca: KUBELET_CA },
       },
     ]);
     expect(cluster.serviceAccountTokens).toEqual([{ account: 'kube-system/cos-scraper', durationSeconds: SCRAPER_TOKEN_LIFETIME_S, token: 'sa-token-1' }]);
@@ -104,7 +114,7 @@ describe('k8s charm: cos-agent', () => {
     });
   });
 
-  it('keeps the token in an application secret whose ID and the CAs its peers read from the peer bag', async () => {
+  it('keeps the token in an application secret whose ID, and the CAs from its PKI directory, its peers read from the peer bag', async () => {
     const { ctx } = leader();
     const out = await ctx.run(ctx.on.leaderElected(), { leader: true, relations: [PEER, COS] });
     const secret = onlySecret(out);
@@ -113,8 +123,8 @@ describe('k8s charm: cos-agent', () => {
     expect(expires - Date.now()).toBeGreaterThan((SCRAPER_TOKEN_LIFETIME_S - 60) * 1000);
     expect(findRelation(out, 'cluster')?.localAppData).toMatchObject({
       'cos-scrape-secret-id': secret.id,
-      'cos-apiserver-ca': 'APISERVER-CA-PEM',
-      'cos-kubelet-ca': 'KUBELET-CA-PEM',
+      'cos-apiserver-ca': APISERVER_CA,
+      'cos-kubelet-ca': KUBELET_CA,
     });
   });
 
@@ -146,13 +156,12 @@ describe('k8s charm: cos-agent', () => {
     expect(findRelation(out, 'cluster')?.localAppData?.['cos-scrape-secret-id']).toBe(onlySecret(out).id);
   });
 
-  it('leaves the kubelet jobs out on a node without a kubelet, and without a kubelet CA (metrics-server disabled)', async () => {
+  it('leaves the kubelet jobs out on a node without a kubelet, and without a kubelet CA to hand out', async () => {
     const noKubelet = leader(stateDir, ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler']);
     const out = await noKubelet.ctx.run(noKubelet.ctx.on.leaderElected(), { leader: true, relations: [PEER, COS] });
     expect(cosConfig(out).metrics_scrape_jobs.map((job) => job.job_name)).toEqual(['k8sd-node-0', 'etcd-node-0', 'kube-apiserver-node-0']);
 
-    const noCa = leader();
-    noCa.cluster.configMaps.delete('metrics-server-kubelet-ca');
+    const noCa = leader(stateDir, undefined, pkiDirWithoutKubeletCa);
     const out2 = await noCa.ctx.run(noCa.ctx.on.leaderElected(), { leader: true, relations: [PEER, COS] });
     expect(cosConfig(out2).metrics_scrape_jobs.map((job) => job.job_name)).toEqual(['k8sd-node-0', 'etcd-node-0', 'kube-apiserver-node-0']);
     expect(findRelation(out2, 'cluster')?.localAppData?.['cos-kubelet-ca']).toBeUndefined();
