@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'charms/**/dist/**', 'charms/**/build/**', '.tox/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'charms/**/dist/**', 'charms/**/build/**', 'charms/*/prebuilt/**', '.tox/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

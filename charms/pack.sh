@@ -12,6 +12,9 @@
 #
 # Usage: charms/pack.sh [--out DIR] [--bundle-node] [k8s] [k8s-worker]   (default: both, into charms/dist)
 #        charms/pack.sh --stage <charm> <dir>              (only lay the charm tree out in <dir>)
+#        charms/pack.sh --prebuild [--prebuilt-root DIR] [k8s] [k8s-worker]
+#                      (lay each tree out in <charm>/prebuilt/ for `charmcraft pack`, whose dump part
+#                       copies it; charmcraft writes the metadata files itself)
 # Env:   K8S_CHARM_NODE  Node binary to bundle (default: node_modules/node/bin/node)
 set -euo pipefail
 
@@ -21,6 +24,8 @@ node_bin=${K8S_CHARM_NODE:-$root/node_modules/node/bin/node}
 out=$here/dist
 stage_only=""
 bundle_node=""
+prebuild=""
+prebuilt_root=""
 charms=()
 
 while [ $# -gt 0 ]; do
@@ -28,7 +33,9 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --bundle-node) bundle_node=1; shift ;;
     --stage) stage_only=$3; charms=("$2"); shift 3 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --prebuild) prebuild=1; shift ;;
+    --prebuilt-root) prebuilt_root=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     k8s|k8s-worker) charms+=("$1"); shift ;;
     *) echo "pack.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -56,7 +63,8 @@ runtime_modules=$("$node_bin" -e '
   function visit(name, from) {
     for (let dir = from; ; dir = path.dirname(dir)) {
       const candidate = path.join(dir, "node_modules", name);
-      if (fs.existsSync(path.join(candidate, "package.json"))) {
+      // As Node does: no node_modules/node_modules (a stray self-link there must not be followed).
+      if (path.basename(dir) !== "node_modules" && fs.existsSync(path.join(candidate, "package.json"))) {
         if (seen.has(candidate)) return;
         seen.add(candidate);
         const pkg = JSON.parse(fs.readFileSync(path.join(candidate, "package.json"), "utf8"));
@@ -92,7 +100,8 @@ stage_charm() {
     chmod 0755 "$stage/bin/node"
     node_path='$charm_dir/bin/node'
   fi
-  "$node_bin" "$work/build/runtime/src/pack/charm-files.js" "$here/$charm/charmcraft.yaml" "$stage" "$arch"
+  # charmcraft generates metadata.yaml, config.yaml, actions.yaml and manifest.yaml from charmcraft.yaml.
+  [ -n "$prebuild" ] || "$node_bin" "$work/build/runtime/src/pack/charm-files.js" "$here/$charm/charmcraft.yaml" "$stage" "$arch"
   cat > "$stage/dispatch" <<EOF
 #!/bin/sh
 # Juju runs this for every hook (JUJU_DISPATCH_PATH=hooks/<hook>), action (actions/<action>)
@@ -137,6 +146,17 @@ with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as archive:
 PY
   fi
 }
+
+if [ -n "$prebuild" ]; then
+  for charm in "${charms[@]}"; do
+    dir=${prebuilt_root:-$here}/$charm/prebuilt
+    rm -rf "$dir"
+    mkdir -p "$(dirname "$dir")"
+    stage_charm "$charm" "$dir"
+    echo "$dir"
+  done
+  exit 0
+fi
 
 if [ -n "$stage_only" ]; then
   stage_charm "${charms[0]}" "$stage_only"

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
@@ -38,5 +39,22 @@ describe('charmcraft.yaml against the charmcraft JSON schema', () => {
     ])('%s', (_name, document) => {
       expect(validator.validate(document)).not.toEqual([]);
     });
+  });
+
+  it.each(['k8s', 'k8s-worker'])('%s: every part builds from inside the charm folder', (charm) => {
+    const parts = charmcraft(charm).parts;
+    expect(isJsonObject(parts)).toBe(true);
+    for (const [name, part] of Object.entries(isJsonObject(parts) ? parts : {})) {
+      if (!isJsonObject(part)) throw new Error(`part ${name} is not a mapping`);
+      const source = part.source;
+      if (typeof source === 'string') {
+        expect(path.isAbsolute(source) || /^[a-z+]+:\/\//.test(source), `${name}.source ${source}`).toBe(false);
+        expect(path.normalize(source).split(path.sep)[0], `${name}.source ${source}`).not.toBe('..');
+      }
+      for (const key of ['override-pull', 'override-build', 'override-stage', 'override-prime']) {
+        const script = part[key];
+        if (typeof script === 'string') expect(script, `${name}.${key}`).not.toMatch(/\.\.\/|CRAFT_PROJECT_DIR\/\.\./);
+      }
+    }
   });
 });

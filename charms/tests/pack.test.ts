@@ -160,3 +160,26 @@ describe('packed charms', () => {
     expect(result.stderr).toMatch(/JUJU_UNIT_NAME is not set/);
   });
 });
+
+describe('charmcraft parts', () => {
+  it.each(['k8s', 'k8s-worker'])('%s: pack.sh --prebuild lays out, inside the charm folder, the tree the dump part copies (no metadata: charmcraft writes it)', async (charm) => {
+    const root = mkdtempSync(path.join(tmpdir(), 'charm-prebuilt-'));
+    try {
+      const result = await execa('bash', [packScript, '--prebuild', '--prebuilt-root', root, charm], { reject: false });
+      expect(result.exitCode, String(result.stderr)).toBe(0);
+      const part = (yaml.load(readFileSync(fileURLToPath(new URL(`../${charm}/charmcraft.yaml`, import.meta.url)), 'utf8')) as { parts: Record<string, { plugin: string; source: string }> }).parts.charm;
+      expect(part).toMatchObject({ plugin: 'dump', source: 'prebuilt' });
+      const tree = path.join(root, charm, part?.source ?? '');
+      expect(String(result.stdout).trim()).toBe(tree);
+      for (const file of ['dispatch', 'bin/install-snap', 'package.json', `lib/${charm}/src/main.js`, 'lib/k8s-common/src/cos.js', 'node_modules/execa/package.json']) {
+        expect(existsSync(path.join(tree, file)), file).toBe(true);
+      }
+      expect(statSync(path.join(tree, 'dispatch')).mode & 0o111).not.toBe(0);
+      for (const file of ['metadata.yaml', 'config.yaml', 'actions.yaml', 'manifest.yaml', 'bin/node', 'lib/runtime/src/testing']) {
+        expect(existsSync(path.join(tree, file)), file).toBe(false);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 300_000);
+});

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Time from `install` to Active for the first k8s unit (bootstrap), a joining control-plane unit and
-# a joining worker, on the netns test bed with the packed charms and the packed snap, plus the .charm
+# two joining workers, on the netns test bed with the packed charms and the packed snap, plus the .charm
 # sizes: runs tests/integration/test_charm_scale.py (one module, ~5-15 minutes depending on load) and
 # prints its measurements. Not part of run.sh (it needs a test bed and root).
 #

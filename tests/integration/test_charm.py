@@ -230,6 +230,7 @@ exec '{K8S}' "$@"
             "K8S_CHARM_K8S_CMD": str(self.k8s),
             "K8S_CHARM_K8SD_SOCKET": str(self.node.socket),
             "K8S_CHARM_K8SD_STATE_DIR": str(self.node.state_dir),
+            "K8S_CHARM_PKI_DIR": str(self.node.pki),
             # The snap's Node, which the charm runs on (the stand-in's install lays it out, as the snap's would).
             "K8S_CHARM_NODE_BIN": str(self.snap_dir / "root" / "bin" / "node"),
         }

@@ -1,6 +1,7 @@
 """Many units of the packed charms form one cluster (issue 16): 1 -> 3 control-plane units through the
-peer relation (one at a time), 0 -> 1 worker through k8s:k8s-cluster <-> k8s-worker:cluster, a cos-agent scrape of each
-unit's k8sd, then one control-plane unit and the worker are removed.
+peer relation (one at a time), 0 -> 2 workers through k8s:k8s-cluster <-> k8s-worker:cluster, a cos-agent scrape of
+every job a control-plane unit and a worker publish (k8sd, kube-apiserver, etcd, kubelet) with the credentials the
+relation carries, then one control-plane unit and one worker are removed.
 
 Each unit is a node of the netns test bed running the real `dispatch` of its packed charm, with its own
 k8sd (started by the `snap install` of the packed snap, the snap-installation resource). The hook tools
@@ -14,11 +15,10 @@ The steps are one module-scoped flow; each test is a step and needs the ones bef
 
 from __future__ import annotations
 
-import http.client
 import json
+import re
+import sys
 import shutil
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -198,48 +198,122 @@ def test_a_worker_joins_through_the_k8s_cluster_relation(deployment: Deployment)
     assert worker_status["role"] == "worker", worker_status
 
 
-def fetch_metrics(job: dict, token: str | None) -> tuple[int, str]:
-    """GET the job's target from the root netns, verifying k8sd's certificate with the job's CA and server_name."""
-    host, port = job["static_configs"][0]["targets"][0].rsplit(":", 1)
+def test_a_second_worker_joins(deployment: Deployment):
+    _, seconds = deployment.deploy_unit("k8s-worker/1", "w1")
+    TIMINGS["k8s-worker/1 (worker join)"] = seconds
+    deployment.check(["k8s/0", "k8s/1", "k8s/2"], ["k8s-worker/0", "k8s-worker/1"])
+    assert deployment.nodes["k8s-worker/1"].status()["role"] == "worker"
+
+
+# Runs inside the unit's netns, as grafana-agent (a subordinate on the unit's machine) would scrape: the job
+# and token come on stdin (not argv), the CA and server name from the job, the answer goes to stdout as JSON.
+SCRAPE = r"""
+import http.client, json, socket, ssl, sys
+job, token, path = json.load(sys.stdin)
+host, port = job["static_configs"][0]["targets"][0].rsplit(":", 1)
+raw = socket.create_connection((host, int(port)), timeout=30)
+if job["scheme"] == "https":
     context = ssl.create_default_context(cadata=job["tls_config"]["ca"])
-    raw = socket.create_connection((host, int(port)), timeout=30)
-    with context.wrap_socket(raw, server_hostname=job["tls_config"]["server_name"]) as tls:
-        headers = f"Authorization: Bearer {token}\r\n" if token else ""
-        tls.sendall(f"GET {job['metrics_path']} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode())
-        response = http.client.HTTPResponse(tls)
-        response.begin()
-        return response.status, response.read().decode()
+    raw = context.wrap_socket(raw, server_hostname=job["tls_config"].get("server_name", host))
+headers = f"Authorization: Bearer {token}\r\n" if token else ""
+raw.sendall(f"GET {path or job['metrics_path']} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode())
+response = http.client.HTTPResponse(raw)
+response.begin()
+print(json.dumps([response.status, response.read().decode()]))
+"""
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(\s+-?\d+)?$")
+
+
+def fetch(node: Node, job: dict, token: str | None, path: str | None = None) -> tuple[int, str]:
+    """GETs the job's target from the unit's netns, verifying TLS with the job's CA (and server_name)."""
+    r = node.sh(sys.executable, "-c", SCRAPE, input=json.dumps([job, token, path]), timeout=60)
+    assert r.returncode == 0, r.stderr
+    status, body = json.loads(r.stdout)
+    return status, body
+
+
+def parse_prometheus(body: str) -> dict[str, float]:
+    """Prometheus text format: every line a comment or a sample (name{labels} value [timestamp])."""
+    samples = {}
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    assert samples, "no samples"
+    return samples
+
+
+def relate_cos_agent(deployment: Deployment, name: str) -> dict:
+    model = deployment.model
+    unit = deployment.unit(name)
+    rel = model.relate({unit.app: "cos-agent", "grafana-agent": "cos-agent"})
+    rel.units.append("grafana-agent/0")
+    for d in model.join(unit, rel):
+        assert d.rc == 0, unit.report()
+    model.settle()
+    model.until_active(list(model.units.values()))
+    return rel.data[name]
 
 
 def test_cos_agent_scrape_jobs_answer_with_the_credentials_they_carry(deployment: Deployment):
-    """Relating grafana-agent (played as relation data only) over cos-agent: every unit publishes a job
-    for its k8sd; each answers Prometheus text to the job's bearer token, and 401 without it."""
-    model = deployment.model
-    for name in ("k8s/0", "k8s-worker/0"):
-        unit = deployment.unit(name)
-        rel = model.relate({unit.app: "cos-agent", "grafana-agent": "cos-agent"})
-        rel.units.append("grafana-agent/0")
-        for d in model.join(unit, rel):
-            assert d.rc == 0, unit.report()
-        model.settle()
-        config = json.loads(rel.data[name]["config"])
-        (job,) = config["metrics_scrape_jobs"]
+    """Relating grafana-agent (played as relation data only) over cos-agent: a control-plane unit publishes jobs
+    for its k8sd, kube-apiserver and etcd (and kubelet when it runs one), a worker for its k8sd and kubelet. Each
+    answers Prometheus text to the job's credentials and 401 without them; the Kubernetes token reads metrics
+    and nothing else."""
+    expected = {
+        "k8s/0": {"k8sd", "kube-apiserver", "etcd"} | ({"kubelet", "kubelet-cadvisor"} if deployment.runs_kubelet("k8s/0") else set()),
+        "k8s-worker/0": {"k8sd", "kubelet", "kubelet-cadvisor"},
+    }
+    for name, components in expected.items():
         node = deployment.nodes[name]
-        assert job["static_configs"][0]["targets"] == [f"{node.address}:6401"], job
-        token = job["authorization"]["credentials"]
-        assert token not in json.dumps(unit.state()["juju-log"]), "the metrics token went to the log"
-        status, _ = fetch_metrics(job, None)
-        assert status == 401
-        status, body = fetch_metrics(job, token)
-        assert status == 200, body
-        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line and not line.startswith("#")}
-        expiries = {k: v for k, v in samples.items() if k.startswith("k8sd_certificate_expiry_seconds")}
+        unit = deployment.unit(name)
+        config = json.loads(relate_cos_agent(deployment, name)["config"])
+        jobs = {job["job_name"].removesuffix(f"-{node.name}"): job for job in config["metrics_scrape_jobs"]}
+        assert set(jobs) == components, sorted(jobs)
+        assert {g["name"] for g in config["metrics_alert_rules"]["groups"]} == {"k8s-control-plane", "k8s-nodes"}
+        assert len(config["dashboards"]) == 1
+        log = json.dumps(unit.state()["juju-log"])
+        for job in jobs.values():
+            if "authorization" in job:
+                assert job["authorization"]["credentials"] not in log, f"the {job['job_name']} token went to the log"
+
+        samples_of = {}
+        for component, job in jobs.items():
+            token = job.get("authorization", {}).get("credentials")
+            if token:
+                status, _ = fetch(node, job, None)
+                assert status == 401, (component, status)
+            status, body = fetch(node, job, token)
+            assert status == 200, (component, status, body[:500])
+            samples_of[component] = parse_prometheus(body)
+
+        expiries = {k: v for k, v in samples_of["k8sd"].items() if k.startswith("k8sd_certificate_expiry_seconds")}
         assert expiries and all(v > time.time() for v in expiries.values()), expiries
-        if name.startswith("k8s/"):
-            assert samples['k8sd_cluster_members{role="control-plane"}'] == 3, samples
-            assert samples['k8sd_cluster_members{role="worker"}'] == 1, samples
-            assert samples['k8sd_feature_enabled{feature="dns"}'] == 1, samples
-            assert 'k8sd_certificate_expiry_seconds{certificate="apiserver.crt"}' in samples, sorted(expiries)
+        if "kube-apiserver" in jobs:
+            k8sd = samples_of["k8sd"]
+            assert k8sd['k8sd_cluster_members{role="control-plane"}'] == 3, k8sd
+            assert k8sd['k8sd_cluster_members{role="worker"}'] == 2, k8sd
+            assert k8sd['k8sd_feature_enabled{feature="dns"}'] == 1, k8sd
+            assert 'k8sd_certificate_expiry_seconds{certificate="apiserver.crt"}' in k8sd, sorted(expiries)
+            assert any(k.startswith("apiserver_request_total") for k in samples_of["kube-apiserver"])
+            assert samples_of["etcd"]["etcd_server_has_leader"] == 1
+            assert jobs["etcd"]["static_configs"][0]["targets"] == ["127.0.0.1:2381"] and "authorization" not in jobs["etcd"]
+            # Least privilege: the scrape token reads /metrics, not the API.
+            api = dict(jobs["kube-apiserver"])
+            token = api["authorization"]["credentials"]
+            for path in ("/api/v1/secrets", "/api/v1/namespaces/kube-system/pods", "/apis/rbac.authorization.k8s.io/v1/clusterroles"):
+                status, _ = fetch(node, api, token, path)
+                assert status == 403, (path, status)
+        if "kubelet" in jobs:
+            assert f'kubelet_node_name{{node="{node.name}"}}' in samples_of["kubelet"], sorted(samples_of["kubelet"])[:20]
+            assert any(k.startswith("machine_cpu_cores") or k.startswith("container_") for k in samples_of["kubelet-cadvisor"]), sorted(samples_of["kubelet-cadvisor"])[:20]
+            # nodes/proxy (the kubelet's pod API) is not granted.
+            status, _ = fetch(node, jobs["kubelet"], jobs["kubelet"]["authorization"]["credentials"], "/pods")
+            assert status == 403, status
+    deployment.check(["k8s/0", "k8s/1", "k8s/2"], ["k8s-worker/0", "k8s-worker/1"])
 
 
 def test_removing_a_control_plane_unit_removes_its_node(deployment: Deployment):
@@ -251,11 +325,11 @@ def test_removing_a_control_plane_unit_removes_its_node(deployment: Deployment):
     calls = deployment.unit("k8s/0").workload_calls()
     assert f"k8s remove-node {leaving.name}" in calls, calls
     deployment.model.until_active(list(deployment.model.units.values()))
-    deployment.check(["k8s/0", "k8s/2"], ["k8s-worker/0"])
+    deployment.check(["k8s/0", "k8s/2"], ["k8s-worker/0", "k8s-worker/1"])
     assert not leaving.socket_answers(), "the removed unit's k8sd still answers"
 
 
-def test_removing_the_worker_unit_removes_its_node(deployment: Deployment):
+def test_removing_a_worker_unit_removes_its_node(deployment: Deployment):
     leaving = deployment.nodes["k8s-worker/0"]
     deployment.remove_unit("k8s-worker/0")
     removed = deployment.removed["k8s-worker/0"]
@@ -263,5 +337,5 @@ def test_removing_the_worker_unit_removes_its_node(deployment: Deployment):
     assert "snap remove k8s --purge" in removed.workload_calls()
     assert f"k8s remove-node {leaving.name}" in deployment.unit("k8s/0").workload_calls()
     deployment.model.until_active(list(deployment.model.units.values()))
-    deployment.check(["k8s/0", "k8s/2"], [])
+    deployment.check(["k8s/0", "k8s/2"], ["k8s-worker/1"])
     assert not leaving.socket_answers(), "the removed worker's k8sd still answers"

@@ -14,7 +14,7 @@ import {
 } from './workload.js';
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
-import { k8sdStateDirFromEnv } from './cos.js';
+import { k8sdStateDirFromEnv, pkiDirFromEnv } from './cos.js';
 import {
   NO_SNAP_SOURCE_MESSAGE,
   SnapResourceError,
@@ -31,6 +31,8 @@ export interface CharmDeps {
   readonly removal: { readonly attempts: number; readonly intervalMs: number };
   /** k8sd's state directory: the metrics token and cluster certificate for cos-agent. */
   readonly k8sdStateDir: string;
+  /** The node's Kubernetes PKI directory: the CAs the cos-agent scrape jobs verify with (leader). */
+  readonly pkiDir: string;
 }
 
 export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
@@ -41,6 +43,7 @@ export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
     host: new MachineHost(hostPathsFromEnv(env)),
     removal: { attempts: 10, intervalMs: 3_000 },
     k8sdStateDir: k8sdStateDirFromEnv(env),
+    pkiDir: pkiDirFromEnv(env),
   };
 }
 

@@ -98,6 +98,10 @@ export interface K8sCli {
   kubectlJson(args: readonly string[]): Promise<unknown>;
   /** `k8s kubectl label node <name> k=v… k-… --overwrite` */
   labelNode(name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void>;
+  /** `k8s kubectl apply -f -`, the manifest (YAML or JSON) on stdin. */
+  kubectlApply(manifest: string): Promise<void>;
+  /** `k8s kubectl create token <account> -n <namespace> --duration <s>s`: a bound ServiceAccount token (never logged). */
+  createServiceAccountToken(namespace: string, account: string, durationSeconds: number): Promise<string>;
 }
 
 export interface SnapshotResult {
@@ -279,6 +283,17 @@ export class ExecaK8sCli implements K8sCli {
   async labelNode(name: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {
     const changes = [...Object.entries(set).map(([key, value]) => `${key}=${value}`), ...remove.map((key) => `${key}-`)];
     if (changes.length > 0) await this.k8s(['kubectl', 'label', 'node', name, ...changes, '--overwrite']);
+  }
+
+  async kubectlApply(manifest: string): Promise<void> {
+    await this.k8s(['kubectl', 'apply', '-f', '-'], { input: manifest, timeoutMs: 2 * MINUTE });
+  }
+
+  async createServiceAccountToken(namespace: string, account: string, durationSeconds: number): Promise<string> {
+    const output = await this.k8s(['kubectl', 'create', 'token', account, '-n', namespace, '--duration', `${durationSeconds}s`], { timeoutMs: 2 * MINUTE });
+    const token = output.trim();
+    if (!/^[A-Za-z0-9_.-]+$/.test(token)) throw new WorkloadOutputError('k8s kubectl create token', 'a token');
+    return token;
   }
 }
 

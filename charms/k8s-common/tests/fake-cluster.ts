@@ -27,6 +27,10 @@ export class FakeCluster {
   /** Joins to fail before one succeeds, with this message. */
   failJoins = 0;
   failJoinMessage = 'context deadline exceeded while contacting 10.0.0.1:6400';
+  /** Manifests given to `kubectl apply`, parsed. */
+  readonly applied: unknown[] = [];
+  /** ServiceAccount tokens minted: namespace/name and lifetime. */
+  readonly serviceAccountTokens: Array<{ account: string; durationSeconds: number; token: string }> = [];
   private tokenCounter = 0;
 
   machine(nodeName: string, options: { fips?: boolean; k8sdReady?: boolean } = {}): FakeMachine {
@@ -58,6 +62,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   installError: string | undefined;
   /** Where this machine's k8sd keeps metrics-token and cluster.crt (tests create the files). */
   k8sdStateDir = '/nonexistent/k8sd-state';
+  pkiDir = '/nonexistent/pki';
   /** The services `k8s status` lists for this node; undefined lists none (as Canonical k8s). */
   services: string[] | undefined;
 
@@ -70,7 +75,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
 
   /** The dependencies a charm gets on this machine. */
   deps(): CharmDeps {
-    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir };
+    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir, pkiDir: this.pkiDir };
   }
 
   get member(): Member | undefined {
@@ -252,5 +257,20 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
       return { items: this.cluster.systemPods.map(({ name, phase, ready }) => ({ metadata: { name }, status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } })) };
     }
     return fail(command, `the fake cluster does not answer '${command}'`);
+  }
+
+  async kubectlApply(manifest: string): Promise<void> {
+    this.log('k8s kubectl apply -f -');
+    this.requireControlPlane('k8s kubectl apply -f -');
+    this.cluster.applied.push(JSON.parse(manifest));
+  }
+
+  async createServiceAccountToken(namespace: string, account: string, durationSeconds: number): Promise<string> {
+    const command = `k8s kubectl create token ${account} -n ${namespace} --duration ${durationSeconds}s`;
+    this.log(command);
+    this.requireControlPlane(command);
+    const token = `sa-token-${this.cluster.serviceAccountTokens.length + 1}`;
+    this.cluster.serviceAccountTokens.push({ account: `${namespace}/${account}`, durationSeconds, token });
+    return token;
   }
 }

@@ -68,6 +68,6 @@ async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void
     ...(joinDocument ? { joinConfig: await toYaml(joinDocument) } : {}),
     alreadyClustered: () => isClustered(deps.k8s),
   });
-  await reconcileCosAgent(r, node, deps.k8sdStateDir);
+  await reconcileCosAgent(r, node, deps.k8sdStateDir, { controlPlane: false, kubelet: true }, { bag: await relation.remoteAppBag(), own: await relation.localUnitBag() });
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s-worker');
 }

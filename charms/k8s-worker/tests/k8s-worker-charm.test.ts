@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { Context, findRelation, type RelationState, type State } from '../../runtime/src/testing/index.js';
 import { DEFAULT_MODEL } from '../../runtime/src/testing/state.js';
 import { FakeCluster, type FakeMachine } from '../../k8s-common/tests/fake-cluster.js';
@@ -24,11 +27,13 @@ class Deployment {
   leaderState!: State;
   workerState!: State;
 
-  constructor() {
+  constructor(workerK8sdStateDir?: string, leaderPkiDir?: string) {
     this.leaderMachine = this.cluster.machine('node-0');
     this.leaderMachine.snap = { ...INSTALLED_SNAP };
+    if (leaderPkiDir) this.leaderMachine.pkiDir = leaderPkiDir;
     this.workerMachine = this.cluster.machine('worker-0');
     this.workerMachine.snap = { ...INSTALLED_SNAP };
+    if (workerK8sdStateDir) this.workerMachine.k8sdStateDir = workerK8sdStateDir;
     this.leader = new Context(k8sCharm(this.leaderMachine.deps()), k8sMeta);
     this.worker = new Context(k8sWorkerCharm(this.workerMachine.deps()), workerMeta);
   }
@@ -250,5 +255,47 @@ describe('k8s-worker charm: node options', () => {
     await d.start({ [option]: value });
     expect(d.workerState.unitStatus).toEqual({ status: 'blocked', message });
     expect(d.workerUnitBag()).toEqual({});
+  });
+
+  it('cos-agent: asks the leader for the scrape token, then publishes k8sd and kubelet jobs with it (no control-plane jobs)', async () => {
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'k8sd-state-'));
+    onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
+    writeFileSync(path.join(stateDir, 'metrics-token'), 'beef\n', { mode: 0o600 });
+    writeFileSync(path.join(stateDir, 'cluster.crt'), 'K8SD-CA-PEM');
+    const kubeletCa = '-----BEGIN CERTIFICATE-----\nKUBELET-CA\n-----END CERTIFICATE-----\n';
+    writeFileSync(path.join(stateDir, 'ca.crt'), '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n');
+    writeFileSync(path.join(stateDir, 'kubelet-ca.crt'), kubeletCa);
+    // The leader's PKI directory: here the same temporary directory.
+    const d = new Deployment(stateDir, stateDir);
+    const cos: RelationState = { id: 9, endpoint: 'cos-agent', remoteApp: 'grafana-agent' };
+    await d.start();
+    await d.leaderSeesWorker();
+    await d.workerSeesLeader();
+    await d.leaderSeesWorker();
+    // Relating grafana-agent: the worker publishes k8sd's job and asks for the Kubernetes token.
+    d.workerState = { ...d.workerState, relations: [...d.workerState.relations, cos] };
+    const asked = await d.worker.run(d.worker.on.relationJoined(relationById(d.workerState, 9), { remoteUnit: 0 }), d.workerState);
+    d.workerState = asked;
+    expect(asked.unitStatus).toEqual({ status: 'waiting', message: 'Waiting for the Kubernetes scrape token from the k8s leader' });
+    expect(d.workerUnitBag()['cos-scrape']).toBe('wanted');
+    const early = JSON.parse(findRelation(asked, 'cos-agent')?.localUnitData?.config ?? '{}') as { metrics_scrape_jobs: Array<{ job_name: string }> };
+    expect(early.metrics_scrape_jobs.map((job) => job.job_name)).toEqual(['k8sd-worker-0']);
+
+    // The leader mints the token into a secret granted to the k8s-cluster relation.
+    const leaderOut = await d.leaderSeesWorker();
+    const secret = onlySecret(leaderOut);
+    expect(secret.grants).toEqual({ [K8S_CLUSTER_ID]: ['k8s-worker'] });
+    expect(relationById(leaderOut, K8S_CLUSTER_ID).localAppData).toMatchObject({ 'cos-scrape-secret-id': secret.id, 'cos-kubelet-ca': kubeletCa });
+
+    const out = await d.workerSeesLeader();
+    expect(out.unitStatus).toEqual({ status: 'active', message: 'Ready' });
+    const config = JSON.parse(findRelation(out, 'cos-agent')?.localUnitData?.config ?? '{}') as {
+      metrics_scrape_jobs: Array<{ job_name: string; metrics_path: string; authorization?: { credentials: string }; tls_config?: { ca: string } }>;
+    };
+    expect(config.metrics_scrape_jobs.map((job) => [job.job_name, job.metrics_path, job.authorization?.credentials, job.tls_config?.ca])).toEqual([
+      ['k8sd-worker-0', '/metrics', 'beef', 'K8SD-CA-PEM'],
+      ['kubelet-worker-0', '/metrics', 'sa-token-1', kubeletCa],
+      ['kubelet-cadvisor-worker-0', '/metrics/cadvisor', 'sa-token-1', kubeletCa],
+    ]);
   });
 });

@@ -32,7 +32,8 @@ import {
 } from '../../k8s-common/src/protocol.js';
 import type { NodeIdentity } from '../../k8s-common/src/workload.js';
 import { preUpgradeCheckAction, snapshotAction } from './actions.js';
-import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
+import { provideScrapeCredentials, reconcileCosAgent } from '../../k8s-common/src/cos.js';
+import { runsKubelet } from '../../k8s-common/src/workload.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
 import {
   bootstrapDocument,
@@ -115,11 +116,11 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (leader) await leadCluster(r, deps, config, peer);
 
   await model.openPort({ protocol: 'tcp', port: API_SERVER_PORT });
-  await reconcileCosAgent(r, node, deps.k8sdStateDir);
   await checkExtraSans(r, config);
   const status = await r.step('read cluster status', { status: 'waiting', message: 'Waiting for k8s to report status' }, () =>
     deps.k8s.status(),
   );
+  await reconcileCosAgent(r, node, deps.k8sdStateDir, { controlPlane: true, kubelet: runsKubelet(status) }, { bag: shared, own });
   if (!status.ready) r.waiting(`Node ${node.name} is not ready`);
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s', status);
 }
@@ -172,6 +173,13 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
     await r.step(`worker join tokens on ${relation.id}`, { status: 'waiting', message: 'Waiting to admit workers' }, () =>
       reconcileJoinTokens({ model, k8s: deps.k8s, relation, clusterName, worker: true }),
     );
+  }
+  try {
+    await provideScrapeCredentials(model, deps.k8s, deps.pkiDir, peer, await model.relations(WORKER_ENDPOINT));
+  } catch (error) {
+    // Scraping is not worth holding up the cluster for: the units wait for the token, the rest goes on.
+    await model.log('ERROR', `could not provide the cos-agent scrape token: ${describe(error)}`);
+    r.waiting('Waiting to mint the cos-agent scrape token');
   }
 }
 
