@@ -4,6 +4,7 @@ import { Command, Flags } from '@oclif/core';
 import { K8sdClient, K8sdError } from '../client/index.js';
 import { tryParseDurationMs } from '../config/duration.js';
 import { Layout } from '../layout.js';
+import { adviseForInstall, installAdvice } from '../install.js';
 
 export type OutputFormat = 'plain' | 'json' | 'yaml';
 
@@ -81,7 +82,7 @@ export abstract class K8sCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     if (err instanceof K8sdError || err instanceof CliError || err.name === 'ConfigError') {
-      this.logToStderr(`Error: ${err.message}`);
+      this.logToStderr(`Error: ${adviseForInstall(err.message, installAdvice(this.layout))}`);
       this.exit(1);
     }
     const system = describeSystemError(err as NodeJS.ErrnoException);

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { K8sCommand } from '../base.js';
+import { installAdvice } from '../../install.js';
 import { collectInspection, defaultBundleName, InspectError, K8SD_LOG_LINES, LOG_LINES } from '../../inspect/collect.js';
 
 export default class Inspect extends K8sCommand {
@@ -11,7 +12,7 @@ export default class Inspect extends K8sCommand {
 
   async run(): Promise<void> {
     const { args } = await this.parse(Inspect);
-    if (process.getuid?.() !== 0) this.error('k8s inspect reads service logs and args as root; run it with sudo', { exit: 1 });
+    if (process.getuid?.() !== 0) this.error(`k8s inspect reads service logs and args as root; run "${installAdvice(this.layout).k8s('inspect')}"`, { exit: 1 });
     try {
       const result = await collectInspection(this.layout, this.client(), args.file ?? defaultBundleName(), (m) => this.logToStderr(m));
       for (const [item, why] of Object.entries(result.errors)) this.logToStderr(`not collected: ${item}: ${why}`);

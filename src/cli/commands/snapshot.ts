@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, timeoutMsOf } from '../base.js';
+import { installAdvice } from '../../install.js';
 import { local } from '../../api/index.js';
 
 function size(bytes: number): string {
@@ -63,7 +64,7 @@ export default class Snapshot extends K8sCommand {
         `restored etcd revision ${result.revision} in ${result.seconds.toFixed(1)} s; this node is now the only control-plane member`,
         ...(result.previousDataDir ? [`the previous etcd data directory was kept at ${result.previousDataDir} (remove it when satisfied)`] : []),
         ...(result.droppedNodes.length
-          ? [`control-plane nodes removed from the cluster: ${result.droppedNodes.join(', ')}; on each, run "k8s x-cleanup" (or npm run reset), then join it again with a new token`]
+          ? [`control-plane nodes removed from the cluster: ${result.droppedNodes.join(', ')}; on each, run ${installAdvice(this.layout).resetNode}, then join it again with a new token`]
           : []),
       ].join('\n'),
     );
