@@ -15,6 +15,7 @@ export default class Get extends K8sCommand {
       settings !== null && typeof settings === 'object' && !Array.isArray(settings)
         ? Object.entries(settings as Record<string, unknown>).map(([k, v]) => `${k}: ${show(v)}`).join('\n')
         : show(settings),
+      'as-is',
     );
   }
 }

@@ -23,6 +23,6 @@ export default class Set extends K8sCommand {
     }
     const { settings } = await this.client().setClusterConfig(changes);
     const changed = Object.fromEntries(Object.keys(changes).map((k) => [k, settings[k]]));
-    await this.render(changed, flags['output-format'] as OutputFormat, () => Object.entries(changed).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'));
+    await this.render(changed, flags['output-format'] as OutputFormat, () => Object.entries(changed).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'), 'as-is');
   }
 }
