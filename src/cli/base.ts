@@ -4,6 +4,8 @@ import { Command, Flags } from '@oclif/core';
 import { K8sdClient, K8sdError } from '../client/index.js';
 import { tryParseDurationMs } from '../config/duration.js';
 import { Layout } from '../layout.js';
+import { adviseForInstall, installAdvice } from '../install.js';
+import { kebabKeys } from './output-keys.js';
 
 export type OutputFormat = 'plain' | 'json' | 'yaml';
 
@@ -73,15 +75,19 @@ export abstract class K8sCommand extends Command {
     return new K8sdClient(this.layout, timeoutMs);
   }
 
-  protected async render(data: unknown, format: OutputFormat, plain: () => string): Promise<void> {
-    if (format === 'json') this.log(JSON.stringify(data, null, 2));
-    else if (format === 'yaml') this.log((await import('js-yaml')).default.dump(data).trimEnd());
-    else this.log(plain());
+  /**
+   * Prints `data` as JSON or YAML with kebab-case keys (src/cli/output-keys.ts), or `plain()` for
+   * people. `keys: 'as-is'` is for outputs keyed by Canonical Kubernetes setting names.
+   */
+  protected async render(data: unknown, format: OutputFormat, plain: () => string, keys: 'kebab' | 'as-is' = 'kebab'): Promise<void> {
+    if (format === 'plain') return this.log(plain());
+    const shown = keys === 'kebab' ? kebabKeys(data) : data;
+    this.log(format === 'json' ? JSON.stringify(shown, null, 2) : (await import('js-yaml')).default.dump(shown).trimEnd());
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     if (err instanceof K8sdError || err instanceof CliError || err.name === 'ConfigError') {
-      this.logToStderr(`Error: ${err.message}`);
+      this.logToStderr(`Error: ${adviseForInstall(err.message, installAdvice(this.layout))}`);
       this.exit(1);
     }
     const system = describeSystemError(err as NodeJS.ErrnoException);

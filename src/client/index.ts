@@ -2,6 +2,7 @@
 // which gives it the path, the request type and the reply type.
 import { existsSync } from 'node:fs';
 import { Layout } from '../layout.js';
+import { installAdvice } from '../install.js';
 import type { z } from 'zod';
 import { local, type ClusterStatus, type Endpoint, type NodeInfo, type ProgressEvent, type RequestOf, type ResponseOf } from '../api/index.js';
 
@@ -24,7 +25,7 @@ export class K8sdClient {
 
   private notRunning(): K8sdError {
     return new K8sdError(
-      `k8sd is not running (no socket at ${this.layout.controlSocket}); start it with "npm start" in a dev install or "sudo snap start k8s.k8sd"`,
+      `k8sd is not running (no socket at ${this.layout.controlSocket}); start it with "${installAdvice(this.layout).startK8sd}"`,
     );
   }
 
@@ -71,7 +72,7 @@ export class K8sdClient {
       req.on('timeout', () => req.destroy(new K8sdError(`k8sd did not answer within ${Math.round(this.timeoutMs / 1000)} s`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') reject(this.notRunning());
-        else if (err.code === 'EACCES') reject(new K8sdError(`permission denied on ${this.layout.controlSocket}; run as root (sudo)`));
+        else if (err.code === 'EACCES') reject(new K8sdError(`permission denied on ${this.layout.controlSocket}; run it as root, e.g. "${installAdvice(this.layout).k8s('status')}"`));
         else reject(err instanceof K8sdError ? err : new K8sdError(err.message));
       });
       req.end(payload);

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../layout.js';
+import { installAdvice } from '../install.js';
 import { readArgsFile } from './args-file.js';
 import { hostCgroupVersion, readProcFile } from './host.js';
 
@@ -266,7 +267,7 @@ export async function cleanupNode(l: Layout): Promise<CleanupReport> {
   const report: CleanupReport = { killed: [], unmounted: [], cgroupsRemoved: [], removed: [], left: [] };
   const k8sdPid = Number((readProcFile(l.k8sdPidFile) ?? '').trim());
   if (k8sdPid > 0 && alive(k8sdPid) && cmdline(k8sdPid).some((a) => a.includes('k8sd'))) {
-    throw new CleanupRefused(`k8sd is still running (pid ${k8sdPid}); stop it first (npm stop, or snap stop k8s) and run the cleanup again`);
+    throw new CleanupRefused(`k8sd is still running (pid ${k8sdPid}); stop it first (${installAdvice(l).stopK8sd}) and run the cleanup again`);
   }
 
   const { pids: leftovers, shimSockets } = leftoverProcesses(l);

@@ -13,6 +13,7 @@ import { ClusterState, LocalNodeState, readLocalNode } from '../datastore/state.
 import { recoverFileSets, writeFileAtomic } from '../host/files.js';
 import { Host, localHost } from '../services/host.js';
 import { Layout } from '../layout.js';
+import { installAdvice } from '../install.js';
 import { createLogger, Logger } from '../log.js';
 import { processRunning } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
@@ -114,7 +115,7 @@ export class K8sd {
     registerModules(this);
     // One k8sd per root: a second one would reap the first one's services as stale.
     const other = runningK8sd(l.k8sdPidFile);
-    if (other) throw new Error(`another k8sd (pid ${other}) is already running with this K8S_ROOT (${l.root}); stop it first ("npm stop", or "snap stop k8s.k8sd")`);
+    if (other) throw new Error(`another k8sd (pid ${other}) is already running with this K8S_ROOT (${l.root}); stop it first (${installAdvice(l).stopK8sd})`);
     // The pid file comes first, so that `npm stop` during the (slow) reaping below finds this k8sd.
     writeFileAtomic(l.k8sdPidFile, `${process.pid}\n`, 0o644);
     await this.host.services.reapStale();

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameS
 import https from 'node:https';
 import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { K8sd } from './daemon.js';
+import type { ModuleRegistry, NodeContext } from './node-context.js';
+import { installAdvice } from '../install.js';
 import { featureStatuses } from './features/index.js';
 import { serverTlsOptions } from './tls.js';
 
@@ -16,7 +17,7 @@ export const K8SD_METRICS_PORT = 6401;
 export const METRICS_PATH = '/metrics';
 
 /** The token file next to k8sd's other state. */
-export function metricsTokenFile(d: K8sd): string {
+export function metricsTokenFile(d: Pick<NodeContext, 'layout'>): string {
   return path.join(d.layout.k8sdStateDir, 'metrics-token');
 }
 
@@ -102,7 +103,7 @@ export function renderMetrics(m: MetricsInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function collect(d: K8sd, observer: MembershipObserver): Promise<MetricsInput> {
+async function collect(d: NodeContext, observer: MembershipObserver): Promise<MetricsInput> {
   const pki = d.layout.pkiDir;
   const certificates = walkCertificates(pki).flatMap((file) => {
     try {
@@ -117,7 +118,7 @@ async function collect(d: K8sd, observer: MembershipObserver): Promise<MetricsIn
   return { certificates, members, joins: observer.joins, removals: observer.removals, features };
 }
 
-export function registerMetrics(d: K8sd): void {
+export function registerMetrics(d: NodeContext & ModuleRegistry): void {
   const observer = new MembershipObserver();
   let server: https.Server | undefined;
   d.onClustered.push(async (node) => {
@@ -136,7 +137,7 @@ export function registerMetrics(d: K8sd): void {
         (input) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(input)),
         (err: Error) => {
           d.log.error('metrics collection failed', { error: err.message });
-          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed; see the k8sd log\n');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed; see ${installAdvice(d.layout).k8sdLog}\n`);
         },
       );
     };

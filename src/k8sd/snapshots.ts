@@ -14,7 +14,8 @@ import { chmodSync, closeSync, openSync, existsSync, mkdirSync, mkdtempSync, rea
 import path from 'node:path';
 import { ServerResponse } from 'node:http';
 import { execa } from 'execa';
-import type { K8sd } from './daemon.js';
+import type { ModuleRegistry, NodeContext } from './node-context.js';
+import type { PkiWrappingKeyFile } from '../pki/key-wrap.js';
 import { at, ApiError, Request } from './http.js';
 import { FlowError, runFlow, Step, StepEvent } from './flows/flow.js';
 import { coreApi } from './kube.js';
@@ -28,6 +29,22 @@ import { SnapshotKeyStore } from '../snapshots/key.js';
 import { openSnapshot, readSnapshotFileHeader, sealSnapshot, SnapshotFormatError, SnapshotManifest, SNAPSHOT_EXTENSION } from '../snapshots/format.js';
 import { DEFAULT_SNAPSHOT_SETTINGS, nextRun, parseSchedule, SnapshotSettings } from '../snapshots/schedule.js';
 import type { SecurityProvider } from './flows/bootstrap.js';
+
+/**
+ * What snapshots use of the node: the common context, plus what a restore needs to stop and
+ * restart the datastore and the control plane (the CA-key wrapping key, the security provider,
+ * the datastore reconnection and the clustered hooks).
+ */
+export interface SnapshotNode extends NodeContext, ModuleRegistry {
+  readonly pkiKeys: PkiWrappingKeyFile;
+  readonly security: SecurityProvider;
+  /** Settles once the node's services have started (k8sd start-up). */
+  readonly nodeServicesSettled: Promise<void>;
+  /** The clustered hooks have run. */
+  readonly isClustered: boolean;
+  reconnectDatastore(): Promise<void>;
+  clustered(node: LocalNodeState): Promise<void>;
+}
 import type { SecurityManager } from '../security/index.js';
 import { registerJoinPayload, registerLeaveHook } from './membership/extensions.js';
 import { local, type RestoreResult, type SnapshotInfo } from '../api/index.js';
@@ -49,12 +66,12 @@ export function snapshotSettingsOf(c: Pick<ClusterConfig, 'etcdSnapshot'>): Snap
   return c.etcdSnapshot ?? DEFAULT_SNAPSHOT_SETTINGS;
 }
 
-function keyStore(d: K8sd): SnapshotKeyStore {
+function keyStore(d: SnapshotNode): SnapshotKeyStore {
   return new SnapshotKeyStore(d.crypto, d.layout.snapshotKeyFile);
 }
 
 /** etcd's args on this node: name, data dir, peer and client URLs. Refuses an external datastore. */
-function managedEtcd(d: K8sd): { name: string; dataDir: string; peerUrl: string; clientUrl: string } {
+function managedEtcd(d: SnapshotNode): { name: string; dataDir: string; peerUrl: string; clientUrl: string } {
   const file = d.layout.args('etcd');
   if (!existsSync(file)) {
     throw new ApiError(409, 'this node does not run etcd (external datastore): snapshot and restore the external etcd with its own tools');
@@ -65,7 +82,7 @@ function managedEtcd(d: K8sd): { name: string; dataDir: string; peerUrl: string;
   return { name: a.name, dataDir: a['data-dir'] ?? d.layout.etcdDataDir, peerUrl: a['initial-advertise-peer-urls'].split(',')[0]!, clientUrl };
 }
 
-function etcdTool(d: K8sd, tool: 'etcdctl' | 'etcdutl', args: string[], timeoutMs = 600_000) {
+function etcdTool(d: SnapshotNode, tool: 'etcdctl' | 'etcdutl', args: string[], timeoutMs = 600_000) {
   const binary = d.layout.componentBinary('etcd', tool);
   verifyComponentChecksum(d.layout, 'etcd', binary);
   return execa(binary, args, {
@@ -76,14 +93,14 @@ function etcdTool(d: K8sd, tool: 'etcdctl' | 'etcdutl', args: string[], timeoutM
 }
 
 /** A private staging directory (0700) beside the snapshots, for the plaintext database while it is sealed or restored. */
-function stagingDir(d: K8sd): string {
+function stagingDir(d: SnapshotNode): string {
   mkdirSync(d.layout.snapshotsDir, { recursive: true, mode: 0o700 });
   chmodSync(d.layout.snapshotsDir, 0o700);
   return mkdtempSync(path.join(d.layout.snapshotsDir, '.staging-'));
 }
 
 /** Staging directories a killed k8sd left behind hold a plaintext database: they go at start-up. */
-function removeStaleStaging(d: K8sd): void {
+function removeStaleStaging(d: SnapshotNode): void {
   const dir = d.layout.snapshotsDir;
   if (!existsSync(dir)) return;
   for (const f of readdirSync(dir)) {
@@ -93,7 +110,7 @@ function removeStaleStaging(d: K8sd): void {
   }
 }
 
-async function dbStatus(d: K8sd, dbFile: string): Promise<{ revision: number; totalKey: number }> {
+async function dbStatus(d: SnapshotNode, dbFile: string): Promise<{ revision: number; totalKey: number }> {
   const r = await etcdTool(d, 'etcdutl', ['snapshot', 'status', dbFile, '--write-out', 'json']);
   if (r.exitCode !== 0) throw new SnapshotError(`etcdutl snapshot status refused the database: ${String(r.stderr).trim().split('\n').pop() ?? ''}`);
   const s = JSON.parse(String(r.stdout)) as { revision?: number; totalKey?: number };
@@ -105,7 +122,7 @@ function timestamp(now: Date): string {
 }
 
 /** Takes a snapshot of this node's etcd and writes it sealed (0600) to the snapshots directory. */
-export async function saveSnapshot(d: K8sd, requested?: string, scheduled = false): Promise<SnapshotInfo & { revision: number; keys: number }> {
+export async function saveSnapshot(d: SnapshotNode, requested?: string, scheduled = false): Promise<SnapshotInfo & { revision: number; keys: number }> {
   const node = d.requireControlPlane();
   if (d.lock.held) throw new ApiError(409, `a ${d.lock.held} is in progress on this node; take the snapshot when it has finished`);
   const name = scheduled ? SCHEDULED_NAME : (requested ?? 'on-demand');
@@ -150,7 +167,7 @@ export async function saveSnapshot(d: K8sd, requested?: string, scheduled = fals
 }
 
 /** The encryption-at-rest keys restored Secrets need: the KMS KEK ring, or the aesgcm configuration. */
-function encryptionKeysFor(d: K8sd, mode: ClusterConfig['secretsEncryption']): Pick<SnapshotManifest, 'kekRing' | 'aesgcmConfig'> {
+function encryptionKeysFor(d: SnapshotNode, mode: ClusterConfig['secretsEncryption']): Pick<SnapshotManifest, 'kekRing' | 'aesgcmConfig'> {
   if (mode === 'kms') {
     const file = kmsPaths(d.layout).ringFile;
     if (!existsSync(file)) throw new SnapshotError(`the cluster uses KMS but this node has no KEK ring (${file}); take the snapshot on a control-plane node that runs the KMS plugin`);
@@ -161,7 +178,7 @@ function encryptionKeysFor(d: K8sd, mode: ClusterConfig['secretsEncryption']): P
 }
 
 /** Snapshots in this node's snapshots directory, newest first. */
-export function listSnapshots(d: K8sd): SnapshotInfo[] {
+export function listSnapshots(d: SnapshotNode): SnapshotInfo[] {
   const dir = d.layout.snapshotsDir;
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
@@ -176,7 +193,7 @@ export function listSnapshots(d: K8sd): SnapshotInfo[] {
 }
 
 /** Deletes scheduled snapshots beyond the newest `retention`. Returns the files removed. */
-export function pruneScheduled(d: K8sd, retention: number): string[] {
+export function pruneScheduled(d: SnapshotNode, retention: number): string[] {
   const old = listSnapshots(d).filter((s) => s.scheduled).slice(retention);
   for (const s of old) rmSync(s.file, { force: true });
   if (old.length) d.log.info('pruned scheduled etcd snapshots', { removed: old.length, retention });
@@ -184,7 +201,7 @@ export function pruneScheduled(d: K8sd, retention: number): string[] {
 }
 
 /** A file argument: a path, or the file name of a snapshot in the snapshots directory. */
-function resolveSnapshotFile(d: K8sd, given: unknown): string {
+function resolveSnapshotFile(d: SnapshotNode, given: unknown): string {
   if (typeof given !== 'string' || !given.trim()) throw new ApiError(400, 'give the snapshot file to restore (see "k8s snapshot list")');
   const file = path.isAbsolute(given) ? given : path.join(d.layout.snapshotsDir, given);
   if (!existsSync(file) || !statSync(file).isFile()) throw new ApiError(400, `snapshot file ${file} does not exist; see "k8s snapshot list" for this node's snapshots`);
@@ -192,7 +209,7 @@ function resolveSnapshotFile(d: K8sd, given: unknown): string {
 }
 
 /** Refuses a snapshot whose encryption keys conflict with this node's (a cluster whose keys differ). */
-function checkEncryptionKeys(d: K8sd, file: string, manifest: SnapshotManifest): void {
+function checkEncryptionKeys(d: SnapshotNode, file: string, manifest: SnapshotManifest): void {
   if (manifest.kekRing) {
     const ringFile = kmsPaths(d.layout).ringFile;
     const snapshotRing = parseKekRing(JSON.stringify(manifest.kekRing), `${file} (its KMS KEK ring)`);
@@ -221,7 +238,7 @@ function checkEncryptionKeys(d: K8sd, file: string, manifest: SnapshotManifest):
 }
 
 interface RestoreCtx {
-  d: K8sd;
+  d: SnapshotNode;
   node: LocalNodeState;
   file: string;
   manifest: SnapshotManifest;
@@ -344,7 +361,7 @@ const restoreSteps: Step<RestoreCtx>[] = [
 
 /** Restores a snapshot on this node. Validates fully before anything stops; streams progress. */
 
-export async function restoreSnapshot(d: K8sd, given: unknown, emit: (e: StepEvent | { type: 'info'; message: string }) => void): Promise<RestoreResult> {
+export async function restoreSnapshot(d: SnapshotNode, given: unknown, emit: (e: StepEvent | { type: 'info'; message: string }) => void): Promise<RestoreResult> {
   const started = Date.now();
   const node = d.requireControlPlane();
   const etcd = managedEtcd(d);
@@ -406,7 +423,7 @@ class SnapshotScheduler {
   private stopped = false;
   private current = '';
 
-  constructor(private readonly d: K8sd) {}
+  constructor(private readonly d: SnapshotNode) {}
 
   start(): void {
     this.stopped = false;
@@ -469,7 +486,7 @@ export function snapshotSettingsChanged(): void {
   scheduler?.trigger();
 }
 
-export function registerSnapshots(d: K8sd): void {
+export function registerSnapshots(d: SnapshotNode): void {
   d.extraLocalRoutes.push(
     {
       ...at(local.saveSnapshot),
@@ -528,7 +545,7 @@ async function wrapErrors<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function handleRestore(d: K8sd, req: Request, res: ServerResponse): Promise<undefined> {
+async function handleRestore(d: SnapshotNode, req: Request, res: ServerResponse): Promise<undefined> {
   d.lock.check('snapshot restore');
   const body = parseRequest(local.restoreSnapshot, req.body);
   // Everything that can be checked without stopping anything is checked before the stream starts,

@@ -78,7 +78,7 @@ def main() -> int:
             node.wait_ready(timeout=600)
             ready.append(time.perf_counter() - t0)
             # The kept pre-restore data dir is the user's to remove; the bench removes it.
-            prev = json.loads(r.stdout).get("previousDataDir")
+            prev = json.loads(r.stdout).get("previous-data-dir")
             if prev:
                 shutil.rmtree(prev, ignore_errors=True)
         result["restore_s"] = restores

@@ -115,11 +115,11 @@ def test_certs_status_lists_every_certificate_and_ca_with_its_expiry(node):
         assert c["kind"] in ("certificate", "kubeconfig")
         expires = datetime.fromisoformat(c["expires"].replace("Z", "+00:00"))
         assert timedelta(days=364) < expires - now <= timedelta(days=365, minutes=1), (name, c["expires"])
-        assert 364 * 86400 < c["residualSeconds"] <= 365 * 86400 + 60
-        assert c["externallyManaged"] is False
+        assert 364 * 86400 < c["residual-seconds"] <= 365 * 86400 + 60
+        assert c["externally-managed"] is False
     for name in CAS:
         assert certs[name]["kind"] == "ca"
-        assert certs[name]["residualSeconds"] > 9 * 365 * 86400
+        assert certs[name]["residual-seconds"] > 9 * 365 * 86400
     # The issuing CA of each leaf, as openssl reads it from the file.
     for name in ["apiserver", "apiserver-etcd-client"]:
         facts = cert_facts(Path(certs[name]["file"]).read_text())
@@ -540,8 +540,8 @@ def test_external_certificates_are_checked_then_installed(xca, enterprise_pki, t
     wait_for("the apiserver to serve the external certificate",
              lambda: served_cert(node.address).serial == cert_facts(good[0].read_text()).serial, 90)
     certs = by_name(certs_status(node))
-    assert certs["apiserver"]["externallyManaged"] is True
-    assert certs["kubelet"]["externallyManaged"] is False
+    assert certs["apiserver"]["externally-managed"] is True
+    assert certs["kubelet"]["externally-managed"] is False
     # A local refresh leaves the external certificate alone and refuses to touch it by name.
     r = node.k8s("refresh-certs", "--expires-in", "30d", "--certificates", "apiserver")
     assert r.returncode != 0 and "externally managed" in r.stderr, r.stderr
@@ -552,7 +552,7 @@ def test_ca_rotation_is_refused_while_a_certificate_of_that_ca_is_external(xca):
     """The apiserver certificate is now externally managed (previous test): rotating the CA that
     signed it cannot re-issue it, so the rotation must be refused up front, changing nothing."""
     node = xca
-    assert by_name(certs_status(node))["apiserver"]["externallyManaged"] is True
+    assert by_name(certs_status(node))["apiserver"]["externally-managed"] is True
     before = tree_snapshot(node.root / "etc/kubernetes")
     t0 = time.time()
     r = node.k8s("rotate-certs-ca", timeout=400)

@@ -47,7 +47,7 @@ def test_status_reports_fips_mode_and_provider(fips_node):
     assert st["fips"]["enabled"] is True
     assert "FIPS" in st["fips"]["provider"]
     assert st["fips"]["version"]
-    assert any("K8S_FIPS" in r for r in st["fips"]["requestedBy"])
+    assert any("K8S_FIPS" in r for r in st["fips"]["requested-by"])
     assert st["ready"] is True
 
 
@@ -75,7 +75,7 @@ def test_components_carry_the_fips_settings(fips_node):
 
 
 def test_go_components_run_their_fips_module_builds(fips_node):
-    modules = fips_node.status()["fips"]["goModules"]
+    modules = fips_node.status()["fips"]["go-modules"]
     assert modules["etcd"].startswith("v1.0.0-") and modules["kubernetes"].startswith("v1.0.0-"), modules
     for svc in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         exe = os.readlink(f"/proc/{fips_node.service_pid(svc)}/exe")

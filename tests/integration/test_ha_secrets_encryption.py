@@ -151,8 +151,8 @@ class TestKms:
         assert rings[0] == rings[1], rings
         assert rings[0]["mode"] == "0o600"
         st = encryption_status(ha.cp2)
-        assert st["provider"] == "kms" and st["controlPlane"]["keysAgree"] is True, st
-        assert sorted(n["name"] for n in st["controlPlane"]["nodes"]) == ["ecp1", "ecp2"]
+        assert st["provider"] == "kms" and st["control-plane"]["keys-agree"] is True, st
+        assert sorted(n["name"] for n in st["control-plane"]["nodes"]) == ["ecp1", "ecp2"]
 
 
     def test_rotate_on_one_node_keeps_every_secret_readable_through_every_apiserver(self, ha: HA):
@@ -179,23 +179,23 @@ class TestKms:
         assert r.returncode == 0, r.stdout + r.stderr + ha.cp1.diagnostics()
         result = json.loads(r.stdout)
         print(f"\nrotate: {result}; {probe.summary()}")
-        assert result["keyId"] != before and result["previousKeyId"] == before
+        assert result["key-id"] != before and result["previous-key-id"] == before
         assert sorted(result["nodes"]) == ["ecp1", "ecp2"]
         assert result["rewritten"] >= len(ha.secrets) and result["failed"] == 0
 
         # Both rings hold the same keys, with the new one current, and nothing left staged.
         rings = [ring(n) for n in ha.nodes]
         assert rings[0] == rings[1], rings
-        assert rings[0]["current"] == result["keyId"] and before in rings[0]["ids"]
+        assert rings[0]["current"] == result["key-id"] and before in rings[0]["ids"]
         for node in ha.nodes:
             st = encryption_status(node)
-            assert st["writeKeyId"] == result["keyId"] and st["stage"] == ("reencrypt-finished" if node is ha.cp1 else "rotated-pending-reencrypt"), st
-            assert st["controlPlane"]["keysAgree"] is True, st["controlPlane"]
-            assert {n["writeKeyId"] for n in st["controlPlane"]["nodes"]} == {result["keyId"]}
-            assert all(n["stagedKeyIds"] == [] for n in st["controlPlane"]["nodes"])
+            assert st["write-key-id"] == result["key-id"] and st["stage"] == ("reencrypt-finished" if node is ha.cp1 else "rotated-pending-reencrypt"), st
+            assert st["control-plane"]["keys-agree"] is True, st["control-plane"]
+            assert {n["write-key-id"] for n in st["control-plane"]["nodes"]} == {result["key-id"]}
+            assert all(n["staged-key-ids"] == [] for n in st["control-plane"]["nodes"])
 
         # Re-encrypted: every Secret is stored under the new KEK, in etcd as seen from either member.
-        assert_stored_encrypted(ha, key_id=result["keyId"], not_key_id=before)
+        assert_stored_encrypted(ha, key_id=result["key-id"], not_key_id=before)
 
         # Written after the rotation through either apiserver, read through the other.
         ha.create_secret(ha.cp1, "ha-after-1")
@@ -217,9 +217,9 @@ class TestKms:
             assert "ecp2" in r.stderr and "Nothing was changed" in r.stderr, r.stderr
             assert {str(f): file_digest(f) for f in files} == digests, "a refused rotation changed a key file"
             st = encryption_status(ha.cp1)
-            assert st["writeKeyId"] == before["current"] and not any(k["staged"] for k in st["kms"]["keks"]), st
-            assert st["controlPlane"]["keysAgree"] is False
-            assert [n for n in st["controlPlane"]["nodes"] if n["name"] == "ecp2" and n.get("error")], st["controlPlane"]
+            assert st["write-key-id"] == before["current"] and not any(k["staged"] for k in st["kms"]["keks"]), st
+            assert st["control-plane"]["keys-agree"] is False
+            assert [n for n in st["control-plane"]["nodes"] if n["name"] == "ecp2" and n.get("error")], st["control-plane"]
 
             ha.cp2.start_k8sd(timeout=120)
             restarted = True
@@ -232,7 +232,7 @@ class TestKms:
             assert r.returncode == 0, r.stdout + r.stderr
             result = json.loads(r.stdout)
             rings = [ring(n) for n in ha.nodes]
-            assert rings[0] == rings[1] and rings[0]["current"] == result["keyId"], rings
+            assert rings[0] == rings[1] and rings[0]["current"] == result["key-id"], rings
             assert ha.unreadable() == []
         finally:
             if not restarted:
@@ -270,11 +270,11 @@ class TestAesgcm:
         assert ha.unreadable() == [], f"rotate printed:\n{r.stdout}\n{r.stderr}"
         assert r.returncode == 0, r.stdout + r.stderr + ha.cp1.diagnostics()
         result = json.loads(r.stdout)
-        assert result["keyId"] == "key-2" and sorted(result["nodes"]) == ["gcp1", "gcp2"], result
+        assert result["key-id"] == "key-2" and sorted(result["nodes"]) == ["gcp1", "gcp2"], result
         assert result["rewritten"] >= 2 and result["failed"] == 0, result
         assert_stored_encrypted(ha, prefix=b"k8s:enc:aesgcm:v1:", key_id="k8s:enc:aesgcm:v1:key-2:")
         st = encryption_status(ha.cp2)
-        assert st["writeKeyId"] == "key-2" and st["controlPlane"]["keysAgree"] is True, st
+        assert st["write-key-id"] == "key-2" and st["control-plane"]["keys-agree"] is True, st
 
         ha.create_secret(ha.cp2, "gcm-after")
         assert ha.unreadable() == []

@@ -104,7 +104,7 @@ def test_killed_services_are_restarted_and_nothing_is_lost(cluster, kube_client,
     after = wait_recovered(cluster, kube_client, killed)
     print(f"{'+'.join(victims)} recovered in {time.time() - started:.1f} s")
     for name in victims:
-        assert after[name]["lastExit"] == "killed by SIGKILL", after[name]
+        assert after[name]["last-exit"] == "killed by SIGKILL", after[name]
     assert_objects_intact(cluster, kube_client, marker)
     # The cluster still takes writes.
     from kubernetes import client

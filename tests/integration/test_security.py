@@ -66,12 +66,12 @@ def test_secrets_are_kms_v2_envelopes_in_etcd(cluster, stored_secrets):
     st = encryption_status(cluster)
     assert st["enabled"] is True and st["provider"] == "kms"
     # The envelope names the KEK it was written under.
-    assert st["writeKeyId"].encode() in raw["/registry/secrets/default/enc-0"]
+    assert st["write-key-id"].encode() in raw["/registry/secrets/default/enc-0"]
 
 
 def test_key_rotation_reencrypts_and_every_secret_stays_readable(cluster, stored_secrets):
     server = f"{cluster.address}:6443"
-    before = encryption_status(cluster)["writeKeyId"]
+    before = encryption_status(cluster)["write-key-id"]
     reads = {"n": 0}
 
     def read_all():
@@ -99,22 +99,22 @@ def test_key_rotation_reencrypts_and_every_secret_stays_readable(cluster, stored
     print(f"\nsecrets-encryption rotate took {took:.1f} s: {result}; {probe.summary()}")
     assert probe.failures == [], probe.summary()
     assert reads["n"] >= len(stored_secrets) * 3
-    assert result["keyId"] != before
+    assert result["key-id"] != before
     assert result["rewritten"] >= len(stored_secrets) and result["failed"] == 0
 
     st = encryption_status(cluster)
-    assert st["writeKeyId"] == result["keyId"] != before
+    assert st["write-key-id"] == result["key-id"] != before
     assert st["stage"] == "reencrypt-finished", st["stage"]
     keks = {k["id"]: k for k in st["kms"]["keks"]}
-    assert keks[result["keyId"]]["current"] is True and keks[before]["current"] is False
-    assert st["kms"]["apiserverKeyId"] == result["keyId"]
+    assert keks[result["key-id"]]["current"] is True and keks[before]["current"] is False
+    assert st["kms"]["apiserver-key-id"] == result["key-id"]
 
     raw = etcd_secrets(cluster)
     for key, value in raw.items():
         assert value.startswith(KMS_PREFIX), key
     for name in stored_secrets:
         value = raw[f"/registry/secrets/default/{name}"]
-        assert result["keyId"].encode() in value and before.encode() not in value, f"{name} was not re-encrypted"
+        assert result["key-id"].encode() in value and before.encode() not in value, f"{name} was not re-encrypted"
     assert_no_plaintext(raw, [v for vals in stored_secrets.values() for v in vals.values()])
     read_all()
 

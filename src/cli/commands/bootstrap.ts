@@ -2,11 +2,11 @@ import { Flags, ux } from '@oclif/core';
 import { K8sCommand, readFlagFile, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class Bootstrap extends K8sCommand {
-  static override description = 'Bootstrap a new Kubernetes cluster on this node';
+  static override summary = 'Bootstrap a new Kubernetes cluster on this node';
   static override examples = [
-    'sudo <%= config.bin %> bootstrap',
-    'sudo <%= config.bin %> bootstrap --file bootstrap.yaml --name cp1 --address 10.0.0.5',
-    'cat bootstrap.yaml | sudo <%= config.bin %> bootstrap --file -',
+    '$ sudo <%= config.bin %> bootstrap',
+    '$ sudo <%= config.bin %> bootstrap --file bootstrap.yaml --name cp1 --address 10.0.0.5',
+    '$ cat bootstrap.yaml | sudo <%= config.bin %> bootstrap --file -',
   ];
   static override flags = {
     file: Flags.string({ description: 'bootstrap configuration YAML file, or - for stdin' }),

@@ -3,8 +3,11 @@ import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration } from '../ba
 import { local, type CertEntry } from '../../api/index.js';
 
 export default class CertsStatus extends K8sCommand {
-  static override description = 'List the certificates and kubeconfigs of this node, their expiry and issuing CA';
-  static override examples = ['<%= config.bin %> certs-status', '<%= config.bin %> certs-status --check-within 30d   # exit 1 if anything expires within 30 days'];
+  static override summary = 'List the certificates and kubeconfigs of this node, their expiry and issuing CA';
+  static override examples = [
+    '<%= config.bin %> certs-status',
+    { description: 'Exit 1 if anything expires within 30 days:', command: '<%= config.bin %> certs-status --check-within 30d' },
+  ];
   static override flags = {
     'output-format': outputFormatFlag,
     'check-within': Flags.string({ description: 'exit non-zero when any certificate expires within this window (e.g. 30d)' }),

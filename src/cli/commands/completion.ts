@@ -3,9 +3,9 @@ import { K8sCommand } from '../base.js';
 import { completionScript, Shell, SHELLS } from '../completion.js';
 
 export default class Completion extends K8sCommand {
-  static override description = 'Print a shell completion script for k8s (bash, zsh, fish or powershell)';
+  static override summary = 'Print a shell completion script for k8s (bash, zsh, fish or powershell)';
   static override examples = [
-    'source <(<%= config.bin %> completion bash)',
+    '$ source <(<%= config.bin %> completion bash)',
     '<%= config.bin %> completion zsh > "${fpath[1]}/_<%= config.bin %>"',
     '<%= config.bin %> completion fish > ~/.config/fish/completions/<%= config.bin %>.fish',
     '<%= config.bin %> completion powershell >> $PROFILE',

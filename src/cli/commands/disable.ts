@@ -1,7 +1,7 @@
 import { FeatureToggle, toggleArgs, toggleFlags } from './feature-toggle.js';
 
 export default class Disable extends FeatureToggle {
-  static override description = 'Disable features: every object they deployed is removed';
+  static override summary = 'Disable features: every object they deployed is removed';
   static override strict = false;
   static override examples = ['<%= config.bin %> disable dns'];
   static override args = toggleArgs;

@@ -1,7 +1,7 @@
 import { FeatureToggle, toggleArgs, toggleFlags } from './feature-toggle.js';
 
 export default class Enable extends FeatureToggle {
-  static override description = 'Enable features (network, dns, …) and wait until they are ready';
+  static override summary = 'Enable features (network, dns, …) and wait until they are ready';
   static override strict = false;
   static override examples = ['<%= config.bin %> enable dns', '<%= config.bin %> enable network dns --no-wait'];
   static override args = toggleArgs;

@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
 export default class Get extends K8sCommand {
-  static override description = 'Show feature settings: all of them, one feature\'s, or one key';
+  static override summary = 'Show feature settings: all of them, one feature\'s, or one key';
   static override examples = ['<%= config.bin %> get', '<%= config.bin %> get dns', '<%= config.bin %> get dns.service-ip'];
   static override args = { key: Args.string({ description: 'feature or feature.key' }) };
   static override flags = { 'output-format': outputFormatFlag };
@@ -15,6 +15,7 @@ export default class Get extends K8sCommand {
       settings !== null && typeof settings === 'object' && !Array.isArray(settings)
         ? Object.entries(settings as Record<string, unknown>).map(([k, v]) => `${k}: ${show(v)}`).join('\n')
         : show(settings),
+      'as-is',
     );
   }
 }

@@ -3,16 +3,14 @@ import { Args, Flags, ux } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, readFlagFile, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class JoinCluster extends K8sCommand {
-  static override description = `Join this node to a cluster with a token from "k8s get-join-token"
-
-The token says whether the node joins the control plane or as a worker. k8sd checks the token
-(format, checksum, expiry), the name, the address and the join file before it changes anything,
-and verifies the control-plane node's certificate against the token before it sends the secret.`;
+  static override summary = 'Join this node to a cluster with a token from "k8s get-join-token"';
+  static override description =
+    "The token says whether the node joins the control plane or as a worker. k8sd checks the token (format, checksum, expiry), the name, the address and the join file before it changes anything, and verifies the control-plane node's certificate against the token before it sends the secret.";
   static override examples = [
-    'sudo <%= config.bin %> join-cluster --token-file ./token --name cp2 --address 10.0.0.6',
-    'k8s get-join-token w1 --worker | ssh w1 sudo <%= config.bin %> join-cluster --token-file -',
-    'sudo <%= config.bin %> join-cluster --token-file ./token --file join.yaml',
-    'sudo <%= config.bin %> join-cluster k8sj1_eyJ2Ijo...   # works, but warns: other users can read the command line',
+    '$ sudo <%= config.bin %> join-cluster --token-file ./token --name cp2 --address 10.0.0.6',
+    '<%= config.bin %> get-join-token w1 --worker | ssh w1 sudo <%= config.bin %> join-cluster --token-file -',
+    '$ sudo <%= config.bin %> join-cluster --token-file ./token --file join.yaml',
+    { description: 'A token argument works, but warns: other users can read it:', command: '$ sudo <%= config.bin %> join-cluster k8sj1_eyJ2Ijo...' },
   ];
   static override args = {
     token: Args.string({

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { K8sCommand } from '../base.js';
 
 export default class Kubectl extends K8sCommand {
-  static override description = 'Run the bundled kubectl with the admin kubeconfig';
+  static override summary = 'Run the bundled kubectl with the admin kubeconfig';
   static override examples = ['<%= config.bin %> kubectl get nodes', '<%= config.bin %> kubectl -n kube-system get pods'];
   static override strict = false;
   // Every flag belongs to kubectl.

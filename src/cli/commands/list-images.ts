@@ -3,7 +3,8 @@ import { nodeImages } from '../../services/images.js';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
 export default class ListImages extends K8sCommand {
-  static override description = 'List the images a node needs (side-loaded from $SNAP_COMMON/images; no registry is needed)';
+  static override summary = 'List the images a node needs';
+  static override description = 'The images are side-loaded from $SNAP_COMMON/images: no registry is needed.';
   static override examples = ['<%= config.bin %> list-images'];
   static override flags = { 'output-format': outputFormatFlag };
 

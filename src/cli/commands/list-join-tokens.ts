@@ -1,8 +1,9 @@
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
 export default class ListJoinTokens extends K8sCommand {
-  static override description = 'List the join tokens that have not been used yet (names, roles and expiry; never secrets)';
-  static override examples = ['sudo <%= config.bin %> list-join-tokens', 'sudo <%= config.bin %> list-join-tokens --output-format json'];
+  static override summary = 'List the join tokens that have not been used yet';
+  static override description = 'Shows their names, roles and expiry; never their secrets.';
+  static override examples = ['$ sudo <%= config.bin %> list-join-tokens', '$ sudo <%= config.bin %> list-join-tokens --output-format json'];
   static override flags = { 'output-format': outputFormatFlag };
 
   async run(): Promise<void> {

@@ -4,11 +4,11 @@ import { K8sCommand, parseDuration, readFlagFile, timeoutFlagWith, timeoutMsOf }
 
 
 export default class RefreshCerts extends K8sCommand {
-  static override description = 'Re-issue the certificates of this node (or install externally managed ones)';
+  static override summary = 'Re-issue the certificates of this node (or install externally managed ones)';
   static override examples = [
-    'sudo <%= config.bin %> refresh-certs --expires-in 1y',
-    'sudo <%= config.bin %> refresh-certs --expires-in 90d --certificates apiserver --extra-sans k8s.example.com',
-    'sudo <%= config.bin %> refresh-certs --external-certificates certs.yaml',
+    '$ sudo <%= config.bin %> refresh-certs --expires-in 1y',
+    { description: 'Only the API server certificate, with one more name:', command: '$ sudo <%= config.bin %> refresh-certs --expires-in 90d --certificates apiserver --extra-sans k8s.example.com' },
+    '$ sudo <%= config.bin %> refresh-certs --external-certificates certs.yaml',
   ];
   static override flags = {
     'expires-in': Flags.string({ description: 'lifetime of the new certificates (1h, 30d, 4mo, 1y)', exclusive: ['external-certificates'] }),

@@ -2,16 +2,13 @@ import { Args, Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class RemoveNode extends K8sCommand {
-  static override description = `Remove a node from the cluster (run on a control-plane node)
-
-Removes the node's datastore member, its records and its Kubernetes Node, then tells the node to
-stop its services and delete its certificates and data; k8sd keeps running there so the node can
-join again. Refuses to remove a control-plane node when the datastore would lose quorum, or the
-last control-plane node, unless --force is given. A node may remove itself.`;
+  static override summary = 'Remove a node from the cluster (run on a control-plane node)';
+  static override description =
+    "Removes the node's datastore member, its records and its Kubernetes Node, then tells the node to stop its services and delete its certificates and data; k8sd keeps running there so the node can join again. Refuses to remove a control-plane node when the datastore would lose quorum, or the last control-plane node, unless --force is given. A node may remove itself.";
   static override examples = [
-    'sudo <%= config.bin %> remove-node w1',
-    'sudo <%= config.bin %> remove-node cp3 --force',
-    'sudo <%= config.bin %> remove-node "$(hostname)"   # leave the cluster',
+    '$ sudo <%= config.bin %> remove-node w1',
+    '$ sudo <%= config.bin %> remove-node cp3 --force',
+    { description: 'Leave the cluster:', command: '$ sudo <%= config.bin %> remove-node "$(hostname)"' },
   ];
   static override args = {
     name: Args.string({ description: 'name of the node to remove', required: true }),

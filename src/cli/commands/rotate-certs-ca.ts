@@ -2,10 +2,10 @@ import { local } from '../../api/index.js';
 import { K8sCommand, timeoutFlagWith, timeoutMsOf } from '../base.js';
 
 export default class RotateCertsCa extends K8sCommand {
+  static override summary = 'Rotate the cluster CAs online on every node';
   static override description =
-    'Rotate the cluster CAs online on every node: trust the new CAs, re-issue every certificate, then retire the old CAs. ' +
-    'Every node must answer first; a rotation that stopped resumes where it stopped when run again';
-  static override examples = ['sudo <%= config.bin %> rotate-certs-ca', 'sudo <%= config.bin %> rotate-certs-ca --timeout 30m'];
+    'Every node first trusts the new CAs, then every certificate is re-issued, then the old CAs are retired. Every node must answer first; a rotation that stopped resumes where it stopped when run again.';
+  static override examples = ['$ sudo <%= config.bin %> rotate-certs-ca', '$ sudo <%= config.bin %> rotate-certs-ca --timeout 30m'];
   static override flags = { timeout: timeoutFlagWith('10m') };
 
   async run(): Promise<void> {

@@ -19,12 +19,12 @@ function describeStatus(st: EncryptionStatus): string {
 }
 
 export default class SecretsEncryption extends K8sCommand {
-  static override description =
-    'Secrets encryption at rest: show status, rotate the key on every control-plane node, or re-encrypt every Secret';
+  static override summary = 'Encryption of Secrets at rest: status, key rotation, re-encryption';
+  static override description = 'status shows the keys in use; rotate puts a new key on every control-plane node, then re-encrypts every Secret with it; reencrypt re-encrypts every Secret with the current key.';
   static override examples = [
     '<%= config.bin %> secrets-encryption status',
-    'sudo <%= config.bin %> secrets-encryption rotate          # new key on every control-plane node, then re-encrypt every Secret',
-    'sudo <%= config.bin %> secrets-encryption reencrypt',
+    { description: 'A new key on every control-plane node, then every Secret re-encrypted:', command: '$ sudo <%= config.bin %> secrets-encryption rotate' },
+    '$ sudo <%= config.bin %> secrets-encryption reencrypt',
   ];
   static override args = {
     action: Args.string({ description: 'status | rotate | reencrypt', options: ['status', 'rotate', 'reencrypt'], required: true }),

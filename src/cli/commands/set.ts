@@ -2,7 +2,8 @@ import { Args } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
 export default class Set extends K8sCommand {
-  static override description = 'Change feature settings (Canonical Kubernetes key names); every change is checked before any is made';
+  static override summary = 'Change feature settings (Canonical Kubernetes key names)';
+  static override description = 'Every change is checked before any is made.';
   static override strict = false;
   static override examples = [
     '<%= config.bin %> set dns.upstream-nameservers=1.1.1.1,9.9.9.9',
@@ -22,6 +23,6 @@ export default class Set extends K8sCommand {
     }
     const { settings } = await this.client().setClusterConfig(changes);
     const changed = Object.fromEntries(Object.keys(changes).map((k) => [k, settings[k]]));
-    await this.render(changed, flags['output-format'] as OutputFormat, () => Object.entries(changed).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'));
+    await this.render(changed, flags['output-format'] as OutputFormat, () => Object.entries(changed).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join('\n'), 'as-is');
   }
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { K8sCommand, outputFormatFlag, OutputFormat, timeoutMsOf } from '../base.js';
+import { installAdvice } from '../../install.js';
 import { local } from '../../api/index.js';
 
 function size(bytes: number): string {
@@ -11,14 +12,15 @@ function size(bytes: number): string {
 }
 
 export default class Snapshot extends K8sCommand {
+  static override summary = 'Encrypted etcd snapshots of the cluster: save, list, restore';
   static override description =
-    'Encrypted etcd snapshots of the cluster: save one, list this node\'s, or restore one on this control-plane node (the other control-plane nodes then re-join)';
+    "save takes one and prints its file on the last line; list shows this node's; restore puts one back on this control-plane node, and the other control-plane nodes then re-join.";
   static override examples = [
-    'sudo <%= config.bin %> snapshot save                      # prints the snapshot file on its last line',
-    'sudo <%= config.bin %> snapshot save --name before-upgrade',
-    'sudo <%= config.bin %> snapshot list',
-    'sudo <%= config.bin %> snapshot restore /var/snap/k8s/common/var/lib/k8sd/snapshots/before-upgrade-cp1-20260101T000000Z.k8s-snapshot',
-    'sudo <%= config.bin %> set etcd-snapshot.schedule="0 */6 * * *" etcd-snapshot.retention=10',
+    '$ sudo <%= config.bin %> snapshot save',
+    '$ sudo <%= config.bin %> snapshot save --name before-upgrade',
+    '$ sudo <%= config.bin %> snapshot list',
+    { description: 'Restore a file that "k8s snapshot list" shows:', command: '$ sudo <%= config.bin %> snapshot restore before-upgrade-cp1-20260101T000000Z.k8s-snapshot' },
+    { description: 'Every 6 hours, keeping the last 10:', command: '$ sudo <%= config.bin %> set etcd-snapshot.schedule="0 */6 * * *" etcd-snapshot.retention=10' },
   ];
   static override args = {
     action: Args.string({ description: 'save | list | restore', options: ['save', 'list', 'restore'], required: true }),
@@ -62,7 +64,7 @@ export default class Snapshot extends K8sCommand {
         `restored etcd revision ${result.revision} in ${result.seconds.toFixed(1)} s; this node is now the only control-plane member`,
         ...(result.previousDataDir ? [`the previous etcd data directory was kept at ${result.previousDataDir} (remove it when satisfied)`] : []),
         ...(result.droppedNodes.length
-          ? [`control-plane nodes removed from the cluster: ${result.droppedNodes.join(', ')}; on each, run "k8s x-cleanup" (or npm run reset), then join it again with a new token`]
+          ? [`control-plane nodes removed from the cluster: ${result.droppedNodes.join(', ')}; on each, run ${installAdvice(this.layout).resetNode}, then join it again with a new token`]
           : []),
       ].join('\n'),
     );

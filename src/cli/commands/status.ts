@@ -3,7 +3,7 @@ import { K8sCommand, outputFormatFlag, OutputFormat, parseDuration, timeoutFlag 
 import type { ClusterStatus } from '../../api/index.js';
 
 export default class Status extends K8sCommand {
-  static override description = 'Show the state of the cluster and of this node';
+  static override summary = 'Show the state of the cluster and of this node';
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --wait-ready --timeout 2m', '<%= config.bin %> status --output-format json'];
   static override flags = {
     'wait-ready': Flags.boolean({ description: 'wait until the cluster is ready' }),

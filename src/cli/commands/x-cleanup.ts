@@ -3,11 +3,12 @@ import { K8sCommand, outputFormatFlag, OutputFormat } from '../base.js';
 
 export default class XCleanup extends K8sCommand {
   static override hidden = true;
+  static override summary = 'Remove everything this node left on the host once k8sd is stopped';
   static override description =
-    'Remove everything this node left on the host once k8sd is stopped: pod processes, mounts, cgroups, container log links, ' +
+    'It removes pod processes, mounts, cgroups, container log links, ' +
     'containerd shim sockets, network links and iptables chains (in its own network namespace), and its directories. ' +
     'Used by `npm run reset` and the snap remove hook.';
-  static override examples = ['sudo <%= config.bin %> x-cleanup', 'K8S_ROOT=/srv/node2 <%= config.bin %> x-cleanup --output-format json'];
+  static override examples = ['$ sudo <%= config.bin %> x-cleanup', '$ K8S_ROOT=/srv/node2 <%= config.bin %> x-cleanup --output-format json'];
   static override flags = { 'output-format': outputFormatFlag };
 
   async run(): Promise<void> {

@@ -6,7 +6,7 @@ import type { KubeConfig, KubernetesObject, KubernetesObjectApi } from '@kuberne
 import { existsSync, statSync } from 'node:fs';
 import { FeatureSettings, IMPLEMENTED_FEATURES, ImplementedFeature } from '../../config/features.js';
 import { ClusterConfig, featuresOf, FeatureStatusRecord } from '../../datastore/state.js';
-import type { K8sd } from '../daemon.js';
+import type { NodeContext } from '../node-context.js';
 import { loadKubeconfig } from '../kube.js';
 import { apiStatus } from '../membership/kube-clients.js';
 import { leafLifetimeMs } from '../membership/join-server.js';
@@ -45,7 +45,7 @@ export class FeatureController {
   /** What the last full pass applied, per enabled feature: settling passes re-read its readiness. */
   private readonly applied = new Map<ImplementedFeature, FeatureObject[]>();
 
-  constructor(private readonly d: K8sd) {}
+  constructor(private readonly d: NodeContext) {}
 
   start(): void {
     this.stop();

@@ -2,8 +2,7 @@
 // (PUT/GET /1.0/k8sd/cluster/config, Canonical Kubernetes' endpoint) and the status lines.
 import { applyFeatureChanges, FeatureConfigError, FEATURE_NAMES, flattenFeatureSettings, selectFeatureSettings } from '../../config/features.js';
 import { featuresOf } from '../../datastore/state.js';
-import type { K8sd } from '../daemon.js';
-import type { NodeContext } from '../node-context.js';
+import type { ModuleRegistry, NodeContext } from '../node-context.js';
 import { at, ApiError } from '../http.js';
 import { FeatureController } from './controller.js';
 import { stopNetworkPolicies } from './node.js';
@@ -17,7 +16,7 @@ export type { FeatureStatus };
 
 let controller: FeatureController | undefined;
 
-async function requireConfig(d: K8sd) {
+async function requireConfig(d: NodeContext) {
   d.requireControlPlane();
   if (!d.state) throw new ApiError(503, 'the datastore is not connected on this node; check "k8s status"');
   const config = await d.state.getConfig();
@@ -40,7 +39,7 @@ export async function featureStatuses(d: Pick<NodeContext, 'state'>): Promise<Fe
   });
 }
 
-export function registerFeatures(d: K8sd): void {
+export function registerFeatures(d: NodeContext & ModuleRegistry): void {
   d.extraLocalRoutes.push(
     {
       ...at(local.getClusterConfig),
