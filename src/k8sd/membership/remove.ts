@@ -20,8 +20,7 @@ import { leaveHookList } from './extensions.js';
 import type { Membership } from './index.js';
 import { apiStatus, kubeClients } from './kube-clients.js';
 import { K8SD_CLUSTER_PORT } from './join-server.js';
-import { nodeRuntimeDirs } from './join-flow.js';
-import { stopNodeComponents, unmountUnder } from './node-components.js';
+import { nodeRuntimeDirsOf, stopNodeComponents, unmountUnder } from './node-components.js';
 import { joinHostPort, peerRequest } from './peer.js';
 import { requireControlPlaneCaller } from './peer-auth.js';
 import { removalSafety, VoterHealth } from './quorum.js';
@@ -219,13 +218,13 @@ export async function leaveCluster(m: Membership, reason: string): Promise<void>
     d.etcd = undefined;
     d.state = undefined;
     for (const h of leaveHookList()) await h.run().catch((err: Error) => m.log.warn('leave hook failed', { hook: h.name, error: err.message }));
-    await unmountUnder(nodeRuntimeDirs(m), m.log);
+    await unmountUnder(nodeRuntimeDirsOf(m.d.layout), m.log);
     const paths = [
       l.pkiDir,
       ...KUBECONFIGS.map((k) => l.kubeconfig(k.name)),
       l.argsDir,
       l.etcdDataDir,
-      ...nodeRuntimeDirs(m),
+      ...nodeRuntimeDirsOf(m.d.layout),
       l.containerdConfigDir,
       l.cniConfDir,
       l.cniBinDir,
