@@ -11,7 +11,7 @@ import { etcdPeerUrl } from '../controlplane.js';
 import { ApiError } from '../http.js';
 import { joinPayloadProviders } from '../membership/extensions.js';
 import type { ControlPlaneJoinReply, JoinRequestBody, WorkerClientCert, WorkerJoinReply, WorkerClusterConfig } from '../membership/join-server.js';
-import type { PeerRecord } from '../membership/peer.js';
+import type { PeerRecord } from '../cluster/peer.js';
 import { JoinTokenRecord, MembershipStore } from '../membership/store.js';
 import { FlowError, runFlow, Step } from './flow.js';
 

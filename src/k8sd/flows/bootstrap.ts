@@ -13,7 +13,7 @@ import { Host } from '../../services/host.js';
 import { controlPlaneServices, etcdClientUrl, etcdPeerUrl, nodeIdentity } from '../controlplane.js';
 import { ClusterIdentity } from '../identity.js';
 import { nodePorts, routesTo } from '../membership/node-components.js';
-import { K8SD_CLUSTER_PORT } from '../membership/join-server.js';
+import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
 import { runFlow, Step, StepEvent } from './flow.js';
 import {
   AlreadyBootstrappedError,

@@ -14,7 +14,7 @@ import { Host } from '../../services/host.js';
 import { NodeRole } from '../../services/registry.js';
 import { apiServerUrl, BINARIES, localAddress, ServiceId } from '../../services/specs.js';
 import { controlPlaneArgsFiles, controlPlaneServices, crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, NodeParams, serviceContext, startKubernetesControlPlane, waitEtcdHealthy } from '../controlplane.js';
-import { PeerRecord, writePeers } from '../membership/peer.js';
+import { PeerRecord, writePeers } from '../cluster/peer.js';
 import { controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, prepareContainerd, removeNodeComponents, startNodeServices } from '../membership/node-components.js';
 import type { WeakenedFlag } from '../../config/overrides.js';
 import { overrideFiles, warnWeakenedFlags } from '../overrides.js';

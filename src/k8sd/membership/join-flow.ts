@@ -9,7 +9,7 @@ import { ServerResponse } from 'node:http';
 import { canonicalIp, defaultNodeAddress } from '../../config/net.js';
 import { JoinConfig, parseJoinYaml } from '../../config/join.js';
 import { ClusterState } from '../../datastore/state.js';
-import { FlowError } from '../flows/flow.js';
+import { streamProgress } from '../cluster/progress.js';
 import { join, JoinClusterClient, JoinEvent, JoinParams } from '../flows/join.js';
 import { ApiError, Request } from '../http.js';
 import { local, peer } from '../../api/index.js';
@@ -17,7 +17,7 @@ import { parseRequest } from '../../api/parse.js';
 import { checkAddressForm, NodeAdmissionError } from './admission.js';
 import type { Membership } from './index.js';
 import { JoinRequestBody } from './join-server.js';
-import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget } from './peer.js';
+import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget } from '../cluster/peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -117,33 +117,25 @@ export async function handleJoinCluster(m: Membership, req: Request, res: Server
   d.lock.check('join');
   const params = await parseJoinRequest(m, parseRequest(local.join, req.body));
   const release = d.lock.acquire('join');
-  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-  const emit = (e: JoinEvent | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
-    res.write(JSON.stringify(e) + '\n');
-  };
   const started = Date.now();
   const role = params.token.role;
   try {
-    const deps = { host: d.host, log: m.log, crypto: d.crypto, identity: d.identity, security: d.security, fipsEnabled: d.fips.enabled };
-    const joined = await join({ ...deps, remote: clusterClient(m, params, started + params.timeoutMs, emit) }, params, (e) => {
-      if (e.type !== 'info') m.log.info(e.type === 'step' ? `join: ${e.title}` : `join: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});
-      emit(e);
+    return await streamProgress<JoinEvent>(res, m.log, 'join', async (emit) => {
+      const deps = { host: d.host, log: m.log, crypto: d.crypto, identity: d.identity, security: d.security, fipsEnabled: d.fips.enabled };
+      const joined = await join({ ...deps, remote: clusterClient(m, params, started + params.timeoutMs, emit) }, params, (e) => {
+        if (e.type !== 'info') m.log.info(e.type === 'step' ? `join: ${e.title}` : `join: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});
+        emit(e);
+      });
+      if (joined.etcd) {
+        d.etcd = joined.etcd;
+        d.state = new ClusterState(joined.etcd, d.pkiKeys);
+      }
+      await d.clustered(joined.node);
+      const seconds = (Date.now() - started) / 1000;
+      m.log.info('join complete', { node: params.name, role, seconds });
+      return { name: params.name, address: params.address, role, seconds };
     });
-    if (joined.etcd) {
-      d.etcd = joined.etcd;
-      d.state = new ClusterState(joined.etcd, d.pkiKeys);
-    }
-    await d.clustered(joined.node);
-    const seconds = (Date.now() - started) / 1000;
-    m.log.info('join complete', { node: params.name, role, seconds });
-    emit({ type: 'done', metadata: { name: params.name, address: params.address, role, seconds } });
-  } catch (err) {
-    const msg = err instanceof FlowError ? err.message : (err as Error).message;
-    m.log.error('join failed', { error: msg });
-    emit({ type: 'error', error: msg });
   } finally {
     release();
-    res.end();
   }
-  return undefined;
 }

@@ -21,13 +21,14 @@ import { parseRequest } from '../../api/parse.js';
 import { fingerprintOf } from '../identity.js';
 import { checkAddressClaim, checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import type { Membership } from './index.js';
-import { joinHostPort, PeerRecord } from './peer.js';
+import { joinHostPort, PeerRecord } from '../cluster/peer.js';
+import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
+import { takeClusterLock } from '../cluster/lock.js';
 import { JoinInFlight, MemberRecord, MembershipStore, rotatingNode } from './store.js';
 import { admitControlPlaneSteps, admitJoin, admitWorkerSteps, JoinAdmission, VerifiedToken } from '../flows/admit-join.js';
 import { kubernetesNodeExists } from './kube-clients.js';
 import { JoinRole, secretMatches } from './token.js';
 
-export const K8SD_CLUSTER_PORT = 6400;
 /** How long a control-plane join may hold the join lock (learner added → promoted). */
 export const JOIN_LOCK_TTL_SECONDS = 90;
 /** How long the server waits for the join lock before telling the joiner to retry. */
@@ -101,7 +102,6 @@ export interface MembersReply {
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const DAY_MS = 86_400_000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Lifetime of the leaf certificates this cluster issues. */
 export function leafLifetimeMs(c: ClusterConfig): number {
@@ -285,19 +285,18 @@ async function refuseDuringCaRotation(store: MembershipStore): Promise<void> {
   }
 }
 
-async function waitForJoinLock(m: Membership, store: MembershipStore, holder: string): Promise<string> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    const lease = await store.lockJoin(holder, JOIN_LOCK_TTL_SECONDS);
-    if (lease) return lease;
-    if (Date.now() > deadline) {
-      const current = (await store.joinLockHolder()) ?? 'another node';
-      const rotating = rotatingNode(current);
-      if (rotating) throw new ApiError(409, `a CA rotation runs on "${rotating}" right now; join again when "k8s rotate-certs-ca" has finished`);
-      throw new ApiError(409, `another node ("${current}") is joining the control plane right now; joins are queued, retry in a few seconds`);
-    }
-    await sleep(250 + Math.floor(Math.random() * 250));
-  }
+async function waitForJoinLock(store: MembershipStore, holder: string): Promise<string> {
+  return takeClusterLock(store, holder, {
+    ttlSeconds: JOIN_LOCK_TTL_SECONDS,
+    waitMs: LOCK_WAIT_MS,
+    pauseMs: 250,
+    refuse(current, timedOut) {
+      if (!timedOut) return undefined;
+      const rotating = rotatingNode(current ?? '');
+      if (rotating) return new ApiError(409, `a CA rotation runs on "${rotating}" right now; join again when "k8s rotate-certs-ca" has finished`);
+      return new ApiError(409, `another node ("${current ?? 'another node'}") is joining the control plane right now; joins are queued, retry in a few seconds`);
+    },
+  });
 }
 
 async function joinControlPlane(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
@@ -311,7 +310,7 @@ async function joinControlPlane(m: Membership, store: MembershipStore, req: Requ
 /** Membership's checks of one join, for the admit flows. */
 function joinAdmission(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, config: ClusterConfig, pki: PkiRecord): JoinAdmission {
   return {
-    lock: () => waitForJoinLock(m, store, body.node.name),
+    lock: () => waitForJoinLock(store, body.node.name),
     refuseDuringCaRotation: () => refuseDuringCaRotation(store),
     verifyToken: () => verifyToken(m, store, body),
     admit: (t, resuming) => admitNode(m, store, req, body, t, config, resuming),
