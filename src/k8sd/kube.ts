@@ -5,6 +5,7 @@ import https from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigClient } from '../pki/signer.js';
 
 export async function loadKubeconfig(file: string): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
@@ -35,14 +36,13 @@ export interface KubeconfigCreds {
   key: string;
 }
 
-/** Server, CA bundle, client certificate and key embedded in a kubeconfig. */
+/** Server, CA bundle, client certificate and key of a kubeconfig (the client pair embedded or named by path). */
 export function readCreds(file: string): KubeconfigCreds {
-  type Doc = { clusters?: Array<{ cluster?: Record<string, string> }>; users?: Array<{ user?: Record<string, string> }> };
-  const doc = yaml.load(readFileSync(file, 'utf8')) as Doc;
-  const c = doc.clusters?.[0]?.cluster ?? {};
-  const u = doc.users?.[0]?.user ?? {};
-  const b64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').toString();
-  return { server: c.server ?? '', ca: b64(c['certificate-authority-data']), cert: b64(u['client-certificate-data']), key: b64(u['client-key-data']) };
+  type Doc = { clusters?: Array<{ cluster?: Record<string, string> }> };
+  const text = readFileSync(file, 'utf8');
+  const c = (yaml.load(text) as Doc).clusters?.[0]?.cluster ?? {};
+  const client = kubeconfigClient(text);
+  return { server: c.server ?? '', ca: Buffer.from(c['certificate-authority-data'] ?? '', 'base64').toString(), cert: client.cert ?? '', key: client.key ?? '' };
 }
 
 /**

@@ -1,5 +1,6 @@
 // Walks the PKI table: creates CAs, issues leaves and kubeconfig client certificates,
 // validates user-supplied material, and renders everything into files.
+import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { CertificateTemplate, CryptoBackend, Issuer, KeyAlgorithm } from '../crypto/types.js';
 import { FileSpec } from '../host/files.js';
@@ -212,17 +213,58 @@ export async function generateServiceAccountKey(backend: CryptoBackend, keyType:
 }
 
 /** Renders a kubeconfig with embedded credentials. */
-export function renderKubeconfig(server: string, caPems: string[], cert: string, key: string): string {
+/**
+ * A kubeconfig with the cluster CA bundle embedded. The client certificate and key are embedded
+ * too, or, given `files`, named by path (a client that reloads them; see KubeconfigSpec.reloads).
+ */
+export function renderKubeconfig(server: string, caPems: string[], cert: string, key: string, files?: ClientCertFiles): string {
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const user = files ? { 'client-certificate': files.cert, 'client-key': files.key } : { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) };
   return yaml.dump({
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'k8s', cluster: { server, 'certificate-authority-data': b64(caPems.join('')) } }],
-    users: [{ name: 'k8s-user', user: { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) } }],
+    users: [{ name: 'k8s-user', user }],
     contexts: [{ name: 'k8s', context: { cluster: 'k8s', user: 'k8s-user' } }],
     'current-context': 'k8s',
     preferences: {},
   });
+}
+
+export interface ClientCertFiles {
+  cert: string;
+  key: string;
+}
+
+/** Where a reloading kubeconfig's client certificate and key live; undefined for a kubeconfig that embeds them. */
+export function kubeconfigCertFiles(layout: Layout, name: string): ClientCertFiles | undefined {
+  if (!KUBECONFIGS.find((k) => k.name === name)?.reloads) return undefined;
+  const base = name.replace(/\.conf$/, '');
+  return { cert: layout.pki(`${base}-kubeconfig.crt`), key: layout.pki(`${base}-kubeconfig.key`) };
+}
+
+/**
+ * The files of one kubeconfig: for a client that reloads its certificate, the key, the
+ * certificate and then the kubeconfig that names them; otherwise the kubeconfig alone.
+ */
+export function kubeconfigFiles(layout: Layout, name: string, server: string, caPems: string[], cert: string, key: string): FileSpec[] {
+  const files = kubeconfigCertFiles(layout, name);
+  const kubeconfig: FileSpec = { path: layout.kubeconfig(name), content: renderKubeconfig(server, caPems, cert, key, files), mode: 0o600 };
+  if (!files) return [kubeconfig];
+  return [
+    { path: files.key, content: key, mode: 0o600 },
+    { path: files.cert, content: cert, mode: 0o644 },
+    kubeconfig,
+  ];
+}
+
+/** The client certificate and key of a kubeconfig's first user, embedded or named by path. */
+export function kubeconfigClient(text: string): { cert: string | undefined; key: string | undefined } {
+  const doc = yaml.load(text, { schema: yaml.CORE_SCHEMA }) as { users?: Array<{ user?: Record<string, string> }> } | undefined;
+  const u = doc?.users?.[0]?.user ?? {};
+  const read = (data: string | undefined, file: string | undefined): string | undefined =>
+    data ? Buffer.from(data, 'base64').toString() : file && existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  return { cert: read(u['client-certificate-data'], u['client-certificate']), key: read(u['client-key-data'], u['client-key']) };
 }
 
 /** The same kubeconfig with every cluster's server set to `server` (already validated), re-rendered as YAML. */
@@ -261,7 +303,7 @@ export function pkiFiles(layout: Layout, bundle: Partial<PkiBundle>, apiServer: 
     const c = bundle.kubeconfigs?.[kc.name];
     const ca = bundle.cas?.ca;
     if (!c || !ca) continue;
-    files.push({ path: layout.kubeconfig(kc.name), content: renderKubeconfig(apiServer, [trustBundle(ca)], c.cert, c.key), mode: 0o600 });
+    files.push(...kubeconfigFiles(layout, kc.name, apiServer, [trustBundle(ca)], c.cert, c.key));
   }
   if (bundle.serviceAccountKey) {
     files.push({ path: layout.pki(SERVICE_ACCOUNT_KEY), content: bundle.serviceAccountKey, mode: 0o600 });

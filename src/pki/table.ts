@@ -54,6 +54,13 @@ export interface KubeconfigSpec {
   organization?: string[];
   services: string[];
   roles: NodeRole[];
+  /**
+   * The client (client-go) reloads its certificate: the kubeconfig names a certificate and a key
+   * file instead of embedding them, and client-go reads those files again on each new connection
+   * (and every 5 minutes closes connections made with an older certificate). A new certificate
+   * then needs no restart.
+   */
+  reloads?: true;
 }
 
 export const CA_LIFETIME_DAYS = 3650;
@@ -199,12 +206,12 @@ export const FLANNEL_USER = 'k8sd:network';
 
 export const KUBECONFIGS: readonly KubeconfigSpec[] = [
   { name: 'admin.conf', issuer: 'client-ca', commonName: () => 'kubernetes-admin', organization: ['system:masters'], services: [], roles: ['control-plane'] },
-  { name: 'controller.conf', issuer: 'client-ca', commonName: () => 'system:kube-controller-manager', services: ['kube-controller-manager'], roles: ['control-plane'] },
-  { name: 'scheduler.conf', issuer: 'client-ca', commonName: () => 'system:kube-scheduler', services: ['kube-scheduler'], roles: ['control-plane'] },
-  { name: 'proxy.conf', issuer: 'client-ca', commonName: () => 'system:kube-proxy', services: ['kube-proxy'], roles: ['control-plane', 'worker'] },
+  { name: 'controller.conf', issuer: 'client-ca', commonName: () => 'system:kube-controller-manager', services: ['kube-controller-manager'], roles: ['control-plane'], reloads: true },
+  { name: 'scheduler.conf', issuer: 'client-ca', commonName: () => 'system:kube-scheduler', services: ['kube-scheduler'], roles: ['control-plane'], reloads: true },
+  { name: 'proxy.conf', issuer: 'client-ca', commonName: () => 'system:kube-proxy', services: ['kube-proxy'], roles: ['control-plane', 'worker'], reloads: true },
   { name: 'kubelet.conf', issuer: 'client-ca', commonName: (n) => `system:node:${n.hostname}`, organization: ['system:nodes'], services: ['kubelet'], roles: ['control-plane', 'worker'] },
   // flanneld (the network feature): reads nodes and annotates its own; RBAC comes with the feature.
-  { name: 'flannel.conf', issuer: 'client-ca', commonName: () => FLANNEL_USER, services: ['flanneld'], roles: ['control-plane', 'worker'] },
+  { name: 'flannel.conf', issuer: 'client-ca', commonName: () => FLANNEL_USER, services: ['flanneld'], roles: ['control-plane', 'worker'], reloads: true },
 ];
 
 /** The service-account signing key (and its public half for verification). */

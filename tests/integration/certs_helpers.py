@@ -143,13 +143,19 @@ def pubkey_of_key(pem: str) -> str:
     return openssl("pkey", "-pubout", input=pem)
 
 
+def kubeconfig_user_pems(user: dict) -> tuple[str, str]:
+    """(client certificate, client key) PEMs of a kubeconfig user: embedded, or named by path (the
+    kubeconfigs of clients that reload their certificate)."""
+    if "client-certificate" in user:
+        return Path(user["client-certificate"]).read_text(), Path(user["client-key"]).read_text()
+    return base64.b64decode(user["client-certificate-data"]).decode(), base64.b64decode(user["client-key-data"]).decode()
+
+
 def kubeconfig_credentials(path: Path) -> tuple[str, str, str]:
-    """(CA bundle, client certificate, client key) PEMs embedded in a kubeconfig."""
+    """(CA bundle, client certificate, client key) PEMs of a kubeconfig."""
     doc = yaml.safe_load(Path(path).read_text())
-    user = doc["users"][0]["user"]
-    cluster = doc["clusters"][0]["cluster"]
-    dec = lambda s: base64.b64decode(s).decode()  # noqa: E731
-    return dec(cluster["certificate-authority-data"]), dec(user["client-certificate-data"]), dec(user["client-key-data"])
+    cert, key = kubeconfig_user_pems(doc["users"][0]["user"])
+    return base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]).decode(), cert, key
 
 
 def cert_key_pairs(node: Node) -> dict[str, tuple[str, str]]:
@@ -257,8 +263,9 @@ def kubeconfig_get(kubeconfig_text: str, server: str, path: str, timeout: float 
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     with tempfile.TemporaryDirectory() as d:
         cf, kf = Path(d) / "c", Path(d) / "k"
-        cf.write_bytes(base64.b64decode(user["client-certificate-data"]))
-        kf.write_bytes(base64.b64decode(user["client-key-data"]))
+        cert, key = kubeconfig_user_pems(user)
+        cf.write_text(cert)
+        kf.write_text(key)
         ctx.load_cert_chain(cf, kf)
     host, _, port = server.rpartition(":")
     conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=timeout)

@@ -184,11 +184,13 @@ def local_api(node: Node, method: str, path: str, body: dict | None = None, time
 
 
 def kubeconfig_cert_serial(path: Path) -> str:
-    """Serial of the client certificate embedded in a kubeconfig (via openssl)."""
+    """Serial of a kubeconfig's client certificate, embedded or named by path (via openssl)."""
     import subprocess
 
+    from certs_helpers import kubeconfig_user_pems
+
     doc = yaml.safe_load(path.read_text())
-    pem = base64.b64decode(doc["users"][0]["user"]["client-certificate-data"])
+    pem = kubeconfig_user_pems(doc["users"][0]["user"])[0].encode()
     r = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, check=True)
     return r.stdout.decode().strip()
 

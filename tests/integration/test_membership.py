@@ -175,6 +175,13 @@ def test_worker_joins_and_runs_a_pod_with_logs_and_exec(ha: Cluster):
     got = json.loads(ha.kubectl_ok("get", "pod", "hello", "-o", "json"))
     pod_cidr = json.loads(ha.kubectl_ok("get", "node", ha.worker.name, "-o", "json"))["spec"]["podCIDR"]
     assert ipaddress.ip_address(got["status"]["podIP"]) in ipaddress.ip_network(pod_cidr)
+    # The first node's block came from k8sd (first-pod-cidr.ts), as soon as it registered; every
+    # later node's from the controller manager's range allocator. No block is given twice.
+    blocks = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in json.loads(ha.kubectl_ok("get", "nodes", "-o", "json"))["items"]}
+    assert blocks[ha.cp1.name] == "10.1.0.0/24", blocks
+    assert len(set(blocks.values())) == len(blocks) >= 2, blocks
+    assert all(ipaddress.ip_network(b).subnet_of(ipaddress.ip_network("10.1.0.0/16")) for b in blocks.values()), blocks
+    assert "gave the first node its pod CIDR" in ha.cp1.log("k8sd").read_text()
 
 
 def test_worker_certificates_renew_through_the_control_plane(ha: Cluster):

@@ -1,14 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { servicesFor } from '../../src/k8sd/certs/refresh.js';
-import { refreshableNames } from '../../src/pki/table.js';
+import { KUBECONFIGS, refreshableNames } from '../../src/pki/table.js';
 
 describe('refresh-certs restarts only what cannot reload its certificates', () => {
   it('a refresh of every control-plane certificate restarts neither kube-apiserver nor etcd', () => {
     const restarted = servicesFor(refreshableNames('control-plane'));
     expect(restarted).not.toContain('kube-apiserver');
     expect(restarted).not.toContain('etcd');
-    // Their kubeconfigs embed the client certificate and are read once, at start.
+    // Without knowing that their clients reload: each service behind a kubeconfig.
     expect(restarted.sort()).toEqual(['flanneld', 'kube-controller-manager', 'kube-proxy', 'kube-scheduler', 'kubelet']);
+  });
+
+  it('kubeconfigs whose clients reload their certificate files restart nothing; the kubelet serving certificate still restarts the kubelet', () => {
+    const reloading = new Set(KUBECONFIGS.filter((k) => k.reloads).map((k) => k.name));
+    expect([...reloading].sort()).toEqual(['controller.conf', 'flannel.conf', 'proxy.conf', 'scheduler.conf']);
+    expect(servicesFor(refreshableNames('control-plane'), reloading)).toEqual(['kubelet']);
   });
 
   it('the apiserver etcd client certificate alone restarts nothing', () => {

@@ -1,9 +1,9 @@
 // What certificates this node holds, when they expire, and who manages them.
 import { existsSync, readFileSync } from 'node:fs';
-import yaml from 'js-yaml';
 import type { CertEntry } from '../../api/index.js';
 import { CryptoBackend } from '../../crypto/types.js';
 import { Layout } from '../../layout.js';
+import { kubeconfigCertFiles, kubeconfigClient } from '../../pki/signer.js';
 import { CAS, KUBECONFIGS, LEAVES, NodeRole } from '../../pki/table.js';
 import { kubeletClientStoreFile } from '../../services/kubelet-client-store.js';
 
@@ -23,11 +23,33 @@ export function readExternal(layout: Layout): ExternalRecord {
   return JSON.parse(readFileSync(layout.externalCertsFile, 'utf8')) as ExternalRecord;
 }
 
-/** The client certificate embedded in a kubeconfig. */
+/** The client certificate of a kubeconfig, embedded or named by path. */
 export function kubeconfigCert(file: string): string | undefined {
-  const doc = yaml.load(readFileSync(file, 'utf8')) as { users?: Array<{ user?: Record<string, string> }> };
-  const data = doc.users?.[0]?.user?.['client-certificate-data'];
-  return data ? Buffer.from(data, 'base64').toString() : undefined;
+  return kubeconfigClient(readFileSync(file, 'utf8')).cert;
+}
+
+/**
+ * How long a client's current certificate must still be valid for a reload to be enough: client-go
+ * reads the files again on each new connection and closes connections made with an older
+ * certificate within 5 minutes.
+ */
+const RELOAD_MARGIN_MS = 15 * 60_000;
+
+/**
+ * Whether the service behind kubeconfig `name` must restart once `next` (the kubeconfig's new
+ * text) is written with a new client certificate: its client does not reload certificates
+ * (KubeconfigSpec.reloads), the kubeconfig itself changes (its CA bundle or server, which clients
+ * read once; or an older kubeconfig that embedded the pair), or the current certificate is expired
+ * or about to be.
+ */
+export function needsRestartForNewCert(layout: Layout, crypto: CryptoBackend, name: string, next: string | Buffer, now = Date.now()): boolean {
+  const file = layout.kubeconfig(name);
+  if (!kubeconfigCertFiles(layout, name) || !existsSync(file)) return true;
+  const current = readFileSync(file, 'utf8');
+  if (!Buffer.from(next).equals(Buffer.from(current))) return true;
+  const cert = kubeconfigClient(current).cert;
+  if (!cert) return true;
+  return crypto.parseCertificate(firstPem(cert)).notAfter.getTime() - now < RELOAD_MARGIN_MS;
 }
 
 /** The first certificate of a PEM bundle. */

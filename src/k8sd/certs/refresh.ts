@@ -3,14 +3,14 @@
 import yaml from 'js-yaml';
 import { ClusterConfig, LocalNodeState, PkiRecord } from '../../datastore/state.js';
 import { commitFileSet, CommitProbe, FileSpec } from '../../host/files.js';
-import { CaMaterial, IssuedCert, issueNodeCertificates, pkiFiles, suppliedKeyFor, validateSuppliedLeaf, leafTemplate, withChain } from '../../pki/signer.js';
+import { CaMaterial, IssuedCert, issueNodeCertificates, kubeconfigCertFiles, pkiFiles, suppliedKeyFor, validateSuppliedLeaf, leafTemplate, withChain } from '../../pki/signer.js';
 import { KUBECONFIGS, LEAVES, refreshableNames, CaName } from '../../pki/table.js';
 import { apiServerUrl } from '../../services/specs.js';
 import { ServiceId } from '../../services/specs.js';
 import { ApiError } from '../http.js';
 import { nodeIdentity } from '../controlplane.js';
 import type { K8sd } from '../daemon.js';
-import { readExternal } from './inventory.js';
+import { needsRestartForNewCert, readExternal } from './inventory.js';
 import { writeFileAtomic } from '../../host/files.js';
 import { dropKubeletServingCert } from '../../services/worker-specs.js';
 import type { RefreshResult } from '../../api/index.js';
@@ -53,11 +53,11 @@ export const RELOADED_BY_APISERVER = new Set(['apiserver', 'apiserver-kubelet-cl
 /** etcd reads its serving and peer certificates on every TLS handshake, so it needs no restart either. */
 export const RELOADED_BY_ETCD = new Set(['etcd-server', 'etcd-peer']);
 
-/** Services to restart when these certificates change. */
-export function servicesFor(names: string[]): ServiceId[] {
+/** Services to restart when these certificates change; `reloading` names kubeconfigs whose clients pick up the new certificate by themselves. */
+export function servicesFor(names: string[], reloading: ReadonlySet<string> = new Set()): ServiceId[] {
   const out = new Set<string>();
   for (const n of names) {
-    if (RELOADED_BY_APISERVER.has(n) || RELOADED_BY_ETCD.has(n)) continue;
+    if (RELOADED_BY_APISERVER.has(n) || RELOADED_BY_ETCD.has(n) || reloading.has(n)) continue;
     const spec = LEAVES.find((l) => l.name === n) ?? KUBECONFIGS.find((k) => k.name === n);
     for (const s of spec?.services ?? []) if (s !== 'k8sd') out.add(s);
   }
@@ -90,12 +90,15 @@ export async function refreshControlPlane(d: K8sd, req: RefreshRequest): Promise
   const issued = await issueNodeCertificates(d.crypto, cas, identity, 'control-plane', { keyType: config.keyType, leafLifetimeMs: lifetimeMs }, {}, new Set(requested));
   for (const [name, c] of Object.entries(issued.leaves)) c.cert = withChain(c.cert, cas[LEAVES.find((l) => l.name === name)!.issuer]);
   const files = selectFiles(d, cas, issued, requested, node);
+  // Decided before the write (it compares with the kubeconfigs on disk).
+  const kubeconfigText = (n: string): string | Buffer | undefined => files.find((f) => f.path === d.layout.kubeconfig(n))?.content;
+  const reloading = new Set(requested.filter((n) => kubeconfigText(n) !== undefined && !needsRestartForNewCert(d.layout, d.crypto, n, kubeconfigText(n)!)));
   commitFileSet(files, d.layout.k8sdStateDir, crashProbe());
   // The kubelet serves what its kubelet-serving CSR brought (serverTLSBootstrap) and keeps it in memory:
   // without that file the restarted kubelet asks for a new one, which k8sd signs.
   if (requested.includes('kubelet')) dropKubeletServingCert(d.layout);
   if (requested.includes('k8sd-etcd-client')) await d.reconnectDatastore?.();
-  const restarted = await restartServices(d, servicesFor(requested));
+  const restarted = await restartServices(d, servicesFor(requested, reloading));
   const expires = new Date(Date.now() + lifetimeMs).toISOString();
   d.log.info('refreshed certificates', { certificates: requested, expires, restarted });
   return { certificates: requested, expires, restarted };
@@ -111,7 +114,11 @@ function selectFiles(d: K8sd, cas: Record<CaName, CaMaterial>, issued: { leaves:
       wanted.add(d.layout.pki(leaf.certFile));
       wanted.add(d.layout.pki(leaf.keyFile));
     }
-    if (KUBECONFIGS.some((k) => k.name === n)) wanted.add(d.layout.kubeconfig(n));
+    if (KUBECONFIGS.some((k) => k.name === n)) {
+      wanted.add(d.layout.kubeconfig(n));
+      const certFiles = kubeconfigCertFiles(d.layout, n);
+      if (certFiles) wanted.add(certFiles.cert).add(certFiles.key);
+    }
   }
   return all.filter((f) => wanted.has(f.path));
 }

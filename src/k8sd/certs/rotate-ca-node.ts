@@ -17,7 +17,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { CaRotationPhase, CaRotationRecord } from '../../datastore/state.js';
 import { commitFileSet, FileSpec } from '../../host/files.js';
-import { CaMaterial, renderKubeconfig, trustBundle } from '../../pki/signer.js';
+import { CaMaterial, kubeconfigFiles, trustBundle } from '../../pki/signer.js';
 import { CAS, CaName, KUBECONFIGS, LEAVES, ROTATED_CAS } from '../../pki/table.js';
 import { apiServerUrl, ServiceId } from '../../services/specs.js';
 import { kubeletServingCertPath } from '../../services/worker-specs.js';
@@ -165,7 +165,7 @@ export async function applyOnWorker(d: K8sd, phase: CaRotationPhase, input: Work
       const file = l.kubeconfig(name);
       if (!existsSync(file)) continue;
       const creds = readCreds(file);
-      files.push({ path: file, content: renderKubeconfig(creds.server, [input.caCert], creds.cert, creds.key), mode: 0o600 });
+      files.push(...kubeconfigFiles(l, name, creds.server, [input.caCert], creds.cert, creds.key));
     }
   }
   const changed = files.filter((f) => !existsSync(f.path) || readFileSync(f.path, 'utf8') !== f.content);

@@ -2,7 +2,7 @@
 // cluster (which signs them), write the node's files and start its components. The cluster keeps
 // a worker it issued certificates to: undoing that is an operator's "k8s remove-node".
 import { FileSpec } from '../../host/files.js';
-import { renderKubeconfig } from '../../pki/signer.js';
+import { kubeconfigFiles } from '../../pki/signer.js';
 import { apiServerUrl } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, NodeServiceContext, renderApiserverProxyEndpoints } from '../../services/worker-specs.js';
 import { Layout } from '../../layout.js';
@@ -84,7 +84,7 @@ export const workerJoinSteps: Step<Ctx>[] = [
     const files: FileSpec[] = [
       { path: l.pki('ca.crt'), content: w.caCert, mode: 0o644 },
       { path: l.pki('client-ca.crt'), content: w.clientCaCert, mode: 0o644 },
-      ...WORKER_CLIENT_CERTS.map((c) => ({ path: l.kubeconfig(c), content: renderKubeconfig(server, [w.caCert], w.certificates[c], ctx.workerKeys![c]), mode: 0o600 })),
+      ...WORKER_CLIENT_CERTS.flatMap((c) => kubeconfigFiles(l, c, server, [w.caCert], w.certificates[c], ctx.workerKeys![c])),
       { path: apiserverProxyEndpointsPath(l), content: renderApiserverProxyEndpoints(w.apiservers), mode: 0o644 },
       ...nodeComponentFiles(workerNodeContext(l, ctx.p.name, ctx.p.address, w.config), ctx.p.config.extraArgs, ctx.p.config.containerdConfig),
       ...overrideFiles(l, ctx.p.config.weakened, ctx.p.config.configFiles),

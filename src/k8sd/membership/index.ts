@@ -5,7 +5,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
-import { renderKubeconfig } from '../../pki/signer.js';
+import { kubeconfigFiles } from '../../pki/signer.js';
+import { needsRestartForNewCert } from '../certs/inventory.js';
 import { ServiceId } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
@@ -24,6 +25,7 @@ import { registerSecurityJoinPayloads } from './security-join.js';
 import { registerPkiKeyJoinPayload } from './pki-key-join.js';
 import { MembershipStore } from './store.js';
 import { flannelMtu, syncNodeFeatures } from '../features/node.js';
+import { claimFirstPodCidrs } from './first-pod-cidr.js';
 import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 
 const SYNC_INTERVAL_MS = 15_000;
@@ -93,6 +95,7 @@ export class Membership {
     const file = cniConflistPath(this.d.layout);
     const controlPlane = this.d.node()?.role === 'control-plane';
     let labelled = !controlPlane;
+    let firstPodCidr = !controlPlane;
     if (existsSync(file) && labelled) return;
     const deadline = Date.now() + 10 * 60_000;
     let running = false;
@@ -104,6 +107,7 @@ export class Membership {
       }
       running = true;
       void (async () => {
+        if (!firstPodCidr) firstPodCidr = await this.claimFirstPodCidr().catch(() => false);
         await this.writePodNetworkConfig();
         if (controlPlane) labelled = await this.labelNodes();
       })()
@@ -111,6 +115,18 @@ export class Membership {
         .finally(() => (running = false));
     }, 1000);
     this.timers.push(timer);
+  }
+
+  /** On a fresh cluster's only node: its pod CIDR, without waiting for the controller manager (first-pod-cidr.ts). True once settled. */
+  private async claimFirstPodCidr(): Promise<boolean> {
+    const node = this.d.node();
+    const admin = this.d.layout.kubeconfig('admin.conf');
+    const config = await this.d.state?.getConfig();
+    if (!node || !config || !existsSync(admin)) return false;
+    if ((await this.store().members()).length > 1) return true;
+    const claim = await claimFirstPodCidrs((await kubeClients(admin)).core, node.name, config.podCidr);
+    if (claim.outcome === 'assigned') this.log.info('gave the first node its pod CIDR', { node: node.name, podCidrs: claim.podCidrs });
+    return claim.outcome !== 'pending';
   }
 
   private every(ms: number, f: () => Promise<void>): void {
@@ -330,11 +346,14 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     }
     if (!reply) throw new ApiError(503, `no control-plane node signed the renewed certificates: ${last?.message ?? 'none is known'}`);
     const server = `https://127.0.0.1:${node.securePort}`;
-    const files: FileSpec[] = clientCerts.map((c) => ({ path: l.kubeconfig(c), content: renderKubeconfig(server, [reply.caCert], reply.certificates[c]!, keys[c]!), mode: 0o600 }));
+    // Decided before the write: a client that reloads its certificate files restarts only when its
+    // kubeconfig changes too or its current certificate is about to expire.
+    const files: FileSpec[] = clientCerts.flatMap((c) => kubeconfigFiles(l, c, server, [reply.caCert], reply.certificates[c]!, keys[c]!));
+    const mustRestart = clientCerts.filter((c) => needsRestartForNewCert(l, d.crypto, c, files.find((f) => f.path === l.kubeconfig(c))!.content));
     commitFileSet(files, l.k8sdStateDir);
-    if (clientCerts.includes('kubelet.conf')) restarted.add('kubelet');
-    if (clientCerts.includes('proxy.conf')) restarted.add('kube-proxy');
-    if (clientCerts.includes('flannel.conf') && existsSync(l.args('flanneld'))) restarted.add('flanneld');
+    if (mustRestart.includes('kubelet.conf')) restarted.add('kubelet');
+    if (mustRestart.includes('proxy.conf')) restarted.add('kube-proxy');
+    if (mustRestart.includes('flannel.conf') && existsSync(l.args('flanneld'))) restarted.add('flanneld');
   }
   if (names.includes('kubelet')) {
     // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.
