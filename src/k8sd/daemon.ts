@@ -20,14 +20,14 @@ import { localAddress, ServiceId } from '../services/specs.js';
 import { servicesFor } from '../services/registry.js';
 import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
-import { FlowError, StepEvent } from './flows/flow.js';
+import { StepEvent } from './flows/flow.js';
 import { at, ApiError, makeDispatcher, Request, Route } from './http.js';
 import { local, peer } from '../api/index.js';
 import { parseRequest } from '../api/parse.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
 import { NodeOperationLock } from './node-lock.js';
 import { TrustedPeers } from './trusted-peers.js';
-import { trustedPeerSources } from './membership/peer-auth.js';
+import { trustedPeerSources } from './cluster/peer-auth.js';
 import { clusterStatus, datastoreReport } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
@@ -36,8 +36,9 @@ import { PkiWrappingKeyFile } from '../pki/key-wrap.js';
 import { createSecurityProvider, registerSecretsEncryption } from './security.js';
 import { registerModules } from './modules.js';
 import { readWeakenedFlags, warnWeakenedFlags } from './overrides.js';
+import { K8SD_CLUSTER_PORT } from './cluster/port.js';
+import { streamProgress } from './cluster/progress.js';
 
-export const K8SD_PORT = 6400;
 
 /**
  * How long a caller of the cluster API may take, so that slow or idle connections cannot pile up:
@@ -272,42 +273,34 @@ export class K8sd {
       throw new ApiError(400, `invalid node address "${address}": kube-apiserver cannot advertise a loopback address; give the address of a real interface (--address)`);
     }
     const release = this.lock.acquire('bootstrap');
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    const emit = (e: StepEvent | { type: 'done'; metadata: unknown } | { type: 'error'; error: string }): void => {
-      res.write(JSON.stringify(e) + '\n');
-    };
     try {
-      const started = Date.now();
-      const { etcd } = await bootstrap(
-        {
-          host: this.host,
-          crypto: this.crypto,
-          log: this.log,
-          identity: this.identity,
-          security: this.security,
-          fipsEnabled: this.fips.enabled,
-          pkiKeys: this.pkiKeys,
-        },
-        { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },
-        (e) => {
-          this.log.info(e.type === 'step' ? `bootstrap: ${e.title}` : `bootstrap: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});
-          emit(e);
-        },
-      );
-      this.etcd = etcd;
-      this.state = new ClusterState(etcd, this.pkiKeys);
-      await this.clustered(this.node()!);
-      this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
-      emit({ type: 'done', metadata: { name, address, seconds: (Date.now() - started) / 1000 } });
-    } catch (err) {
-      const msg = err instanceof FlowError ? err.message : (err as Error).message;
-      this.log.error('bootstrap failed', { error: msg });
-      emit({ type: 'error', error: msg });
+      return await streamProgress<StepEvent>(res, this.log, 'bootstrap', async (emit) => {
+        const started = Date.now();
+        const { etcd } = await bootstrap(
+          {
+            host: this.host,
+            crypto: this.crypto,
+            log: this.log,
+            identity: this.identity,
+            security: this.security,
+            fipsEnabled: this.fips.enabled,
+            pkiKeys: this.pkiKeys,
+          },
+          { config, name, address, timeoutMs: (body.timeoutSeconds ?? 120) * 1000 },
+          (e) => {
+            this.log.info(e.type === 'step' ? `bootstrap: ${e.title}` : `bootstrap: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});
+            emit(e);
+          },
+        );
+        this.etcd = etcd;
+        this.state = new ClusterState(etcd, this.pkiKeys);
+        await this.clustered(this.node()!);
+        this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
+        return { name, address, seconds: (Date.now() - started) / 1000 };
+      });
     } finally {
       release();
-      res.end();
     }
-    return undefined;
   }
 
   private async startLocalApi(): Promise<void> {
@@ -370,9 +363,9 @@ export class K8sd {
     const bind = localAddress({ nodeAddress: node.address }) === '127.0.0.1' ? node.address : node.address;
     await new Promise<void>((resolve, reject) => {
       this.clusterServer!.once('error', reject);
-      this.clusterServer!.listen(K8SD_PORT, bind, () => resolve());
+      this.clusterServer!.listen(K8SD_CLUSTER_PORT, bind, () => resolve());
     });
-    this.log.info('cluster API listening', { address: `${bind}:${K8SD_PORT}` });
+    this.log.info('cluster API listening', { address: `${bind}:${K8SD_CLUSTER_PORT}` });
   }
 }
 

@@ -45,8 +45,9 @@ import { peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js
 import { parseRequest } from '../api/parse.js';
 import { fingerprintOf } from './identity.js';
 import { apiserverGet } from './kube.js';
-import { K8SD_CLUSTER_PORT } from './membership/join-server.js';
-import { joinHostPort, peerRequest, type PeerTarget } from './membership/peer.js';
+import { K8SD_CLUSTER_PORT } from './cluster/port.js';
+import { takeClusterLock } from './cluster/lock.js';
+import { joinHostPort, peerRequest, type PeerTarget } from './cluster/peer.js';
 import { MembershipStore } from './membership/store.js';
 
 /** The join lock's holder while a key rotation runs. */
@@ -199,16 +200,13 @@ function describeFailures(failures: Array<{ holder: KeyHolder; error?: Error }>)
 }
 
 async function takeLock(store: MembershipStore, holder: string): Promise<string> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    const lease = await store.lockJoin(holder, LOCK_TTL_SECONDS);
-    if (lease) return lease;
-    if (Date.now() > deadline) {
-      const current = (await store.joinLockHolder()) ?? 'another operation';
-      throw new ApiError(409, `the cluster lock is held by "${current}" (a node joining, or another rotation); nothing was changed, retry when it has finished`);
-    }
-    await new Promise((r) => setTimeout(r, 500 + Math.floor(Math.random() * 500)));
-  }
+  return takeClusterLock(store, holder, {
+    ttlSeconds: LOCK_TTL_SECONDS,
+    waitMs: LOCK_WAIT_MS,
+    pauseMs: 500,
+    refuse: (current, timedOut) =>
+      timedOut ? new ApiError(409, `the cluster lock is held by "${current ?? 'another operation'}" (a node joining, or another rotation); nothing was changed, retry when it has finished`) : undefined,
+  });
 }
 
 interface RotationContext {

@@ -7,9 +7,9 @@ import { NodeRecord } from '../../src/datastore/state.js';
 import type { K8sd } from '../../src/k8sd/daemon.js';
 import { ApiError, Request } from '../../src/k8sd/http.js';
 import { fingerprintOf } from '../../src/k8sd/identity.js';
-import { controlPlanePeerWith, isControlPlaneCaller, requireControlPlaneCaller, trustedPeerSources } from '../../src/k8sd/membership/peer-auth.js';
+import { controlPlanePeerWith, isControlPlaneCaller, requireControlPlaneCaller, trustedPeerSources } from '../../src/k8sd/cluster/peer-auth.js';
 import { TrustedPeers } from '../../src/k8sd/trusted-peers.js';
-import { PeerRecord, writePeers } from '../../src/k8sd/membership/peer.js';
+import { PeerRecord, writePeers } from '../../src/k8sd/cluster/peer.js';
 import { Layout } from '../../src/layout.js';
 
 const crypto = new NodeCryptoBackend();

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeCryptoBackend } from '../../src/crypto/node.js';
 import { fingerprintOf } from '../../src/k8sd/identity.js';
-import { PeerApiError, PeerIdentityError, peerRequest } from '../../src/k8sd/membership/peer.js';
+import { PeerApiError, PeerIdentityError, peerRequest } from '../../src/k8sd/cluster/peer.js';
 
 const crypto = new NodeCryptoBackend();
 

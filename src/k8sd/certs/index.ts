@@ -7,7 +7,8 @@ import { parseRequest } from '../../api/parse.js';
 import { inventory } from './inventory.js';
 import { installExternal, refreshControlPlane } from './refresh.js';
 import { RenewalController, refreshWorker } from './renewal.js';
-import { rotateCas, rotationClusterRoutes } from './rotate-ca.js';
+import { RotationEvent, rotateCas, rotationClusterRoutes } from './rotate-ca.js';
+import { streamProgress } from '../cluster/progress.js';
 
 export function registerCertificates(d: K8sd): void {
   const renewal = new RenewalController(d);
@@ -49,20 +50,12 @@ export function registerCertificates(d: K8sd): void {
       handler: async (_req, res) => {
         d.requireControlPlane();
         return exclusive(async () => {
-          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-          try {
-            const result = await rotateCas(d, (e) => {
+          return streamProgress<RotationEvent>(res, d.log, 'CA rotation', (emit) =>
+            rotateCas(d, (e) => {
               d.log.info(`rotate-ca: ${e.type === 'step' ? e.title : e.type === 'node' ? `${e.step} on ${e.node}: ${e.detail}` : e.message}`);
-              res.write(JSON.stringify(e) + '\n');
-            });
-            res.write(JSON.stringify({ type: 'done', metadata: result }) + '\n');
-          } catch (err) {
-            d.log.error('CA rotation failed', { error: (err as Error).message });
-            res.write(JSON.stringify({ type: 'error', error: (err as Error).message }) + '\n');
-          } finally {
-            res.end();
-          }
-          return undefined;
+              emit(e);
+            }),
+          );
         });
       },
     },

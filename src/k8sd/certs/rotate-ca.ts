@@ -11,6 +11,7 @@
 // with the nodes that finished the current phase: after a failure, running the command again
 // resumes there. The etcd CA is internal to the control plane and is not part of the rotation.
 import { randomBytes } from 'node:crypto';
+import { takeClusterLock } from '../cluster/lock.js';
 import { CaRotationPhase, CaRotationRecord, ClusterConfig, LocalNodeState, PkiRecord } from '../../datastore/state.js';
 import { caTemplate, CaMaterial, generateCa } from '../../pki/signer.js';
 import { CAS, ROTATED_CAS, RotatedCaName } from '../../pki/table.js';
@@ -19,8 +20,8 @@ import { at, ApiError, Request, Route } from '../http.js';
 import { peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { peerRecordOf } from '../membership/join-server.js';
-import { requireControlPlaneCaller } from '../membership/peer-auth.js';
-import { PeerIdentity, peerRequest, peerTarget } from '../membership/peer.js';
+import { requireControlPlaneCaller } from '../cluster/peer-auth.js';
+import { PeerIdentity, peerRequest, peerTarget } from '../cluster/peer.js';
 import { caRotationLockHolder, MemberRecord, MembershipStore, rotatingNode } from '../membership/store.js';
 import { clusterContext } from './refresh.js';
 import { applyOnControlPlane, applyOnWorker, externalBlockers, WorkerPhaseInput, workerPhaseInput } from './rotate-ca-node.js';
@@ -105,18 +106,18 @@ function cnOf(d: K8sd, pem: string): string {
 
 /** Waits a little for the join lock: a control-plane join holds it until its etcd member is promoted. */
 async function takeJoinLock(store: MembershipStore, self: string): Promise<string> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    const lease = await store.lockJoin(caRotationLockHolder(self), LOCK_TTL_SECONDS);
-    if (lease) return lease;
-    const holder = (await store.joinLockHolder()) ?? 'another operation';
-    const rotating = rotatingNode(holder);
-    if (rotating) throw new ApiError(409, `a CA rotation is already running on "${rotating}"; nothing was changed`);
-    if (Date.now() > deadline) {
-      throw new ApiError(409, `the cluster's join lock is held by "${holder}" (a node joining, or another cluster-wide rotation); nothing was changed, run "k8s rotate-certs-ca" again when it has finished`);
-    }
-    await new Promise((r) => setTimeout(r, 500 + Math.floor(Math.random() * 500)));
-  }
+  return takeClusterLock(store, caRotationLockHolder(self), {
+    ttlSeconds: LOCK_TTL_SECONDS,
+    waitMs: LOCK_WAIT_MS,
+    pauseMs: 500,
+    refuse(current, timedOut) {
+      const holder = current ?? 'another operation';
+      const rotating = rotatingNode(holder);
+      if (rotating) return new ApiError(409, `a CA rotation is already running on "${rotating}"; nothing was changed`);
+      if (!timedOut) return undefined;
+      return new ApiError(409, `the cluster's join lock is held by "${holder}" (a node joining, or another cluster-wide rotation); nothing was changed, run "k8s rotate-certs-ca" again when it has finished`);
+    },
+  });
 }
 
 /** Every other member must answer on the cluster API, and no control-plane node may hold an external certificate of a rotated CA. */

@@ -1,55 +1,36 @@
 // Bootstrap: turn an unclustered node into the first control-plane node.
-import { existsSync, rmSync } from 'node:fs';
 import { BootstrapConfig } from '../../config/bootstrap.js';
 import { CryptoBackend } from '../../crypto/types.js';
 import { EtcdClient } from '../../datastore/etcd.js';
-import { ClusterConfig, ClusterState, readLocalNode, writeLocalNode, removeLocalNode } from '../../datastore/state.js';
-import { commitFileSet, FileSpec, missingDirs, removeEmptyDirs, removeFiles } from '../../host/files.js';
-import { Host } from '../../services/host.js';
+import { ClusterConfig, ClusterState, featuresOf } from '../../datastore/state.js';
+import { nthAddress, parseCidrList } from '../../config/net.js';
 import { Logger } from '../../log.js';
-import { overrideFiles, warnWeakenedFlags } from '../overrides.js';
-import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle, pkiFiles } from '../../pki/signer.js';
+import { ensureCas, generateServiceAccountKey, issueNodeCertificates, PkiBundle } from '../../pki/signer.js';
 import { CaName } from '../../pki/table.js';
 import { PkiKeyWrapper, PkiWrappingKeyFile } from '../../pki/key-wrap.js';
-import { Args } from '../../services/args.js';
-import { apiServerUrl, BINARIES, localAddress } from '../../services/specs.js';
-import { assertComponents } from '../../services/binaries.js';
-import {
-  controlPlaneArgsFiles,
-  controlPlaneServices,
-  crashWatch,
-  etcdClientUrl,
-  etcdPeerUrl,
-  k8sdEtcdTlsFiles,
-  nodeIdentity,
-  serviceContext,
-  startKubernetesControlPlane,
-  waitEtcdHealthy,
-} from '../controlplane.js';
+import { localAddress } from '../../services/specs.js';
+import { Host } from '../../services/host.js';
+import { controlPlaneServices, etcdClientUrl, etcdPeerUrl, nodeIdentity } from '../controlplane.js';
 import { ClusterIdentity } from '../identity.js';
-import { featuresOf } from '../../datastore/state.js';
-import { nthAddress, parseCidrList } from '../../config/net.js';
-import { onPath } from '../../host/host.js';
-import {
-  controlPlaneNodeContext,
-  nodeBinaries,
-  nodeComponentFiles,
-  nodePorts,
-  prepareContainerd,
-  removeNodeComponents,
-  routesTo,
-  startNodeServices,
-} from '../membership/node-components.js';
+import { nodePorts, routesTo } from '../membership/node-components.js';
+import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
 import { runFlow, Step, StepEvent } from './flow.js';
+import {
+  AlreadyBootstrappedError,
+  controlPlaneFiles,
+  controlPlanePorts,
+  NodeFlowCtx,
+  preflightStep,
+  recordNodeStep,
+  SecurityProvider,
+  startControlPlaneStep,
+  startDatastoreStep,
+  startNodeStep,
+  writeConfigStep,
+} from './node-steps.js';
 
-/** Security settings turned into files and apiserver flags (audit, admission, encryption at rest). */
-export interface SecurityProvider {
-  files(config: ClusterConfig): Promise<FileSpec[]>;
-  apiserverArgs(config: ClusterConfig): Args;
-  /** Starts anything the apiserver needs before it starts (the KMS plugin). */
-  beforeApiserver(config: ClusterConfig): Promise<void>;
-  stop(): Promise<void>;
-}
+export { AlreadyBootstrappedError };
+export type { SecurityProvider };
 
 export interface BootstrapRequest {
   config: BootstrapConfig;
@@ -69,24 +50,10 @@ export interface BootstrapDeps {
   pkiKeys: PkiWrappingKeyFile;
 }
 
-interface Ctx extends BootstrapDeps {
+interface Ctx extends BootstrapDeps, NodeFlowCtx {
   req: BootstrapRequest;
   cluster: ClusterConfig;
   bundle?: PkiBundle;
-  written: string[];
-  /** Directories this bootstrap created, removed again on rollback when empty. */
-  createdDirs: string[];
-  etcd?: EtcdClient;
-  deadline: number;
-  /** containerd's preparation, started beside the control plane: settles to its error, or null. */
-  containerdPrepared?: Promise<Error | null>;
-}
-
-export class AlreadyBootstrappedError extends Error {
-  constructor(name: string, role: string) {
-    super(`this node is already part of a cluster (node "${name}", ${role}); run "k8s status", or remove it first with "k8s remove-node"`);
-    this.name = 'AlreadyBootstrappedError';
-  }
 }
 
 export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
@@ -115,45 +82,25 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
   };
 }
 
-const remaining = (ctx: Ctx): number => Math.max(1000, ctx.deadline - Date.now());
-
 const steps: Step<Ctx>[] = [
-  {
-    name: 'preflight',
-    title: 'Checking the node',
-    async run(ctx) {
-      const existing = readLocalNode(ctx.host.layout);
-      if (existing) throw new AlreadyBootstrappedError(existing.name, existing.role);
+  preflightStep<Ctx>({
+    role: 'control-plane',
+    controlPlane: (ctx) => controlPlaneServices(ctx.cluster),
+    network: (ctx) => featuresOf(ctx.cluster).network.enabled,
+    async checks(ctx) {
       if (ctx.cluster.fips && !ctx.fipsEnabled) {
         throw new Error('fips: true is set but k8sd is not running in FIPS mode; start k8sd with K8S_FIPS=1 (snap: snap set k8s fips=true) on a host with an active OpenSSL FIPS provider');
       }
       ctx.cluster.fips = ctx.fipsEnabled;
-      assertComponents(ctx.host.layout, controlPlaneServices(ctx.cluster).map((s) => [BINARIES[s].component, BINARIES[s].binary] as const));
-      assertComponents(ctx.host.layout, nodeBinaries('control-plane', featuresOf(ctx.cluster).network.enabled));
-      if (!onPath('iptables')) throw new Error('iptables is not installed; kube-proxy and the CNI plugins need it (apt-get install iptables)');
       const kubernetesService = nthAddress(parseCidrList(ctx.cluster.serviceCidr)[0]!, 1);
       if (featuresOf(ctx.cluster).network.enabled && !(await routesTo(kubernetesService))) {
         throw new Error(`this node has no route to the service CIDR (${kubernetesService}); add a default route (ip route add default via <gateway>), which host-network pods need to reach Services`);
       }
-      const addr = ctx.req.address;
-      const local = localAddress({ nodeAddress: addr });
-      const ports: Array<[string, number, string]> = [
-        [addr, ctx.cluster.securePort, 'kube-apiserver'],
-        [local, 10257, 'kube-controller-manager'],
-        [local, 10259, 'kube-scheduler'],
-        ...nodePorts('control-plane', ctx.cluster.securePort),
-      ];
-      if (ctx.cluster.datastoreType === 'etcd') {
-        ports.push([addr, ctx.cluster.etcdPort, 'etcd client'], [addr, ctx.cluster.etcdPeerPort, 'etcd peer'], [local, ctx.cluster.etcdPort, 'etcd client']);
-      }
-      for (const [a, p, what] of ports) {
-        if (!(await ctx.host.portFree(a, p))) throw new Error(`port ${a}:${p} (${what}) is already in use; stop whatever listens there, or pick another port in the bootstrap file`);
-      }
-      if (existsSync(ctx.host.layout.etcdDataDir)) {
-        throw new Error(`${ctx.host.layout.etcdDataDir} already exists from an earlier cluster; remove it to bootstrap a new one`);
-      }
     },
-  },
+    ports: (ctx) => [...controlPlanePorts(ctx.req.address, ctx.cluster), ...nodePorts('control-plane', ctx.cluster.securePort)],
+    portAdvice: ', or pick another port in the bootstrap file',
+    etcdDataDirAdvice: 'remove it to bootstrap a new one',
+  }),
   {
     name: 'pki',
     title: 'Generating certificates',
@@ -172,28 +119,17 @@ const steps: Step<Ctx>[] = [
       ctx.bundle = { cas, leaves, kubeconfigs, serviceAccountKey, serviceAccountPub: await ctx.crypto.publicKeyOf(serviceAccountKey) };
     },
   },
-  {
-    name: 'write-config',
-    title: 'Writing certificates, kubeconfigs and service arguments',
-    async run(ctx) {
+  writeConfigStep<Ctx>(
+    async (ctx) => {
       const { host, req, cluster } = ctx;
-      const server = apiServerUrl({ nodeAddress: req.address, securePort: cluster.securePort });
-      const sctx = serviceContext(
-        host,
-        req,
-        cluster,
-        { initialCluster: `${req.name}=${etcdPeerUrl(req.address, cluster.etcdPeerPort)}`, state: 'new' },
-        ctx.security.apiserverArgs(cluster),
-      );
-      const files = [
-        ...pkiFiles(host.layout, ctx.bundle!, server, 'control-plane'),
-        ...(await ctx.security.files(cluster)),
-        ...controlPlaneArgsFiles(host, sctx, controlPlaneServices(cluster), req.config.extraArgs),
-        ...nodeComponentFiles(controlPlaneNodeContext(host.layout, req, cluster), req.config.extraArgs, req.config.raw['extra-node-containerd-config'] ?? {}),
-        ...overrideFiles(host.layout, req.config.weakened, req.config.configFiles),
-      ];
-      warnWeakenedFlags(ctx.log, req.config.weakened, 'bootstrap');
       const b = ctx.bundle!;
+      const files = await controlPlaneFiles(
+        ctx,
+        b,
+        { initialCluster: `${req.name}=${etcdPeerUrl(req.address, cluster.etcdPeerPort)}`, state: 'new' },
+        { extraArgs: req.config.extraArgs, weakened: req.config.weakened, configFiles: req.config.configFiles, containerdConfig: req.config.raw['extra-node-containerd-config'] ?? {} },
+        'bootstrap',
+      );
       const external = [...Object.entries(b.leaves), ...Object.entries(b.kubeconfigs)].filter(([, c]) => c.external).map(([n]) => n);
       const externalCas = Object.entries(b.cas).filter(([, ca]) => !ca.key).map(([n]) => n);
       files.push({ path: host.layout.externalCertsFile, content: JSON.stringify({ certificates: external, cas: externalCas }) + '\n', mode: 0o600 });
@@ -205,36 +141,12 @@ const steps: Step<Ctx>[] = [
           { path: host.layout.pki('apiserver-etcd-client.key'), content: raw['datastore-client-key']!, mode: 0o600 },
         );
       }
-      ctx.written = files.map((f) => f.path);
-      // Also the directories services create when they start (run/, etcd data, logs are volatile).
-      ctx.createdDirs = missingDirs([...ctx.written, `${host.layout.runDir}/x`, `${host.layout.etcdDataDir}/x`]);
-      commitFileSet(files, host.layout.k8sdStateDir);
+      return files;
     },
-    async rollback(ctx) {
-      removeFiles(ctx.written);
-      removeEmptyDirs(ctx.createdDirs);
-    },
-  },
-  {
-    name: 'start-datastore',
-    title: 'Starting etcd',
-    async run(ctx) {
-      const { host, cluster, req } = ctx;
-      const l = host.layout;
-      const local = localAddress({ nodeAddress: req.address });
-      if (cluster.datastoreType === 'etcd') await host.services.start('etcd');
-      const endpoints = cluster.datastoreType === 'etcd' ? [etcdClientUrl(local, cluster.etcdPort)] : cluster.datastoreServers;
-      ctx.etcd = EtcdClient.fromFiles(endpoints, k8sdEtcdTlsFiles(l, cluster.datastoreType === 'etcd'));
-      await waitEtcdHealthy(ctx.etcd, remaining(ctx), crashWatch(host, 'etcd', l.log('etcd')));
-    },
-    async rollback(ctx) {
-      ctx.etcd?.close();
-      if (ctx.cluster.datastoreType === 'etcd') {
-        await ctx.host.services.stop('etcd');
-        rmSync(ctx.host.layout.etcdDataDir, { recursive: true, force: true });
-      }
-    },
-  },
+    // run/, etcd data and logs are volatile: the services create them when they start.
+    (ctx) => [ctx.host.layout.runDir, ctx.host.layout.etcdDataDir],
+  ),
+  startDatastoreStep<Ctx>('Starting etcd'),
   {
     name: 'store-state',
     title: 'Storing cluster state',
@@ -256,62 +168,31 @@ const steps: Step<Ctx>[] = [
       ctx.pkiKeys.remove();
     },
   },
-  {
-    name: 'start-control-plane',
-    title: 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
-    async run(ctx) {
-      // containerd needs nothing from the control plane: it starts and imports its images meanwhile.
-      ctx.containerdPrepared = prepareContainerd(ctx.host, ctx.log, Math.min(remaining(ctx), 60_000)).then(
-        () => null,
-        (err: Error) => err,
-      );
-      await ctx.security.beforeApiserver(ctx.cluster);
-      await startKubernetesControlPlane(ctx.host, remaining(ctx));
+  startControlPlaneStep<Ctx>(),
+  startNodeStep<Ctx>('control-plane', 'start-node', 'Starting containerd, kubelet and kube-proxy'),
+  recordNodeStep<Ctx>('mark-bootstrapped', (ctx) => ({
+    node: {
+      name: ctx.req.name,
+      address: ctx.req.address,
+      role: 'control-plane',
+      clusterPort: K8SD_CLUSTER_PORT,
+      etcdEndpoints: ctx.cluster.datastoreType === 'etcd' ? [etcdClientUrl(localAddress({ nodeAddress: ctx.req.address }), ctx.cluster.etcdPort)] : ctx.cluster.datastoreServers,
+      securePort: ctx.cluster.securePort,
+      bootstrappedAt: new Date().toISOString(),
     },
-    async rollback(ctx) {
-      for (const s of ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const) await ctx.host.services.stop(s);
-      await ctx.security.stop();
-      if (ctx.containerdPrepared) {
-        await ctx.containerdPrepared;
-        await removeNodeComponents(ctx.host, ctx.log, 'control-plane');
-      }
-    },
-  },
-  {
-    name: 'start-node',
-    title: 'Starting containerd, kubelet and kube-proxy',
-    async run(ctx) {
-      const failed = await (ctx.containerdPrepared ?? prepareContainerd(ctx.host, ctx.log, Math.min(remaining(ctx), 60_000)).then(() => null));
-      if (failed) throw failed;
-      await startNodeServices(ctx.host, 'control-plane');
-    },
-    async rollback(ctx) {
-      await removeNodeComponents(ctx.host, ctx.log, 'control-plane');
-    },
-  },
-  {
-    name: 'mark-bootstrapped',
-    title: 'Recording node membership',
-    async run(ctx) {
-      const local = localAddress({ nodeAddress: ctx.req.address });
-      writeLocalNode(ctx.host.layout, {
-        name: ctx.req.name,
-        address: ctx.req.address,
-        role: 'control-plane',
-        clusterPort: 6400,
-        etcdEndpoints: ctx.cluster.datastoreType === 'etcd' ? [etcdClientUrl(local, ctx.cluster.etcdPort)] : ctx.cluster.datastoreServers,
-        securePort: ctx.cluster.securePort,
-        bootstrappedAt: new Date().toISOString(),
-      });
-    },
-    async rollback(ctx) {
-      removeLocalNode(ctx.host.layout);
-    },
-  },
+  })),
 ];
 
 export async function bootstrap(deps: BootstrapDeps, req: BootstrapRequest, onEvent?: (e: StepEvent) => void): Promise<{ etcd: EtcdClient; cluster: ClusterConfig }> {
-  const ctx: Ctx = { ...deps, req, cluster: clusterConfigFrom(req.config), written: [], createdDirs: [], deadline: Date.now() + req.timeoutMs };
+  const ctx: Ctx = {
+    ...deps,
+    req,
+    node: { name: req.name, address: req.address },
+    cluster: clusterConfigFrom(req.config),
+    written: [],
+    createdDirs: [],
+    deadline: Date.now() + req.timeoutMs,
+  };
   await runFlow('bootstrap', steps, ctx, onEvent);
   return { etcd: ctx.etcd!, cluster: ctx.cluster };
 }

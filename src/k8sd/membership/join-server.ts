@@ -20,14 +20,15 @@ import { peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { fingerprintOf } from '../identity.js';
 import { checkAddressClaim, checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
-import { joinPayloadProviders } from './extensions.js';
 import type { Membership } from './index.js';
-import { joinHostPort, PeerRecord } from './peer.js';
-import { JoinInFlight, JoinTokenRecord, MemberRecord, MembershipStore, rotatingNode } from './store.js';
+import { joinHostPort, PeerRecord } from '../cluster/peer.js';
+import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
+import { takeClusterLock } from '../cluster/lock.js';
+import { JoinInFlight, MemberRecord, MembershipStore, rotatingNode } from './store.js';
+import { admitControlPlaneSteps, admitJoin, admitWorkerSteps, JoinAdmission, VerifiedToken } from '../flows/admit-join.js';
 import { kubernetesNodeExists } from './kube-clients.js';
 import { JoinRole, secretMatches } from './token.js';
 
-export const K8SD_CLUSTER_PORT = 6400;
 /** How long a control-plane join may hold the join lock (learner added → promoted). */
 export const JOIN_LOCK_TTL_SECONDS = 90;
 /** How long the server waits for the join lock before telling the joiner to retry. */
@@ -101,7 +102,6 @@ export interface MembersReply {
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const DAY_MS = 86_400_000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Lifetime of the leaf certificates this cluster issues. */
 export function leafLifetimeMs(c: ClusterConfig): number {
@@ -199,12 +199,6 @@ function checkKeyAccepted(key: string, pem: string): void {
   }
 }
 
-interface VerifiedToken {
-  record: JoinTokenRecord;
-  /** The record exactly as read when it was verified: consuming compares against it. */
-  raw: string;
-}
-
 /** Checks the token against the cluster's record. Changes nothing. */
 async function verifyToken(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<VerifiedToken> {
   const name = body.token.name;
@@ -291,92 +285,41 @@ async function refuseDuringCaRotation(store: MembershipStore): Promise<void> {
   }
 }
 
-async function waitForJoinLock(m: Membership, store: MembershipStore, holder: string): Promise<string> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    const lease = await store.lockJoin(holder, JOIN_LOCK_TTL_SECONDS);
-    if (lease) return lease;
-    if (Date.now() > deadline) {
-      const current = (await store.joinLockHolder()) ?? 'another node';
-      const rotating = rotatingNode(current);
-      if (rotating) throw new ApiError(409, `a CA rotation runs on "${rotating}" right now; join again when "k8s rotate-certs-ca" has finished`);
-      throw new ApiError(409, `another node ("${current}") is joining the control plane right now; joins are queued, retry in a few seconds`);
-    }
-    await sleep(250 + Math.floor(Math.random() * 250));
-  }
+async function waitForJoinLock(store: MembershipStore, holder: string): Promise<string> {
+  return takeClusterLock(store, holder, {
+    ttlSeconds: JOIN_LOCK_TTL_SECONDS,
+    waitMs: LOCK_WAIT_MS,
+    pauseMs: 250,
+    refuse(current, timedOut) {
+      if (!timedOut) return undefined;
+      const rotating = rotatingNode(current ?? '');
+      if (rotating) return new ApiError(409, `a CA rotation runs on "${rotating}" right now; join again when "k8s rotate-certs-ca" has finished`);
+      return new ApiError(409, `another node ("${current ?? 'another node'}") is joining the control plane right now; joins are queued, retry in a few seconds`);
+    },
+  });
 }
 
 async function joinControlPlane(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
-  const { name, address, clusterCert } = body.node;
   const { config, pki } = await requireConfig(store);
   if (config.datastoreType !== 'etcd') {
     throw new ApiError(501, 'control-plane joins with an external datastore are not supported yet; join this node as a worker');
   }
-  const etcd = store.state.etcd;
-  const lease = await waitForJoinLock(m, store, name);
-  let consumed: string | undefined;
-  let registered = false;
-  let memberId: string | undefined;
-  try {
-    await refuseDuringCaRotation(store);
-    // Re-check under the lock: another joiner may have used the token meanwhile.
-    const t = await verifyToken(m, store, body);
-    const peerUrl = etcdPeerUrl(address, config.etcdPeerPort);
-    const existing = await store.member(name);
-    const resuming = existing?.joining === true && existing.role === 'control-plane';
-    await admitNode(m, store, req, body, t, config, resuming);
-    const members = await etcd.members();
-    // A stale half-join (the joiner died before promotion): clear it before starting again.
-    for (const mem of members.filter((x) => x.peerURLs.includes(peerUrl) || (existing && x.name === name))) {
-      if (!mem.isLearner && mem.name) {
-        throw new ApiError(409, `address ${address} is already used by datastore member "${mem.name}"; remove that node first`);
-      }
-      m.log.warn('removing the etcd learner of an unfinished join', { node: name, member: mem.id });
-      await etcd.removeMember(mem.id);
-    }
+  return admitJoin<ControlPlaneJoinReply>(admitControlPlaneSteps, { store, etcd: store.state.etcd, log: m.log, body, config, pki, admission: joinAdmission(m, store, req, body, config, pki) });
+}
 
-    if (!(await store.consumeToken(t.record.name, t.raw))) {
-      throw new ApiError(401, `join token "${t.record.name}" was used by another join a moment ago; ask for a new one`);
-    }
-    consumed = t.raw;
-    await store.putMember({ name, address, role: 'control-plane', clusterCert, joinedAt: new Date().toISOString(), joining: true });
-    registered = true;
-    let added;
-    try {
-      added = await etcd.addLearner(peerUrl);
-    } catch (err) {
-      throw new ApiError(409, `the datastore refused the new member: ${(err as Error).message}`);
-    }
-    memberId = added.member.id;
-    const inFlight: JoinInFlight = { name, address, memberId, lease, startedAt: new Date().toISOString() };
-    await store.recordJoin(inFlight);
-    const initialCluster = added.members
-      .map((mem) => (mem.id === memberId ? `${name}=${peerUrl}` : mem.name ? `${mem.name}=${mem.peerURLs[0]}` : ''))
-      .filter(Boolean)
-      .join(',');
-    const extras: Record<string, unknown> = {};
-    for (const p of joinPayloadProviders()) extras[p.key] = await p.export();
-    const peers = await controlPlanePeers(m, store);
-    m.log.info('control-plane join accepted; etcd learner added', { node: name, address, member: memberId });
-    // From here the reply carries the cluster's CA material: the token is spent for good.
-    consumed = undefined;
-    return {
-      role: 'control-plane',
-      joinId: lease,
-      memberId,
-      config,
-      pki,
-      etcd: { initialCluster, peerUrl },
-      members: peers,
-      extras,
-    };
-  } catch (err) {
-    if (memberId) await etcd.removeMember(memberId).catch(() => undefined);
-    if (registered) await store.deleteMember(name).catch(() => undefined);
-    if (consumed) await store.restoreToken(consumed).catch(() => undefined);
-    await store.unlock(lease);
-    throw err;
-  }
+/** Membership's checks of one join, for the admit flows. */
+function joinAdmission(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, config: ClusterConfig, pki: PkiRecord): JoinAdmission {
+  return {
+    lock: () => waitForJoinLock(store, body.node.name),
+    refuseDuringCaRotation: () => refuseDuringCaRotation(store),
+    verifyToken: () => verifyToken(m, store, body),
+    admit: (t, resuming) => admitNode(m, store, req, body, t, config, resuming),
+    controlPlanePeers: () => controlPlanePeers(m, store),
+    checkCsrs: () => checkCsrs(m, body.csrs, WORKER_CLIENT_CERTS),
+    signCsrs: async (csrs) => (await signWorkerCsrs(m, body.node.name, csrs, config, pki)) as Record<WorkerClientCert, string>,
+    workerConfig: () => workerClusterConfig(config),
+    apiserverEndpoints: (peers) => apiserverEndpoints(peers, config.securePort),
+  };
 }
 
 async function signWorkerCsrs(
@@ -423,47 +366,8 @@ async function checkCsrs(m: Membership, csrs: JoinRequestBody['csrs'], required:
 }
 
 async function joinWorker(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken): Promise<WorkerJoinReply> {
-  const { name, address, clusterCert } = body.node;
-  const csrs = await checkCsrs(m, body.csrs, WORKER_CLIENT_CERTS);
   const { config, pki } = await requireConfig(store);
-  // Consume exactly the record that was verified (a compare on its value): a token revoked and
-  // issued again under the same name meanwhile is a different record, and this join fails.
-  if (!(await store.consumeToken(t.record.name, t.raw))) {
-    throw new ApiError(401, `join token "${body.token.name}" was used by another join a moment ago; ask for a new one`);
-  }
-  let registered = false;
-  let issued = false;
-  try {
-    if (!(await store.createMember({ name, address, role: 'worker', clusterCert, joinedAt: new Date().toISOString() }))) {
-      throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
-    }
-    registered = true;
-    // Workers join concurrently (no join lock): checked again now that this record exists, so
-    // that of two joins claiming one address at the same moment at most one goes through.
-    await admitNode(m, store, req, body, t, config, true);
-    await refuseDuringCaRotation(store);
-    const members = await controlPlanePeers(m, store);
-    const certificates = (await signWorkerCsrs(m, name, csrs, config, pki)) as Record<WorkerClientCert, string>;
-    // Certificates exist now: whatever happens next, the token stays spent and the record stays
-    // for "k8s remove-node" to find.
-    issued = true;
-    m.log.info('worker join accepted', { node: name, address });
-    return {
-      role: 'worker',
-      certificates,
-      caCert: trustBundle(pki.cas.ca),
-      clientCaCert: trustBundle(pki.cas['client-ca']),
-      config: workerClusterConfig(config),
-      apiservers: apiserverEndpoints(members, config.securePort),
-      members,
-    };
-  } catch (err) {
-    if (!issued) {
-      if (registered) await store.deleteMember(name).catch(() => undefined);
-      await store.restoreToken(t.raw).catch(() => undefined);
-    }
-    throw err;
-  }
+  return admitJoin<WorkerJoinReply>(admitWorkerSteps, { store, etcd: store.state.etcd, log: m.log, body, config, pki, token: t, admission: joinAdmission(m, store, req, body, config, pki) });
 }
 
 /**

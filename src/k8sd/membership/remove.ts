@@ -19,13 +19,13 @@ import { fingerprintOf } from '../identity.js';
 import { leaveHookList } from './extensions.js';
 import type { Membership } from './index.js';
 import { apiStatus, kubeClients } from './kube-clients.js';
-import { K8SD_CLUSTER_PORT } from './join-server.js';
-import { nodeRuntimeDirs } from './join-flow.js';
-import { stopNodeComponents, unmountUnder } from './node-components.js';
-import { joinHostPort, peerRequest } from './peer.js';
-import { requireControlPlaneCaller } from './peer-auth.js';
+import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
+import { nodeRuntimeDirsOf, stopNodeComponents, unmountUnder } from './node-components.js';
+import { joinHostPort, peerRequest } from '../cluster/peer.js';
+import { requireControlPlaneCaller } from '../cluster/peer-auth.js';
 import { removalSafety, VoterHealth } from './quorum.js';
 import { MemberRecord, MembershipStore, rotatingNode } from './store.js';
+import { RemovalCtx, RemovalOps, removeNode, removeOtherNodeSteps, removeSelfSteps } from '../flows/remove-node.js';
 
 export interface RemoveReply {
   removed: string;
@@ -131,47 +131,34 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
         m.log.warn('removing a node despite the quorum check (--force)', { node: name, reason: verdict.reason });
       }
     }
-    const warnings: string[] = [];
+    const ctx: RemovalCtx = { name, members, ops: removalOps(m, store), warnings: [], ...(rec ? { rec } : {}), ...(member ? { member } : {}) };
     if (isSelf) {
-      if (rec) await store.deleteMember(name);
-      // The kubelet first: a running one would register its Node again.
-      await m.d.host.services.stop('kubelet').catch(() => undefined);
-      const w = await deleteKubernetesNode(m, name);
-      if (w) warnings.push(w);
-      const others = members.filter((x) => x.id !== member?.id && !x.isLearner && x.clientURLs.length);
-      // Last, and through another member: removing our own member stops the etcd this node talks to,
-      // sometimes before it answers.
-      if (member && others.length) await removeThroughOthers(m, member.id, others);
+      const warnings = await removeNode(removeSelfSteps, ctx);
       m.log.warn('this node removed itself from the cluster', { node: name });
       return scheduleSelfCleanup(m, res, name, warnings);
     }
-    if (member) {
-      try {
-        await m.d.state.etcd.removeMember(member.id);
-      } catch (err) {
-        throw new ApiError(500, `could not remove the datastore member of "${name}" (nothing was changed): ${(err as Error).message}`);
-      }
-    }
-    if (rec) await store.deleteMember(name);
-    let told = false;
-    if (rec) {
-      const target = { address: joinHostPort(rec.address, K8SD_CLUSTER_PORT), fingerprints: [fingerprintOf(m.d.crypto, rec.clusterCert)] };
-      try {
-        await peerRequest(m.peerIdentity(), target, 'POST', peer.memberLeave.path, { name }, 15_000);
-        told = true;
-      } catch (err) {
-        warnings.push(`node "${name}" could not be told to clean up (${(err as Error).message}); run "k8s remove-node ${name} --force" on it before it joins again`);
-      }
-    }
-    // After the node was told to leave: its kubelet, while stopping, may register the Node again.
-    const w = await deleteKubernetesNode(m, name, told ? 20_000 : 0);
-    if (w) warnings.push(w);
-    await m.refreshPeers().catch(() => undefined);
+    const warnings = await removeNode(removeOtherNodeSteps, ctx);
     m.log.info('removed a node', { node: name, role: rec?.role ?? 'control-plane', warnings: warnings.length });
     return { removed: name, self: false, warnings };
   } finally {
     release();
   }
+}
+
+/** What removal does to the cluster, through this control-plane node. */
+function removalOps(m: Membership, store: MembershipStore): RemovalOps {
+  return {
+    removeMember: (id) => m.d.state!.etcd.removeMember(id),
+    removeMemberThroughOthers: (id, others) => removeThroughOthers(m, id, others),
+    deleteRecord: (name) => store.deleteMember(name),
+    stopKubelet: () => m.d.host.services.stop('kubelet'),
+    tellToLeave: async (rec) => {
+      const target = { address: joinHostPort(rec.address, K8SD_CLUSTER_PORT), fingerprints: [fingerprintOf(m.d.crypto, rec.clusterCert)] };
+      await peerRequest(m.peerIdentity(), target, 'POST', peer.memberLeave.path, { name: rec.name }, 15_000);
+    },
+    deleteKubernetesNode: (name, settleMs) => deleteKubernetesNode(m, name, settleMs),
+    refreshPeers: () => m.refreshPeers(),
+  };
 }
 
 async function removeThroughOthers(m: Membership, id: string, others: EtcdMember[]): Promise<void> {
@@ -219,13 +206,13 @@ export async function leaveCluster(m: Membership, reason: string): Promise<void>
     d.etcd = undefined;
     d.state = undefined;
     for (const h of leaveHookList()) await h.run().catch((err: Error) => m.log.warn('leave hook failed', { hook: h.name, error: err.message }));
-    await unmountUnder(nodeRuntimeDirs(m), m.log);
+    await unmountUnder(nodeRuntimeDirsOf(m.d.layout), m.log);
     const paths = [
       l.pkiDir,
       ...KUBECONFIGS.map((k) => l.kubeconfig(k.name)),
       l.argsDir,
       l.etcdDataDir,
-      ...nodeRuntimeDirs(m),
+      ...nodeRuntimeDirsOf(m.d.layout),
       l.containerdConfigDir,
       l.cniConfDir,
       l.cniBinDir,

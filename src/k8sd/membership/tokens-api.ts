@@ -5,8 +5,9 @@
 import { at, ApiError, Request, Route } from '../http.js';
 import type { Membership } from './index.js';
 import { kubernetesNodeExists } from './kube-clients.js';
-import { joinHostPort } from './peer.js';
-import { K8SD_CLUSTER_PORT, controlPlanePeers } from './join-server.js';
+import { joinHostPort } from '../cluster/peer.js';
+import { controlPlanePeers } from './join-server.js';
+import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
 import { checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
 import { JoinTokenRecord } from './store.js';
 import { encodeToken, JoinEndpoint, newSecret } from './token.js';
