@@ -1,22 +1,18 @@
 // Charm config → the bootstrap and control-plane join documents the k8s CLI reads,
 // and the record of the options that cannot change once the cluster exists.
 import type { Config } from '../../runtime/src/model.js';
-import { nodeDocument, OptionValueError, parseCidrs, parseNodeLabels, parseSans } from '../../k8s-common/src/options.js';
+import { nodeDocument, parseCidrs, parseNodeLabels, parseSans } from '../../k8s-common/src/options.js';
 import { featureSettings } from './cluster-config.js';
+import { datastoreChoice, externalDatastoreDocument, type EtcdConnection } from './etcd.js';
 
 /** The options k8s fixes at bootstrap. */
 export const IMMUTABLE_OPTIONS = ['bootstrap-datastore', 'bootstrap-pod-cidr', 'bootstrap-service-cidr'] as const;
 export type ImmutableOption = (typeof IMMUTABLE_OPTIONS)[number];
 export type BootstrapRecord = Readonly<Record<ImmutableOption, string>>;
 
+/** k8s' datastore-type for managed etcd; undefined leaves k8s' default (also managed etcd). */
 export function datastoreType(config: Config): 'etcd' | undefined {
-  const value = config.string('bootstrap-datastore');
-  if (value === '') return undefined;
-  if (value === 'etcd') return 'etcd';
-  if (value === 'external') {
-    throw new OptionValueError('bootstrap-datastore', "'external' needs an etcd integration this charm does not offer; use '' or 'etcd'");
-  }
-  throw new OptionValueError('bootstrap-datastore', `'${value}' is not '' (k8s' default) or 'etcd'`);
+  return datastoreChoice(config) === 'managed-etcd' ? 'etcd' : undefined;
 }
 
 export function bootstrapRecord(config: Config): BootstrapRecord {
@@ -55,8 +51,11 @@ export function extraSans(config: Config): string[] {
   return parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
 }
 
-/** The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config. */
-export function bootstrapDocument(config: Config): Record<string, unknown> {
+/**
+ * The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config;
+ * with an external etcd (from the etcd relation) when one is given.
+ */
+export function bootstrapDocument(config: Config, externalEtcd?: EtcdConnection): Record<string, unknown> {
   const podCidrs = parseCidrs('bootstrap-pod-cidr', config.string('bootstrap-pod-cidr'));
   const serviceCidrs = parseCidrs('bootstrap-service-cidr', config.string('bootstrap-service-cidr'));
   const datastore = datastoreType(config);
@@ -65,7 +64,7 @@ export function bootstrapDocument(config: Config): Record<string, unknown> {
     'cluster-config': featureSettings(config),
     ...(podCidrs.length > 0 ? { 'pod-cidr': podCidrs.join(',') } : {}),
     ...(serviceCidrs.length > 0 ? { 'service-cidr': serviceCidrs.join(',') } : {}),
-    ...(datastore ? { 'datastore-type': datastore } : {}),
+    ...(externalEtcd ? externalDatastoreDocument(externalEtcd) : datastore ? { 'datastore-type': datastore } : {}),
     ...(sans.length > 0 ? { 'extra-sans': sans } : {}),
     ...nodeDocument(config, 'control-plane'),
     ...(config.boolean('fips') ? { fips: true } : {}),

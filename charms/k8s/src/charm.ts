@@ -24,6 +24,7 @@ import { OptionValueError } from '../../k8s-common/src/options.js';
 import {
   APP_BOOTSTRAP_CONFIG,
   APP_CLUSTER_NAME,
+  APP_DATASTORE,
   APP_FEATURES,
   UNIT_JOINED,
   UNIT_NODE_NAME,
@@ -34,6 +35,7 @@ import type { NodeIdentity } from '../../k8s-common/src/workload.js';
 import { preUpgradeCheckAction, snapshotAction } from './actions.js';
 import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
+import { datastoreChoice, datastoreForBootstrap, datastoreViolation, ETCD_ENDPOINT } from './etcd.js';
 import {
   bootstrapDocument,
   bootstrapRecord,
@@ -93,6 +95,8 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
 
   if (record) {
     for (const violation of immutabilityViolations(config, record)) r.blocked(violation);
+    const datastore = datastoreViolation(shared.get(APP_DATASTORE) === 'external' ? 'external' : 'managed', (await model.relation(ETCD_ENDPOINT)) !== undefined);
+    if (datastore) r.blocked(datastore);
   }
 
   if (leader && !record) {
@@ -127,7 +131,9 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
 /** Leader, first time: bootstrap (or adopt a bootstrap whose hook did not commit) and record it. */
 async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, peer: Relation, node: NodeIdentity): Promise<void> {
   const { model } = r;
-  const document = checkOptions(r, () => bootstrapDocument(config));
+  const choice = checkOptions(r, () => datastoreChoice(config));
+  const externalEtcd = await datastoreForBootstrap(r, choice, await model.relation(ETCD_ENDPOINT));
+  const document = checkOptions(r, () => bootstrapDocument(config, externalEtcd));
   if (!(await isClustered(deps.k8s))) {
     await r.maintenance('Bootstrapping Cluster');
     const yaml = await toYaml(document);
@@ -139,6 +145,7 @@ async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, pee
   const clusterName = clusterNameFor(model.unit.app, model.context.modelUuid);
   const shared = await peer.localAppBag();
   shared.set(APP_BOOTSTRAP_CONFIG, JSON.stringify(bootstrapRecord(config)));
+  shared.set(APP_DATASTORE, externalEtcd ? 'external' : 'managed');
   shared.set(APP_FEATURES, JSON.stringify(flatSettings(featureSettings(config))));
   shared.set(APP_CLUSTER_NAME, clusterName);
   shared.set(nodeKey(model.unit.name), node.name);
