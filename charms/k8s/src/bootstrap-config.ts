@@ -47,19 +47,21 @@ export function immutabilityViolations(config: Config, record: BootstrapRecord):
   );
 }
 
-export function extraSans(config: Config): string[] {
-  return parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
+/** kube-apiserver-extra-sans, plus the external load balancer's address when there is one. */
+export function extraSans(config: Config, loadBalancerAddress?: string): string[] {
+  const sans = parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
+  return [...new Set([...sans, ...(loadBalancerAddress ? [loadBalancerAddress] : [])])];
 }
 
 /**
  * The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config;
  * with an external etcd (from the etcd relation) when one is given.
  */
-export function bootstrapDocument(config: Config, externalEtcd?: EtcdConnection): Record<string, unknown> {
+export function bootstrapDocument(config: Config, externalEtcd?: EtcdConnection, loadBalancerAddress?: string): Record<string, unknown> {
   const podCidrs = parseCidrs('bootstrap-pod-cidr', config.string('bootstrap-pod-cidr'));
   const serviceCidrs = parseCidrs('bootstrap-service-cidr', config.string('bootstrap-service-cidr'));
   const datastore = datastoreType(config);
-  const sans = extraSans(config);
+  const sans = extraSans(config, loadBalancerAddress);
   return {
     'cluster-config': featureSettings(config),
     ...(podCidrs.length > 0 ? { 'pod-cidr': podCidrs.join(',') } : {}),
@@ -72,8 +74,8 @@ export function bootstrapDocument(config: Config, externalEtcd?: EtcdConnection)
 }
 
 /** The document for `k8s join-cluster --file -` on a control-plane node; undefined when empty. */
-export function controlPlaneJoinDocument(config: Config): Record<string, unknown> | undefined {
-  const sans = extraSans(config);
+export function controlPlaneJoinDocument(config: Config, loadBalancerAddress?: string): Record<string, unknown> | undefined {
+  const sans = extraSans(config, loadBalancerAddress);
   const document = { ...(sans.length > 0 ? { 'extra-sans': sans } : {}), ...nodeDocument(config, 'control-plane') };
   return Object.keys(document).length > 0 ? document : undefined;
 }

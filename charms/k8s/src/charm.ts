@@ -35,6 +35,7 @@ import type { NodeIdentity } from '../../k8s-common/src/workload.js';
 import { preUpgradeCheckAction, snapshotAction } from './actions.js';
 import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
+import { LB_WAITING_MESSAGE, loadBalancerAddress, loadBalancerServer, reconcileLoadBalancer } from './load-balancer.js';
 import { datastoreChoice, datastoreForBootstrap, datastoreViolation, ETCD_ENDPOINT } from './etcd.js';
 import {
   bootstrapDocument,
@@ -87,6 +88,9 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (!peer) r.wait(`Waiting for the '${PEER_ENDPOINT}' peer relation`);
   await waitForK8sd(r, deps.host);
   const node = await nodeIdentity(r, deps.host, PEER_ENDPOINT);
+  const loadBalancer = await reconcileLoadBalancer(model, API_SERVER_PORT);
+  if (loadBalancer.kind === 'failed') r.blocked(`external-load-balancer: ${loadBalancer.message}`);
+  const lbAddress = loadBalancer.kind === 'ready' ? loadBalancer.address : undefined;
 
   const shared = await peer.localAppBag();
   const record = parseBootstrapRecord(shared.get(APP_BOOTSTRAP_CONFIG));
@@ -99,10 +103,16 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
     if (datastore) r.blocked(datastore);
   }
 
+  // A node's API server certificate gets the load balancer's address when the node first starts.
+  const needsCertificate = !own.get(UNIT_JOINED);
+  if (needsCertificate && loadBalancer.kind === 'failed') r.block(`external-load-balancer: ${loadBalancer.message}`);
+  if (needsCertificate && loadBalancer.kind === 'pending') r.wait(LB_WAITING_MESSAGE);
+  if (loadBalancer.kind === 'pending') r.waiting(LB_WAITING_MESSAGE);
+
   if (leader && !record) {
-    await bootstrap(r, deps, config, peer, node);
+    await bootstrap(r, deps, config, peer, node, lbAddress);
   } else if (!own.get(UNIT_JOINED)) {
-    const joinDocument = checkOptions(r, () => controlPlaneJoinDocument(config));
+    const joinDocument = checkOptions(r, () => controlPlaneJoinDocument(config, lbAddress));
     await joinWithToken({
       r,
       model,
@@ -113,14 +123,14 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
       ...(joinDocument ? { joinConfig: await toYaml(joinDocument) } : {}),
       alreadyClustered: () => isClustered(deps.k8s),
     });
-    await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config)));
+    await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config, lbAddress)));
   }
 
   if (leader) await leadCluster(r, deps, config, peer);
 
   await model.openPort({ protocol: 'tcp', port: API_SERVER_PORT });
   await reconcileCosAgent(r, node, deps.k8sdStateDir);
-  await checkExtraSans(r, config);
+  await checkExtraSans(r, config, lbAddress);
   const status = await r.step('read cluster status', { status: 'waiting', message: 'Waiting for k8s to report status' }, () =>
     deps.k8s.status(),
   );
@@ -129,11 +139,11 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
 }
 
 /** Leader, first time: bootstrap (or adopt a bootstrap whose hook did not commit) and record it. */
-async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, peer: Relation, node: NodeIdentity): Promise<void> {
+async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, peer: Relation, node: NodeIdentity, lbAddress: string | undefined): Promise<void> {
   const { model } = r;
   const choice = checkOptions(r, () => datastoreChoice(config));
   const externalEtcd = await datastoreForBootstrap(r, choice, await model.relation(ETCD_ENDPOINT));
-  const document = checkOptions(r, () => bootstrapDocument(config, externalEtcd));
+  const document = checkOptions(r, () => bootstrapDocument(config, externalEtcd, lbAddress));
   if (!(await isClustered(deps.k8s))) {
     await r.maintenance('Bootstrapping Cluster');
     const yaml = await toYaml(document);
@@ -150,7 +160,7 @@ async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, pee
   shared.set(APP_CLUSTER_NAME, clusterName);
   shared.set(nodeKey(model.unit.name), node.name);
   (await peer.localUnitBag()).set(UNIT_JOINED, clusterName);
-  await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config)));
+  await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config, lbAddress)));
 }
 
 /** Leader, every time: feature toggles, tokens for joining units, removal of departed ones. */
@@ -183,17 +193,24 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
 }
 
 /** New SANs need new certificates, which only the refresh-certs action makes. */
-async function checkExtraSans(r: Reconciliation, config: Config): Promise<void> {
+async function checkExtraSans(r: Reconciliation, config: Config, lbAddress: string | undefined): Promise<void> {
   const applied = await r.model.state.get(STATE_EXTRA_SANS);
   if (applied === undefined) return;
-  const wanted = checkOptions(r, () => extraSans(config));
+  const wanted = checkOptions(r, () => extraSans(config, lbAddress));
   const done = new Set(parseStringList(applied));
   const missing = wanted.filter((san) => !done.has(san));
-  if (missing.length > 0) r.blocked(`kube-apiserver-extra-sans changed; run the refresh-certs action to add ${missing.join(', ')}`);
+  if (lbAddress !== undefined && missing.includes(lbAddress)) {
+    r.blocked(`the external load balancer's address ${lbAddress} is not in the API server certificate; run the refresh-certs action to add it`);
+  } else if (missing.length > 0) {
+    r.blocked(`kube-apiserver-extra-sans changed; run the refresh-certs action to add ${missing.join(', ')}`);
+  }
 }
 
-async function getKubeconfig(action: Action, _model: Model, deps: CharmDeps): Promise<void> {
-  const server = action.stringParam('server', '');
+/** The server defaults to the external load balancer when it has answered, else k8s' own choice. */
+async function getKubeconfig(action: Action, model: Model, deps: CharmDeps): Promise<void> {
+  const given = action.stringParam('server', '');
+  const lbAddress = given ? undefined : await loadBalancerAddress(model);
+  const server = given || (lbAddress ? loadBalancerServer(lbAddress) : '');
   try {
     const kubeconfig = await deps.k8s.kubeconfig(server || undefined);
     await action.setResults({ kubeconfig });
@@ -210,7 +227,7 @@ async function refreshCerts(action: Action, model: Model, deps: CharmDeps): Prom
   }
   let sans: string[];
   try {
-    sans = extraSans(await model.config());
+    sans = extraSans(await model.config(), await loadBalancerAddress(model));
   } catch (error) {
     if (!(error instanceof OptionValueError)) throw error;
     await action.fail(error.message);
