@@ -230,6 +230,8 @@ exec '{K8S}' "$@"
             "K8S_CHARM_K8S_CMD": str(self.k8s),
             "K8S_CHARM_K8SD_SOCKET": str(self.node.socket),
             "K8S_CHARM_K8SD_STATE_DIR": str(self.node.state_dir),
+            # containerd's registry hosts dir (its CRI config_path) under the node's K8S_ROOT.
+            "K8S_CHARM_CONTAINERD_HOSTS_DIR": str(self.node.root / "etc/containerd/hosts.d"),
             # The snap's Node, which the charm runs on (the stand-in's install lays it out, as the snap's would).
             "K8S_CHARM_NODE_BIN": str(self.snap_dir / "root" / "bin" / "node"),
         }

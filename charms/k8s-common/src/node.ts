@@ -15,6 +15,7 @@ import {
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
 import { k8sdStateDirFromEnv } from './cos.js';
+import { containerdHostsDirFromEnv, writeRegistryHosts, type CustomRegistry } from './registries.js';
 import {
   NO_SNAP_SOURCE_MESSAGE,
   SnapResourceError,
@@ -31,6 +32,8 @@ export interface CharmDeps {
   readonly removal: { readonly attempts: number; readonly intervalMs: number };
   /** k8sd's state directory: the metrics token and cluster certificate for cos-agent. */
   readonly k8sdStateDir: string;
+  /** containerd's registry hosts directory (its CRI config_path). */
+  readonly containerdHostsDir: string;
 }
 
 export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
@@ -41,6 +44,7 @@ export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
     host: new MachineHost(hostPathsFromEnv(env)),
     removal: { attempts: 10, intervalMs: 3_000 },
     k8sdStateDir: k8sdStateDirFromEnv(env),
+    containerdHostsDir: containerdHostsDirFromEnv(env),
   };
 }
 
@@ -260,4 +264,11 @@ export function parseStringMap(text: string | undefined): Record<string, string>
 export async function toYaml(document: Readonly<Record<string, unknown>>): Promise<string> {
   const yaml = await import('js-yaml');
   return yaml.dump(document, { lineWidth: -1, noRefs: true });
+}
+
+/** Writes the registries as containerd hosts.d entries; Blocked (not in error) when that fails. */
+export async function reconcileRegistries(r: Reconciliation, hostsDir: string, registries: readonly CustomRegistry[]): Promise<void> {
+  await r.step('containerd registries', { status: 'blocked', message: `Failed to write the containerd registry configuration under ${hostsDir}` }, () =>
+    writeRegistryHosts(hostsDir, registries, r.model.state),
+  );
 }

@@ -14,14 +14,24 @@ import {
   noteDeparture,
   nodeIdentity,
   reconcileNodeLabels,
+  reconcileRegistries,
   toYaml,
   waitForK8sd,
   type CharmDeps,
 } from '../../k8s-common/src/node.js';
 import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
+import { APP_CUSTOM_REGISTRIES, CONTAINERD_ENDPOINT, parseCustomRegistries, type CustomRegistry } from '../../k8s-common/src/registries.js';
 import { nodeDocument, parseNodeLabels } from '../../k8s-common/src/options.js';
 
 export const CLUSTER_ENDPOINT = 'cluster';
+
+/** The registries the k8s leader shares on `containerd`; none without the relation. */
+async function relatedRegistries(r: Reconciliation): Promise<CustomRegistry[]> {
+  const relation = await r.model.relation(CONTAINERD_ENDPOINT);
+  if (!relation) return [];
+  const shared = (await relation.remoteAppBag()).get(APP_CUSTOM_REGISTRIES) ?? '[]';
+  return checkOptions(r, () => parseCustomRegistries(`containerd relation ${APP_CUSTOM_REGISTRIES}`, shared));
+}
 
 export function k8sWorkerCharm(deps: CharmDeps): Charm {
   return {
@@ -69,5 +79,6 @@ async function reconcileWorker(r: Reconciliation, deps: CharmDeps): Promise<void
     alreadyClustered: () => isClustered(deps.k8s),
   });
   await reconcileCosAgent(r, node, deps.k8sdStateDir);
+  await reconcileRegistries(r, deps.containerdHostsDir, await relatedRegistries(r));
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s-worker');
 }

@@ -3,6 +3,7 @@
 import type { Config } from '../../runtime/src/model.js';
 import { nodeDocument, parseCidrs, parseNodeLabels, parseSans } from '../../k8s-common/src/options.js';
 import { featureSettings } from './cluster-config.js';
+import { parseCustomRegistries, REGISTRIES_OPTION } from '../../k8s-common/src/registries.js';
 import { datastoreChoice, externalDatastoreDocument, type EtcdConnection } from './etcd.js';
 
 /** The options k8s fixes at bootstrap. */
@@ -83,5 +84,6 @@ export function controlPlaneJoinDocument(config: Config, loadBalancerAddress?: s
 /** Validates every option the control plane uses, so a bad value blocks before anything runs. */
 export function validateControlPlaneOptions(config: Config): void {
   bootstrapDocument(config);
+  parseCustomRegistries(REGISTRIES_OPTION, config.string(REGISTRIES_OPTION));
   parseNodeLabels('node-labels', config.string('node-labels'));
 }

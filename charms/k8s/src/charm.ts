@@ -16,6 +16,7 @@ import {
   nodeIdentity,
   parseStringMap,
   reconcileNodeLabels,
+  reconcileRegistries,
   toYaml,
   waitForK8sd,
   type CharmDeps,
@@ -35,6 +36,7 @@ import type { NodeIdentity } from '../../k8s-common/src/workload.js';
 import { preUpgradeCheckAction, snapshotAction } from './actions.js';
 import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
+import { APP_CUSTOM_REGISTRIES, CONTAINERD_ENDPOINT, parseCustomRegistries, REGISTRIES_OPTION } from '../../k8s-common/src/registries.js';
 import { LB_WAITING_MESSAGE, loadBalancerAddress, loadBalancerServer, reconcileLoadBalancer } from './load-balancer.js';
 import { datastoreChoice, datastoreForBootstrap, datastoreViolation, ETCD_ENDPOINT } from './etcd.js';
 import {
@@ -130,6 +132,7 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
 
   await model.openPort({ protocol: 'tcp', port: API_SERVER_PORT });
   await reconcileCosAgent(r, node, deps.k8sdStateDir);
+  await publishAndWriteRegistries(r, deps, config, leader);
   await checkExtraSans(r, config, lbAddress);
   const status = await r.step('read cluster status', { status: 'waiting', message: 'Waiting for k8s to report status' }, () =>
     deps.k8s.status(),
@@ -190,6 +193,17 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
       reconcileJoinTokens({ model, k8s: deps.k8s, relation, clusterName, worker: true }),
     );
   }
+}
+
+/** The leader shares containerd-custom-registries with workers; every unit writes them for its own containerd. */
+async function publishAndWriteRegistries(r: Reconciliation, deps: CharmDeps, config: Config, leader: boolean): Promise<void> {
+  const registries = checkOptions(r, () => parseCustomRegistries(REGISTRIES_OPTION, config.string(REGISTRIES_OPTION)));
+  if (leader) {
+    for (const relation of await r.model.relations(CONTAINERD_ENDPOINT)) {
+      (await relation.localAppBag()).set(APP_CUSTOM_REGISTRIES, JSON.stringify(registries));
+    }
+  }
+  await reconcileRegistries(r, deps.containerdHostsDir, registries);
 }
 
 /** New SANs need new certificates, which only the refresh-certs action makes. */

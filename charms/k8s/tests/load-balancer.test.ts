@@ -67,7 +67,7 @@ describe('k8s charm: external-load-balancer response', () => {
     const { cluster, ctx, state } = await bootstrappedBehind('203.0.113.7');
     await ctx.run(ctx.on.action('get-kubeconfig'), state);
     expect(cluster.commands).toContain('node-0: k8s config --server https://203.0.113.7:443');
-    expect(ctx.actionResults.kubeconfig).toContain('server: https://203.0.113.7:443');
+    expect(ctx.actionResults?.kubeconfig).toContain('server: https://203.0.113.7:443');
     await ctx.run(ctx.on.action('get-kubeconfig', { server: 'https://10.0.0.9:6443' }), state);
     expect(cluster.commands).toContain('node-0: k8s config --server https://10.0.0.9:6443');
     expect(loadBalancerServer('2001:db8::7')).toBe('https://[2001:db8::7]:443');
