@@ -15,6 +15,7 @@ import {
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
 import { k8sdStateDirFromEnv } from './cos.js';
+import { NEW_RESOURCE_WITHOUT_CHECK, type UpgradeTurn } from './upgrade.js';
 import { containerdHostsDirFromEnv, writeRegistryHosts, type CustomRegistry } from './registries.js';
 import {
   NO_SNAP_SOURCE_MESSAGE,
@@ -87,12 +88,14 @@ const STATE_SNAP_SOURCE = 'snap-source';
  * resource (attach-resource) is installed over the running snap; a changed channel is not
  * followed (that is a refresh, which the operator runs unit by unit).
  */
-export async function ensureSnap(r: Reconciliation, snap: K8sSnap, config: Config): Promise<void> {
+export async function ensureSnap(r: Reconciliation, snap: K8sSnap, config: Config, turn: UpgradeTurn = { kind: 'none', guarded: false }): Promise<void> {
   const { model } = r;
   let info = await snap.info();
   const recorded = await model.state.get(STATE_SNAP_SOURCE);
   const source = await resolveSource(r, config, recorded);
   const newResource = info !== undefined && source?.kind === 'file' && recorded !== undefined && !recorded.endsWith(`:${source.sha256}`);
+  // A running unit takes a new snap only in its turn of the upgrade flow (upgrade.ts).
+  if (newResource && turn.kind !== 'granted' && (turn.kind === 'done' || turn.guarded)) r.block(NEW_RESOURCE_WITHOUT_CHECK);
   if (!info || newResource) {
     if (!source) r.block(NO_SNAP_SOURCE_MESSAGE);
     await r.maintenance(info ? 'Installing the new k8s snap resource' : 'Installing k8s snap');

@@ -36,6 +36,7 @@ import type { NodeIdentity } from '../../k8s-common/src/workload.js';
 import { preUpgradeCheckAction, snapshotAction } from './actions.js';
 import { reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
+import { completeUpgradeTurn, noteUpgradeCharm, upgradeTurn } from '../../k8s-common/src/upgrade.js';
 import { APP_CUSTOM_REGISTRIES, CONTAINERD_ENDPOINT, parseCustomRegistries, REGISTRIES_OPTION } from '../../k8s-common/src/registries.js';
 import { LB_WAITING_MESSAGE, loadBalancerAddress, loadBalancerServer, reconcileLoadBalancer } from './load-balancer.js';
 import { datastoreChoice, datastoreForBootstrap, datastoreViolation, ETCD_ENDPOINT } from './etcd.js';
@@ -63,6 +64,7 @@ export function k8sCharm(deps: CharmDeps): Charm {
           model.log('WARNING', `could not remove ${event.secret?.id} revision ${event.secret?.revision}: ${String(error)}`),
         );
       }
+      if (event.name === 'upgrade-charm') await noteUpgradeCharm(model);
       await noteDeparture(event, model, PEER_ENDPOINT, false);
       await reconcile(model, (r) => reconcileControlPlane(r, deps));
     },
@@ -82,7 +84,8 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: leader });
 
   const config = await model.config();
-  await ensureSnap(r, deps.snap, config);
+  const turn = await upgradeTurn(r);
+  await ensureSnap(r, deps.snap, config, turn);
   await checkFips(r, config, deps.host);
   checkOptions(r, () => validateControlPlaneOptions(config));
 
@@ -138,6 +141,7 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
     deps.k8s.status(),
   );
   if (!status.ready) r.waiting(`Node ${node.name} is not ready`);
+  await completeUpgradeTurn(model, turn, status.ready);
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s', status);
 }
 
