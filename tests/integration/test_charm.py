@@ -630,3 +630,43 @@ def test_the_leader_bootstraps_on_the_external_etcd_of_the_etcd_relation(testbed
             etcd.terminate()
             etcd.wait(timeout=30)
             testbed.remove_node(etcd_node)
+
+
+# ---- the upgrade flow --------------------------------------------------------------------------
+def test_a_new_snap_resource_waits_for_pre_upgrade_check_then_the_unit_takes_its_turn(deployed, tmp_path):
+    """On the deployed unit, with its `upgrade` peer relation: a new snap-installation resource (a
+    tarball holding the packed snap) without pre-upgrade-check is refused; after the check (against
+    the real cluster) stores the stack, upgrade-charm installs it, the unit reports completed, and
+    the next hook clears the stack."""
+    unit = deployed.unit
+    rid = unit.create_peer_relation(endpoint="upgrade", rid="upgrade:7")
+    assert unit.relation_hook("upgrade-relation-created", rid, "k8s").rc == 0, unit.report()
+    assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()
+    tarball = tmp_path / "snap-installation.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(unit.resource.parent), unit.resource.name], check=True)
+    installs = lambda: [c for c in unit.workload_calls() if c.startswith("snap install")]  # noqa: E731
+    before = len(installs())
+
+    unit.update_state(lambda s: s["resources"].__setitem__("snap-installation", str(tarball)))
+    assert unit.hook("upgrade-charm").rc == 0, unit.report()
+    assert unit.unit_status() == {
+        "status": "blocked",
+        "message": "A new k8s snap resource is attached: run the pre-upgrade-check action on the leader to refresh the units one at a time",
+    }
+    assert len(installs()) == before
+
+    d, outcome = unit.action("pre-upgrade-check")
+    assert d.rc == 0 and outcome["failed"] is None, (outcome, unit.report())
+    assert outcome["results"]["upgrade-order"] == "k8s/0"
+    assert json.loads(unit.state()["relations"][rid]["data"]["k8s"]["upgrade-stack"]) == ["k8s/0"]
+
+    assert unit.hook("upgrade-charm").rc == 0, unit.report()
+    new = installs()[before:]
+    assert len(new) == 1 and new[0].endswith(f"{unit.resource.name} --dangerous --classic") and str(tarball) not in new[0], new
+    assert unit.state()["relations"][rid]["data"][unit.unit]["state"] == "completed", unit.report()
+    assert unit.node.status()["ready"] is True
+
+    assert unit.hook("update-status").rc == 0, unit.report()
+    data = unit.state()["relations"][rid]["data"]
+    assert "upgrade-stack" not in data["k8s"] and data[unit.unit]["state"] == "idle", data
+    assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()
