@@ -143,8 +143,12 @@ case "$1 $2" in
     [ "$3 $4" = "--dangerous --classic" ] || {{ echo "error: a local snap needs --dangerous, and k8s is classic: snap $*" >&2; exit 1; }}
     meta=$(unsquashfs -cat "$2" meta/snap.yaml) || {{ echo "error: cannot read snap file $2" >&2; exit 1; }}
     grep -qx 'name: k8s' <<< "$meta" && grep -qx 'version: {SNAP_VERSION}' <<< "$meta" || {{ echo "error: $2 is not the k8s {SNAP_VERSION} snap" >&2; exit 1; }}
-    # The snap's own Node ($SNAP/bin/node), which the charm runs on.
-    unsquashfs -q -n -f -d "$state/root" "$2" bin/node >/dev/null || {{ echo "error: cannot unpack bin/node from $2" >&2; exit 1; }}
+    # The snap's own Node ($SNAP/bin/node), which the charm runs on. Unpacked aside and renamed into
+    # place: a refresh must not write over the binary the running hook executes (snapd mounts a new
+    # revision instead).
+    rm -rf "$state/unpack"
+    unsquashfs -q -n -d "$state/unpack" "$2" bin/node >/dev/null || {{ echo "error: cannot unpack bin/node from $2" >&2; exit 1; }}
+    mkdir -p "$state/root/bin" && mv -f "$state/unpack/bin/node" "$state/root/bin/node" && rm -rf "$state/unpack"
     if [ ! -f "$state/installed" ]; then
       setsid nsenter --net='{NETNS_DIR / n.netns}' env K8S_ROOT='{n.root}' K8S_NODE_NAME='{n.name}' \\
         K8S_COMPONENT_CACHE='{cache}' '{K8SD}' \\
