@@ -143,8 +143,12 @@ case "$1 $2" in
     [ "$3 $4" = "--dangerous --classic" ] || {{ echo "error: a local snap needs --dangerous, and k8s is classic: snap $*" >&2; exit 1; }}
     meta=$(unsquashfs -cat "$2" meta/snap.yaml) || {{ echo "error: cannot read snap file $2" >&2; exit 1; }}
     grep -qx 'name: k8s' <<< "$meta" && grep -qx 'version: {SNAP_VERSION}' <<< "$meta" || {{ echo "error: $2 is not the k8s {SNAP_VERSION} snap" >&2; exit 1; }}
-    # The snap's own Node ($SNAP/bin/node), which the charm runs on.
-    unsquashfs -q -n -f -d "$state/root" "$2" bin/node >/dev/null || {{ echo "error: cannot unpack bin/node from $2" >&2; exit 1; }}
+    # The snap's own Node ($SNAP/bin/node), which the charm runs on. Unpacked aside and renamed into
+    # place: a refresh must not write over the binary the running hook executes (snapd mounts a new
+    # revision instead).
+    rm -rf "$state/unpack"
+    unsquashfs -q -n -d "$state/unpack" "$2" bin/node >/dev/null || {{ echo "error: cannot unpack bin/node from $2" >&2; exit 1; }}
+    mkdir -p "$state/root/bin" && mv -f "$state/unpack/bin/node" "$state/root/bin/node" && rm -rf "$state/unpack"
     if [ ! -f "$state/installed" ]; then
       setsid nsenter --net='{NETNS_DIR / n.netns}' env K8S_ROOT='{n.root}' K8S_NODE_NAME='{n.name}' \\
         K8S_COMPONENT_CACHE='{cache}' '{K8SD}' \\
@@ -231,6 +235,8 @@ exec '{K8S}' "$@"
             "K8S_CHARM_K8SD_SOCKET": str(self.node.socket),
             "K8S_CHARM_K8SD_STATE_DIR": str(self.node.state_dir),
             "K8S_CHARM_PKI_DIR": str(self.node.pki),
+            # containerd's registry hosts dir (its CRI config_path) under the node's K8S_ROOT.
+            "K8S_CHARM_CONTAINERD_HOSTS_DIR": str(self.node.root / "etc/containerd/hosts.d"),
             # The snap's Node, which the charm runs on (the stand-in's install lays it out, as the snap's would).
             "K8S_CHARM_NODE_BIN": str(self.snap_dir / "root" / "bin" / "node"),
         }
@@ -532,3 +538,140 @@ def test_without_a_snap_resource_or_channel_the_unit_is_blocked_and_installs_not
     finally:
         testbed.remove_node(node)
         shutil.rmtree(charm_dir, ignore_errors=True)
+
+
+# ---- the etcd relation: an external datastore ---------------------------------------------------
+def _openssl(*args: str, cwd: Path) -> None:
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def external_etcd_pki(where: Path, server_ip: str) -> dict[str, Path]:
+    """A CA, an etcd server certificate for server_ip and a client certificate, as an etcd charm makes them."""
+    where.mkdir(parents=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=external-etcd-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=where)
+    for name, cn, ext in (
+        ("server", "etcd-server", f"subjectAltName=IP:{server_ip},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"),
+        ("client", "k8s-external-client", "extendedKeyUsage=clientAuth"),
+    ):
+        (where / f"{name}.ext").write_text(ext + "\n")
+        _openssl("req", *ec, "-subj", f"/CN={cn}", "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=where)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+                 "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=where)
+    for key in where.glob("*.key"):
+        key.chmod(0o600)
+    return {name: where / name for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
+
+
+def test_the_leader_bootstraps_on_the_external_etcd_of_the_etcd_relation(testbed: TestBed, charm_file: Path, snap_file: Path):
+    """A real etcd (mutual TLS, its own netns as its own machine) publishes its client URL and a client
+    certificate on the etcd relation, as Canonical's etcd charm does; the leader bootstraps against it:
+    no managed etcd runs, and the cluster's objects are in the external etcd."""
+    etcd_node = testbed.add_node("ext-etcd")
+    pki = external_etcd_pki(testbed.workdir / "ext-etcd-pki", etcd_node.address)
+    url = f"https://{etcd_node.address}:2379"
+    etcd_bin = component_bin("etcd")
+    etcd = subprocess.Popen(
+        etcd_node.nsenter(
+            str(etcd_bin / "etcd"), "--name", "ext-etcd", "--data-dir", str(etcd_node.workdir / "etcd-data"),
+            "--listen-client-urls", url, "--advertise-client-urls", url,
+            "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+            "--initial-cluster", "ext-etcd=http://127.0.0.1:2380",
+            "--cert-file", str(pki["server.crt"]), "--key-file", str(pki["server.key"]),
+            "--trusted-ca-file", str(pki["ca.crt"]), "--client-cert-auth",
+        ),
+        stdout=subprocess.DEVNULL, stderr=open(etcd_node.workdir / "etcd.log", "w"),
+    )
+
+    def etcdctl(*args: str) -> subprocess.CompletedProcess:
+        return etcd_node.sh(str(etcd_bin / "etcdctl"), f"--endpoints={url}", f"--cacert={pki['ca.crt']}",
+                            f"--cert={pki['client.crt']}", f"--key={pki['client.key']}", *args, timeout=60)
+
+    node = testbed.add_node("juju-etcd")
+    home = testbed.workdir / "unit-k8s-etcd"
+    home.mkdir()
+    unit = JujuUnit(node, unpack(charm_file, home / "charm"), home, resource=snap_file)
+    try:
+        wait_for("the external etcd to answer", lambda: etcdctl("endpoint", "health").returncode == 0, timeout=60)
+        assert unit.hook("install").rc == 0, unit.report()
+        rid = unit.create_peer_relation()
+        assert unit.relation_hook("cluster-relation-created", rid, "k8s").rc == 0, unit.report()
+        # The etcd relation exists, but the etcd charm has published only its URL so far.
+        unit.update_state(lambda s: s["relations"].__setitem__("etcd:5", {
+            "endpoint": "etcd", "remote-app": "etcd", "units": [unit.unit, "etcd/0"], "created": True,
+            "data": {"etcd": {}, "etcd/0": {"connection_string": url}, "k8s": {}, unit.unit: {}},
+        }))
+        unit.update_state(lambda s: s.__setitem__("leader", True))
+        assert unit.hook("leader-elected").rc == 0, unit.report()
+        assert unit.unit_status() == {
+            "status": "waiting", "message": "Waiting for etcd to publish connection_string, client_ca, client_cert, client_key",
+        }
+        assert not [c for c in unit.workload_calls() if c.startswith("k8s bootstrap")]
+
+        unit.update_state(lambda s: s["relations"]["etcd:5"]["data"]["etcd/0"].update({
+            "client_ca": pki["ca.crt"].read_text(), "client_cert": pki["client.crt"].read_text(), "client_key": pki["client.key"].read_text(),
+        }))
+        assert unit.relation_hook("etcd-relation-changed", "etcd:5", "etcd", "etcd/0").rc == 0, unit.report()
+        for _ in range(UPDATE_STATUS_ROUNDS):
+            if unit.unit_status()["status"] == "active":
+                break
+            time.sleep(5)
+            assert unit.hook("update-status").rc == 0, unit.report()
+        assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()
+
+        status = node.wait_ready()
+        assert status["ready"] is True, status
+        assert node.service_pid("etcd") is None, "a managed etcd runs although the datastore is external"
+        # The cluster's objects live in the external etcd (the apiserver's /registry prefix).
+        r = etcdctl("get", "/registry/namespaces/kube-system", "--keys-only")
+        assert r.returncode == 0 and "/registry/namespaces/kube-system" in r.stdout, (r.stdout, r.stderr)
+        assert unit.state()["relations"][rid]["data"]["k8s"]["datastore"] == "external"
+    finally:
+        print("\n" + unit.report())
+        try:
+            testbed.remove_node(node)
+        finally:
+            etcd.terminate()
+            etcd.wait(timeout=30)
+            testbed.remove_node(etcd_node)
+
+
+# ---- the upgrade flow --------------------------------------------------------------------------
+def test_a_new_snap_resource_waits_for_pre_upgrade_check_then_the_unit_takes_its_turn(deployed, tmp_path):
+    """On the deployed unit, with its `upgrade` peer relation: a new snap-installation resource (a
+    tarball holding the packed snap) without pre-upgrade-check is refused; after the check (against
+    the real cluster) stores the stack, upgrade-charm installs it, the unit reports completed, and
+    the next hook clears the stack."""
+    unit = deployed.unit
+    rid = unit.create_peer_relation(endpoint="upgrade", rid="upgrade:7")
+    assert unit.relation_hook("upgrade-relation-created", rid, "k8s").rc == 0, unit.report()
+    assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()
+    tarball = tmp_path / "snap-installation.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(unit.resource.parent), unit.resource.name], check=True)
+    installs = lambda: [c for c in unit.workload_calls() if c.startswith("snap install")]  # noqa: E731
+    before = len(installs())
+
+    unit.update_state(lambda s: s["resources"].__setitem__("snap-installation", str(tarball)))
+    assert unit.hook("upgrade-charm").rc == 0, unit.report()
+    assert unit.unit_status() == {
+        "status": "blocked",
+        "message": "A new k8s snap resource is attached: run the pre-upgrade-check action on the leader to refresh the units one at a time",
+    }
+    assert len(installs()) == before
+
+    d, outcome = unit.action("pre-upgrade-check")
+    assert d.rc == 0 and outcome["failed"] is None, (outcome, unit.report())
+    assert outcome["results"]["upgrade-order"] == "k8s/0"
+    assert json.loads(unit.state()["relations"][rid]["data"]["k8s"]["upgrade-stack"]) == ["k8s/0"]
+
+    assert unit.hook("upgrade-charm").rc == 0, unit.report()
+    new = installs()[before:]
+    assert len(new) == 1 and new[0].endswith(f"{unit.resource.name} --dangerous --classic") and str(tarball) not in new[0], new
+    assert unit.state()["relations"][rid]["data"][unit.unit]["state"] == "completed", unit.report()
+    assert unit.node.status()["ready"] is True
+
+    assert unit.hook("update-status").rc == 0, unit.report()
+    data = unit.state()["relations"][rid]["data"]
+    assert "upgrade-stack" not in data["k8s"] and data[unit.unit]["state"] == "idle", data
+    assert unit.unit_status() == {"status": "active", "message": "Ready"}, unit.report()

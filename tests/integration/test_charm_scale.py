@@ -15,6 +15,7 @@ The steps are one module-scoped flow; each test is a step and needs the ones bef
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -203,6 +204,41 @@ def test_a_second_worker_joins(deployment: Deployment):
     TIMINGS["k8s-worker/1 (worker join)"] = seconds
     deployment.check(["k8s/0", "k8s/1", "k8s/2"], ["k8s-worker/0", "k8s-worker/1"])
     assert deployment.nodes["k8s-worker/1"].status()["role"] == "worker"
+
+
+def test_custom_registries_reach_the_worker_through_the_containerd_relation(deployment: Deployment):
+    """containerd-custom-registries on k8s: the leader shares it on `containerd`; the worker writes
+    hosts.d/<host>/hosts.toml (0600, credentials in it) where its containerd's config_path points;
+    emptying the option removes it."""
+    rel = deployment.model.relate({"k8s": "containerd", "k8s-worker": "containerd"})
+    for name in list(deployment.model.units):
+        for d in deployment.model.join(deployment.unit(name), rel):
+            assert d.rc == 0, deployment.unit(name).report()
+    registries = [{"url": "https://mirror.registry.test:5000", "host": "docker.io", "username": "puller", "password": "s3cret"}]
+
+    def configure(value: str) -> None:
+        for name in [n for n in deployment.model.units if n.startswith("k8s/")]:
+            unit = deployment.unit(name)
+            unit.update_state(lambda s: s["config"].__setitem__("containerd-custom-registries", value))
+            assert unit.hook("config-changed").rc == 0, unit.report()
+        deployment.model.settle()
+
+    configure(json.dumps(registries))
+    worker = deployment.nodes["k8s-worker/0"]
+    hosts_dir = worker.root / "etc/containerd/hosts.d"
+    config_toml = (worker.root / "etc/containerd/config.toml").read_text()
+    assert f'config_path = "{hosts_dir}"' in config_toml.replace("'", '"'), config_toml
+    hosts_toml = hosts_dir / "docker.io" / "hosts.toml"
+    assert hosts_toml.stat().st_mode & 0o777 == 0o600
+    text = hosts_toml.read_text()
+    assert 'server = "https://mirror.registry.test:5000"' in text, text
+    assert f'Authorization = ["Basic {base64.b64encode(b"puller:s3cret").decode()}"]' in text, text
+    # Every control-plane unit writes them too, for its own containerd.
+    assert (deployment.nodes["k8s/1"].root / "etc/containerd/hosts.d/docker.io/hosts.toml").exists()
+    assert deployment.unit("k8s-worker/0").unit_status() == READY
+
+    configure("[]")
+    assert not (hosts_dir / "docker.io").exists()
 
 
 # Runs inside the unit's netns, as grafana-agent (a subordinate on the unit's machine) would scrape: the job

@@ -15,6 +15,8 @@ import {
 import { hostPathsFromEnv, MachineHost, type Host } from './host.js';
 import { OptionValueError, parseNodeLabels } from './options.js';
 import { k8sdStateDirFromEnv, pkiDirFromEnv } from './cos.js';
+import { NEW_RESOURCE_WITHOUT_CHECK, type UpgradeTurn } from './upgrade.js';
+import { containerdHostsDirFromEnv, writeRegistryHosts, type CustomRegistry } from './registries.js';
 import {
   NO_SNAP_SOURCE_MESSAGE,
   SnapResourceError,
@@ -33,6 +35,8 @@ export interface CharmDeps {
   readonly k8sdStateDir: string;
   /** The node's Kubernetes PKI directory: the CAs the cos-agent scrape jobs verify with (leader). */
   readonly pkiDir: string;
+  /** containerd's registry hosts directory (its CRI config_path). */
+  readonly containerdHostsDir: string;
 }
 
 export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
@@ -44,6 +48,7 @@ export function productionDeps(env: NodeJS.ProcessEnv): CharmDeps {
     removal: { attempts: 10, intervalMs: 3_000 },
     k8sdStateDir: k8sdStateDirFromEnv(env),
     pkiDir: pkiDirFromEnv(env),
+    containerdHostsDir: containerdHostsDirFromEnv(env),
   };
 }
 
@@ -86,12 +91,14 @@ const STATE_SNAP_SOURCE = 'snap-source';
  * resource (attach-resource) is installed over the running snap; a changed channel is not
  * followed (that is a refresh, which the operator runs unit by unit).
  */
-export async function ensureSnap(r: Reconciliation, snap: K8sSnap, config: Config): Promise<void> {
+export async function ensureSnap(r: Reconciliation, snap: K8sSnap, config: Config, turn: UpgradeTurn = { kind: 'none', guarded: false }): Promise<void> {
   const { model } = r;
   let info = await snap.info();
   const recorded = await model.state.get(STATE_SNAP_SOURCE);
   const source = await resolveSource(r, config, recorded);
   const newResource = info !== undefined && source?.kind === 'file' && recorded !== undefined && !recorded.endsWith(`:${source.sha256}`);
+  // A running unit takes a new snap only in its turn of the upgrade flow (upgrade.ts).
+  if (newResource && turn.kind !== 'granted' && (turn.kind === 'done' || turn.guarded)) r.block(NEW_RESOURCE_WITHOUT_CHECK);
   if (!info || newResource) {
     if (!source) r.block(NO_SNAP_SOURCE_MESSAGE);
     await r.maintenance(info ? 'Installing the new k8s snap resource' : 'Installing k8s snap');
@@ -263,4 +270,11 @@ export function parseStringMap(text: string | undefined): Record<string, string>
 export async function toYaml(document: Readonly<Record<string, unknown>>): Promise<string> {
   const yaml = await import('js-yaml');
   return yaml.dump(document, { lineWidth: -1, noRefs: true });
+}
+
+/** Writes the registries as containerd hosts.d entries; Blocked (not in error) when that fails. */
+export async function reconcileRegistries(r: Reconciliation, hostsDir: string, registries: readonly CustomRegistry[]): Promise<void> {
+  await r.step('containerd registries', { status: 'blocked', message: `Failed to write the containerd registry configuration under ${hostsDir}` }, () =>
+    writeRegistryHosts(hostsDir, registries, r.model.state),
+  );
 }

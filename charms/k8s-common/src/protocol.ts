@@ -7,6 +7,7 @@
 //                       join-secret.<unit>=<secret id>   while the unit's token is outstanding
 //                       node.<unit>=<node name>          every node the leader has let in
 //                       bootstrap-config={…}             (peers only) the immutable options as bootstrapped
+//                       datastore=managed|external       (peers only) the datastore the cluster was bootstrapped with
 // Token secret content: token=<k8s join token>, attempt=<n>; granted to the joining unit only.
 
 export const UNIT_NODE_NAME = 'node-name';
@@ -18,6 +19,7 @@ export const UNIT_JOIN_FAILURE = 'join-failure';
 export const APP_CLUSTER_NAME = 'cluster-name';
 export const APP_BOOTSTRAP_CONFIG = 'bootstrap-config';
 export const APP_FEATURES = 'features';
+export const APP_DATASTORE = 'datastore';
 
 const JOIN_SECRET_PREFIX = 'join-secret.';
 const NODE_PREFIX = 'node.';

@@ -63,6 +63,7 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
   /** Where this machine's k8sd keeps metrics-token and cluster.crt (tests create the files). */
   k8sdStateDir = '/nonexistent/k8sd-state';
   pkiDir = '/nonexistent/pki';
+  containerdHostsDir = '/nonexistent/containerd/hosts.d';
   /** The services `k8s status` lists for this node; undefined lists none (as Canonical k8s). */
   services: string[] | undefined;
 
@@ -75,7 +76,15 @@ export class FakeMachine implements K8sCli, K8sSnap, Host {
 
   /** The dependencies a charm gets on this machine. */
   deps(): CharmDeps {
-    return { snap: this, k8s: this, host: this, removal: { attempts: 3, intervalMs: 10 }, k8sdStateDir: this.k8sdStateDir, pkiDir: this.pkiDir };
+    return {
+      snap: this,
+      k8s: this,
+      host: this,
+      removal: { attempts: 3, intervalMs: 10 },
+      k8sdStateDir: this.k8sdStateDir,
+      pkiDir: this.pkiDir,
+      containerdHostsDir: this.containerdHostsDir,
+    };
   }
 
   get member(): Member | undefined {

@@ -3,6 +3,7 @@
 import type { Action } from '../../runtime/src/charm.js';
 import type { Model } from '../../runtime/src/model.js';
 import type { CharmDeps } from '../../k8s-common/src/node.js';
+import { storeStackAndReport } from '../../k8s-common/src/upgrade.js';
 
 const SNAPSHOT_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
@@ -56,8 +57,8 @@ export function upgradeBlockers(nodes: unknown, systemPods: unknown): string[] {
 
 /**
  * Canonical's pre-upgrade-check, run on the leader: the cluster answers, every node is Ready and
- * kube-system's pods run. It only checks; the unit-by-unit refresh is the operator's (this charm
- * keeps no upgrade stack yet).
+ * kube-system's pods run. Then it stores the upgrade stack: `juju refresh` (or attach-resource)
+ * afterwards reaches the units one at a time (k8s-common/src/upgrade.ts).
  */
 export async function preUpgradeCheckAction(action: Action, model: Model, deps: CharmDeps): Promise<void> {
   if (!(await model.isLeader())) {
@@ -79,7 +80,7 @@ export async function preUpgradeCheckAction(action: Action, model: Model, deps: 
     await action.fail(`not ready to upgrade: ${problems.join('; ')}`);
     return;
   }
-  await action.setResults({ result: 'ready to upgrade', nodes: String(nodeCount) });
+  await storeStackAndReport(action, model, { nodes: String(nodeCount) });
 }
 
 function describe(error: unknown): string {

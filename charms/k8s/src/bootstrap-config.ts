@@ -1,22 +1,19 @@
 // Charm config → the bootstrap and control-plane join documents the k8s CLI reads,
 // and the record of the options that cannot change once the cluster exists.
 import type { Config } from '../../runtime/src/model.js';
-import { nodeDocument, OptionValueError, parseCidrs, parseNodeLabels, parseSans } from '../../k8s-common/src/options.js';
+import { nodeDocument, parseCidrs, parseNodeLabels, parseSans } from '../../k8s-common/src/options.js';
 import { featureSettings } from './cluster-config.js';
+import { parseCustomRegistries, REGISTRIES_OPTION } from '../../k8s-common/src/registries.js';
+import { datastoreChoice, externalDatastoreDocument, type EtcdConnection } from './etcd.js';
 
 /** The options k8s fixes at bootstrap. */
 export const IMMUTABLE_OPTIONS = ['bootstrap-datastore', 'bootstrap-pod-cidr', 'bootstrap-service-cidr'] as const;
 export type ImmutableOption = (typeof IMMUTABLE_OPTIONS)[number];
 export type BootstrapRecord = Readonly<Record<ImmutableOption, string>>;
 
+/** k8s' datastore-type for managed etcd; undefined leaves k8s' default (also managed etcd). */
 export function datastoreType(config: Config): 'etcd' | undefined {
-  const value = config.string('bootstrap-datastore');
-  if (value === '') return undefined;
-  if (value === 'etcd') return 'etcd';
-  if (value === 'external') {
-    throw new OptionValueError('bootstrap-datastore', "'external' needs an etcd integration this charm does not offer; use '' or 'etcd'");
-  }
-  throw new OptionValueError('bootstrap-datastore', `'${value}' is not '' (k8s' default) or 'etcd'`);
+  return datastoreChoice(config) === 'managed-etcd' ? 'etcd' : undefined;
 }
 
 export function bootstrapRecord(config: Config): BootstrapRecord {
@@ -51,21 +48,26 @@ export function immutabilityViolations(config: Config, record: BootstrapRecord):
   );
 }
 
-export function extraSans(config: Config): string[] {
-  return parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
+/** kube-apiserver-extra-sans, plus the external load balancer's address when there is one. */
+export function extraSans(config: Config, loadBalancerAddress?: string): string[] {
+  const sans = parseSans('kube-apiserver-extra-sans', config.string('kube-apiserver-extra-sans'));
+  return [...new Set([...sans, ...(loadBalancerAddress ? [loadBalancerAddress] : [])])];
 }
 
-/** The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config. */
-export function bootstrapDocument(config: Config): Record<string, unknown> {
+/**
+ * The document for `k8s bootstrap --file -`, keys as in Canonical Kubernetes' bootstrap config;
+ * with an external etcd (from the etcd relation) when one is given.
+ */
+export function bootstrapDocument(config: Config, externalEtcd?: EtcdConnection, loadBalancerAddress?: string): Record<string, unknown> {
   const podCidrs = parseCidrs('bootstrap-pod-cidr', config.string('bootstrap-pod-cidr'));
   const serviceCidrs = parseCidrs('bootstrap-service-cidr', config.string('bootstrap-service-cidr'));
   const datastore = datastoreType(config);
-  const sans = extraSans(config);
+  const sans = extraSans(config, loadBalancerAddress);
   return {
     'cluster-config': featureSettings(config),
     ...(podCidrs.length > 0 ? { 'pod-cidr': podCidrs.join(',') } : {}),
     ...(serviceCidrs.length > 0 ? { 'service-cidr': serviceCidrs.join(',') } : {}),
-    ...(datastore ? { 'datastore-type': datastore } : {}),
+    ...(externalEtcd ? externalDatastoreDocument(externalEtcd) : datastore ? { 'datastore-type': datastore } : {}),
     ...(sans.length > 0 ? { 'extra-sans': sans } : {}),
     ...nodeDocument(config, 'control-plane'),
     ...(config.boolean('fips') ? { fips: true } : {}),
@@ -73,8 +75,8 @@ export function bootstrapDocument(config: Config): Record<string, unknown> {
 }
 
 /** The document for `k8s join-cluster --file -` on a control-plane node; undefined when empty. */
-export function controlPlaneJoinDocument(config: Config): Record<string, unknown> | undefined {
-  const sans = extraSans(config);
+export function controlPlaneJoinDocument(config: Config, loadBalancerAddress?: string): Record<string, unknown> | undefined {
+  const sans = extraSans(config, loadBalancerAddress);
   const document = { ...(sans.length > 0 ? { 'extra-sans': sans } : {}), ...nodeDocument(config, 'control-plane') };
   return Object.keys(document).length > 0 ? document : undefined;
 }
@@ -82,5 +84,6 @@ export function controlPlaneJoinDocument(config: Config): Record<string, unknown
 /** Validates every option the control plane uses, so a bad value blocks before anything runs. */
 export function validateControlPlaneOptions(config: Config): void {
   bootstrapDocument(config);
+  parseCustomRegistries(REGISTRIES_OPTION, config.string(REGISTRIES_OPTION));
   parseNodeLabels('node-labels', config.string('node-labels'));
 }

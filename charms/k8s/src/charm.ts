@@ -16,6 +16,7 @@ import {
   nodeIdentity,
   parseStringMap,
   reconcileNodeLabels,
+  reconcileRegistries,
   toYaml,
   waitForK8sd,
   type CharmDeps,
@@ -24,6 +25,7 @@ import { OptionValueError } from '../../k8s-common/src/options.js';
 import {
   APP_BOOTSTRAP_CONFIG,
   APP_CLUSTER_NAME,
+  APP_DATASTORE,
   APP_FEATURES,
   UNIT_JOINED,
   UNIT_NODE_NAME,
@@ -35,6 +37,10 @@ import { preUpgradeCheckAction, snapshotAction } from './actions.js';
 import { provideScrapeCredentials, reconcileCosAgent } from '../../k8s-common/src/cos.js';
 import { runsKubelet } from '../../k8s-common/src/workload.js';
 import { featureSettings, flatSettings, settingChanges } from './cluster-config.js';
+import { completeUpgradeTurn, noteUpgradeCharm, upgradeTurn } from '../../k8s-common/src/upgrade.js';
+import { APP_CUSTOM_REGISTRIES, CONTAINERD_ENDPOINT, parseCustomRegistries, REGISTRIES_OPTION } from '../../k8s-common/src/registries.js';
+import { LB_WAITING_MESSAGE, loadBalancerAddress, loadBalancerServer, reconcileLoadBalancer } from './load-balancer.js';
+import { datastoreChoice, datastoreForBootstrap, datastoreViolation, ETCD_ENDPOINT } from './etcd.js';
 import {
   bootstrapDocument,
   bootstrapRecord,
@@ -59,6 +65,7 @@ export function k8sCharm(deps: CharmDeps): Charm {
           model.log('WARNING', `could not remove ${event.secret?.id} revision ${event.secret?.revision}: ${String(error)}`),
         );
       }
+      if (event.name === 'upgrade-charm') await noteUpgradeCharm(model);
       await noteDeparture(event, model, PEER_ENDPOINT, false);
       await reconcile(model, (r) => reconcileControlPlane(r, deps));
     },
@@ -78,7 +85,8 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (await isLeaving(model)) await leaveCluster(r, { deps, nodeName, removeOwnNode: leader });
 
   const config = await model.config();
-  await ensureSnap(r, deps.snap, config);
+  const turn = await upgradeTurn(r);
+  await ensureSnap(r, deps.snap, config, turn);
   await checkFips(r, config, deps.host);
   checkOptions(r, () => validateControlPlaneOptions(config));
 
@@ -86,6 +94,9 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
   if (!peer) r.wait(`Waiting for the '${PEER_ENDPOINT}' peer relation`);
   await waitForK8sd(r, deps.host);
   const node = await nodeIdentity(r, deps.host, PEER_ENDPOINT);
+  const loadBalancer = await reconcileLoadBalancer(model, API_SERVER_PORT);
+  if (loadBalancer.kind === 'failed') r.blocked(`external-load-balancer: ${loadBalancer.message}`);
+  const lbAddress = loadBalancer.kind === 'ready' ? loadBalancer.address : undefined;
 
   const shared = await peer.localAppBag();
   const record = parseBootstrapRecord(shared.get(APP_BOOTSTRAP_CONFIG));
@@ -94,12 +105,20 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
 
   if (record) {
     for (const violation of immutabilityViolations(config, record)) r.blocked(violation);
+    const datastore = datastoreViolation(shared.get(APP_DATASTORE) === 'external' ? 'external' : 'managed', (await model.relation(ETCD_ENDPOINT)) !== undefined);
+    if (datastore) r.blocked(datastore);
   }
 
+  // A node's API server certificate gets the load balancer's address when the node first starts.
+  const needsCertificate = !own.get(UNIT_JOINED);
+  if (needsCertificate && loadBalancer.kind === 'failed') r.block(`external-load-balancer: ${loadBalancer.message}`);
+  if (needsCertificate && loadBalancer.kind === 'pending') r.wait(LB_WAITING_MESSAGE);
+  if (loadBalancer.kind === 'pending') r.waiting(LB_WAITING_MESSAGE);
+
   if (leader && !record) {
-    await bootstrap(r, deps, config, peer, node);
+    await bootstrap(r, deps, config, peer, node, lbAddress);
   } else if (!own.get(UNIT_JOINED)) {
-    const joinDocument = checkOptions(r, () => controlPlaneJoinDocument(config));
+    const joinDocument = checkOptions(r, () => controlPlaneJoinDocument(config, lbAddress));
     await joinWithToken({
       r,
       model,
@@ -110,25 +129,29 @@ async function reconcileControlPlane(r: Reconciliation, deps: CharmDeps): Promis
       ...(joinDocument ? { joinConfig: await toYaml(joinDocument) } : {}),
       alreadyClustered: () => isClustered(deps.k8s),
     });
-    await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config)));
+    await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config, lbAddress)));
   }
 
   if (leader) await leadCluster(r, deps, config, peer);
 
   await model.openPort({ protocol: 'tcp', port: API_SERVER_PORT });
-  await checkExtraSans(r, config);
+  await publishAndWriteRegistries(r, deps, config, leader);
+  await checkExtraSans(r, config, lbAddress);
   const status = await r.step('read cluster status', { status: 'waiting', message: 'Waiting for k8s to report status' }, () =>
     deps.k8s.status(),
   );
   await reconcileCosAgent(r, node, deps.k8sdStateDir, { controlPlane: true, kubelet: runsKubelet(status) }, { bag: shared, own });
   if (!status.ready) r.waiting(`Node ${node.name} is not ready`);
+  await completeUpgradeTurn(model, turn, status.ready);
   await reconcileNodeLabels(r, deps.k8s, node.name, config, 'k8s', status);
 }
 
 /** Leader, first time: bootstrap (or adopt a bootstrap whose hook did not commit) and record it. */
-async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, peer: Relation, node: NodeIdentity): Promise<void> {
+async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, peer: Relation, node: NodeIdentity, lbAddress: string | undefined): Promise<void> {
   const { model } = r;
-  const document = checkOptions(r, () => bootstrapDocument(config));
+  const choice = checkOptions(r, () => datastoreChoice(config));
+  const externalEtcd = await datastoreForBootstrap(r, choice, await model.relation(ETCD_ENDPOINT));
+  const document = checkOptions(r, () => bootstrapDocument(config, externalEtcd, lbAddress));
   if (!(await isClustered(deps.k8s))) {
     await r.maintenance('Bootstrapping Cluster');
     const yaml = await toYaml(document);
@@ -140,11 +163,12 @@ async function bootstrap(r: Reconciliation, deps: CharmDeps, config: Config, pee
   const clusterName = clusterNameFor(model.unit.app, model.context.modelUuid);
   const shared = await peer.localAppBag();
   shared.set(APP_BOOTSTRAP_CONFIG, JSON.stringify(bootstrapRecord(config)));
+  shared.set(APP_DATASTORE, externalEtcd ? 'external' : 'managed');
   shared.set(APP_FEATURES, JSON.stringify(flatSettings(featureSettings(config))));
   shared.set(APP_CLUSTER_NAME, clusterName);
   shared.set(nodeKey(model.unit.name), node.name);
   (await peer.localUnitBag()).set(UNIT_JOINED, clusterName);
-  await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config)));
+  await model.state.set(STATE_EXTRA_SANS, JSON.stringify(extraSans(config, lbAddress)));
 }
 
 /** Leader, every time: feature toggles, tokens for joining units, removal of departed ones. */
@@ -183,18 +207,36 @@ async function leadCluster(r: Reconciliation, deps: CharmDeps, config: Config, p
   }
 }
 
-/** New SANs need new certificates, which only the refresh-certs action makes. */
-async function checkExtraSans(r: Reconciliation, config: Config): Promise<void> {
-  const applied = await r.model.state.get(STATE_EXTRA_SANS);
-  if (applied === undefined) return;
-  const wanted = checkOptions(r, () => extraSans(config));
-  const done = new Set(parseStringList(applied));
-  const missing = wanted.filter((san) => !done.has(san));
-  if (missing.length > 0) r.blocked(`kube-apiserver-extra-sans changed; run the refresh-certs action to add ${missing.join(', ')}`);
+/** The leader shares containerd-custom-registries with workers; every unit writes them for its own containerd. */
+async function publishAndWriteRegistries(r: Reconciliation, deps: CharmDeps, config: Config, leader: boolean): Promise<void> {
+  const registries = checkOptions(r, () => parseCustomRegistries(REGISTRIES_OPTION, config.string(REGISTRIES_OPTION)));
+  if (leader) {
+    for (const relation of await r.model.relations(CONTAINERD_ENDPOINT)) {
+      (await relation.localAppBag()).set(APP_CUSTOM_REGISTRIES, JSON.stringify(registries));
+    }
+  }
+  await reconcileRegistries(r, deps.containerdHostsDir, registries);
 }
 
-async function getKubeconfig(action: Action, _model: Model, deps: CharmDeps): Promise<void> {
-  const server = action.stringParam('server', '');
+/** New SANs need new certificates, which only the refresh-certs action makes. */
+async function checkExtraSans(r: Reconciliation, config: Config, lbAddress: string | undefined): Promise<void> {
+  const applied = await r.model.state.get(STATE_EXTRA_SANS);
+  if (applied === undefined) return;
+  const wanted = checkOptions(r, () => extraSans(config, lbAddress));
+  const done = new Set(parseStringList(applied));
+  const missing = wanted.filter((san) => !done.has(san));
+  if (lbAddress !== undefined && missing.includes(lbAddress)) {
+    r.blocked(`the external load balancer's address ${lbAddress} is not in the API server certificate; run the refresh-certs action to add it`);
+  } else if (missing.length > 0) {
+    r.blocked(`kube-apiserver-extra-sans changed; run the refresh-certs action to add ${missing.join(', ')}`);
+  }
+}
+
+/** The server defaults to the external load balancer when it has answered, else k8s' own choice. */
+async function getKubeconfig(action: Action, model: Model, deps: CharmDeps): Promise<void> {
+  const given = action.stringParam('server', '');
+  const lbAddress = given ? undefined : await loadBalancerAddress(model);
+  const server = given || (lbAddress ? loadBalancerServer(lbAddress) : '');
   try {
     const kubeconfig = await deps.k8s.kubeconfig(server || undefined);
     await action.setResults({ kubeconfig });
@@ -211,7 +253,7 @@ async function refreshCerts(action: Action, model: Model, deps: CharmDeps): Prom
   }
   let sans: string[];
   try {
-    sans = extraSans(await model.config());
+    sans = extraSans(await model.config(), await loadBalancerAddress(model));
   } catch (error) {
     if (!(error instanceof OptionValueError)) throw error;
     await action.fail(error.message);

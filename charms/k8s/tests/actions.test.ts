@@ -6,13 +6,14 @@ import { INSTALLED_SNAP, k8sMeta } from '../../k8s-common/tests/scenario-helpers
 import { k8sCharm } from '../src/charm.js';
 
 const PEER = { id: 1, endpoint: 'cluster' } as const;
+const UPGRADE = { id: 2, endpoint: 'upgrade' } as const;
 
 async function bootstrapped(): Promise<{ cluster: FakeCluster; ctx: Context; state: State }> {
   const cluster = new FakeCluster();
   const machine = cluster.machine('node-0');
   machine.snap = { ...INSTALLED_SNAP };
   const ctx = new Context(k8sCharm(machine.deps()), k8sMeta);
-  const state = await ctx.run(ctx.on.leaderElected(), { leader: true, relations: [PEER] });
+  const state = await ctx.run(ctx.on.leaderElected(), { leader: true, relations: [PEER, UPGRADE] });
   return { cluster, ctx, state };
 }
 
@@ -48,7 +49,7 @@ describe('k8s charm: pre-upgrade-check action', () => {
   it('passes when every node is Ready and kube-system runs', async () => {
     const { ctx, state } = await bootstrapped();
     await ctx.run(ctx.on.action('pre-upgrade-check'), state);
-    expect(ctx.actionResults).toEqual({ result: 'ready to upgrade', nodes: '1' });
+    expect(ctx.actionResults).toEqual({ result: 'ready to upgrade', nodes: '1', 'upgrade-order': 'k8s/0' });
   });
 
   it('fails listing the nodes and pods in the way', async () => {

@@ -27,7 +27,7 @@ describe('the bootstrap document the k8s charm sends', () => {
     const full = validateBootstrapConfig(
       bootstrapDocument(
         configWith({
-          'bootstrap-datastore': 'etcd',
+          'bootstrap-datastore': 'managed-etcd',
           'bootstrap-pod-cidr': '10.1.0.0/16,fd01::/108',
           'bootstrap-service-cidr': '10.152.183.0/24,fd98::/108',
           'kube-apiserver-extra-args': 'audit-log-maxage=30',
@@ -53,6 +53,22 @@ describe('the bootstrap document the k8s charm sends', () => {
     expect(full.extraSans).toEqual(['api.example.com', '10.0.0.100']);
     expect(full.fips).toBe(true);
     expect(full.podCidrs).toHaveLength(2);
+  });
+
+  it('passes the daemon schema with an external etcd from the etcd relation', async () => {
+    const { validateBootstrapConfig } = (await import(daemonBootstrap)) as BootstrapModule;
+    const external = {
+      servers: ['https://10.0.0.5:2379', 'https://10.0.0.6:2379'],
+      caCrt: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      clientCrt: '-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n',
+      clientKey: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n',
+    };
+    const parsed = validateBootstrapConfig(bootstrapDocument(configWith({ 'bootstrap-datastore': 'etcd' }), external)) as unknown as {
+      datastoreType: string;
+      datastoreServers: string[];
+    };
+    expect(parsed.datastoreType).toBe('external');
+    expect(parsed.datastoreServers).toEqual(external.servers);
   });
 
   it('is refused by the daemon, naming the key, for an insecure flag without accept-insecure-node-args', async () => {
