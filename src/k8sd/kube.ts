@@ -5,7 +5,7 @@ import https from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { kubeconfigClient } from '../pki/signer.js';
+import { kubeconfigUserPair } from '../pki/signer.js';
 
 export async function loadKubeconfig(file: string): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
@@ -38,10 +38,10 @@ export interface KubeconfigCreds {
 
 /** Server, CA bundle, client certificate and key of a kubeconfig (the client pair embedded or named by path). */
 export function readCreds(file: string): KubeconfigCreds {
-  type Doc = { clusters?: Array<{ cluster?: Record<string, string> }> };
-  const text = readFileSync(file, 'utf8');
-  const c = (yaml.load(text) as Doc).clusters?.[0]?.cluster ?? {};
-  const client = kubeconfigClient(text);
+  type Doc = { clusters?: Array<{ cluster?: Record<string, string> }>; users?: Array<{ user?: Record<string, string> }> };
+  const doc = yaml.load(readFileSync(file, 'utf8')) as Doc;
+  const c = doc.clusters?.[0]?.cluster ?? {};
+  const client = kubeconfigUserPair(doc.users?.[0]?.user ?? {});
   return { server: c.server ?? '', ca: Buffer.from(c['certificate-authority-data'] ?? '', 'base64').toString(), cert: client.cert ?? '', key: client.key ?? '' };
 }
 

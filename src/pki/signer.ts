@@ -261,7 +261,11 @@ export function kubeconfigFiles(layout: Layout, name: string, server: string, ca
 /** The client certificate and key of a kubeconfig's first user, embedded or named by path. */
 export function kubeconfigClient(text: string): { cert: string | undefined; key: string | undefined } {
   const doc = yaml.load(text, { schema: yaml.CORE_SCHEMA }) as { users?: Array<{ user?: Record<string, string> }> } | undefined;
-  const u = doc?.users?.[0]?.user ?? {};
+  return kubeconfigUserPair(doc?.users?.[0]?.user ?? {});
+}
+
+/** The client certificate and key of a parsed kubeconfig user, embedded or named by path. */
+export function kubeconfigUserPair(u: Record<string, string>): { cert: string | undefined; key: string | undefined } {
   const read = (data: string | undefined, file: string | undefined): string | undefined =>
     data ? Buffer.from(data, 'base64').toString() : file && existsSync(file) ? readFileSync(file, 'utf8') : undefined;
   return { cert: read(u['client-certificate-data'], u['client-certificate']), key: read(u['client-key-data'], u['client-key']) };

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { CertEntry } from '../../api/index.js';
 import { CryptoBackend } from '../../crypto/types.js';
+import { FileSpec } from '../../host/files.js';
 import { Layout } from '../../layout.js';
 import { kubeconfigCertFiles, kubeconfigClient } from '../../pki/signer.js';
 import { CAS, KUBECONFIGS, LEAVES, NodeRole } from '../../pki/table.js';
@@ -50,6 +51,15 @@ export function needsRestartForNewCert(layout: Layout, crypto: CryptoBackend, na
   const cert = kubeconfigClient(current).cert;
   if (!cert) return true;
   return crypto.parseCertificate(firstPem(cert)).notAfter.getTime() - now < RELOAD_MARGIN_MS;
+}
+
+/** Of `names`, the kubeconfigs among `files` (about to be written) whose clients pick up the new certificate without a restart. */
+export function reloadingKubeconfigs(layout: Layout, crypto: CryptoBackend, names: readonly string[], files: readonly FileSpec[]): Set<string> {
+  const next = (n: string): string | Buffer | undefined => files.find((f) => f.path === layout.kubeconfig(n))?.content;
+  return new Set(names.filter((n) => {
+    const text = next(n);
+    return text !== undefined && !needsRestartForNewCert(layout, crypto, n, text);
+  }));
 }
 
 /** The first certificate of a PEM bundle. */

@@ -10,7 +10,7 @@ import { ServiceId } from '../../services/specs.js';
 import { ApiError } from '../http.js';
 import { nodeIdentity } from '../controlplane.js';
 import type { K8sd } from '../daemon.js';
-import { needsRestartForNewCert, readExternal } from './inventory.js';
+import { readExternal, reloadingKubeconfigs } from './inventory.js';
 import { writeFileAtomic } from '../../host/files.js';
 import { dropKubeletServingCert } from '../../services/worker-specs.js';
 import type { RefreshResult } from '../../api/index.js';
@@ -91,8 +91,7 @@ export async function refreshControlPlane(d: K8sd, req: RefreshRequest): Promise
   for (const [name, c] of Object.entries(issued.leaves)) c.cert = withChain(c.cert, cas[LEAVES.find((l) => l.name === name)!.issuer]);
   const files = selectFiles(d, cas, issued, requested, node);
   // Decided before the write (it compares with the kubeconfigs on disk).
-  const kubeconfigText = (n: string): string | Buffer | undefined => files.find((f) => f.path === d.layout.kubeconfig(n))?.content;
-  const reloading = new Set(requested.filter((n) => kubeconfigText(n) !== undefined && !needsRestartForNewCert(d.layout, d.crypto, n, kubeconfigText(n)!)));
+  const reloading = reloadingKubeconfigs(d.layout, d.crypto, requested, files);
   commitFileSet(files, d.layout.k8sdStateDir, crashProbe());
   // The kubelet serves what its kubelet-serving CSR brought (serverTLSBootstrap) and keeps it in memory:
   // without that file the restarted kubelet asks for a new one, which k8sd signs.

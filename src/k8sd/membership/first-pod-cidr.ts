@@ -31,7 +31,8 @@ export function firstNodePodCidrs(clusterPodCidr: string): string[] | undefined 
   return blocks;
 }
 
-function podCidrsOf(node: V1Node): string[] {
+/** A node's pod CIDRs (podCIDRs, or the older single podCIDR). */
+export function podCidrsOf(node: V1Node): string[] {
   return node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : [];
 }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
 import { kubeconfigFiles } from '../../pki/signer.js';
-import { needsRestartForNewCert } from '../certs/inventory.js';
+import { reloadingKubeconfigs } from '../certs/inventory.js';
 import { ServiceId } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { K8sd } from '../daemon.js';
@@ -25,7 +25,7 @@ import { registerSecurityJoinPayloads } from './security-join.js';
 import { registerPkiKeyJoinPayload } from './pki-key-join.js';
 import { MembershipStore } from './store.js';
 import { flannelMtu, syncNodeFeatures } from '../features/node.js';
-import { claimFirstPodCidrs } from './first-pod-cidr.js';
+import { claimFirstPodCidrs, podCidrsOf } from './first-pod-cidr.js';
 import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 
 const SYNC_INTERVAL_MS = 15_000;
@@ -253,7 +253,7 @@ export class Membership {
     let cidrs: string[];
     try {
       const n = await (await kubeClients(l.kubeconfig('kubelet.conf'))).core.readNode({ name: node.name });
-      cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
+      cidrs = podCidrsOf(n);
     } catch (err) {
       if (apiStatus(err) === 404) return false;
       throw err;
@@ -349,7 +349,8 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     // Decided before the write: a client that reloads its certificate files restarts only when its
     // kubeconfig changes too or its current certificate is about to expire.
     const files: FileSpec[] = clientCerts.flatMap((c) => kubeconfigFiles(l, c, server, [reply.caCert], reply.certificates[c]!, keys[c]!));
-    const mustRestart = clientCerts.filter((c) => needsRestartForNewCert(l, d.crypto, c, files.find((f) => f.path === l.kubeconfig(c))!.content));
+    const reloading = reloadingKubeconfigs(l, d.crypto, clientCerts, files);
+    const mustRestart = clientCerts.filter((c) => !reloading.has(c));
     commitFileSet(files, l.k8sdStateDir);
     if (mustRestart.includes('kubelet.conf')) restarted.add('kubelet');
     if (mustRestart.includes('proxy.conf')) restarted.add('kube-proxy');
