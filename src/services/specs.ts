@@ -156,6 +156,13 @@ export function kubeControllerManagerArgs(ctx: ServiceContext): Args {
     'leader-elect-renew-deadline': '15s',
     profiling: 'false', // CIS 1.3.2
     'use-service-account-credentials': 'true', // CIS 1.3.3
+    // With per-controller credentials, start-up makes three requests per controller (get the
+    // ServiceAccount, get the namespace, create the ServiceAccount) through the one root client, about
+    // 130 on a fresh cluster. At the default 20 requests/s after a burst of 30, that client throttled
+    // itself for about 5 s before any controller ran, and every Deployment waited (issue 17,
+    // tests/bench/timeline.sh). Each controller's own client gets the same limits.
+    'kube-api-qps': '100',
+    'kube-api-burst': '200',
     'service-account-private-key-file': l.pki('serviceaccount.key'), // CIS 1.3.4
     'root-ca-file': l.pki('ca.crt'), // CIS 1.3.5
     'terminated-pod-gc-threshold': '12500', // CIS 1.3.1

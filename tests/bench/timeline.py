@@ -148,9 +148,11 @@ def ours() -> dict:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if rec.get("message") == "service started" and rec.get("timestamp"):
+            milestone = rec.get("message") in ("gave the first node its pod CIDR", "wrote the pod network config")
+            if (rec.get("message") == "service started" or milestone) and rec.get("timestamp"):
                 ts = time.mktime(time.strptime(rec["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float("0." + rec["timestamp"][20:23])
-                events.append((ts - t0, f"service started: {rec.get('svc')}"))
+                events.append((ts - t0, f"k8sd: {rec['message']}" if milestone else f"service started: {rec.get('svc')}"))
+        events.extend(dns_milestones(node, t0))
         working_load = load()
         time.sleep(SETTLE)
         rss, pss, by = memory(node.processes())
@@ -162,6 +164,63 @@ def ours() -> dict:
         bed.teardown()
         if ok or not os.environ.get("K8S_BENCH_KEEP"):
             shutil.rmtree(bed.workdir, ignore_errors=True)
+
+
+def _epoch(ts: str) -> float:
+    """An RFC 3339 time (seconds, or micro/nanoseconds as klog and MicroTime write them) as epoch seconds."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", ts)
+    if not m:
+        raise ValueError(ts)
+    return time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - time.timezone + float(m.group(2) or 0)
+
+
+def dns_milestones(node, t0: float) -> list[tuple[float, str]]:
+    """Where the dns feature's time goes: its objects' events (the API's), and the controller manager's start-up (its log)."""
+    out: list[tuple[float, str]] = []
+    r = node.kubectl("get", "events", "-n", "kube-system", "-o", "json")
+    if r.returncode == 0:
+        for e in json.loads(r.stdout).get("items", []):
+            obj = e.get("involvedObject", {})
+            if "coredns" not in obj.get("name", ""):
+                continue
+            ts = e.get("eventTime") or e.get("firstTimestamp")
+            if ts:
+                out.append((_epoch(ts) - t0, f"dns: {obj.get('kind')} {e.get('reason')}"))
+    r = node.kubectl("get", "nodes", "-o", "json")
+    if r.returncode == 0:
+        for n in json.loads(r.stdout).get("items", []):
+            out.append((_epoch(n["metadata"]["creationTimestamp"]) - t0, "node: Node registered"))
+    r = node.kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "json")
+    if r.returncode == 0:
+        for p in json.loads(r.stdout).get("items", []):
+            out.append((_epoch(p["metadata"]["creationTimestamp"]) - t0, "dns: Pod created"))
+            for c in p.get("status", {}).get("conditions", []):
+                if c.get("lastTransitionTime"):
+                    out.append((_epoch(c["lastTransitionTime"]) - t0, f"dns: Pod {c['type']}={c['status']}"))
+    # klog lines: "I1207 18:50:01.123456 ..." (UTC, no year)
+    year = time.gmtime(t0).tm_year
+    marks = {"Successfully acquired lease": "kcm: lease acquired", "Starting controller": None, "Caches are synced": None}
+    try:
+        text = node.log("kube-controller-manager").read_text(errors="replace")
+        if os.environ.get("K8S_BENCH_KCM_LOG"):
+            Path(os.environ["K8S_BENCH_KCM_LOG"]).write_text(text)
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        m = re.match(r"I(\d\d)(\d\d) (\d\d:\d\d:\d\d\.\d+)", line)
+        if not m:
+            continue
+        for key, label in marks.items():
+            if key not in line:
+                continue
+            if label is None:
+                c = re.search(r'controller="?([\w-]+)', line)
+                if not c or c.group(1) not in ("deployment", "replicaset", "serviceaccount-token", "root-ca-certificate-publisher", "endpointslice", "node-ipam-controller", "nodeipam", "token-cleaner"):
+                    continue
+                label = f"kcm: {key.lower()} {c.group(1)}"
+            ts = f"{year}-{m.group(1)}-{m.group(2)}T{m.group(3)}Z"
+            out.append((_epoch(ts) - t0, label))
+    return out
 
 
 def kubeadm() -> dict | None:

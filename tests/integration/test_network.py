@@ -97,6 +97,12 @@ def test_every_node_is_ready_and_runs_flanneld(net: Net):
         services = {s["name"]: s["state"] for s in node.status()["services"]}
         assert services.get("flanneld") == "running", (node.name, services)
         assert node.sh("ip", "-d", "link", "show", "flannel.1").returncode == 0
+        # Pods get flanneld's VXLAN MTU: the first node's CNI config is written before flanneld runs,
+        # with the MTU k8sd expects it to report, and must agree with what flanneld then reported.
+        subnet = (node.common / "run/flannel/subnet.env").read_text()
+        flannel_mtu = int(next(line.split("=", 1)[1] for line in subnet.splitlines() if line.startswith("FLANNEL_MTU=")))
+        conflist = json.loads((node.root / "etc/cni/net.d/10-k8s-bridge.conflist").read_text())
+        assert conflist["plugins"][0]["mtu"] == flannel_mtu, (node.name, conflist["plugins"][0], subnet)
 
 
 def test_pod_to_pod_across_nodes(net: Net, pods):

@@ -75,8 +75,10 @@ describe('the bootstrap flow on a fake host', () => {
       'step preflight',
       'step pki',
       'step write-config',
+      'step pod-network',
       'step start-datastore',
       'rollback start-datastore',
+      'rollback pod-network',
       'rollback write-config',
     ]);
     expect(host.services.calls).toEqual(['start etcd', 'stop etcd']);

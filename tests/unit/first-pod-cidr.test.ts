@@ -1,5 +1,11 @@
 import { ApiException, type CoreV1Api, type V1Node } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { firstNodeConflist, mtuOfAddress, VXLAN_OVERHEAD } from '../../src/k8sd/flows/first-pod-network.js';
+import { Layout } from '../../src/layout.js';
 import { claimFirstPodCidrs, firstNodePodCidrs } from '../../src/k8sd/membership/first-pod-cidr.js';
 
 describe('firstNodePodCidrs', () => {
@@ -60,5 +66,40 @@ describe('claimFirstPodCidrs', () => {
   it('gives way when the controller manager set the CIDRs first (422), and fails on other errors', async () => {
     expect(await claimFirstPodCidrs(fakeApi([node('cp1')], 422).api, 'cp1', '10.1.0.0/16')).toEqual({ outcome: 'not-needed' });
     await expect(claimFirstPodCidrs(fakeApi([node('cp1')], 403).api, 'cp1', '10.1.0.0/16')).rejects.toThrow();
+  });
+});
+
+describe('the first node pod network config, before the kubelet starts', () => {
+  const ipJson = JSON.stringify([
+    { ifname: 'lo', mtu: 65536, addr_info: [{ local: '127.0.0.1' }] },
+    { ifname: 'eth0', mtu: 1450, addr_info: [{ local: '10.40.0.2' }, { local: 'fe80::1' }] },
+  ]);
+
+  it('reads the MTU of the interface that holds the node address', () => {
+    expect(mtuOfAddress(ipJson, '10.40.0.2')).toBe(1450);
+    expect(mtuOfAddress(ipJson, '10.40.0.3')).toBeUndefined();
+    expect(mtuOfAddress('not json', '10.40.0.2')).toBeUndefined();
+  });
+
+  it('predicts the first block, and with the network feature flanneld VXLAN MTU; without an MTU it writes nothing', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'k8s-first-net-'));
+    try {
+      const l = new Layout({ K8S_ROOT: root });
+      const plain = JSON.parse((await firstNodeConflist(l, '10.1.0.0/16', '127.0.0.1'))!);
+      expect(plain.plugins[0].ipam.ranges).toEqual([[{ subnet: '10.1.0.0/24' }]]);
+      expect(plain.plugins[0].ipMasq).toBe(true);
+      expect(plain.plugins[0].mtu).toBeUndefined();
+      expect(await firstNodeConflist(l, '10.1.0.0/25', '127.0.0.1')).toBeUndefined();
+      // With flanneld: the loopback interface's MTU minus VXLAN's 50 bytes (read from `ip` in this netns).
+      mkdirSync(path.dirname(l.args('flanneld')), { recursive: true });
+      writeFileSync(l.args('flanneld'), '');
+      const lo = mtuOfAddress((await execa('ip', ['-j', 'addr', 'show'])).stdout, '127.0.0.1')!;
+      const withNet = JSON.parse((await firstNodeConflist(l, '10.1.0.0/16', '127.0.0.1'))!);
+      expect(withNet.plugins[0].mtu).toBe(lo - VXLAN_OVERHEAD);
+      expect(withNet.plugins[0].ipMasq).toBe(false);
+      expect(await firstNodeConflist(l, '10.1.0.0/16', '192.0.2.123')).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -21,10 +21,10 @@ import { removeLoadBalancer, runLoadBalancer } from './load-balancer.js';
 const INTERVAL_MS = 20_000;
 /**
  * While an enabled feature is not ready yet, settling passes come this often. They only re-read
- * the readiness of what the last full pass applied (a few GETs), so a feature is seen ready about
- * a second after its workloads are, without re-applying every manifest (2-3 s a pass under load).
+ * the readiness of what the last full pass applied (a few GETs), so a feature is seen ready within
+ * half a second of its workloads, without re-applying every manifest (2-3 s a pass under load).
  */
-const SETTLING_INTERVAL_MS = 1_000;
+const SETTLING_INTERVAL_MS = 500;
 
 interface Clients {
   kc: KubeConfig;

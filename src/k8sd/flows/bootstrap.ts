@@ -14,6 +14,7 @@ import { controlPlaneServices, etcdClientUrl, etcdPeerUrl, nodeIdentity } from '
 import { ClusterIdentity } from '../identity.js';
 import { nodePorts, routesTo } from '../membership/node-components.js';
 import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
+import { firstPodNetworkStep } from './first-pod-network.js';
 import { runFlow, Step, StepEvent } from './flow.js';
 import {
   AlreadyBootstrappedError,
@@ -146,6 +147,7 @@ const steps: Step<Ctx>[] = [
     // run/, etcd data and logs are volatile: the services create them when they start.
     (ctx) => [ctx.host.layout.runDir, ctx.host.layout.etcdDataDir],
   ),
+  firstPodNetworkStep<Ctx>(),
   startDatastoreStep<Ctx>('Starting etcd'),
   {
     name: 'store-state',
