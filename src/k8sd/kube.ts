@@ -86,7 +86,8 @@ export async function waitApiserverReady(kubeconfigFile: string, timeoutMs: numb
     if (await apiserverReady(kubeconfigFile)) return;
     const dead = await isAlive?.();
     if (dead) throw new Error(dead);
-    await new Promise((r) => setTimeout(r, 250));
+    // The node components start on the first 200 (bootstrap, join, restart): a short poll keeps them from waiting.
+    await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`kube-apiserver did not report ready within ${Math.round(timeoutMs / 1000)} s; see its log`);
 }
