@@ -235,7 +235,9 @@ function dnsObjects(ctx: ManifestContext): FeatureObject[] {
                   { name: 'metrics', containerPort: 9153, protocol: 'TCP' },
                 ],
                 livenessProbe: { httpGet: { path: '/health', port: 8080 }, initialDelaySeconds: 10, timeoutSeconds: 5, failureThreshold: 5 },
-                readinessProbe: { httpGet: { path: '/ready', port: 8181 }, periodSeconds: 2 },
+                // CoreDNS answers /ready once its API caches synced, a moment after it starts; the kubelet's
+                // first probe usually comes before that, and the cluster has no DNS until the next one.
+                readinessProbe: { httpGet: { path: '/ready', port: 8181 }, periodSeconds: 1 },
                 securityContext: restrictedContainer,
               },
             ],
