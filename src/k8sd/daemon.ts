@@ -15,7 +15,7 @@ import { Host, localHost } from '../services/host.js';
 import { Layout } from '../layout.js';
 import { installAdvice } from '../install.js';
 import { createLogger, Logger } from '../log.js';
-import { processRunning } from '../services/manager.js';
+import { processRunning, ServiceStatus } from '../services/manager.js';
 import { localAddress, ServiceId } from '../services/specs.js';
 import { servicesFor } from '../services/registry.js';
 import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
@@ -240,7 +240,7 @@ export class K8sd {
     return { kubeconfig: text };
   }
 
-  async serviceStates(): Promise<unknown> {
+  async serviceStates(): Promise<ServiceStatus[]> {
     const node = this.node();
     const l = this.layout;
     // Node services show once installed (args file written); flanneld while the network feature is on.

@@ -1,7 +1,10 @@
-// Test doubles at the daemon's seams: a Host whose facts a test sets, and a ServiceManager that
-// records what a flow asked of it instead of running anything. Files still go to a real
-// directory (the test's K8S_ROOT), so what a flow writes or removes can be checked.
+// Test doubles at the daemon's seams: a Host whose facts a test sets, a ServiceManager that
+// records what a flow asked of it instead of running anything, and the CA rotation's datastore
+// records held in memory. Files still go to a real directory (the test's K8S_ROOT), so what a
+// flow writes or removes can be checked.
+import type { CaRotationRecord, PkiRecord } from '../../src/datastore/state.js';
 import type { HostFacts } from '../../src/host/host.js';
+import type { RotationState } from '../../src/k8sd/flows/rotate-ca.js';
 import type { Layout } from '../../src/layout.js';
 import type { Host } from '../../src/services/host.js';
 import type { ServiceManager, ServiceStatus } from '../../src/services/manager.js';
@@ -80,5 +83,50 @@ export class FakeHost implements Host, HostFacts {
 
   async portFree(address: string, port: number): Promise<boolean> {
     return !(this.opts.portsInUse ?? []).includes(`${address}:${port}`);
+  }
+}
+
+/** The PKI record and the CA rotation record in memory; `writes` lists every change, in order. */
+export class FakeRotationState implements RotationState {
+  /** e.g. "put-rotation reissue done=cp-1", "put-pki", "delete-rotation". */
+  readonly writes: string[] = [];
+
+  /** `failing`: the write that throws, as an unreachable datastore would. */
+  constructor(
+    public pki: PkiRecord,
+    public rotation?: CaRotationRecord,
+    private readonly failing?: 'put-pki' | 'put-rotation',
+  ) {}
+
+  async getPki(): Promise<PkiRecord | undefined> {
+    return this.pki;
+  }
+
+  async putPki(p: PkiRecord): Promise<void> {
+    this.writes.push('put-pki');
+    if (this.failing === 'put-pki') throw new Error('etcdserver: request timed out (test double)');
+    this.pki = p;
+  }
+
+  async getCaRotation(): Promise<CaRotationRecord | undefined> {
+    return this.rotation;
+  }
+
+  async createCaRotation(r: CaRotationRecord): Promise<boolean> {
+    this.writes.push(`create-rotation ${r.id}`);
+    if (this.rotation) return false;
+    this.rotation = r;
+    return true;
+  }
+
+  async putCaRotation(r: CaRotationRecord): Promise<void> {
+    this.writes.push(`put-rotation ${r.phase} done=${r.done.join(',')}${r.lastError ? ` stopped-on=${r.lastError.node}` : ''}`);
+    if (this.failing === 'put-rotation') throw new Error('etcdserver: request timed out (test double)');
+    this.rotation = r;
+  }
+
+  async deleteCaRotation(): Promise<void> {
+    this.writes.push('delete-rotation');
+    this.rotation = undefined;
   }
 }

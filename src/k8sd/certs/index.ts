@@ -1,17 +1,20 @@
 // Certificates module: certs-status, refresh-certs (local and external), automatic renewal
 // and online CA rotation (local API: the orchestrating node; cluster API: every node's part), registered into k8sd.
-import type { K8sd } from '../daemon.js';
+import type { ModuleRegistry } from '../node-context.js';
 import { at, ApiError } from '../http.js';
 import { local } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { inventory } from './inventory.js';
 import { installExternal, refreshControlPlane } from './refresh.js';
 import { RenewalController, refreshWorker } from './renewal.js';
-import { RotationEvent, rotateCas, rotationClusterRoutes } from './rotate-ca.js';
+import { cnOf, rotationClusterRoutes, rotationContext } from './rotate-ca.js';
+import { rotateCas, RotationEvent } from '../flows/rotate-ca.js';
+import type { CertsNode, RenewWorkerCertificates } from './node.js';
 import { streamProgress } from '../cluster/progress.js';
 
-export function registerCertificates(d: K8sd): void {
-  const renewal = new RenewalController(d);
+/** `renewWorker`: membership's renewal of a worker's certificates (refresh-certs, renewal and CA rotation on a worker). */
+export function registerCertificates(d: CertsNode & ModuleRegistry, renewWorker: RenewWorkerCertificates): void {
+  const renewal = new RenewalController(d, renewWorker);
   // One CA rotation step at a time on this node (orchestrating one, or applying a phase for another
   // node), and none while the node bootstraps, joins, restores or rotates its encryption keys.
   const exclusive = <T>(f: () => Promise<T>): Promise<T> => d.lock.run('CA rotation', f);
@@ -29,7 +32,7 @@ export function registerCertificates(d: K8sd): void {
       handler: async (req) => {
         const b = parseRequest(local.refreshCerts, req.body);
         if (b.expirationSeconds !== undefined && !(b.expirationSeconds >= 60)) throw new ApiError(400, 'expires-in must be at least 1m');
-        if (d.node()?.role === 'worker') return refreshWorker(d, b.certificates);
+        if (d.node()?.role === 'worker') return refreshWorker(d, renewWorker, b.certificates);
         return refreshControlPlane(d, {
           ...(b.certificates?.length ? { certificates: b.certificates } : {}),
           ...(b.expirationSeconds ? { lifetimeMs: b.expirationSeconds * 1000 } : {}),
@@ -50,17 +53,18 @@ export function registerCertificates(d: K8sd): void {
       handler: async (_req, res) => {
         d.requireControlPlane();
         return exclusive(async () => {
-          return streamProgress<RotationEvent>(res, d.log, 'CA rotation', (emit) =>
-            rotateCas(d, (e) => {
+          return streamProgress<RotationEvent>(res, d.log, 'CA rotation', async (emit) => {
+            const ctx = await rotationContext(d, (e) => {
               d.log.info(`rotate-ca: ${e.type === 'step' ? e.title : e.type === 'node' ? `${e.step} on ${e.node}: ${e.detail}` : e.message}`);
               emit(e);
-            }),
-          );
+            });
+            return rotateCas(ctx, (pem) => cnOf(d, pem));
+          });
         });
       },
     },
   );
-  d.extraClusterRoutes.push(...rotationClusterRoutes(d, exclusive));
+  d.extraClusterRoutes.push(...rotationClusterRoutes(d, renewWorker, exclusive));
   d.onClustered.push(async (node) => {
     const config = node.role === 'control-plane' ? await d.state?.getConfig() : undefined;
     renewal.start(Number(process.env.K8S_CERT_CHECK_INTERVAL_MS) || config?.certificates.checkIntervalMs || node.certificatePolicy?.checkIntervalMs || 3_600_000);

@@ -9,7 +9,8 @@ import { apiServerUrl } from '../../services/specs.js';
 import { ServiceId } from '../../services/specs.js';
 import { ApiError } from '../http.js';
 import { nodeIdentity } from '../controlplane.js';
-import type { K8sd } from '../daemon.js';
+import type { NodeContext } from '../node-context.js';
+import type { CertsNode } from './node.js';
 import { readExternal, reloadingKubeconfigs } from './inventory.js';
 import { writeFileAtomic } from '../../host/files.js';
 import { dropKubeletServingCert } from '../../services/worker-specs.js';
@@ -33,7 +34,7 @@ export function crashProbe(): CommitProbe | undefined {
   };
 }
 
-export async function clusterContext(d: K8sd): Promise<{ node: LocalNodeState; config: ClusterConfig; pki: PkiRecord }> {
+export async function clusterContext(d: NodeContext): Promise<{ node: LocalNodeState; config: ClusterConfig; pki: PkiRecord }> {
   const node = d.requireControlPlane();
   if (!d.state) throw new ApiError(503, 'the datastore is not connected yet; retry in a few seconds');
   const [config, pki] = await Promise.all([d.state.getConfig(), d.state.getPki()]);
@@ -64,9 +65,9 @@ export function servicesFor(names: string[], reloading: ReadonlySet<string> = ne
   return [...out] as ServiceId[];
 }
 
-export async function restartServices(d: K8sd, services: ServiceId[]): Promise<string[]> {
+export async function restartServices(d: Pick<CertsNode, 'host' | 'serviceStates'>, services: ServiceId[]): Promise<string[]> {
   const order: ServiceId[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'flanneld', 'kube-proxy'];
-  const running = new Set(((await d.serviceStates()) as Array<{ name: string; state: string }>).map((s) => s.name));
+  const running = new Set((await d.serviceStates()).map((s) => s.name));
   const done: string[] = [];
   for (const s of order.filter((x) => services.includes(x) && running.has(x))) {
     await d.host.services.restart(s);
@@ -75,7 +76,7 @@ export async function restartServices(d: K8sd, services: ServiceId[]): Promise<s
   return done;
 }
 
-export async function refreshControlPlane(d: K8sd, req: RefreshRequest): Promise<RefreshResult> {
+export async function refreshControlPlane(d: CertsNode, req: RefreshRequest): Promise<RefreshResult> {
   const { node, config, pki } = await clusterContext(d);
   const allowed = refreshableNames('control-plane');
   const external = readExternal(d.layout).certificates;
@@ -96,14 +97,14 @@ export async function refreshControlPlane(d: K8sd, req: RefreshRequest): Promise
   // The kubelet serves what its kubelet-serving CSR brought (serverTLSBootstrap) and keeps it in memory:
   // without that file the restarted kubelet asks for a new one, which k8sd signs.
   if (requested.includes('kubelet')) dropKubeletServingCert(d.layout);
-  if (requested.includes('k8sd-etcd-client')) await d.reconnectDatastore?.();
+  if (requested.includes('k8sd-etcd-client')) await d.reconnectDatastore();
   const restarted = await restartServices(d, servicesFor(requested, reloading));
   const expires = new Date(Date.now() + lifetimeMs).toISOString();
   d.log.info('refreshed certificates', { certificates: requested, expires, restarted });
   return { certificates: requested, expires, restarted };
 }
 
-function selectFiles(d: K8sd, cas: Record<CaName, CaMaterial>, issued: { leaves: Record<string, IssuedCert>; kubeconfigs: Record<string, IssuedCert> }, names: string[], node: LocalNodeState): FileSpec[] {
+function selectFiles(d: Pick<NodeContext, 'layout'>, cas: Record<CaName, CaMaterial>, issued: { leaves: Record<string, IssuedCert>; kubeconfigs: Record<string, IssuedCert> }, names: string[], node: LocalNodeState): FileSpec[] {
   const server = apiServerUrl({ nodeAddress: node.address, securePort: node.securePort });
   const all = pkiFiles(d.layout, { cas, leaves: issued.leaves, kubeconfigs: issued.kubeconfigs }, server, 'control-plane');
   const wanted = new Set<string>();
@@ -123,7 +124,7 @@ function selectFiles(d: K8sd, cas: Record<CaName, CaMaterial>, issued: { leaves:
 }
 
 /** Installs user-supplied certificates after checking chain, key match, SANs and expiry. */
-export async function installExternal(d: K8sd, text: string): Promise<RefreshResult> {
+export async function installExternal(d: CertsNode, text: string): Promise<RefreshResult> {
   const { node, config, pki } = await clusterContext(d);
   let doc: unknown;
   try {

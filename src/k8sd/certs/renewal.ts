@@ -4,7 +4,8 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import { ClusterConfig } from '../../datastore/state.js';
 import { coreApi } from '../kube.js';
 import { ApiError } from '../http.js';
-import type { K8sd } from '../daemon.js';
+import type { NodeContext } from '../node-context.js';
+import type { CertsNode, RenewWorkerCertificates } from './node.js';
 import { CertEntry, inventory } from './inventory.js';
 import { refreshControlPlane } from './refresh.js';
 import { refreshableNames } from '../../pki/table.js';
@@ -41,7 +42,7 @@ export function dueForRenewal(entries: CertEntry[], policy: ClusterConfig['certi
  */
 const EVENT_NAMESPACE = 'default';
 
-async function raiseEvent(d: K8sd, nodeName: string, due: CertEntry[]): Promise<void> {
+async function raiseEvent(d: Pick<NodeContext, 'layout'>, nodeName: string, due: CertEntry[]): Promise<void> {
   const core = await coreApi(d.layout.kubeconfig('admin.conf'));
   const now = new Date();
   const soonest = due.map((e) => e.expires).sort()[0];
@@ -63,7 +64,10 @@ export class RenewalController {
   private timer?: NodeJS.Timeout;
   private running = false;
 
-  constructor(private readonly d: K8sd) {}
+  constructor(
+    private readonly d: CertsNode,
+    private readonly renewWorker: RenewWorkerCertificates,
+  ) {}
 
   start(intervalMs: number): void {
     this.stop();
@@ -90,7 +94,7 @@ export class RenewalController {
         const due = dueForRenewal(inventory(this.d.layout, this.d.crypto, 'worker'), node.certificatePolicy ?? WORKER_POLICY);
         if (!due.length) return [];
         this.d.log.warn('worker certificates expire soon; renewing', { certificates: due.map((e) => e.name) });
-        const r = await refreshWorker(this.d, due.map((e) => e.name));
+        const r = await refreshWorker(this.d, this.renewWorker, due.map((e) => e.name));
         this.d.log.info('renewed expiring certificates', { certificates: r.certificates, restarted: r.restarted });
         return r.certificates;
       }
@@ -115,15 +119,14 @@ export class RenewalController {
 const WORKER_POLICY: ClusterConfig['certificates'] = { lifetimeMs: 365 * 86_400_000, renewFraction: 1 / 3, renewBeforeMs: 30 * 86_400_000, checkIntervalMs: 3_600_000 };
 
 /** refresh-certs on a worker: the control plane signs new client certificates; the kubelet gets a new serving CSR. */
-export async function refreshWorker(d: K8sd, names?: string[]): Promise<{ certificates: string[]; expires: string; restarted: string[] }> {
-  const { renewWorkerCertificates } = await import('../membership/index.js');
+export async function refreshWorker(d: Pick<NodeContext, 'layout' | 'crypto'>, renewWorker: RenewWorkerCertificates, names?: string[]): Promise<{ certificates: string[]; expires: string; restarted: string[] }> {
   // The worker's certificates in the PKI table: the kubelet serving certificate and the client kubeconfigs.
   const valid = refreshableNames('worker') as WorkerCertificate[];
   const wanted = (names?.length ? names : [...valid]) as WorkerCertificate[];
   for (const n of wanted) {
     if (!valid.includes(n)) throw new ApiError(400, `unknown worker certificate "${n}"; choose from ${valid.join(', ')}`);
   }
-  const r = await renewWorkerCertificates(d, wanted);
+  const r = await renewWorker(wanted);
   const renewed = inventory(d.layout, d.crypto, 'worker').filter((e) => (r.renewed as string[]).includes(e.name));
   const expires = renewed.map((e) => e.expires).sort()[0] ?? '';
   return { certificates: r.renewed, expires, restarted: r.restarted };

@@ -1,6 +1,10 @@
-// What one node does in each phase of an online CA rotation (rotate-ca.ts runs the phases across
-// the cluster). Every function here is idempotent: a rotation that stopped re-runs a phase on a
-// node that may have finished it already.
+// What one node does in each phase of an online CA rotation (flows/rotate-ca.ts runs the phases
+// across the cluster). Every function here is idempotent: a rotation that stopped re-runs a phase
+// on a node that may have finished it already.
+//
+// A phase on one node is one step of the rotation flow, not a flow of its own: it has nothing to
+// undo in parts (the files are written as one set, then it waits for the services to take them),
+// and a failure is recorded by the orchestrating node and resumed from there, never rolled back.
 //
 // A control-plane node reads the rotation record from the datastore and derives the phase's CA
 // set from it (rotation-plan.ts). kube-apiserver re-reads its serving certificate, client CA,
@@ -21,7 +25,9 @@ import { CaMaterial, kubeconfigFiles, trustBundle } from '../../pki/signer.js';
 import { CAS, CaName, KUBECONFIGS, LEAVES, ROTATED_CAS } from '../../pki/table.js';
 import { apiServerUrl, ServiceId } from '../../services/specs.js';
 import { kubeletServingCertPath } from '../../services/worker-specs.js';
-import type { K8sd } from '../daemon.js';
+import type { CryptoBackend } from '../../crypto/types.js';
+import type { NodeContext } from '../node-context.js';
+import type { CertsNode, RenewWorkerCertificates } from './node.js';
 import { ApiError } from '../http.js';
 import { readCreds } from '../kube.js';
 import { WORKER_CLIENT_CERTS } from '../membership/join-server.js';
@@ -39,7 +45,7 @@ export interface WorkerPhaseInput {
   servingIssuer?: string;
 }
 
-export function workerPhaseInput(phase: CaRotationPhase, r: CaRotationRecord, current: Record<CaName, CaMaterial>, crypto: K8sd['crypto']): WorkerPhaseInput {
+export function workerPhaseInput(phase: CaRotationPhase, r: CaRotationRecord, current: Record<CaName, CaMaterial>, crypto: CryptoBackend): WorkerPhaseInput {
   const set = caSetFor(phase, r, current);
   return {
     caCert: trustBundle(set.ca),
@@ -51,7 +57,7 @@ export function workerPhaseInput(phase: CaRotationPhase, r: CaRotationRecord, cu
 const TRUST_TIMEOUT_MS = 120_000;
 const SERVING_TIMEOUT_MS = 180_000;
 
-function caFiles(d: K8sd, cas: Record<CaName, CaMaterial>): FileSpec[] {
+function caFiles(d: Pick<NodeContext, 'layout'>, cas: Record<CaName, CaMaterial>): FileSpec[] {
   const files: FileSpec[] = [];
   for (const spec of CAS.filter((c) => (ROTATED_CAS as readonly CaName[]).includes(c.name))) {
     const m = cas[spec.name];
@@ -71,7 +77,7 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
 }
 
 /** True when the apiserver authenticates a client certificate signed by `clientCa` (403 or 200, not 401). */
-async function apiserverTrustsClientCa(d: K8sd, server: string, clientCa: CaMaterial): Promise<boolean> {
+async function apiserverTrustsClientCa(d: Pick<NodeContext, 'crypto'>, server: string, clientCa: CaMaterial): Promise<boolean> {
   const key = await d.crypto.generateKeyPair('ecdsa-p256');
   const now = new Date();
   const cert = await d.crypto.createCertificate(
@@ -104,7 +110,7 @@ function servedIssuer(server: string): Promise<string> {
 }
 
 /** Certificates of this control-plane node that a rotated CA signed and k8sd manages (external ones excluded). */
-export function rotatedCertificates(d: K8sd): string[] {
+export function rotatedCertificates(d: Pick<NodeContext, 'layout'>): string[] {
   const external = readExternal(d.layout).certificates;
   return [...LEAVES, ...KUBECONFIGS]
     .filter((s) => s.roles.includes('control-plane') && (ROTATED_CAS as readonly CaName[]).includes(s.issuer) && !external.includes(s.name))
@@ -115,7 +121,7 @@ export function rotatedCertificates(d: K8sd): string[] {
  * Externally managed certificates of this node signed by a rotated CA. They cannot be re-issued
  * under the new CA, and once the old CA retires nothing trusts them: a rotation refuses to start.
  */
-export function externalBlockers(d: K8sd): string[] {
+export function externalBlockers(d: Pick<NodeContext, 'layout'>): string[] {
   const external = readExternal(d.layout).certificates;
   return [...LEAVES, ...KUBECONFIGS]
     .filter((s) => s.roles.includes('control-plane') && (ROTATED_CAS as readonly CaName[]).includes(s.issuer) && external.includes(s.name))
@@ -123,7 +129,7 @@ export function externalBlockers(d: K8sd): string[] {
 }
 
 /** One phase on this control-plane node; returns what it did, for the CLI. */
-export async function applyOnControlPlane(d: K8sd, r: CaRotationRecord, phase: CaRotationPhase): Promise<string> {
+export async function applyOnControlPlane(d: CertsNode, r: CaRotationRecord, phase: CaRotationPhase): Promise<string> {
   const { node, pki } = await clusterContext(d);
   const set = caSetFor(phase, r, pki.cas);
   const server = apiServerUrl({ nodeAddress: node.address, securePort: node.securePort });
@@ -151,7 +157,7 @@ function restartedNote(restarted: string[]): string {
 }
 
 /** One phase on this worker node; returns what it did, for the CLI. */
-export async function applyOnWorker(d: K8sd, phase: CaRotationPhase, input: WorkerPhaseInput): Promise<string> {
+export async function applyOnWorker(d: NodeContext, renewWorker: RenewWorkerCertificates, phase: CaRotationPhase, input: WorkerPhaseInput): Promise<string> {
   const node = d.node();
   if (!node || node.role !== 'worker') throw new ApiError(409, 'this is not a worker node');
   const l = d.layout;
@@ -171,8 +177,7 @@ export async function applyOnWorker(d: K8sd, phase: CaRotationPhase, input: Work
   const changed = files.filter((f) => !existsSync(f.path) || readFileSync(f.path, 'utf8') !== f.content);
   if (changed.length) commitFileSet(changed, l.k8sdStateDir);
   if (phase === 'reissue') {
-    const { renewWorkerCertificates } = await import('../membership/index.js');
-    const renewed = await renewWorkerCertificates(d, [...WORKER_CLIENT_CERTS, 'kubelet']);
+    const renewed = await renewWorker([...WORKER_CLIENT_CERTS, 'kubelet']);
     const issuer = input.servingIssuer;
     if (issuer) await until(`the kubelet's new serving certificate from ${issuer}`, SERVING_TIMEOUT_MS, async () => servingCertIssuer(d) === issuer);
     return `new kubelet and kube-proxy client certificates and a kubelet serving certificate of ${issuer ?? 'the new CA'}${restartedNote(renewed.restarted)}`;
@@ -187,7 +192,7 @@ export async function applyOnWorker(d: K8sd, phase: CaRotationPhase, input: Work
   return `${changed.length ? what : 'nothing to change'}${restartedNote(restart)}`;
 }
 
-function servingCertIssuer(d: K8sd): string | undefined {
+function servingCertIssuer(d: Pick<NodeContext, 'layout' | 'crypto'>): string | undefined {
   const file = kubeletServingCertPath(d.layout);
   if (!existsSync(file)) return undefined;
   return d.crypto.parseCertificate(firstPem(readFileSync(file, 'utf8'))).issuer.commonName;

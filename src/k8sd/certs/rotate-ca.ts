@@ -1,21 +1,20 @@
-// Online rotation of the server CA, the client CA and the front-proxy CA, on every node.
+// CA rotation's side in the certificates module: the operations the rotation flow
+// (flows/rotate-ca.ts, which says what happens in which order) performs on this node, and the
+// cluster-API routes through which the orchestrating node has every other node apply a phase.
 //  1. trust:   a new CA per kind goes into every trust bundle next to the old one;
 //  2. reissue: every leaf and kubeconfig is re-issued under the new CAs; serving leaves are sent
 //              with the new CA cross-signed by the old one, so clients that trust only the old
 //              CA keep working;
 //  3. retire:  the old CAs leave the bundles.
-// The control-plane node that runs the command orchestrates: it checks that every member
-// answers on the cluster API before changing anything, holds the join lock so that no node joins
-// or leaves meanwhile, stores each phase's CA set in the datastore, and applies the phase on every
-// node (rotate-ca-node.ts) before the next phase starts. The rotation is recorded in the datastore
-// with the nodes that finished the current phase: after a failure, running the command again
-// resumes there. The etcd CA is internal to the control plane and is not part of the rotation.
+// The etcd CA is internal to the control plane and is not part of the rotation.
 import { randomBytes } from 'node:crypto';
 import { takeClusterLock } from '../cluster/lock.js';
 import { CaRotationPhase, CaRotationRecord, ClusterConfig, LocalNodeState, PkiRecord } from '../../datastore/state.js';
 import { caTemplate, CaMaterial, generateCa } from '../../pki/signer.js';
 import { CAS, ROTATED_CAS, RotatedCaName } from '../../pki/table.js';
-import type { K8sd } from '../daemon.js';
+import type { CertsNode, RenewWorkerCertificates } from './node.js';
+import type { RotationCtx, RotationEvent, RotationOps, HeldLock } from '../flows/rotate-ca.js';
+import type { Logger } from '../../log.js';
 import { at, ApiError, Request, Route } from '../http.js';
 import { peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
@@ -25,23 +24,7 @@ import { PeerIdentity, peerRequest, peerTarget } from '../cluster/peer.js';
 import { caRotationLockHolder, MemberRecord, MembershipStore, rotatingNode } from '../membership/store.js';
 import { clusterContext } from './refresh.js';
 import { applyOnControlPlane, applyOnWorker, externalBlockers, WorkerPhaseInput, workerPhaseInput } from './rotate-ca-node.js';
-import { caSetFor, recordDone, recordPhase, remainingSteps, RotationMember, RotationStep } from './rotation-plan.js';
-
-export type RotationEvent =
-  | { type: 'step'; step: CaRotationPhase; title: string }
-  | { type: 'node'; step: CaRotationPhase; node: string; role: RotationMember['role']; detail: string }
-  | { type: 'info'; message: string };
-
-export interface RotationResult {
-  cas: Record<string, string>;
-  nodes: string[];
-}
-
-const PHASE_TITLES: Record<CaRotationPhase, string> = {
-  trust: 'Adding new CAs to every trust bundle',
-  reissue: 'Re-issuing certificates and kubeconfigs under the new CAs',
-  retire: 'Retiring the old CAs',
-};
+import { RotationMember, RotationStep } from './rotation-plan.js';
 
 const CHECK_TIMEOUT_MS = 10_000;
 /** Idle time allowed for one node's phase (a worker's reissue waits for its new serving certificate). */
@@ -63,7 +46,7 @@ interface ApplyBody {
 }
 
 /** Keeps the join lock for as long as the rotation runs (one lease would expire half-way). */
-class JoinLockKeeper {
+class JoinLockKeeper implements HeldLock {
   private timer: NodeJS.Timeout;
   private renewing: Promise<void> = Promise.resolve();
   private lost = false;
@@ -72,7 +55,7 @@ class JoinLockKeeper {
     private readonly store: MembershipStore,
     private readonly holder: string,
     private lease: string,
-    private readonly d: K8sd,
+    private readonly log: Logger,
   ) {
     this.timer = setInterval(() => {
       this.renewing = this.renewing.then(() => this.renew());
@@ -85,7 +68,7 @@ class JoinLockKeeper {
       if (next) this.lease = next;
       else this.lost = true;
     } catch (err) {
-      this.d.log.warn('CA rotation: could not extend the join lock; retrying', { error: (err as Error).message });
+      this.log.warn('CA rotation: could not extend the join lock; retrying', { error: (err as Error).message });
     }
   }
 
@@ -100,7 +83,7 @@ class JoinLockKeeper {
   }
 }
 
-function cnOf(d: K8sd, pem: string): string {
+export function cnOf(d: Pick<CertsNode, 'crypto'>, pem: string): string {
   return d.crypto.parseCertificate(pem).subject.commonName;
 }
 
@@ -121,7 +104,7 @@ async function takeJoinLock(store: MembershipStore, self: string): Promise<strin
 }
 
 /** Every other member must answer on the cluster API, and no control-plane node may hold an external certificate of a rotated CA. */
-async function preflight(d: K8sd, self: LocalNodeState, members: MemberRecord[], identity: PeerIdentity): Promise<string> {
+async function preflight(d: Pick<CertsNode, 'crypto' | 'layout'>, self: LocalNodeState, members: MemberRecord[], identity: PeerIdentity): Promise<void> {
   const others = members.filter((m) => m.name !== self.name);
   const replies = await Promise.allSettled(
     others.map((m) => peerRequest<CheckReply>(identity, peerTarget(peerRecordOf(d.crypto, m)), 'POST', peer.caRotationCheck.path, {}, CHECK_TIMEOUT_MS)),
@@ -142,10 +125,10 @@ async function preflight(d: K8sd, self: LocalNodeState, members: MemberRecord[],
     const names = blockers.map((b) => `${b.external.join(', ')} (on ${b.name})`).join('; ');
     throw new ApiError(400, `${names}: externally managed and signed by a CA that the rotation replaces; rotate with your own PKI and install the results with refresh-certs --external-certificates`);
   }
-  return members.map((m) => `${m.name} (${m.role})`).join(', ');
 }
 
-async function newRotation(d: K8sd, self: LocalNodeState, config: ClusterConfig, pki: PkiRecord): Promise<CaRotationRecord> {
+/** New CAs and the cross-signed ones, as a record that is not stored yet (the flow stores it). */
+async function newRotation(d: Pick<CertsNode, 'crypto'>, self: LocalNodeState, config: ClusterConfig, pki: PkiRecord): Promise<CaRotationRecord> {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 13);
   const old = {} as Record<RotatedCaName, CaMaterial>;
   const fresh = {} as Record<RotatedCaName, CaMaterial>;
@@ -156,7 +139,7 @@ async function newRotation(d: K8sd, self: LocalNodeState, config: ClusterConfig,
   const crossSign = (name: 'ca' | 'kubelet-ca'): Promise<string> =>
     d.crypto.crossSign(fresh[name].cert, caTemplate(cnOf(d, fresh[name].cert)), { certificatePem: old[name].cert, privateKeyPem: old[name].key! });
   const [crossSignedCa, crossSignedKubeletCa] = await Promise.all([crossSign('ca'), crossSign('kubelet-ca')]);
-  const record: CaRotationRecord = {
+  return {
     id: `${stamp}-${randomBytes(3).toString('hex')}`,
     startedAt: new Date().toISOString(),
     startedOn: self.name,
@@ -167,11 +150,9 @@ async function newRotation(d: K8sd, self: LocalNodeState, config: ClusterConfig,
     crossSignedCa,
     crossSignedKubeletCa,
   };
-  if (!(await d.state!.createCaRotation(record))) throw new ApiError(409, 'another CA rotation was recorded a moment ago; run "k8s rotate-certs-ca" again to resume it');
-  return record;
 }
 
-async function applyStep(d: K8sd, r: CaRotationRecord, step: RotationStep, self: string, members: MemberRecord[], identity: PeerIdentity): Promise<string> {
+async function applyStep(d: CertsNode, r: CaRotationRecord, step: RotationStep, self: string, members: MemberRecord[], identity: PeerIdentity): Promise<string> {
   if (step.node.name === self) return applyOnControlPlane(d, r, step.phase);
   const member = members.find((m) => m.name === step.node.name)!;
   const body: ApplyBody = { id: r.id, phase: step.phase };
@@ -183,73 +164,24 @@ async function applyStep(d: K8sd, r: CaRotationRecord, step: RotationStep, self:
   return reply.detail;
 }
 
-export async function rotateCas(d: K8sd, onEvent: (e: RotationEvent) => void): Promise<RotationResult> {
+/** The rotation flow's context on this node (flows/rotate-ca.ts runs it); `onEvent` gets what the CLI shows. */
+export async function rotationContext(d: CertsNode, onEvent: (e: RotationEvent) => void): Promise<RotationCtx> {
   const { node: self, config, pki } = await clusterContext(d);
   const identity: PeerIdentity = { cert: d.identity.cert, key: d.identity.key };
   const state = d.state!;
   const store = new MembershipStore(state);
-  const lock = new JoinLockKeeper(store, caRotationLockHolder(self.name), await takeJoinLock(store, self.name), d);
-  try {
-    let record = await state.getCaRotation();
-    const missing = ROTATED_CAS.filter((n) => !pki.cas[n]);
-    if (!record && missing.length) {
-      throw new ApiError(409, `the cluster's PKI record holds no ${missing.join(', ')} (the cluster was bootstrapped before k8sd had it); this version cannot rotate its CAs`);
-    }
-    if (!record && ROTATED_CAS.some((n) => !pki.cas[n].key)) {
-      throw new ApiError(400, 'a CA was supplied without its key (externally managed); rotate it with your own PKI and install the results with refresh-certs --external-certificates');
-    }
-    // Under the join lock: no control-plane join is half-way, and workers check for a recorded rotation after registering.
-    const members = await store.members();
-    const answered = await preflight(d, self, members, identity);
-    onEvent({ type: 'info', message: `every node answers: ${answered}` });
-    if (record) {
-      const done = record.done.length ? `; done on ${record.done.join(', ')}` : '';
-      const failed = record.lastError ? `; it stopped on ${record.lastError.node}: ${record.lastError.message}` : '';
-      onEvent({ type: 'info', message: `resuming the CA rotation started on ${record.startedOn} at ${record.startedAt} in its ${record.phase} phase${done}${failed}` });
-    } else {
-      record = await newRotation(d, self, config, pki);
-    }
-    let phase: CaRotationPhase | undefined;
-    for (const step of remainingSteps(record, members, self.name)) {
-      lock.assertHeld();
-      if (step.phase !== phase) {
-        phase = step.phase;
-        onEvent({ type: 'step', step: phase, title: PHASE_TITLES[phase] });
-        record = recordPhase(record, phase);
-        await state.putCaRotation(record);
-        // The PKI record first: the control plane signs workers' client and kubelet serving certificates with it.
-        const current = (await state.getPki())!;
-        await state.putPki({ ...current, cas: caSetFor(phase, record, current.cas) });
-      }
-      let detail: string;
-      try {
-        detail = await applyStep(d, record, step, self.name, members, identity);
-      } catch (err) {
-        const message = (err as Error).message;
-        record = { ...record, lastError: { phase: step.phase, node: step.node.name, message, at: new Date().toISOString() } };
-        await state.putCaRotation(record).catch(() => undefined);
-        throw new ApiError(
-          502,
-          `the ${step.phase} phase failed on ${step.node.role} node "${step.node.name}": ${message}. ` +
-            'The rotation stopped there and is recorded; fix the cause and run "k8s rotate-certs-ca" again to resume it',
-        );
-      }
-      onEvent({ type: 'node', step: step.phase, node: step.node.name, role: step.node.role, detail });
-      record = recordDone(record, step.phase, step.node.name);
-      await state.putCaRotation(record);
-    }
-    const current = (await state.getPki())!;
-    await state.putPki({ ...current, cas: caSetFor('retire', record, current.cas) });
-    await state.deleteCaRotation();
-    d.log.info('CA rotation complete', { cas: ROTATED_CAS, nodes: members.map((m) => m.name) });
-    return { cas: Object.fromEntries(ROTATED_CAS.map((n) => [n, cnOf(d, record.fresh[n].cert)])), nodes: members.map((m) => m.name).sort() };
-  } finally {
-    await lock.release().catch((err: Error) => d.log.warn('CA rotation: could not release the join lock; it expires by itself', { error: err.message }));
-  }
+  const ops: RotationOps = {
+    lock: async () => new JoinLockKeeper(store, caRotationLockHolder(self.name), await takeJoinLock(store, self.name), d.log),
+    members: () => store.members(),
+    checkMembers: (members) => preflight(d, self, members, identity),
+    newRotation: (current) => newRotation(d, self, config, current),
+    apply: (record, step, members) => applyStep(d, record, step, self.name, members, identity),
+  };
+  return { self: self.name, pki, state, ops, log: d.log, onEvent };
 }
 
 /** The cluster-API side, served by every node (workers too, so the routes check their caller themselves). */
-export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T>) => Promise<T>): Route[] {
+export function rotationClusterRoutes(d: CertsNode, renewWorker: RenewWorkerCertificates, exclusive: <T>(f: () => Promise<T>) => Promise<T>): Route[] {
   const node = (): LocalNodeState => {
     const n = d.node();
     if (!n) throw new ApiError(409, 'this node is not part of a cluster');
@@ -277,7 +209,7 @@ export function rotationClusterRoutes(d: K8sd, exclusive: <T>(f: () => Promise<T
           if (n.role === 'worker') {
             const w = body.worker;
             if (typeof w?.caCert !== 'string' || typeof w.clientCaCert !== 'string') throw new ApiError(400, 'malformed request: a worker needs the CA bundles');
-            return { node: n.name, role: n.role, detail: await applyOnWorker(d, phase, w) };
+            return { node: n.name, role: n.role, detail: await applyOnWorker(d, renewWorker, phase, w) };
           }
           if (!d.state) throw new ApiError(503, 'the datastore is not connected on this node yet; retry in a few seconds');
           const r = await d.state.getCaRotation();
