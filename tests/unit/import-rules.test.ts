@@ -49,10 +49,64 @@ const DAEMON_IMPORTERS_TO_CONVERT = [
   'k8sd/certs/renewal.ts',
   'k8sd/certs/rotate-ca-node.ts',
   'k8sd/certs/rotate-ca.ts',
-  'k8sd/membership/index.ts',
   // The module registry hands the daemon to certs/ and membership/, which still take all of it.
   'k8sd/modules.ts',
 ];
+
+/**
+ * Files of src/k8sd still on an import cycle (type-only imports count: a reader follows a loop
+ * either way). Every remaining loop closes through the daemon's type: certs/* and modules.ts
+ * import it back from daemon.ts, which loads them (features/ and status.ts reach certs/renewal.ts).
+ * Once certs/ and modules.ts take narrow contexts this list empties. It only shrinks.
+ */
+const K8SD_CYCLE_MEMBERS_TO_CONVERT = [
+  'k8sd/certs/index.ts',
+  'k8sd/certs/refresh.ts',
+  'k8sd/certs/renewal.ts',
+  'k8sd/certs/rotate-ca-node.ts',
+  'k8sd/certs/rotate-ca.ts',
+  'k8sd/daemon.ts',
+  'k8sd/features/controller.ts',
+  'k8sd/features/index.ts',
+  'k8sd/features/metrics-server-tls.ts',
+  'k8sd/metrics.ts',
+  'k8sd/modules.ts',
+  'k8sd/status.ts',
+];
+
+/** Files under `dir` that reach themselves through the imports (static, type-only and dynamic). */
+function cycleMembers(dir: string): string[] {
+  const inDir = under(dir);
+  // Tarjan's strongly connected components over the files of `dir`.
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const members: string[] = [];
+  const visit = (f: string): void => {
+    index.set(f, index.size);
+    low.set(f, index.get(f)!);
+    stack.push(f);
+    onStack.add(f);
+    for (const d of (GRAPH.get(f) ?? []).filter(inDir)) {
+      if (!index.has(d)) {
+        visit(d);
+        low.set(f, Math.min(low.get(f)!, low.get(d)!));
+      } else if (onStack.has(d)) low.set(f, Math.min(low.get(f)!, index.get(d)!));
+    }
+    if (low.get(f) !== index.get(f)) return;
+    const component: string[] = [];
+    let top: string;
+    do {
+      top = stack.pop()!;
+      onStack.delete(top);
+      component.push(top);
+    } while (top !== f);
+    if (component.length > 1 || (GRAPH.get(f) ?? []).includes(f)) members.push(...component);
+  };
+  for (const f of GRAPH.keys()) if (inDir(f) && !index.has(f)) visit(f);
+  return members.sort();
+}
 
 describe('import rules', () => {
   it('finds the imports it checks', () => {
@@ -93,5 +147,23 @@ describe('import rules', () => {
     expect(importers.filter((f) => !allowed.has(f))).toEqual([]);
     // The allow-list shrinks: a converted module is taken off it.
     expect(DAEMON_IMPORTERS_TO_CONVERT.filter((f) => !importers.includes(f))).toEqual([]);
+  });
+
+  it('src/k8sd has no import cycle, type-only imports included (but for the files still to convert)', () => {
+    const members = cycleMembers('k8sd');
+    expect(members.filter((f) => !K8SD_CYCLE_MEMBERS_TO_CONVERT.includes(f))).toEqual([]);
+    // The allow-list shrinks: a file off every cycle is taken off it.
+    expect(K8SD_CYCLE_MEMBERS_TO_CONVERT.filter((f) => !members.includes(f))).toEqual([]);
+  });
+
+  it('finds a cycle where there is one', () => {
+    GRAPH.set('k8sd/cycle-probe-a.ts', ['k8sd/cycle-probe-b.ts']);
+    GRAPH.set('k8sd/cycle-probe-b.ts', ['k8sd/cycle-probe-a.ts']);
+    try {
+      expect(cycleMembers('k8sd')).toEqual(expect.arrayContaining(['k8sd/cycle-probe-a.ts', 'k8sd/cycle-probe-b.ts']));
+    } finally {
+      GRAPH.delete('k8sd/cycle-probe-a.ts');
+      GRAPH.delete('k8sd/cycle-probe-b.ts');
+    }
   });
 });
