@@ -45,6 +45,9 @@ export class FakeServiceManager implements ServiceManager {
   async stopAll(): Promise<void> {
     for (const name of [...this.running]) await this.stop(name);
   }
+
+  /** No earlier k8sd left anything running. */
+  async reapStale(): Promise<void> {}
 }
 
 export interface FakeHostOptions {
