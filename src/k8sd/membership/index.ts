@@ -32,8 +32,6 @@ import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 
 const SYNC_INTERVAL_MS = 15_000;
 
-export type { MembershipNode };
-
 export class Membership implements MembershipContext {
   leaving = false;
   private timers: NodeJS.Timeout[] = [];
