@@ -7,12 +7,17 @@
 // construction: no key, token, kubeconfig or encryption-config file is ever read; Secrets are
 // never listed; certificates are described by k8sd, not copied. And as a second line of defence
 // every text goes through ./redact.ts before it is written.
+//
+// Its JSON files are keyed in kebab-case like every JSON output of the CLI (k8sd's views as
+// `--output-format json` prints them; cluster-config.json keeps the setting names of `k8s get`),
+// except kubernetes/*.json: those are the Kubernetes API's own objects, as kubectl prints them.
 import { closeSync, openSync, readSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { local } from '../api/index.js';
 import type { K8sdClient } from '../client/index.js';
+import { kebabKeys } from '../cli/output-keys.js';
 import { hostCgroupVersion } from '../host/host.js';
 import type { Layout } from '../layout.js';
 import { coreApi } from '../k8sd/kube.js';
@@ -27,6 +32,9 @@ export class InspectError extends Error {
     this.name = 'InspectError';
   }
 }
+
+/** What the bundle asks of k8sd. */
+export type InspectClient = Pick<K8sdClient, 'status' | 'node' | 'call' | 'getClusterConfig'>;
 
 export interface InspectResult {
   file: string;
@@ -68,18 +76,18 @@ async function hostFacts(layout: Layout): Promise<Record<string, unknown>> {
   const read = (f: string): string | undefined => (existsSync(f) ? readFileSync(f, 'utf8').trim() : undefined);
   return {
     hostname: os.hostname(),
-    kernel: { release: os.release(), version: os.version(), machine: os.machine(), procVersion: read('/proc/version') },
-    osRelease: read('/etc/os-release'),
-    cgroupVersion: hostCgroupVersion(),
-    iptablesBackend: await iptablesBackend(),
+    kernel: { release: os.release(), version: os.version(), machine: os.machine(), 'proc-version': read('/proc/version') },
+    'os-release': read('/etc/os-release'),
+    'cgroup-version': hostCgroupVersion(),
+    'iptables-backend': await iptablesBackend(),
     cpus: os.cpus().length,
-    memoryBytes: os.totalmem(),
-    freeMemoryBytes: os.freemem(),
-    uptimeSeconds: os.uptime(),
-    loadAverage: os.loadavg(),
+    'memory-bytes': os.totalmem(),
+    'free-memory-bytes': os.freemem(),
+    'uptime-seconds': os.uptime(),
+    'load-average': os.loadavg(),
     node: process.version,
-    k8sRoot: layout.root,
-    inSnap: layout.inSnap,
+    'k8s-root': layout.root,
+    'in-snap': layout.inSnap,
   };
 }
 
@@ -87,7 +95,7 @@ async function hostFacts(layout: Layout): Promise<Record<string, unknown>> {
  * Collects the bundle and writes it to `outFile` (0600). Each item is collected on its own; one
  * that fails is named in the manifest's errors and the rest still go in.
  */
-export async function collectInspection(layout: Layout, client: K8sdClient, outFile: string, progress: (msg: string) => void = () => {}): Promise<InspectResult> {
+export async function collectInspection(layout: Layout, client: InspectClient, outFile: string, progress: (msg: string) => void = () => {}): Promise<InspectResult> {
   const outDir = path.dirname(path.resolve(outFile));
   if (!existsSync(outDir)) throw new InspectError(`the output directory ${outDir} does not exist; create it or give another file`);
   if (existsSync(outFile)) throw new InspectError(`${outFile} already exists; give another file name`);
@@ -105,6 +113,8 @@ export async function collectInspection(layout: Layout, client: K8sdClient, outF
     entries.push(rel);
   };
   const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+  /** k8sd's views, keyed as `--output-format json` prints them. */
+  const k8sdJson = (v: unknown): string => json(kebabKeys(v));
   const item = async (rel: string, what: string, get: () => Promise<string>): Promise<void> => {
     progress(`collecting ${what}`);
     try {
@@ -115,15 +125,15 @@ export async function collectInspection(layout: Layout, client: K8sdClient, outF
   };
   try {
     const clustered = await client.node().then((n) => n.clustered, () => false);
-    await item('k8s/status.json', 'k8s status', async () => json(await client.status()));
-    await item('k8s/node.json', 'node info', async () => json(await client.node()));
-    await item('k8s/services.json', 'service states', async () => json(await client.call(local.services)));
+    await item('k8s/status.json', 'k8s status', async () => k8sdJson(await client.status()));
+    await item('k8s/node.json', 'node info', async () => k8sdJson(await client.node()));
+    await item('k8s/services.json', 'service states', async () => k8sdJson(await client.call(local.services)));
     if (clustered) {
-      await item('k8s/certs-status.json', 'certificate expiry', async () => json(await client.call(local.certsStatus)));
-      await item('k8s/features.json', 'feature status', async () => json(await client.call(local.features)));
+      await item('k8s/certs-status.json', 'certificate expiry', async () => k8sdJson(await client.call(local.certsStatus)));
+      await item('k8s/features.json', 'feature status', async () => k8sdJson(await client.call(local.features)));
       await item('k8s/cluster-config.json', 'cluster settings', async () => json(await client.getClusterConfig()));
-      await item('k8s/secrets-encryption.json', 'encryption-at-rest status (key ids only)', async () => json(await client.call(local.encryptionStatus)));
-      await item('etcd/members-and-health.json', 'etcd members and health', async () => json(await client.call(local.datastore)));
+      await item('k8s/secrets-encryption.json', 'encryption-at-rest status (key ids only)', async () => k8sdJson(await client.call(local.encryptionStatus)));
+      await item('etcd/members-and-health.json', 'etcd members and health', async () => k8sdJson(await client.call(local.datastore)));
     }
     // Args files only: the config files beside them (conf.d) and every key or kubeconfig file are never read.
     if (existsSync(layout.argsDir)) {
@@ -152,12 +162,12 @@ export async function collectInspection(layout: Layout, client: K8sdClient, outF
     write(
       'manifest.json',
       json({
-        createdAt: new Date().toISOString(),
+        'created-at': new Date().toISOString(),
         entries: [...entries],
         errors,
-        neverIncluded: ['private keys', 'join and bootstrap tokens', 'kubeconfig credentials', 'Secret data', 'encryption keys (KMS KEK ring, aesgcm config, snapshot key)'],
-        redactionRules: REDACTION_RULES.map((r) => r.what),
-        logLines: { services: LOG_LINES, k8sd: K8SD_LOG_LINES },
+        'never-included': ['private keys', 'join and bootstrap tokens', 'kubeconfig credentials', 'Secret data', 'encryption keys (KMS KEK ring, aesgcm config, snapshot key)'],
+        'redaction-rules': REDACTION_RULES.map((r) => r.what),
+        'log-lines': { services: LOG_LINES, k8sd: K8SD_LOG_LINES },
       }),
     );
     progress('packing');

@@ -4,19 +4,10 @@
 // etcd, next to the data it protects), and every apiserver must be able to decrypt what any
 // other apiserver wrote. A new key used for writes on one node before the others hold it makes
 // Secrets unreadable through their apiservers (the k3s secrets-encrypt HA failure, k3s#7195).
-// So the node that runs `k8s secrets-encryption rotate` orchestrates, in named steps:
-//
-//   lock      the cluster's join lock, so no control-plane node joins mid-rotation (below);
-//   collect   every control-plane node's keys; one that does not answer stops the rotation
-//             before anything changed;
-//   plan      the union of all keys plus a new one, newer than any (SecurityManager);
-//   stage     every node adds the new key for decryption only. aesgcm: each node also waits
-//             until its apiserver has reloaded the config. If any node fails, the staged key
-//             is removed again wherever it landed and the rotation is refused;
-//   activate  every node makes the new key current (this node first). From here on every
-//             node can decrypt under both keys, so a node that misses this step is behind,
-//             not broken: its apiserver keeps writing with the previous key;
-// then re-encryption of every Secret through this node's apiserver, as before.
+// So the node that runs `k8s secrets-encryption rotate` orchestrates: lock, collect, plan, stage,
+// activate (flows/rotate-keys.ts, each step with its undo); then re-encryption of every Secret
+// through this node's apiserver, as before. This file reaches the nodes, takes the lock, and
+// serves the routes the other nodes answer a rotation with.
 //
 // Joins: a joining control-plane node receives the keys in its join reply, which is built
 // while the join lock is held, and that lock is held until the node is promoted. Holding the
@@ -31,15 +22,14 @@ import { commitFileSet } from '../host/files.js';
 import type { ClusterConfig } from '../datastore/state.js';
 import {
   SecurityError,
-  type ClusterRotationPlan,
   type EncryptionKeys,
   type EncryptionKeySummary,
   type KeyChange,
-  type NodeKeys,
   type SecurityManager,
 } from '../security/index.js';
 import type { NodeContext } from './node-context.js';
-import { FlowError, runFlow, type Step } from './flows/flow.js';
+import { FlowError } from './flows/flow.js';
+import { describeFailures, eachNode, keyRotation, rotateKeys, type ControlPlaneHolders, type KeyHolder } from './flows/rotate-keys.js';
 import { at, ApiError, type Request, type Route } from './http.js';
 import { peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
 import { parseRequest } from '../api/parse.js';
@@ -60,16 +50,6 @@ const KMS_CHANGE_TIMEOUT_MS = 30_000;
 /** kube-apiserver checks the EncryptionConfiguration file for changes once a minute. */
 const CONFIG_RELOAD_TIMEOUT_MS = 150_000;
 const STATUS_TIMEOUT_MS = 5_000;
-
-/** One control-plane node's part in a rotation: this node directly, the others over the cluster API. */
-interface KeyHolder {
-  name: string;
-  keys(): Promise<EncryptionKeys>;
-  summary(timeoutMs?: number): Promise<EncryptionKeySummary>;
-  stage(keys: EncryptionKeys, keyId: string): Promise<EncryptionKeySummary>;
-  activate(keys: EncryptionKeys, keyId: string): Promise<EncryptionKeySummary>;
-  discard(keyId: string): Promise<EncryptionKeySummary>;
-}
 
 export type { ClusterKeyStatus, NodeKeyStatus };
 
@@ -166,13 +146,8 @@ function peerHolder(d: NodeContext, name: string, target: PeerTarget, provider: 
   };
 }
 
-interface ControlPlane {
-  self: KeyHolder;
-  peers: KeyHolder[];
-}
-
 /** This node and every other control-plane member, from the node records. Refuses while one is joining. */
-async function controlPlane(d: NodeContext, manager: SecurityManager, provider: 'kms' | 'aesgcm'): Promise<ControlPlane> {
+async function controlPlane(d: NodeContext, manager: SecurityManager, provider: 'kms' | 'aesgcm'): Promise<ControlPlaneHolders> {
   const node = d.requireControlPlane();
   const records = (await membershipStore(d).members()).filter((r) => r.role === 'control-plane');
   const joining = records.filter((r) => r.joining).map((r) => r.name);
@@ -190,15 +165,6 @@ async function controlPlane(d: NodeContext, manager: SecurityManager, provider: 
   return { self: localHolder(d, manager, node.name), peers };
 }
 
-async function eachNode<T>(holders: KeyHolder[], f: (h: KeyHolder) => Promise<T>): Promise<Array<{ holder: KeyHolder; value?: T; error?: Error }>> {
-  const settled = await Promise.allSettled(holders.map(f));
-  return settled.map((s, i) => (s.status === 'fulfilled' ? { holder: holders[i]!, value: s.value } : { holder: holders[i]!, error: s.reason as Error }));
-}
-
-function describeFailures(failures: Array<{ holder: KeyHolder; error?: Error }>): string {
-  return failures.map((f) => `"${f.holder.name}" (${f.error?.message ?? 'no answer'})`).join(', ');
-}
-
 async function takeLock(store: MembershipStore, holder: string): Promise<string> {
   return takeClusterLock(store, holder, {
     ttlSeconds: LOCK_TTL_SECONDS,
@@ -209,124 +175,22 @@ async function takeLock(store: MembershipStore, holder: string): Promise<string>
   });
 }
 
-interface RotationContext {
-  d: NodeContext;
-  manager: SecurityManager;
-  config: ClusterConfig;
-  provider: 'kms' | 'aesgcm';
-  store: MembershipStore;
-  lease?: string;
-  cp?: ControlPlane;
-  collected: Array<NodeKeys<EncryptionKeys>>;
-  plan?: ClusterRotationPlan;
-  /** Nodes the stage step sent the new key to (answered or not): the rollback cleans them all. */
-  stagedOn: KeyHolder[];
-  activatedOn: string[];
-  notActivated: Array<{ holder: KeyHolder; error?: Error }>;
-  /** Nodes where a rollback could not remove the staged key (harmless: it never encrypted anything). */
-  leftStaged: string[];
-}
-
-function rotationSteps(): Array<Step<RotationContext>> {
-  return [
-    {
-      name: 'lock',
-      title: 'Take the cluster lock (no control-plane join meanwhile)',
-      run: async (ctx) => {
-        ctx.lease = await takeLock(ctx.store, `${LOCK_HOLDER_PREFIX}${ctx.d.requireControlPlane().name}`);
-      },
-      rollback: async (ctx) => releaseLock(ctx),
-    },
-    {
-      name: 'collect',
-      title: "Read every control-plane node's encryption keys",
-      run: async (ctx) => {
-        ctx.cp = await controlPlane(ctx.d, ctx.manager, ctx.provider);
-        const read = await eachNode([ctx.cp.self, ...ctx.cp.peers], (h) => h.keys());
-        const failed = read.filter((r) => r.error);
-        if (failed.length > 0) {
-          const names = failed.map((f) => f.holder.name);
-          throw new ApiError(
-            503,
-            `cannot read the encryption keys of control-plane node(s) ${describeFailures(failed)}. Nothing was changed. ` +
-              `Every control-plane node must take part in a key rotation: start k8sd on ${names.join(', ')} ` +
-              `(or remove a node that is gone for good with "k8s remove-node ${names[0]}"), then rotate again`,
-          );
-        }
-        ctx.collected = read.map((r) => ({ node: r.holder.name, keys: r.value! }));
-      },
-    },
-    {
-      name: 'plan',
-      title: 'Plan the new key',
-      run: async (ctx) => {
-        ctx.plan = await asApiErrors(() => ctx.manager.planClusterRotation(ctx.config, ctx.collected));
-      },
-    },
-    {
-      name: 'stage',
-      title: 'Give every control-plane node the new key, for decryption only',
-      run: async (ctx) => {
-        const { plan, cp } = ctx as Required<Pick<RotationContext, 'plan' | 'cp'>>;
-        const holders = [cp.self, ...cp.peers];
-        ctx.stagedOn = holders;
-        const failed = (await eachNode(holders, (h) => h.stage(plan.staged, plan.newKeyId))).filter((r) => r.error);
-        if (failed.length > 0) {
-          throw new ApiError(
-            503,
-            `control-plane node(s) ${describeFailures(failed)} did not take the new key; the rotation was undone and the previous key ` +
-              `"${plan.previousKeyId}" stays in use. Check k8sd on ${failed.map((f) => f.holder.name).join(', ')}, then rotate again`,
-          );
-        }
-      },
-      rollback: async (ctx) => {
-        const keyId = ctx.plan?.newKeyId;
-        if (!keyId) return;
-        const failed = (await eachNode(ctx.stagedOn, (h) => h.discard(keyId))).filter((r) => r.error);
-        ctx.leftStaged = failed.map((f) => f.holder.name);
-        if (failed.length > 0) {
-          ctx.d.log.warn('could not remove the staged encryption key everywhere; it never encrypted anything, the next rotation drops it', { keyId, nodes: ctx.leftStaged });
-          throw new Error(`the staged key ${keyId} is left on ${ctx.leftStaged.join(', ')}`);
-        }
-      },
-    },
-    {
-      name: 'activate',
-      title: 'Make the new key the write key on every control-plane node',
-      run: async (ctx) => {
-        const { plan, cp } = ctx as Required<Pick<RotationContext, 'plan' | 'cp'>>;
-        // This node first: if that fails, no node writes with the new key and the stage can be undone.
-        await cp.self.activate(plan.active, plan.newKeyId);
-        ctx.activatedOn.push(cp.self.name);
-        // Past this point every node decrypts under both keys: a node that misses the activation
-        // keeps writing with the previous key, which every node reads. Never undo the stage now.
-        for (const r of await eachNode(cp.peers, (h) => h.activate(plan.active, plan.newKeyId))) {
-          if (r.error) ctx.notActivated.push(r);
-          else ctx.activatedOn.push(r.holder.name);
-        }
-      },
-    },
-  ];
-}
-
-async function releaseLock(ctx: RotationContext): Promise<void> {
-  if (!ctx.lease) return;
-  const lease = ctx.lease;
-  ctx.lease = undefined;
-  await ctx.store.unlock(lease);
-}
-
 /** Rotates the write key on every control-plane node: stage everywhere, then activate everywhere. */
 export async function rotateClusterKey(d: NodeContext, manager: SecurityManager, config: ClusterConfig): Promise<RotationResult> {
   const provider = config.secretsEncryption;
   if (provider !== 'kms' && provider !== 'aesgcm') {
     throw new ApiError(409, 'security.secrets-encryption is "none"; enable kms or aesgcm before rotating keys');
   }
-  const ctx: RotationContext = {
-    d, manager, config, provider, store: membershipStore(d), collected: [], stagedOn: [], activatedOn: [], notActivated: [], leftStaged: [],
-  };
+  const store = membershipStore(d);
+  const ctx = keyRotation({
+    log: d.log,
+    takeLock: async () => takeLock(store, `${LOCK_HOLDER_PREFIX}${d.requireControlPlane().name}`),
+    releaseLock: async (lease) => store.unlock(lease),
+    controlPlane: async () => controlPlane(d, manager, provider),
+    planRotation: async (collected) => asApiErrors(() => manager.planClusterRotation(config, collected)),
+  });
   try {
-    await runFlow('secrets-encryption rotate', rotationSteps(), ctx, (e) => {
+    await rotateKeys(ctx, (e) => {
       if (e.type === 'step') d.log.info(`secrets-encryption rotate: ${e.title}`, { step: e.step });
       else d.log.warn('secrets-encryption rotate: rolled back', { step: e.step, ...(e.error ? { error: e.error } : {}) });
     });
@@ -334,8 +198,6 @@ export async function rotateClusterKey(d: NodeContext, manager: SecurityManager,
     const cause = error instanceof FlowError ? error.cause : error;
     const left = ctx.leftStaged.length ? ` The unused staged key stays on ${ctx.leftStaged.join(', ')} until the next rotation removes it.` : '';
     throw new ApiError(cause instanceof ApiError ? cause.status : 500, `${(error as Error).message}${left}`);
-  } finally {
-    await releaseLock(ctx);
   }
   const plan = ctx.plan!;
   if (ctx.notActivated.length > 0) {

@@ -84,12 +84,13 @@ def test_inspect_bundle_holds_the_items_and_no_secret(node, tmp_path):
         assert expected in files, f"{expected} missing from the bundle: {sorted(files)}"
     manifest = json.loads((top / "manifest.json").read_text())
     assert manifest["errors"] == {}, manifest["errors"]
+    assert "private keys" in manifest["never-included"] and manifest["created-at"], manifest
     status = json.loads((top / "k8s/status.json").read_text())
     assert status["node-name"] == node.name
     etcd = json.loads((top / "etcd/members-and-health.json").read_text())
     assert [m["name"] for m in etcd["members"]] == [node.name] and all(h["healthy"] for h in etcd["health"]), etcd
     host = json.loads((top / "host.json").read_text())
-    assert host["cgroupVersion"] in (1, 2) and host["kernel"]["release"] and host["iptablesBackend"]
+    assert host["cgroup-version"] in (1, 2) and host["kernel"]["release"] and host["iptables-backend"]
     nodes = json.loads((top / "kubernetes/nodes.json").read_text())
     assert [n["metadata"]["name"] for n in nodes["items"]] == [node.name]
     pods = json.loads((top / "kubernetes/pods.json").read_text())

@@ -1,10 +1,13 @@
 // Test doubles at the daemon's seams: a Host whose facts a test sets, a ServiceManager that
-// records what a flow asked of it instead of running anything, and the CA rotation's datastore
-// records held in memory. Files still go to a real directory (the test's K8S_ROOT), so what a
-// flow writes or removes can be checked.
+// records what a flow asked of it instead of running anything, the CA rotation's datastore
+// records held in memory, and the nodes of a key rotation. Files still go to a real directory (the
+// test's K8S_ROOT), so what a flow writes or removes can be checked.
 import type { CaRotationRecord, PkiRecord } from '../../src/datastore/state.js';
 import type { HostFacts } from '../../src/host/host.js';
 import type { RotationState } from '../../src/k8sd/flows/rotate-ca.js';
+import type { KeyHolder, KeyRotationDeps } from '../../src/k8sd/flows/rotate-keys.js';
+import { silentLogger } from '../../src/log.js';
+import type { ClusterRotationPlan, EncryptionKeys, EncryptionKeySummary } from '../../src/security/index.js';
 import type { Layout } from '../../src/layout.js';
 import type { Host } from '../../src/services/host.js';
 import type { ServiceManager, ServiceStatus } from '../../src/services/manager.js';
@@ -44,6 +47,9 @@ export class FakeServiceManager implements ServiceManager {
   async stopAll(): Promise<void> {
     for (const name of [...this.running]) await this.stop(name);
   }
+
+  /** No earlier k8sd left anything running. */
+  async reapStale(): Promise<void> {}
 }
 
 export interface FakeHostOptions {
@@ -129,4 +135,77 @@ export class FakeRotationState implements RotationState {
     this.writes.push('delete-rotation');
     this.rotation = undefined;
   }
+}
+
+export type KeyHolderCall = 'keys' | 'stage' | 'activate' | 'discard';
+
+/**
+ * A control-plane node in a key rotation: records each call in a log shared by the cluster's
+ * doubles ("cp-2 stage k2"), and fails the calls named in `failing` as an unreachable k8sd would.
+ */
+export class FakeKeyHolder implements KeyHolder {
+  constructor(
+    readonly name: string,
+    private readonly calls: string[],
+    private readonly failing: ReadonlySet<KeyHolderCall> = new Set(),
+  ) {}
+
+  private record(call: KeyHolderCall, keyId?: string): void {
+    this.calls.push(`${this.name} ${call}${keyId ? ` ${keyId}` : ''}`);
+    if (this.failing.has(call)) throw new Error(`${this.name}: connection refused (test double)`);
+  }
+
+  private summaryOf(writeKeyId: string): EncryptionKeySummary {
+    return { provider: 'aesgcm', writeKeyId, keyIds: [writeKeyId], stagedKeyIds: [] };
+  }
+
+  async keys(): Promise<EncryptionKeys> {
+    this.record('keys');
+    return { provider: 'aesgcm', keys: [] };
+  }
+
+  async summary(): Promise<EncryptionKeySummary> {
+    return this.summaryOf('k1');
+  }
+
+  async stage(_keys: EncryptionKeys, keyId: string): Promise<EncryptionKeySummary> {
+    this.record('stage', keyId);
+    return this.summaryOf('k1');
+  }
+
+  async activate(_keys: EncryptionKeys, keyId: string): Promise<EncryptionKeySummary> {
+    this.record('activate', keyId);
+    return this.summaryOf(keyId);
+  }
+
+  async discard(keyId: string): Promise<EncryptionKeySummary> {
+    this.record('discard', keyId);
+    return this.summaryOf('k1');
+  }
+}
+
+/**
+ * A key rotation's dependencies over fake nodes: this node ("cp-1") and its peers, a cluster lock
+ * and a planner that each record into `calls` too. `failing` gives a node's failing calls.
+ */
+export function fakeKeyRotation(peers: string[], failing: Record<string, KeyHolderCall[]> = {}): { deps: KeyRotationDeps; calls: string[] } {
+  const calls: string[] = [];
+  const holder = (name: string): FakeKeyHolder => new FakeKeyHolder(name, calls, new Set(failing[name] ?? []));
+  const plan: ClusterRotationPlan = {
+    provider: 'aesgcm',
+    previousKeyId: 'k1',
+    newKeyId: 'k2',
+    staged: { provider: 'aesgcm', keys: [] },
+    active: { provider: 'aesgcm', keys: [] },
+    abandoned: [],
+    outOfSync: [],
+  };
+  const deps: KeyRotationDeps = {
+    log: silentLogger(),
+    takeLock: async () => (calls.push('lock'), 'lease-1'),
+    releaseLock: async (lease) => void calls.push(`unlock ${lease}`),
+    controlPlane: async () => ({ self: holder('cp-1'), peers: peers.map(holder) }),
+    planRotation: async (collected) => (calls.push(`plan from ${collected.map((c) => c.node).join(',')}`), plan),
+  };
+  return { deps, calls };
 }

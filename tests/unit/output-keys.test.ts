@@ -1,11 +1,18 @@
 // One key style in the CLI's JSON and YAML (issue 14 item 5): kebab-case, as CK8s's `k8s status`.
 // The test walks every reply type of the local API (what `--output-format json` prints) with the
 // TypeScript checker and checks that each field name comes out in kebab-case.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { local } from '../../src/api/index.js';
+import type { ResponseOf } from '../../src/api/index.js';
 import { K8sCommand } from '../../src/cli/base.js';
 import { kebabKey, kebabKeys } from '../../src/cli/output-keys.js';
+import { collectInspection, type InspectClient } from '../../src/inspect/collect.js';
+import { Layout } from '../../src/layout.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const KEBAB = /^[a-z0-9]+(-[a-z0-9]+)*$/;
@@ -112,5 +119,56 @@ describe('K8sCommand.render', () => {
     Echo.data = { 'dns.cluster-domain': 'cluster.local', 'load-balancer.l2Interfaces': ['eth0'] };
     Echo.keys = 'as-is';
     expect(JSON.parse(await printed('json'))).toEqual(Echo.data);
+  });
+});
+
+describe('the JSON files of a k8s inspect bundle', () => {
+  /** Field names that are not kebab-case, by path; the keys of maps keyed by data (names, file paths, setting names) are not field names. */
+  const notKebab = (value: unknown, where: string, out: string[]): string[] => {
+    if (Array.isArray(value)) value.forEach((v) => notKebab(v, `${where}[]`, out));
+    else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        if (!KEBAB.test(k)) out.push(`${where}.${k}`);
+        if (!['versions', 'go-modules', 'cas', 'errors', 'settings'].includes(k)) notKebab(v, `${where}.${k}`, out);
+      }
+    }
+    return out;
+  };
+
+  type Endpoint = Parameters<InspectClient['call']>[0];
+
+  it('are keyed in kebab-case, k8sd views as --output-format json prints them', async () => {
+    const replies = new Map<Endpoint, unknown>([
+      [local.services, { services: [{ name: 'kubelet', state: 'running', restarts: 0, lastExit: 'none' }] }],
+      [local.certsStatus, { certificates: [{ name: 'apiserver', expiresAt: '2027-01-01T00:00:00Z', daysLeft: 365, caName: 'ca' }] }],
+      [local.features, { features: [{ name: 'dns', enabled: true, updatedAt: '2026-01-01T00:00:00Z' }] }],
+      [local.encryptionStatus, { provider: 'kms', writeKeyId: 'k1', cluster: { keysAgree: true } }],
+      [local.datastore, { members: [{ name: 'cp-1', isLearner: false, clientURLs: ['https://10.0.0.5:2379'] }], health: [{ endpoint: 'https://10.0.0.5:2379', healthy: true }] }],
+    ]);
+    const client: InspectClient = {
+      node: async () => ({ clustered: true, name: 'cp-1', address: '10.0.0.5', role: 'control-plane' }) as Awaited<ReturnType<InspectClient['node']>>,
+      status: async () => ({ 'node-name': 'cp-1', versions: { kubeApiserver: 'v1.33.0' }, fips: { enabled: false, requestedBy: [] } }) as unknown as Awaited<ReturnType<InspectClient['status']>>,
+      getClusterConfig: async () => ({ settings: { 'dns.cluster-domain': 'cluster.local', 'load-balancer.l2Interfaces': ['eth0'] } }),
+      call: async <E extends Endpoint>(endpoint: E) => replies.get(endpoint) as ResponseOf<E>,
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'inspect-keys-'));
+    try {
+      const bundle = path.join(dir, 'bundle.tar.gz');
+      const result = await collectInspection(new Layout({ K8S_ROOT: path.join(dir, 'root') }), client, bundle);
+      execFileSync('tar', ['-C', dir, '-xzf', bundle]);
+      const top = path.join(dir, 'bundle');
+      const jsonFiles = result.entries.filter((e) => e.endsWith('.json'));
+      expect(jsonFiles).toEqual(expect.arrayContaining(['k8s/status.json', 'k8s/certs-status.json', 'etcd/members-and-health.json', 'host.json', 'manifest.json']));
+      expect(readdirSync(top)).toContain('manifest.json');
+      const read = (f: string): unknown => JSON.parse(readFileSync(path.join(top, f), 'utf8'));
+      expect(jsonFiles.flatMap((f) => notKebab(read(f), f, []))).toEqual([]);
+      expect(read('etcd/members-and-health.json')).toMatchObject({ members: [{ 'is-learner': false, 'client-urls': ['https://10.0.0.5:2379'] }] });
+      expect(read('k8s/status.json')).toMatchObject({ versions: { kubeApiserver: 'v1.33.0' }, fips: { 'requested-by': [] } });
+      expect(read('k8s/cluster-config.json')).toEqual({ settings: { 'dns.cluster-domain': 'cluster.local', 'load-balancer.l2Interfaces': ['eth0'] } });
+      expect(read('host.json')).toHaveProperty('cgroup-version');
+      expect(read('manifest.json')).toHaveProperty('never-included');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

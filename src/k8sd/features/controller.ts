@@ -36,12 +36,11 @@ interface Clients {
 export class FeatureController {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
-  private again = false;
+  /** The pass owed after the one under way (trigger() during a pass): none, a settling one or a full one. */
+  private owed: 'none' | 'settling' | 'full' = 'none';
   private clients?: Clients;
   private lastError = '';
   private settling?: NodeJS.Timeout;
-  /** A full pass is owed after the one under way (trigger() during a pass). */
-  private againFull = false;
   /** What the last full pass applied, per enabled feature: settling passes re-read its readiness. */
   private readonly applied = new Map<ImplementedFeature, FeatureObject[]>();
 
@@ -66,8 +65,9 @@ export class FeatureController {
    */
   trigger(full = true): Promise<void> {
     if (this.running) {
-      this.again = true;
-      this.againFull ||= full;
+      // A settling request never lowers an owed full pass.
+      if (full) this.owed = 'full';
+      else if (this.owed === 'none') this.owed = 'settling';
       return this.running;
     }
     this.running = this.reconcile(full)
@@ -77,11 +77,9 @@ export class FeatureController {
       })
       .finally(() => {
         this.running = undefined;
-        if (this.again) {
-          const full = this.againFull;
-          this.again = this.againFull = false;
-          void this.trigger(full);
-        }
+        const owed = this.owed;
+        this.owed = 'none';
+        if (owed !== 'none') void this.trigger(owed === 'full');
       });
     return this.running;
   }

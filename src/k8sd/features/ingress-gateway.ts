@@ -5,7 +5,8 @@ import type { KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-n
 import yaml from 'js-yaml';
 import { readFileSync } from 'node:fs';
 import { apiStatus } from '../membership/kube-clients.js';
-import { addonTolerations, FEATURE_LABEL, FeatureObject, featureLabels, goDebug, imageRef, ManifestContext, restrictedContainer, templateHash } from './manifests.js';
+import { addonTolerations, FEATURE_LABEL, FeatureObject, featureLabels, goDebug, ManifestContext, restrictedContainer, templateHash } from './manifest-parts.js';
+import { imageRef } from '../../services/images.js';
 
 export const INGRESS_CLASS = 'ck-ingress';
 export const GATEWAY_CLASS = 'ck-gateway';

@@ -1,18 +1,19 @@
 // Each feature's Kubernetes objects, in one place per feature. Typed as plain objects; the
 // feature controller applies them server-side with its own field manager and a label naming
 // the feature, so that disabling a feature can find and remove every object it made.
-import type { KubernetesObject } from '@kubernetes/client-node';
 import path from 'node:path';
 import { FeatureSettings, ImplementedFeature } from '../../config/features.js';
 import { FLANNEL_USER } from '../../pki/table.js';
-import { FEATURE_IMAGES, imageRef } from '../../services/images.js';
+import { imageRef } from '../../services/images.js';
 
 export { FEATURE_IMAGES, IMAGE_REGISTRY, imageRef } from '../../services/images.js';
 import { gatewayObjects, ingressObjects } from './ingress-gateway.js';
+import { FEATURE_LABEL, type FeatureObject, featureLabels, goDebug, addonTolerations, restrictedContainer, templateHash, type ManifestContext } from './manifest-parts.js';
 
-export const FEATURE_LABEL = 'k8sd.io/feature';
+export { FEATURE_LABEL, featureLabels, goDebug, addonTolerations, restrictedContainer, templateHash } from './manifest-parts.js';
+export type { FeatureObject, ManifestContext, MetricsServerPki } from './manifest-parts.js';
+
 export const FIELD_MANAGER = 'k8sd';
-
 
 /** The recipe whose version a feature reports. */
 export const FEATURE_COMPONENT: Record<ImplementedFeature, string> = {
@@ -24,35 +25,6 @@ export const FEATURE_COMPONENT: Record<ImplementedFeature, string> = {
   ingress: 'traefik',
   gateway: 'traefik',
 };
-
-/** metrics-server's TLS material (k8sd issues the serving pair; see metrics-server-tls.ts). */
-export interface MetricsServerPki {
-  /** Serving certificate and key of metrics-server.kube-system.svc. */
-  cert: string;
-  key: string;
-  /** The CA that signed it: the APIService's caBundle. */
-  ca: string;
-  /** The CA bundle metrics-server verifies kubelets' serving certificates with. */
-  kubeletCa: string;
-}
-
-export interface ManifestContext {
-  settings: FeatureSettings;
-  /** Versions of the image recipes (their image tags). */
-  versions: Record<keyof typeof FEATURE_IMAGES, string>;
-  /** FIPS mode: the Go binaries in the images run with fips140=on. */
-  fips: boolean;
-  /** K8S_ROOT of the node rendering the objects: host paths (local-storage.local-path) are re-rooted under it. */
-  root: string;
-  /** Needed for metrics-server only. */
-  metricsServer?: MetricsServerPki;
-  /** gateway only: the pinned Gateway API CRDs, labelled (ingress-gateway.ts). */
-  gatewayApi?: FeatureObject[];
-  /** ingress only: a hash of the default TLS Secret's data (a new certificate rolls the data plane); '' when absent. */
-  ingressTlsHash?: string;
-}
-
-export type FeatureObject = KubernetesObject & Record<string, unknown>;
 
 /** Every kind a feature may create, so that disabling it can find objects by label (namespaced kinds first). */
 export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: string; kind: string; namespace?: string }>> = {
@@ -114,26 +86,6 @@ export const FEATURE_KINDS: Record<ImplementedFeature, Array<{ apiVersion: strin
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
     { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition' },
   ],
-};
-
-
-export const featureLabels = (feature: ImplementedFeature, app: string): Record<string, string> => ({ [FEATURE_LABEL]: feature, 'k8s-app': app });
-
-export const goDebug = (fips: boolean): Array<{ name: string; value: string }> => [{ name: 'GODEBUG', value: fips ? 'fips140=on' : 'fips140=off' }];
-
-/** Tolerations of cluster add-ons: they run on control-plane nodes too, tainted or not. */
-export const addonTolerations = [
-  { key: 'CriticalAddonsOnly', operator: 'Exists' },
-  { key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' },
-];
-
-/** Restricted-profile container settings (Pod Security "restricted"), for containers that need no privilege. */
-export const restrictedContainer = {
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  runAsNonRoot: true,
-  capabilities: { drop: ['ALL'] },
-  seccompProfile: { type: 'RuntimeDefault' },
 };
 
 /**
@@ -660,12 +612,3 @@ function loadBalancerObjects(): FeatureObject[] {
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
-/** Short stable hash (FNV-1a) for pod-template annotations. */
-export function templateHash(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-}

@@ -10,7 +10,7 @@ import { trustBundle } from '../../pki/signer.js';
 import { etcdPeerUrl } from '../controlplane.js';
 import { ApiError } from '../http.js';
 import { joinPayloadProviders } from '../membership/extensions.js';
-import type { ControlPlaneJoinReply, JoinRequestBody, WorkerClientCert, WorkerJoinReply, WorkerClusterConfig } from '../membership/join-server.js';
+import type { ControlPlaneJoinReply, JoinRequestBody, WorkerClientCert, WorkerJoinReply, WorkerClusterConfig } from '../membership/join-messages.js';
 import type { PeerRecord } from '../cluster/peer.js';
 import { JoinTokenRecord, MembershipStore } from '../membership/store.js';
 import { FlowError, runFlow, Step } from './flow.js';

@@ -11,7 +11,7 @@ import { ControlPlaneJoinReply, leafLifetimeMs } from '../membership/join-server
 import { nodePorts } from '../membership/node-components.js';
 import { PeerApiError, PeerRecord } from '../cluster/peer.js';
 import { Step } from './flow.js';
-import type { JoinCtx } from './join.js';
+import { type JoinCtx, registerRequest } from './join-context.js';
 import { checkPortsFree, controlPlaneFiles, controlPlanePorts, preflightStep, recordNodeStep, startControlPlaneStep, startDatastoreStep, startNodeStep, writeConfigStep } from './node-steps.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -38,12 +38,7 @@ export const controlPlaneJoinSteps: Step<Ctx>[] = [
     name: 'register',
     title: 'Joining the cluster (token check, etcd learner)',
     async run(ctx) {
-      ctx.cp = await ctx.remote.register<ControlPlaneJoinReply>({
-        token: { name: ctx.p.token.name, secret: ctx.p.token.secret },
-        role: 'control-plane',
-        node: { name: ctx.p.name, address: ctx.p.address, clusterCert: ctx.identity.cert },
-        fips: ctx.fipsEnabled,
-      });
+      ctx.cp = await ctx.remote.register<ControlPlaneJoinReply>(registerRequest(ctx, 'control-plane'));
       ctx.cluster = ctx.cp.config;
     },
     async rollback(ctx) {

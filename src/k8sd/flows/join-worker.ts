@@ -11,7 +11,7 @@ import { WORKER_CLIENT_CERTS, WorkerClientCert, WorkerJoinReply, workerClientSub
 import { canLowerOomScores, nodeComponentFiles, nodePorts } from '../membership/node-components.js';
 import { overrideFiles, warnWeakenedFlags } from '../overrides.js';
 import { Step } from './flow.js';
-import type { JoinCtx } from './join.js';
+import { type JoinCtx, registerRequest } from './join-context.js';
 import { checkPortsFree, preflightStep, recordNodeStep, startNodeStep, writeConfigStep } from './node-steps.js';
 
 interface Ctx extends JoinCtx {
@@ -58,13 +58,7 @@ export const workerJoinSteps: Step<Ctx>[] = [
     name: 'register',
     title: 'Joining the cluster (token check, client certificates)',
     async run(ctx) {
-      ctx.worker = await ctx.remote.register<WorkerJoinReply>({
-        token: { name: ctx.p.token.name, secret: ctx.p.token.secret },
-        role: 'worker',
-        node: { name: ctx.p.name, address: ctx.p.address, clusterCert: ctx.identity.cert },
-        csrs: ctx.workerCsrs!,
-        fips: ctx.fipsEnabled,
-      });
+      ctx.worker = await ctx.remote.register<WorkerJoinReply>({ ...registerRequest(ctx, 'worker'), csrs: ctx.workerCsrs! });
     },
     async rollback(ctx) {
       // The cluster issued this node's certificates: it keeps the node's record and the token is

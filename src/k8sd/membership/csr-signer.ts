@@ -16,7 +16,7 @@ import { withChain } from '../../pki/signer.js';
 import { CaName, KUBELET_SERVING_CA, LEAF_KEY_USAGE } from '../../pki/table.js';
 import type { NameContext } from './admission.js';
 import { checkKubeletClientCsr, checkKubeletServingCsr, CsrDecision, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER, KubeletServingRequest, RegisteredNode } from './csr-approval.js';
-import type { Membership } from './index.js';
+import type { MembershipContext } from './context.js';
 import { apiStatus, kubeClients } from './kube-clients.js';
 import { leafLifetimeMs } from './join-server.js';
 
@@ -55,7 +55,7 @@ export class KubeletServingSigner {
   private readonly done = new Set<string>();
 
   constructor(
-    private readonly m: Membership,
+    private readonly m: MembershipContext,
     private readonly intervalMs = 2000,
   ) {}
 

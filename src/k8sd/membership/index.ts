@@ -9,7 +9,9 @@ import { kubeconfigFiles } from '../../pki/signer.js';
 import { reloadingKubeconfigs } from '../certs/inventory.js';
 import { ServiceId } from '../../services/specs.js';
 import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
-import type { K8sd } from '../daemon.js';
+import type { Logger } from '../../log.js';
+import type { NodeContext } from '../node-context.js';
+import type { MembershipContext, MembershipNode } from './context.js';
 import { at, ApiError } from '../http.js';
 import { local, peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
@@ -30,16 +32,15 @@ import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
 
 const SYNC_INTERVAL_MS = 15_000;
 
-export class Membership {
-  /** This node is tearing itself down after removal. */
+export class Membership implements MembershipContext {
   leaving = false;
   private timers: NodeJS.Timeout[] = [];
   private signer?: KubeletServingSigner;
   private lastSyncError = '';
 
-  constructor(readonly d: K8sd) {}
+  constructor(readonly d: MembershipNode) {}
 
-  get log(): K8sd['log'] {
+  get log(): Logger {
     return this.d.log;
   }
 
@@ -49,7 +50,7 @@ export class Membership {
   }
 
   peerIdentity(): PeerIdentity {
-    return { cert: this.d.identity.cert, key: this.d.identity.key };
+    return peerIdentityOf(this.d);
   }
 
   /** Control plane: peers.json from the node records. */
@@ -277,11 +278,13 @@ export class Membership {
   }
 }
 
-let instance: Membership | undefined;
+/** A node's certificate and key, for its calls to peers. */
+function peerIdentityOf(d: Pick<NodeContext, 'identity'>): PeerIdentity {
+  return { cert: d.identity.cert, key: d.identity.key };
+}
 
-export function registerMembership(d: K8sd): Membership {
+export function registerMembership(d: MembershipNode): Membership {
   const m = new Membership(d);
-  instance = m;
   const removal = removeRoutes(m);
   d.extraLocalRoutes.push(
     ...tokenRoutes(m),
@@ -318,8 +321,7 @@ export type WorkerCertificate = WorkerClientCert | 'kubelet';
  * Restarts only the services whose certificates changed. For the certificates work (refresh-certs
  * and automatic renewal on workers).
  */
-export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[]): Promise<{ renewed: WorkerCertificate[]; restarted: ServiceId[] }> {
-  const m = instance?.d === d ? instance : new Membership(d);
+export async function renewWorkerCertificates(d: NodeContext, names: WorkerCertificate[]): Promise<{ renewed: WorkerCertificate[]; restarted: ServiceId[] }> {
   const node = d.node();
   if (!node || node.role !== 'worker') throw new ApiError(409, 'renewWorkerCertificates runs on a worker node');
   const l = d.layout;
@@ -338,7 +340,7 @@ export async function renewWorkerCertificates(d: K8sd, names: WorkerCertificate[
     let last: Error | undefined;
     for (const p of cps) {
       try {
-        reply = await peerRequest(m.peerIdentity(), peerTarget(p), 'POST', peer.memberCertificates.path, { name: node.name, csrs }, 30_000);
+        reply = await peerRequest(peerIdentityOf(d), peerTarget(p), 'POST', peer.memberCertificates.path, { name: node.name, csrs }, 30_000);
         break;
       } catch (err) {
         last = err as Error;

@@ -15,7 +15,7 @@ import { ApiError, Request } from '../http.js';
 import { local, peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { checkAddressForm, NodeAdmissionError } from './admission.js';
-import type { Membership } from './index.js';
+import type { MembershipContext } from './context.js';
 import { JoinRequestBody } from './join-server.js';
 import { PeerApiError, PeerIdentityError, peerRequest, PeerTarget } from '../cluster/peer.js';
 import { decodeToken, JoinToken, TokenExpiredError, TokenFormatError } from './token.js';
@@ -26,7 +26,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export type { JoinParams };
 
 /** Validates a join request completely; throws ApiError(400) with the reason. Writes nothing. */
-export async function parseJoinRequest(m: Membership, body: { token?: string; name?: string; address?: string; config?: string; timeoutSeconds?: number }): Promise<JoinParams> {
+export async function parseJoinRequest(m: MembershipContext, body: { token?: string; name?: string; address?: string; config?: string; timeoutSeconds?: number }): Promise<JoinParams> {
   if (typeof body.token !== 'string' || !body.token) throw new ApiError(400, 'a join token is required');
   let token: JoinToken;
   try {
@@ -66,7 +66,7 @@ export async function parseJoinRequest(m: Membership, body: { token?: string; na
  * fingerprints in the token. Waits while another join holds the lock (409) or the node is flooded
  * with unauthenticated requests (429).
  */
-function clusterClient(m: Membership, p: JoinParams, deadline: number, emit: (e: JoinEvent) => void): JoinClusterClient {
+function clusterClient(m: MembershipContext, p: JoinParams, deadline: number, emit: (e: JoinEvent) => void): JoinClusterClient {
   const identity = { cert: m.d.identity.cert, key: m.d.identity.key };
   const remaining = (): number => Math.max(1000, deadline - Date.now());
   let target: PeerTarget | undefined;
@@ -110,7 +110,7 @@ function clusterClient(m: Membership, p: JoinParams, deadline: number, emit: (e:
 }
 
 /** Runs a join; streams progress as NDJSON like bootstrap. */
-export async function handleJoinCluster(m: Membership, req: Request, res: ServerResponse): Promise<undefined> {
+export async function handleJoinCluster(m: MembershipContext, req: Request, res: ServerResponse): Promise<undefined> {
   const d = m.d;
   const existing = d.node();
   if (existing) throw new ApiError(409, `this node is already part of a cluster (node "${existing.name}", ${existing.role}); remove it first with "k8s remove-node ${existing.name}"`);

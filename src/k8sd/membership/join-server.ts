@@ -7,7 +7,7 @@
 // Every rejection happens before anything is written: a bad token, name or address changes nothing.
 // A token is spent for good once a join reply carries certificates or CA material: nothing puts it
 // back after that (admission.ts says which names and addresses a node may claim).
-import { NodeFeatureView, nodeFeatureView } from '../features/node.js';
+import { nodeFeatureView } from '../features/node.js';
 import type { TLSSocket } from 'node:tls';
 import { ClusterConfig, PkiRecord } from '../../datastore/state.js';
 import { keyAlgorithmOf } from '../../crypto/node.js';
@@ -19,86 +19,23 @@ import { at, ApiError, Request, Route } from '../http.js';
 import { peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { fingerprintOf } from '../identity.js';
+import { WORKER_CLIENT_CERTS, type ControlPlaneJoinReply, type JoinRequestBody, type MembersReply, type WorkerClientCert, type WorkerClusterConfig, type WorkerJoinReply } from './join-messages.js';
 import { checkAddressClaim, checkAddressForm, checkNodeName, NodeAdmissionError } from './admission.js';
-import type { Membership } from './index.js';
+import type { MembershipContext } from './context.js';
 import { joinHostPort, PeerRecord } from '../cluster/peer.js';
 import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
 import { takeClusterLock } from '../cluster/lock.js';
 import { JoinInFlight, MemberRecord, MembershipStore, rotatingNode } from './store.js';
 import { admitControlPlaneSteps, admitJoin, admitWorkerSteps, JoinAdmission, VerifiedToken } from '../flows/admit-join.js';
 import { kubernetesNodeExists } from './kube-clients.js';
-import { JoinRole, secretMatches } from './token.js';
+import { secretMatches } from './token.js';
 
 /** How long a control-plane join may hold the join lock (learner added → promoted). */
 export const JOIN_LOCK_TTL_SECONDS = 90;
 /** How long the server waits for the join lock before telling the joiner to retry. */
 const LOCK_WAIT_MS = 20_000;
-/** Client certificates a worker gets from the control plane (kubeconfig names of the PKI table). */
-export const WORKER_CLIENT_CERTS = ['kubelet.conf', 'proxy.conf', 'flannel.conf'] as const;
-export type WorkerClientCert = (typeof WORKER_CLIENT_CERTS)[number];
-
-/** The subject a worker puts in the request for a client certificate (the signer takes it from the PKI table anyway). */
-export function workerClientSubject(cert: WorkerClientCert, nodeName: string): { commonName: string; organization?: string[] } {
-  const spec = KUBECONFIGS.find((k) => k.name === cert)!;
-  const identity: NodeIdentity = { hostname: nodeName, address: '', localAddresses: [], serviceIps: [], extraSans: [], clusterDomain: 'cluster.local' };
-  return { commonName: spec.commonName(identity), ...(spec.organization ? { organization: spec.organization } : {}) };
-}
-
-export interface JoinRequestBody {
-  token: { name: string; secret: string };
-  role: JoinRole;
-  node: { name: string; address: string; clusterCert: string };
-  /** Worker only: PEM CSRs for kubelet.conf and proxy.conf (keys stay on the worker). */
-  csrs?: Partial<Record<WorkerClientCert, string>>;
-  /** Whether the joining k8sd runs in FIPS mode (a FIPS cluster admits only such nodes). */
-  fips?: boolean;
-}
-
-export interface ControlPlaneJoinReply {
-  role: 'control-plane';
-  joinId: string;
-  memberId: string;
-  config: ClusterConfig;
-  pki: PkiRecord;
-  etcd: { initialCluster: string; peerUrl: string };
-  members: PeerRecord[];
-  extras: Record<string, unknown>;
-}
-
-/** What a worker needs of the cluster config. */
-export interface WorkerClusterConfig {
-  podCidr: string;
-  serviceCidr: string;
-  clusterDomain: string;
-  dnsServiceIp?: string;
-  /** The network feature is on: the worker runs flanneld. */
-  network?: boolean;
-  securePort: number;
-  failCgroupV1: boolean;
-  keyType: ClusterConfig['keyType'];
-  leafLifetimeMs: number;
-  /** The renewal policy the worker applies to its own certificates (absent from older control planes). */
-  certificates?: ClusterConfig['certificates'];
-}
-
-export interface WorkerJoinReply {
-  role: 'worker';
-  certificates: Record<WorkerClientCert, string>;
-  caCert: string;
-  clientCaCert: string;
-  config: WorkerClusterConfig;
-  apiservers: string[];
-  members: PeerRecord[];
-}
-
-export interface MembersReply {
-  members: PeerRecord[];
-  /** What workers need to know of the features (flanneld, the kubelet's DNS settings). */
-  features?: NodeFeatureView;
-  apiservers: string[];
-  caCert: string;
-  clientCaCert: string;
-}
+export { WORKER_CLIENT_CERTS, workerClientSubject } from './join-messages.js';
+export type { ControlPlaneJoinReply, JoinRequestBody, MembersReply, WorkerClientCert, WorkerClusterConfig, WorkerJoinReply } from './join-messages.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const DAY_MS = 86_400_000;
@@ -124,7 +61,7 @@ export function workerClusterConfig(c: ClusterConfig): WorkerClusterConfig {
   };
 }
 
-function parseJoinBody(m: Membership, req: Request): JoinRequestBody {
+function parseJoinBody(m: MembershipContext, req: Request): JoinRequestBody {
   const b = parseRequest(peer.memberJoin, req.body);
   const bad = (what: string): never => {
     throw new ApiError(400, `malformed join request: ${what}`);
@@ -157,14 +94,14 @@ function admissionChecked<T>(check: () => T): T {
  * and the address the source of this very connection unless the token names it. Changes nothing.
  * `resuming`: a control-plane join that starts again over its own unfinished record.
  */
-async function admitNode(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken, config: ClusterConfig, resuming = false): Promise<void> {
+async function admitNode(m: MembershipContext, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken, config: ClusterConfig, resuming = false): Promise<void> {
   const { name, address } = body.node;
   const members = await store.members();
   admissionChecked(() => {
     checkNodeName(name, { clusterDomain: config.clusterDomain, extraSans: config.extraSans ?? [], members, ...(resuming ? { self: name } : {}) });
     checkAddressClaim({ name, address, source: req.raw.socket.remoteAddress, members, ...(t.record.address ? { allowedAddress: t.record.address } : {}) });
   });
-  if (!resuming && (await kubernetesNodeExists(m, name))) {
+  if (!resuming && (await kubernetesNodeExists(m.d, name))) {
     throw new ApiError(409, `a Kubernetes node named "${name}" already exists; delete it ("kubectl delete node ${name}") or join with another --name`);
   }
 }
@@ -200,7 +137,7 @@ function checkKeyAccepted(key: string, pem: string): void {
 }
 
 /** Checks the token against the cluster's record. Changes nothing. */
-async function verifyToken(m: Membership, store: MembershipStore, body: JoinRequestBody): Promise<VerifiedToken> {
+async function verifyToken(m: MembershipContext, store: MembershipStore, body: JoinRequestBody): Promise<VerifiedToken> {
   const name = body.token.name;
   const t = await store.token(name);
   const unknown = new ApiError(401, `join token "${name}" is not valid in this cluster: it was already used, revoked, or never issued here; ask for a new one with "k8s get-join-token"`);
@@ -223,7 +160,7 @@ export function peerRecordOf(crypto: CryptoBackend, r: MemberRecord): PeerRecord
   return { name: r.name, address: r.address, role: r.role, fingerprint: fingerprintOf(crypto, r.clusterCert), clusterPort: K8SD_CLUSTER_PORT };
 }
 
-export async function controlPlanePeers(m: Membership, store: MembershipStore): Promise<PeerRecord[]> {
+export async function controlPlanePeers(m: MembershipContext, store: MembershipStore): Promise<PeerRecord[]> {
   return (await store.members()).filter((r) => r.role === 'control-plane' && !r.joining).map((r) => peerRecordOf(m.d.crypto, r));
 }
 
@@ -238,7 +175,7 @@ async function requireConfig(store: MembershipStore): Promise<{ config: ClusterC
 }
 
 /** The caller must be the node it names (its TLS certificate is that node's cluster certificate). */
-async function requireCallerIs(m: Membership, store: MembershipStore, req: Request, name: string): Promise<MemberRecord | undefined> {
+async function requireCallerIs(m: MembershipContext, store: MembershipStore, req: Request, name: string): Promise<MemberRecord | undefined> {
   const rec = await store.member(name);
   if (!rec) return undefined;
   if (fingerprintOf(m.d.crypto, rec.clusterCert) !== req.peerFingerprint) {
@@ -247,7 +184,7 @@ async function requireCallerIs(m: Membership, store: MembershipStore, req: Reque
   return rec;
 }
 
-async function handleJoin(m: Membership, req: Request): Promise<unknown> {
+async function handleJoin(m: MembershipContext, req: Request): Promise<unknown> {
   const node = m.d.node();
   if (!node || node.role !== 'control-plane' || !m.d.state) {
     throw new ApiError(503, 'this node is not a control-plane member of a cluster; join through another control-plane node');
@@ -299,7 +236,7 @@ async function waitForJoinLock(store: MembershipStore, holder: string): Promise<
   });
 }
 
-async function joinControlPlane(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
+async function joinControlPlane(m: MembershipContext, store: MembershipStore, req: Request, body: JoinRequestBody): Promise<ControlPlaneJoinReply> {
   const { config, pki } = await requireConfig(store);
   if (config.datastoreType !== 'etcd') {
     throw new ApiError(501, 'control-plane joins with an external datastore are not supported yet; join this node as a worker');
@@ -308,7 +245,7 @@ async function joinControlPlane(m: Membership, store: MembershipStore, req: Requ
 }
 
 /** Membership's checks of one join, for the admit flows. */
-function joinAdmission(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, config: ClusterConfig, pki: PkiRecord): JoinAdmission {
+function joinAdmission(m: MembershipContext, store: MembershipStore, req: Request, body: JoinRequestBody, config: ClusterConfig, pki: PkiRecord): JoinAdmission {
   return {
     lock: () => waitForJoinLock(store, body.node.name),
     refuseDuringCaRotation: () => refuseDuringCaRotation(store),
@@ -323,7 +260,7 @@ function joinAdmission(m: Membership, store: MembershipStore, req: Request, body
 }
 
 async function signWorkerCsrs(
-  m: Membership,
+  m: MembershipContext,
   name: string,
   csrs: Partial<Record<WorkerClientCert, string>>,
   config: ClusterConfig,
@@ -348,7 +285,7 @@ async function signWorkerCsrs(
   return out;
 }
 
-async function checkCsrs(m: Membership, csrs: JoinRequestBody['csrs'], required: readonly WorkerClientCert[]): Promise<Partial<Record<WorkerClientCert, string>>> {
+async function checkCsrs(m: MembershipContext, csrs: JoinRequestBody['csrs'], required: readonly WorkerClientCert[]): Promise<Partial<Record<WorkerClientCert, string>>> {
   const out: Partial<Record<WorkerClientCert, string>> = {};
   for (const name of required) {
     const pem = csrs?.[name];
@@ -365,7 +302,7 @@ async function checkCsrs(m: Membership, csrs: JoinRequestBody['csrs'], required:
   return out;
 }
 
-async function joinWorker(m: Membership, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken): Promise<WorkerJoinReply> {
+async function joinWorker(m: MembershipContext, store: MembershipStore, req: Request, body: JoinRequestBody, t: VerifiedToken): Promise<WorkerJoinReply> {
   const { config, pki } = await requireConfig(store);
   return admitJoin<WorkerJoinReply>(admitWorkerSteps, { store, etcd: store.state.etcd, log: m.log, body, config, pki, token: t, admission: joinAdmission(m, store, req, body, config, pki) });
 }
@@ -375,7 +312,7 @@ async function joinWorker(m: Membership, store: MembershipStore, req: Request, b
  * node's cluster certificate and its record is a control-plane one. Also returns its in-flight
  * join record, if the join lock still holds one.
  */
-async function requireControlPlaneSelf(m: Membership, store: MembershipStore, req: Request, name: string, what: string): Promise<{ rec: MemberRecord; inFlight: JoinInFlight | undefined }> {
+async function requireControlPlaneSelf(m: MembershipContext, store: MembershipStore, req: Request, name: string, what: string): Promise<{ rec: MemberRecord; inFlight: JoinInFlight | undefined }> {
   const rec = await requireCallerIs(m, store, req, name);
   if (!rec) throw new ApiError(404, `node "${name}" has no pending join (it was aborted or expired); join again with a new token`);
   if (rec.role !== 'control-plane') {
@@ -385,7 +322,7 @@ async function requireControlPlaneSelf(m: Membership, store: MembershipStore, re
   return { rec, inFlight: inFlight?.name === name ? inFlight : undefined };
 }
 
-async function handlePromote(m: Membership, req: Request): Promise<unknown> {
+async function handlePromote(m: MembershipContext, req: Request): Promise<unknown> {
   const { name, memberId } = parseRequest(peer.memberPromote, req.body);
   const store = m.store();
   const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'promote');
@@ -424,7 +361,7 @@ async function handlePromote(m: Membership, req: Request): Promise<unknown> {
  * material, so the token has served. A worker cannot abort (its certificates were issued with the
  * reply); an operator removes it with "k8s remove-node".
  */
-async function handleAbort(m: Membership, req: Request): Promise<unknown> {
+async function handleAbort(m: MembershipContext, req: Request): Promise<unknown> {
   const { name, memberId } = parseRequest(peer.memberAbort, req.body);
   const store = m.store();
   // Nothing registered under that name: nothing this caller may undo.
@@ -444,7 +381,7 @@ async function handleAbort(m: Membership, req: Request): Promise<unknown> {
   return { aborted: true };
 }
 
-async function handleMembers(m: Membership): Promise<MembersReply> {
+async function handleMembers(m: MembershipContext): Promise<MembersReply> {
   const store = m.store();
   const { config, pki } = await requireConfig(store);
   const members = await controlPlanePeers(m, store);
@@ -457,7 +394,7 @@ async function handleMembers(m: Membership): Promise<MembersReply> {
   };
 }
 
-async function handleCertificates(m: Membership, req: Request): Promise<unknown> {
+async function handleCertificates(m: MembershipContext, req: Request): Promise<unknown> {
   const { name, csrs } = parseRequest(peer.memberCertificates, req.body);
   const store = m.store();
   const rec = await requireCallerIs(m, store, req, name);
@@ -471,7 +408,7 @@ async function handleCertificates(m: Membership, req: Request): Promise<unknown>
   return { certificates, caCert: trustBundle(pki.cas.ca), clientCaCert: trustBundle(pki.cas['client-ca']) };
 }
 
-export function joinServerRoutes(m: Membership): Route[] {
+export function joinServerRoutes(m: MembershipContext): Route[] {
   return [
     { ...at(peer.memberJoin), untrusted: true, handler: (req) => handleJoin(m, req) },
     { ...at(peer.memberPromote), handler: (req) => handlePromote(m, req) },

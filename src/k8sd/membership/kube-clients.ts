@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type { CertificatesV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { loadKubeconfig } from '../kube.js';
-import type { Membership } from './index.js';
+import type { NodeContext } from '../node-context.js';
 
 interface Cached {
   mtimeMs: number;
@@ -41,8 +41,8 @@ export async function mergePatchOptions(): Promise<Parameters<CoreV1Api['patchNo
 let nodeNames: { at: number; names: Promise<Set<string>> } | undefined;
 const NODE_LIST_TTL_MS = 3000;
 
-export async function kubernetesNodeExists(m: Membership, name: string): Promise<boolean> {
-  const admin = m.d.layout.kubeconfig('admin.conf');
+export async function kubernetesNodeExists(d: Pick<NodeContext, 'layout' | 'log'>, name: string): Promise<boolean> {
+  const admin = d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return false;
   if (!nodeNames || Date.now() - nodeNames.at > NODE_LIST_TTL_MS) {
     const names = kubeClients(admin).then(async ({ core }) => new Set((await core.listNode()).items.map((n) => n.metadata?.name ?? '')));
@@ -64,7 +64,7 @@ export async function kubernetesNodeExists(m: Membership, name: string): Promise
     }
   } catch (err) {
     // The API server is down: do not block issuing a token on it.
-    m.log.warn('could not check for an existing Kubernetes node before issuing a token', { node: name, error: (err as Error).message });
+    d.log.warn('could not check for an existing Kubernetes node before issuing a token', { node: name, error: (err as Error).message });
     return false;
   }
 }

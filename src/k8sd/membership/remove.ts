@@ -17,7 +17,7 @@ import { local, peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { fingerprintOf } from '../identity.js';
 import { leaveHookList } from './extensions.js';
-import type { Membership } from './index.js';
+import type { MembershipContext } from './context.js';
 import { apiStatus, kubeClients } from './kube-clients.js';
 import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
 import { nodeRuntimeDirsOf, stopNodeComponents, unmountUnder } from './node-components.js';
@@ -36,7 +36,7 @@ export interface RemoveReply {
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-async function voterHealth(m: Membership, members: EtcdMember[]): Promise<VoterHealth[]> {
+async function voterHealth(m: MembershipContext, members: EtcdMember[]): Promise<VoterHealth[]> {
   const l = m.d.layout;
   const files = k8sdEtcdTlsFiles(l, true);
   return Promise.all(
@@ -60,7 +60,7 @@ async function voterHealth(m: Membership, members: EtcdMember[]): Promise<VoterH
  * that is still stopping re-registers its Node, so the delete is repeated until the Node stays
  * gone for a few seconds (up to `settleMs`).
  */
-async function deleteKubernetesNode(m: Membership, name: string, settleMs = 0): Promise<string | undefined> {
+async function deleteKubernetesNode(m: MembershipContext, name: string, settleMs = 0): Promise<string | undefined> {
   const admin = m.d.layout.kubeconfig('admin.conf');
   if (!existsSync(admin)) return undefined;
   const deadline = Date.now() + settleMs;
@@ -82,7 +82,7 @@ function etcdMemberOf(members: EtcdMember[], name: string, rec: MemberRecord | u
   return members.find((x) => x.name === name) ?? (rec ? members.find((x) => x.peerURLs.includes(etcdPeerUrl(rec.address, peerPort))) : undefined);
 }
 
-async function handleRemove(m: Membership, req: Request, res: ServerResponse): Promise<RemoveReply> {
+async function handleRemove(m: MembershipContext, req: Request, res: ServerResponse): Promise<RemoveReply> {
   const { name, force } = parseRequest(local.removeNode, req.body);
   if (typeof name !== 'string' || !NAME_RE.test(name)) throw new ApiError(400, 'give the name of the node to remove (see "k8s status" or "k8s kubectl get nodes")');
   const self = m.d.node();
@@ -146,7 +146,7 @@ async function handleRemove(m: Membership, req: Request, res: ServerResponse): P
 }
 
 /** What removal does to the cluster, through this control-plane node. */
-function removalOps(m: Membership, store: MembershipStore): RemovalOps {
+function removalOps(m: MembershipContext, store: MembershipStore): RemovalOps {
   return {
     removeMember: (id) => m.d.state!.etcd.removeMember(id),
     removeMemberThroughOthers: (id, others) => removeThroughOthers(m, id, others),
@@ -161,7 +161,7 @@ function removalOps(m: Membership, store: MembershipStore): RemovalOps {
   };
 }
 
-async function removeThroughOthers(m: Membership, id: string, others: EtcdMember[]): Promise<void> {
+async function removeThroughOthers(m: MembershipContext, id: string, others: EtcdMember[]): Promise<void> {
   const l = m.d.layout;
   const client = EtcdClient.fromFiles(others.flatMap((o) => o.clientURLs), k8sdEtcdTlsFiles(l, true));
   try {
@@ -175,13 +175,13 @@ async function removeThroughOthers(m: Membership, id: string, others: EtcdMember
   }
 }
 
-function scheduleSelfCleanup(m: Membership, res: ServerResponse, name: string, warnings: string[]): RemoveReply {
+function scheduleSelfCleanup(m: MembershipContext, res: ServerResponse, name: string, warnings: string[]): RemoveReply {
   // Answer first: the CLI must get the reply before the services (and maybe the socket's owner) go away.
   res.once('finish', () => void leaveCluster(m, 'removed itself'));
   return { removed: name, self: true, warnings };
 }
 
-async function handleLeave(m: Membership, req: Request, res: ServerResponse): Promise<unknown> {
+async function handleLeave(m: MembershipContext, req: Request, res: ServerResponse): Promise<unknown> {
   const node = m.d.node();
   if (!node) return { leaving: false };
   await requireControlPlaneCaller(m.d, req, 'ask it to leave');
@@ -190,7 +190,7 @@ async function handleLeave(m: Membership, req: Request, res: ServerResponse): Pr
 }
 
 /** Stops everything, forgets the cluster and removes this node's cluster files. k8sd keeps running. */
-export async function leaveCluster(m: Membership, reason: string): Promise<void> {
+export async function leaveCluster(m: MembershipContext, reason: string): Promise<void> {
   if (m.leaving) return;
   m.leaving = true;
   const d = m.d;
@@ -228,7 +228,7 @@ export async function leaveCluster(m: Membership, reason: string): Promise<void>
   }
 }
 
-export function removeRoutes(m: Membership): { local: Route[]; cluster: Route[] } {
+export function removeRoutes(m: MembershipContext): { local: Route[]; cluster: Route[] } {
   return {
     local: [{ ...at(local.removeNode), handler: (req, res) => handleRemove(m, req, res) }],
     cluster: [{ ...at(peer.memberLeave), caller: 'control-plane', handler: (req, res) => handleLeave(m, req, res) }],

@@ -3,7 +3,7 @@
 //   GET  /1.0/k8sd/cluster/tokens         open tokens (names, roles, expiry; never secrets)
 //   POST /1.0/k8sd/cluster/tokens/revoke  {name}
 import { at, ApiError, Request, Route } from '../http.js';
-import type { Membership } from './index.js';
+import type { MembershipContext } from './context.js';
 import { kubernetesNodeExists } from './kube-clients.js';
 import { joinHostPort } from '../cluster/peer.js';
 import { controlPlanePeers } from './join-server.js';
@@ -21,7 +21,7 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 
 
-async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
+async function createToken(m: MembershipContext, req: Request): Promise<IssuedToken> {
   const self = m.d.requireControlPlane();
   const body = parseRequest(local.issueToken, req.body);
   const role = body.worker ? 'worker' : 'control-plane';
@@ -48,7 +48,7 @@ async function createToken(m: Membership, req: Request): Promise<IssuedToken> {
   }
   if (bound) {
     if (await store.member(name)) throw new ApiError(409, `node "${name}" is already a member of this cluster; remove it first with "k8s remove-node ${name}"`);
-    if (await kubernetesNodeExists(m, name)) throw new ApiError(409, `a Kubernetes node named "${name}" already exists; delete it or pick another name`);
+    if (await kubernetesNodeExists(m.d, name)) throw new ApiError(409, `a Kubernetes node named "${name}" already exists; delete it or pick another name`);
   }
   const existing = await store.token(name);
   if (existing) {
@@ -86,13 +86,13 @@ export function tokenInfo(r: JoinTokenRecord, now = Date.now()): TokenInfo {
   };
 }
 
-async function listTokens(m: Membership): Promise<{ tokens: TokenInfo[] }> {
+async function listTokens(m: MembershipContext): Promise<{ tokens: TokenInfo[] }> {
   m.d.requireControlPlane();
   const tokens = (await m.store().tokens()).map((r) => tokenInfo(r)).sort((a, b) => a.name.localeCompare(b.name));
   return { tokens };
 }
 
-async function revokeToken(m: Membership, req: Request): Promise<{ revoked: string }> {
+async function revokeToken(m: MembershipContext, req: Request): Promise<{ revoked: string }> {
   m.d.requireControlPlane();
   const { name } = parseRequest(local.revokeToken, req.body);
   if (typeof name !== 'string' || !name) throw new ApiError(400, 'give the name of the token to revoke (see "k8s list-join-tokens")');
@@ -102,7 +102,7 @@ async function revokeToken(m: Membership, req: Request): Promise<{ revoked: stri
 }
 
 /** Drops tokens that expired more than an hour ago (kept briefly so "list" can show them as expired). */
-export async function purgeExpiredTokens(m: Membership): Promise<number> {
+export async function purgeExpiredTokens(m: MembershipContext): Promise<number> {
   const store = m.store();
   let n = 0;
   for (const t of await store.tokens()) {
@@ -114,7 +114,7 @@ export async function purgeExpiredTokens(m: Membership): Promise<number> {
   return n;
 }
 
-export function tokenRoutes(m: Membership): Route[] {
+export function tokenRoutes(m: MembershipContext): Route[] {
   return [
     { ...at(local.issueToken), handler: (req) => createToken(m, req) },
     { ...at(local.listTokens), handler: () => listTokens(m) },
