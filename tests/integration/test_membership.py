@@ -175,13 +175,16 @@ def test_worker_joins_and_runs_a_pod_with_logs_and_exec(ha: Cluster):
     got = json.loads(ha.kubectl_ok("get", "pod", "hello", "-o", "json"))
     pod_cidr = json.loads(ha.kubectl_ok("get", "node", ha.worker.name, "-o", "json"))["spec"]["podCIDR"]
     assert ipaddress.ip_address(got["status"]["podIP"]) in ipaddress.ip_network(pod_cidr)
-    # The first node's block came from k8sd (first-pod-cidr.ts), as soon as it registered; every
-    # later node's from the controller manager's range allocator. No block is given twice.
+    # The first node's block is the first of the cluster CIDR: k8sd claims it as soon as the node
+    # registers (first-pod-cidr.ts), or the controller manager's range allocator, which picks the
+    # same block, got there first; the CNI config k8sd wrote before the kubelet started names it.
+    # Every later node's block comes from the allocator. No block is given twice.
     blocks = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in json.loads(ha.kubectl_ok("get", "nodes", "-o", "json"))["items"]}
     assert blocks[ha.cp1.name] == "10.1.0.0/24", blocks
     assert len(set(blocks.values())) == len(blocks) >= 2, blocks
     assert all(ipaddress.ip_network(b).subnet_of(ipaddress.ip_network("10.1.0.0/16")) for b in blocks.values()), blocks
-    assert "gave the first node its pod CIDR" in ha.cp1.log("k8sd").read_text()
+    conflist = json.loads((ha.cp1.root / "etc/cni/net.d/10-k8s-bridge.conflist").read_text())
+    assert conflist["plugins"][0]["ipam"]["ranges"] == [[{"subnet": "10.1.0.0/24"}]], conflist
 
 
 def test_worker_certificates_renew_through_the_control_plane(ha: Cluster):

@@ -1,9 +1,10 @@
 // The first node of a fresh cluster gets its pod CIDR from k8sd, as soon as the kubelet registers it.
 //
-// The controller manager's range allocator would give it the same block, but only after the
-// controller manager has won its lease, built every controller and synced its informers: about
-// 5 s after the node registers on a 2-CPU machine, all of it on the path to a working node
-// (flanneld, the CNI config and every pod wait for the pod CIDR). The allocator takes a CIDR a
+// The controller manager's range allocator gives it the same block, but only after the controller
+// manager has won its lease, built every controller and synced its informers: 1–5 s after the
+// node registers on a loaded 2-CPU machine, all of it on the path to a working node (flanneld and
+// every pod wait for the pod CIDR; bootstrap writes the CNI config for this block beforehand,
+// flows/first-pod-network.ts). Whichever of the two comes first sets it. The allocator takes a CIDR a
 // node already has as occupied, whether it sees the node at start or later, and the API server
 // lets a node's pod CIDRs be set only while they are empty, so the two can never hand out one
 // block twice. Every node after the first is left to the controller manager.
