@@ -7,8 +7,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GENERATED_CONF_FILES } from './config/overrides.js';
 
-/** The repository (dev install) or $SNAP (snap install) that holds dist/, snap/ and the bundled binaries. */
-export const installRoot: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The repository (dev install) or $SNAP (snap install) that holds dist/, snap/ and the bundled
+ * binaries: the parent of the dist/ (or, under vitest, src/) directory this module is in. Found by
+ * name, not by depth, because k8sd runs as one bundle, dist/k8sd/main.js, one level deeper than
+ * dist/layout.js (package.json "build").
+ */
+export const installRoot: string = installRootOf(fileURLToPath(import.meta.url));
+
+/** The parent of the innermost dist/ or src/ directory above a module file. */
+export function installRootOf(moduleFile: string): string {
+  for (let dir = path.dirname(moduleFile); path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    const name = path.basename(dir);
+    if (name === 'dist' || name === 'src') return path.dirname(dir);
+  }
+  return path.resolve(path.dirname(moduleFile), '..');
+}
 
 export interface LayoutEnv {
   K8S_ROOT?: string;

@@ -1,6 +1,7 @@
 // Kubernetes API access for k8sd. API calls go through @kubernetes/client-node, loaded
-// lazily: the library adds ~80 MB to the process, and the health probe that `k8s status`
-// and start-up need is a plain HTTPS GET of /readyz with the kubeconfig's credentials.
+// lazily through ./kube-api.js (the only module that imports it at run time): the library is
+// large, and the health probe that `k8s status` and start-up need is a plain HTTPS GET of
+// /readyz with the kubeconfig's credentials.
 import https from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
@@ -8,7 +9,7 @@ import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigUserPair } from '../pki/signer.js';
 
 export async function loadKubeconfig(file: string): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubeConfig } = await import('./kube-api.js');
   // The cluster CA may be an intermediate (ca-crt from an enterprise PKI): Go clients take any
   // certificate of the bundle as a trust anchor, OpenSSL only with allowPartialTrustChain.
   // Without it every k8sd API call fails with "fetch failed" on such a cluster.
@@ -25,7 +26,7 @@ export async function loadKubeconfig(file: string): Promise<KubeConfig> {
 }
 
 export async function coreApi(kubeconfigFile: string): Promise<CoreV1Api> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const { CoreV1Api } = await import('./kube-api.js');
   return (await loadKubeconfig(kubeconfigFile)).makeApiClient(CoreV1Api);
 }
 

@@ -56,12 +56,16 @@ interface DecryptRequestMessage { ciphertext: Buffer; uid: string; key_id: strin
 interface DecryptResponseMessage { plaintext: Buffer }
 
 /**
- * Path of kms-v2.proto: next to this module (src/ under vitest, or dist/ when the build
- * copies it), else the source copy under the install root (dist/ run from a checkout or
- * a snap that ships src/security/kms-v2.proto).
+ * Path of kms-v2.proto: next to this module (src/ under vitest, or dist/security/ when the build
+ * copies it), else the build's copy under the install root (k8sd's bundle, dist/k8sd/main.js, is
+ * not next to it), else the source copy (a checkout).
  */
 export function kmsProtoPath(): string {
-  const candidates = [fileURLToPath(new URL('./kms-v2.proto', import.meta.url)), path.join(installRoot, 'src', 'security', 'kms-v2.proto')];
+  const candidates = [
+    fileURLToPath(new URL('./kms-v2.proto', import.meta.url)),
+    path.join(installRoot, 'dist', 'security', 'kms-v2.proto'),
+    path.join(installRoot, 'src', 'security', 'kms-v2.proto'),
+  ];
   return candidates.find((candidate) => existsSync(candidate)) ?? candidates[0]!;
 }
 

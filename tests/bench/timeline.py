@@ -8,7 +8,8 @@ every bootstrap step (the CLI's step lines, time-stamped as they arrive), every 
 with admin.conf once it exists: what anchor-kubeadm.sh measures for kubeadm), `k8s bootstrap`'s
 return (k8sd's post-bootstrap hooks run before it), the Node Ready, and each enabled feature (network, dns, ...) ready,
 from `k8s status --output-format json` polled every 0.2 s (this is a benchmark, not a test).
-Then RSS and PSS of every process of the node SETTLE s after the working node.
+Then RSS (its anonymous and file-backed parts) and PSS of every process of the node SETTLE s after
+the working node, by program (k8sd among them), beside kubeadm's same processes.
 
 kubeadm's: ../shared/tools/anchor-kubeadm.sh run (ANCHOR_ENCRYPTION=ECDSA-P256), its time to
 /readyz and its RSS; not measured when the tool is missing or with ANCHOR=0.
@@ -49,21 +50,37 @@ def load() -> str:
     return f"load {a[0]:.1f} {a[1]:.1f} {a[2]:.1f} on {os.cpu_count()} CPUs"
 
 
-def memory(pids: list[int]) -> tuple[int, int, dict[str, int]]:
-    """Total RSS and PSS (kB) of these processes, and RSS by program name."""
-    rss = pss = 0
-    by: dict[str, int] = {}
+def program(pid: int) -> str:
+    """The program's name; k8sd (a Node process) by its entry module."""
+    try:
+        if b"k8sd/main.js" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return "k8sd"
+    except OSError:
+        pass
+    return proc_name(pid)
+
+
+def memory_by_program(pids: list[int]) -> dict[str, dict[str, int]]:
+    """RSS, its anonymous and file-backed parts, and PSS (kB) of these processes, summed by program."""
+    by: dict[str, dict[str, int]] = {}
     for p in pids:
         try:
-            r = int(next(l.split()[1] for l in Path(f"/proc/{p}/status").read_text().splitlines() if l.startswith("VmRSS:")))
-            s = int(next(l.split()[1] for l in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines() if l.startswith("Pss:")))
-        except (OSError, StopIteration):
+            status = {l.split(":")[0]: int(l.split()[1]) for l in Path(f"/proc/{p}/status").read_text().splitlines() if l.startswith(("VmRSS:", "RssAnon:", "RssFile:"))}
+            pss = int(next(l.split()[1] for l in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines() if l.startswith("Pss:")))
+        except (OSError, StopIteration, ValueError):
             continue
-        rss += r
-        pss += s
-        name = proc_name(p)
-        by[name] = by.get(name, 0) + r
-    return rss, pss, by
+        m = by.setdefault(program(p), {"rss": 0, "anon": 0, "file": 0, "pss": 0})
+        m["rss"] += status.get("VmRSS", 0)
+        m["anon"] += status.get("RssAnon", 0)
+        m["file"] += status.get("RssFile", 0)
+        m["pss"] += pss
+    return by
+
+
+def memory(pids: list[int]) -> tuple[int, int, dict[str, int]]:
+    """Total RSS and PSS (kB) of these processes, and RSS by program name."""
+    by = memory_by_program(pids)
+    return sum(m["rss"] for m in by.values()), sum(m["pss"] for m in by.values()), {n: m["rss"] for n, m in by.items()}
 
 
 def ours() -> dict:
@@ -155,11 +172,11 @@ def ours() -> dict:
         events.extend(dns_milestones(node, t0))
         working_load = load()
         time.sleep(SETTLE)
-        rss, pss, by = memory(node.processes())
+        by = memory_by_program(node.processes())
         ok = True
         return {"k8sd_start": k8sd_start, "readyz": t_readyz, "returned": t_returned, "working": t_working, "events": sorted(events),
-                "rss_kb": rss, "pss_kb": pss, "rss_by": by, "load_start": load_at_start, "load_working": working_load,
-                "load_memory": load()}
+                "rss_kb": sum(m["rss"] for m in by.values()), "pss_kb": sum(m["pss"] for m in by.values()), "mem_by": by,
+                "load_start": load_at_start, "load_working": working_load, "load_memory": load()}
     finally:
         bed.teardown()
         if ok or not os.environ.get("K8S_BENCH_KEEP"):
@@ -229,11 +246,47 @@ def kubeadm() -> dict | None:
     env = dict(os.environ, ANCHOR_ENCRYPTION=os.environ.get("ANCHOR_ENCRYPTION", "ECDSA-P256"), ANCHOR_PROJECT=str(ROOT))
     before = load()
     r = subprocess.run(["bash", str(ANCHOR), "run"], env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
-    m = re.search(r"kubeadm anchor: init ([\d.]+)s, readyz ([\d.]+)s, rss total (\d+) MB \((.*)\)", r.stdout + r.stderr)
+    out = r.stdout + r.stderr
+    m = re.search(r"kubeadm anchor: init ([\d.]+)s, readyz ([\d.]+)s, rss total (\d+) MB \((.*)\)", out)
     if r.returncode != 0 or not m:
-        raise RuntimeError(f"anchor-kubeadm.sh run failed (exit {r.returncode}):\n{(r.stdout + r.stderr)[-3000:]}")
+        raise RuntimeError(f"anchor-kubeadm.sh run failed (exit {r.returncode}):\n{out[-3000:]}")
+    # Its log lines: "RSS split, MB: etcd anon 27/file 24, ...; PSS total of the six: 540 MB" and
+    # "also resident: containerd shims 40 MB, pause containers 1 MB" (not in its total).
+    rss_mb = {KUBEADM_LABELS[k]: int(v) for k, v in re.findall(r"(\w+) (\d+)", m.group(4)) if k in KUBEADM_LABELS}
+    split = {KUBEADM_LABELS[k]: (int(a), int(f)) for k, a, f in re.findall(r"(\w+) anon (\d+)/file (\d+)", out) if k in KUBEADM_LABELS}
+    pss = re.search(r"PSS total of the six: (\d+) MB", out)
+    also = re.search(r"containerd shims (\d+) MB, pause containers (\d+) MB", out)
     return {"init": float(m.group(1)), "readyz": float(m.group(2)), "rss_mb": int(m.group(3)), "detail": m.group(4),
+            "rss_by_mb": rss_mb, "split_mb": split, "pss_mb": int(pss.group(1)) if pss else None,
+            "shims_mb": int(also.group(1)) if also else None, "pause_mb": int(also.group(2)) if also else None,
             "load_start": before, "load_end": load()}
+
+
+# anchor-kubeadm.sh's labels for the six processes it counts, as our programs are named.
+KUBEADM_LABELS = {"etcd": "etcd", "apiserver": "kube-apiserver", "cm": "kube-controller-manager", "sched": "kube-scheduler",
+                  "kubelet": "kubelet", "containerd": "containerd"}
+
+
+def print_memory(o: dict, k: dict | None) -> None:
+    """Per program: ours (RSS = anon + file, PSS) beside kubeadm's same process; the node totals."""
+    mb = lambda kb: kb / 1024  # noqa: E731
+    print(f"\nmemory {SETTLE:.0f} s after ready, MB ({o['load_memory']} at ours): RSS (anon + file), PSS")
+    print(f"  {'program':26} {'ours RSS':>9} {'anon':>6} {'file':>6} {'PSS':>6}   {'kubeadm RSS':>11} {'anon':>6} {'file':>6}")
+    names = sorted(o["mem_by"], key=lambda n: -o["mem_by"][n]["rss"])
+    names += [n for n in (k or {}).get("rss_by_mb", {}) if n not in names]
+    for n in names:
+        m = o["mem_by"].get(n)
+        ours = f"{mb(m['rss']):9.0f} {mb(m['anon']):6.0f} {mb(m['file']):6.0f} {mb(m['pss']):6.0f}" if m else f"{'-':>9} {'':6} {'':6} {'':6}"
+        theirs = ""
+        if k and n in k.get("rss_by_mb", {}):
+            a, f = k.get("split_mb", {}).get(n, (None, None))
+            theirs = f"{k['rss_by_mb'][n]:11d} {a if a is not None else '?':>6} {f if f is not None else '?':>6}"
+        print(f"  {n:26} {ours}   {theirs}")
+    print(f"  {'total':26} {mb(o['rss_kb']):9.0f} {'':6} {'':6} {mb(o['pss_kb']):6.0f}   "
+          + (f"{k['rss_mb']:11d}   (PSS {k['pss_mb']}; its shims {k['shims_mb']} and pause {k['pause_mb']} not counted)" if k else ""))
+    k8sd = o["mem_by"].get("k8sd")
+    if k8sd:
+        print(f"k8sd: RSS {mb(k8sd['rss']):.0f} MB (anon {mb(k8sd['anon']):.0f}, file {mb(k8sd['file']):.0f}), PSS {mb(k8sd['pss']):.0f} MB; target <= 60 MB")
 
 
 def print_ours(o: dict) -> None:
@@ -241,7 +294,7 @@ def print_ours(o: dict) -> None:
     for t, what in o["events"]:
         print(f"  {t:6.2f} s  {what}")
     print(f"ours: RSS {o['rss_kb'] / 1024:.0f} MB, PSS {o['pss_kb'] / 1024:.0f} MB, {SETTLE:.0f} s after the working node ({o['load_memory']}); by program: "
-          + ", ".join(f"{n} {v / 1024:.0f}" for n, v in sorted(o["rss_by"].items(), key=lambda x: -x[1])))
+          + ", ".join(f"{n} {m['rss'] / 1024:.0f}" for n, m in sorted(o["mem_by"].items(), key=lambda x: -x[1]["rss"])))
     print(f"ours: working node at {o['load_working']}", flush=True)
 
 
@@ -260,11 +313,14 @@ def main() -> int:
                 print(f"kubeadm: not measured: {e}", file=sys.stderr)
                 res[who] = None
     o, k = res["ours"], res.get("kubeadm")
+    print_memory(o, k)
     print(f"\n{'':38} {'ours':>8} {'kubeadm':>8} {'ratio':>6} target")
     if k:
         print(f"{'/readyz (s)':38} {o['readyz']:8.1f} {k['readyz']:8.1f} {o['readyz'] / k['readyz']:6.2f} <= 0.8")
         print(f"{'working node vs kubeadm /readyz (s)':38} {o['working']:8.1f} {k['readyz']:8.1f} {o['working'] / k['readyz']:6.2f} <= 2.5, and <= 12 s")
         print(f"{'RSS after settling (MB)':38} {o['rss_kb'] / 1024:8.0f} {k['rss_mb']:8d} {o['rss_kb'] / 1024 / k['rss_mb']:6.2f} <= 1.0")
+        if k.get("pss_mb"):
+            print(f"{'PSS after settling (MB)':38} {o['pss_kb'] / 1024:8.0f} {k['pss_mb']:8d} {o['pss_kb'] / 1024 / k['pss_mb']:6.2f}")
         print(f"kubeadm: init {k['init']:.1f} s; RSS {k['detail']}; {k['load_start']} at its start, {k['load_end']} at its end")
     else:
         print(f"{'/readyz (s)':38} {o['readyz']:8.1f}")

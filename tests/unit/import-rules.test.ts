@@ -102,6 +102,16 @@ describe('import rules', () => {
     expect(zodAtRunTime).toEqual([]);
   });
 
+  it('k8sd loads @kubernetes/client-node at run time only through k8sd/kube-api.ts', () => {
+    // A dynamic import of the package asks for all of it, and k8sd's bundle would keep every one of
+    // its generated API groups (~20 MB more source in memory, src/snap/bundle-k8sd.ts).
+    const atRunTime = [...GRAPH.keys()].filter((f) => {
+      const text = readFileSync(path.join(SRC, f), 'utf8');
+      return /import\('@kubernetes\/client-node'\)|^(import|export) (?!type )[^;]*from '@kubernetes\/client-node';/m.test(text);
+    });
+    expect(atRunTime).toEqual(['k8sd/kube-api.ts']);
+  });
+
   it('host/ imports nothing from services/ (services are built on the host, not the other way)', () => {
     expect(violations(under('host'), under('services'))).toEqual([]);
   });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { K8sdClient } from '../../src/client/index.js';
 import { adviseForInstall, installAdvice } from '../../src/install.js';
-import { installRoot, Layout } from '../../src/layout.js';
+import { installRoot, installRootOf, Layout } from '../../src/layout.js';
 
 const snap = new Layout({ SNAP: '/snap/k8s/x1', SNAP_COMMON: '/var/snap/k8s/common' });
 const dev = new Layout({});
@@ -75,5 +75,15 @@ describe('the client names the install form when k8sd is not running', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the install root', () => {
+  it('is the directory above dist/ (or src/), from tsc modules and from k8sd bundle alike', () => {
+    expect(installRootOf('/snap/k8s/x1/dist/layout.js')).toBe('/snap/k8s/x1');
+    expect(installRootOf('/snap/k8s/x1/dist/k8sd/main.js')).toBe('/snap/k8s/x1');
+    expect(installRootOf('/home/me/src/k8s-ts/src/layout.ts')).toBe('/home/me/src/k8s-ts');
+    expect(installRootOf('/home/me/src/k8s-ts/dist/k8sd/main.js')).toBe('/home/me/src/k8s-ts');
+    expect(installRoot).toBe(path.resolve(import.meta.dirname, '../..'));
   });
 });

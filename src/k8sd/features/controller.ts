@@ -89,7 +89,7 @@ export class FeatureController {
     const st = statSync(file);
     const stamp = `${st.ino}:${st.mtimeMs}`;
     if (this.clients?.stamp !== stamp) {
-      const { KubernetesObjectApi: Api } = await import('@kubernetes/client-node');
+      const { KubernetesObjectApi: Api } = await import('../kube-api.js');
       const kc = await loadKubeconfig(file);
       this.clients = { kc, objects: Api.makeApiClient(kc), stamp };
     }
@@ -214,7 +214,7 @@ export class FeatureController {
 
   /** Server-side apply with our field manager (forced: k8sd owns these objects). */
   private async apply(api: KubernetesObjectApi, obj: FeatureObject): Promise<void> {
-    const { PatchStrategy } = await import('@kubernetes/client-node');
+    const { PatchStrategy } = await import('../kube-api.js');
     try {
       await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     } catch (err) {

@@ -169,7 +169,7 @@ export class LoadBalancer {
     await run('iptables', ['-F', LB_INPUT_CHAIN]);
     await run('iptables', ['-X', LB_INPUT_CHAIN]);
     if (pools.length) {
-      const { CoreV1Api: Core } = await import('@kubernetes/client-node');
+      const { CoreV1Api: Core } = await import('../kube-api.js');
       const core = (await loadKubeconfig(kubeconfig)).makeApiClient(Core);
       const services = await core.listServiceForAllNamespaces();
       for (const s of services.items.filter(isOurService)) {
@@ -193,7 +193,7 @@ export class LoadBalancer {
 
   private async api(): Promise<CoreV1Api> {
     if (!this.core) {
-      const { CoreV1Api: Core } = await import('@kubernetes/client-node');
+      const { CoreV1Api: Core } = await import('../kube-api.js');
       this.core = (await loadKubeconfig(this.layout.kubeconfig('flannel.conf'))).makeApiClient(Core);
     }
     return this.core;

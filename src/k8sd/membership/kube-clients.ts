@@ -18,7 +18,7 @@ export async function kubeClients(kubeconfigFile: string): Promise<{ core: CoreV
   const mtimeMs = statSync(kubeconfigFile).mtimeMs;
   const hit = cache.get(kubeconfigFile);
   if (hit && hit.mtimeMs === mtimeMs) return hit;
-  const { CoreV1Api: Core, CertificatesV1Api: Certificates } = await import('@kubernetes/client-node');
+  const { CoreV1Api: Core, CertificatesV1Api: Certificates } = await import('../kube-api.js');
   const kc = await loadKubeconfig(kubeconfigFile);
   const entry = { mtimeMs, core: kc.makeApiClient(Core), certificates: kc.makeApiClient(Certificates) };
   cache.set(kubeconfigFile, entry);
@@ -33,7 +33,7 @@ export function apiStatus(err: unknown): number | undefined {
 
 /** Options for a JSON merge patch (client-node sends strategic merge otherwise). */
 export async function mergePatchOptions(): Promise<Parameters<CoreV1Api['patchNode']>[1]> {
-  const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
+  const { PatchStrategy, setHeaderOptions } = await import('../kube-api.js');
   return setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 }
 

@@ -89,7 +89,7 @@ export class NetworkPolicyEnforcer {
 
   private async clients(): Promise<{ core: CoreV1Api; net: NetworkingV1Api }> {
     if (!this.api) {
-      const { CoreV1Api: Core, NetworkingV1Api: Net } = await import('@kubernetes/client-node');
+      const { CoreV1Api: Core, NetworkingV1Api: Net } = await import('../../kube-api.js');
       const kc = await loadKubeconfig(this.kubeconfig);
       this.api = { core: kc.makeApiClient(Core), net: kc.makeApiClient(Net) };
     }
