@@ -14,10 +14,9 @@ import pytest
 from membership_helpers import (
     get_token,
     join,
-    kill_pods_and_cgroups,
     kubeconfig_cert_serial,
+    safety_net,
     seed_images,
-    unmount_under,
     wait_for,
     worker_join_config,
 )
@@ -42,12 +41,7 @@ def pair(testbed: TestBed):
         assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\n{worker.diagnostics()}"
         yield cp, worker
     finally:
-        for n in (worker, cp):
-            try:
-                testbed.remove_node(n)
-            finally:
-                kill_pods_and_cgroups(n)
-                unmount_under(n.root)
+        testbed.remove_nodes((worker, cp), cleanup=safety_net)
 
 
 def node_ready(cp, name: str) -> bool:
