@@ -64,9 +64,22 @@ export interface IssueOptions {
   now?: Date;
 }
 
+const BACKDATE_MS = 5 * 60_000;
+
+/**
+ * notBefore of a certificate issued at now: back-dated by 5 minutes to absorb clock skew between
+ * nodes. Test hook: K8S_TEST_CERT_BACKDATE_SECONDS=<n> back-dates by n seconds instead, so that a
+ * test's minutes-long certificates come due sooner (a renewal is due at a fraction of
+ * notAfter - notBefore, and a kubelet renews at 70-90% of it).
+ */
+export function backdated(now: Date): Date {
+  const raw = process.env.K8S_TEST_CERT_BACKDATE_SECONDS;
+  const seconds = raw ? Number(raw) : NaN;
+  return new Date(now.getTime() - (Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : BACKDATE_MS));
+}
+
 function window(now: Date, lifetimeMs: number): { notBefore: Date; notAfter: Date } {
-  // Back-date by 5 minutes to absorb clock skew between nodes.
-  return { notBefore: new Date(now.getTime() - 5 * 60 * 1000), notAfter: new Date(now.getTime() + lifetimeMs) };
+  return { notBefore: backdated(now), notAfter: new Date(now.getTime() + lifetimeMs) };
 }
 
 export function caTemplate(commonName: string, now = new Date()): CertificateTemplate {

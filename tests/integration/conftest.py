@@ -26,6 +26,11 @@ REQUIRED = [("etcd", "etcd"), ("etcd", "etcdctl"), ("kubernetes", "kube-apiserve
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a minute")
+    config.addinivalue_line(
+        "markers",
+        "crypto_neutral: what it checks does not depend on the crypto backend (its crypto is the same "
+        "code that other tests of its module check in FIPS mode); the fips env leaves it out (tox.ini)",
+    )
     # A SIGTERM (a CI time limit, `timeout`) becomes a KeyboardInterrupt, so that fixture
     # finalizers still tear the test bed down (network namespaces, k8sd and its services).
     signal.signal(signal.SIGTERM, _interrupt)

@@ -353,6 +353,9 @@ def test_ca_rotation_keeps_the_api_available(node, tmp_path):
 
 
 # ---- crash in the middle of a refresh -------------------------------------------------------------
+# The journal and its roll-forward are file handling; the refresh that writes them signs as
+# test_refresh_certs_reissues_and_the_apiserver_serves_the_new_certificate does (in FIPS mode too).
+@pytest.mark.crypto_neutral
 def test_a_crash_between_the_writes_of_a_refresh_leaves_a_consistent_set(testbed):
     node = testbed.add_node("crash")
     try:
@@ -403,6 +406,9 @@ def test_a_crash_between_the_writes_of_a_refresh_leaves_a_consistent_set(testbed
 
 
 # ---- automatic renewal ------------------------------------------------------------------------------
+# The timer, the policy and the Event are backend-independent; the renewal itself is the refresh of
+# test_refresh_certs_reissues_and_the_apiserver_serves_the_new_certificate (checked in FIPS mode too).
+@pytest.mark.crypto_neutral
 def test_short_lived_certificates_are_renewed_automatically(testbed):
     """lifetime 4m, renew-before 2m, check every 10 s. Leaves are back-dated 5 minutes, so their
     lifetime is 9 m and the renewal threshold max(9m/3, 2m) = 3 m: the first renewal is due about

@@ -160,9 +160,7 @@ def deployment(testbed: TestBed, charm_dirs, snap_file: Path):  # noqa: F811
         for unit in [*d.model.units.values(), *d.removed.values()]:
             print("\n" + unit.report())
         print("\ninstall -> Active: " + ", ".join(f"{k} {v:.0f} s" for k, v in TIMINGS.items()))
-        for node in list(d.nodes.values()):
-            if node in testbed.nodes:
-                testbed.remove_node(node)
+        testbed.remove_nodes(list(d.nodes.values()))
 
 
 def test_the_first_unit_bootstraps(deployment: Deployment):

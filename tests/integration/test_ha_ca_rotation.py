@@ -33,6 +33,7 @@ from membership_helpers import (
     get_token,
     join,
     kill_pods_and_cgroups,
+    safety_net,
     seed_images,
     unmount_under,
     wait_for,
@@ -98,12 +99,7 @@ def ha(testbed: TestBed):
     finally:
         for n in c.nodes:
             resume_k8sd(n)
-            if n in testbed.nodes:
-                try:
-                    testbed.remove_node(n)
-                finally:
-                    kill_pods_and_cgroups(n)
-                    unmount_under(n.root)
+        testbed.remove_nodes(c.nodes, cleanup=safety_net)
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -124,9 +124,7 @@ def two_control_planes(testbed: TestBed, names: tuple[str, str], config: dict | 
         cp2.wait_ready()
         yield HA(cp1, cp2)
     finally:
-        for n in (cp2, cp1):
-            if n in testbed.nodes:
-                testbed.remove_node(n)
+        testbed.remove_nodes((cp2, cp1))
 
 
 @pytest.fixture(scope="class")

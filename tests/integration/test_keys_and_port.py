@@ -46,9 +46,7 @@ def cp(testbed: TestBed):
     assert r.returncode == 0, f"bootstrap failed:\n{r.stdout}\n{r.stderr}\n{cp1.diagnostics()}"
     cp1.wait_ready()
     yield cp1, cp2
-    for n in (cp2, cp1):
-        if n in testbed.nodes:
-            testbed.remove_node(n)
+    testbed.remove_nodes((cp2, cp1))
 
 
 # ---- what an attacker reads from etcd ------------------------------------------------------------

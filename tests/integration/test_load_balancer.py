@@ -144,9 +144,7 @@ def bed(testbed: TestBed):
         yield b
     finally:
         b.stop_router()
-        for n in (b.cp, b.client):
-            if n in testbed.nodes:
-                testbed.remove_node(n)
+        testbed.remove_nodes((b.cp, b.client))
         shutil.rmtree(b.router_dir, ignore_errors=True)
 
 

@@ -166,12 +166,17 @@ def test_a_failed_refresh_is_rolled_back_on_that_node_and_the_rollout_stops(ha: 
     first, rest = ha.cp[0], ha.cp[1:]
     untouched = {n.name: int((n.state_dir / "k8sd.pid").read_text()) for n in rest}
     # A new revision whose kube-apiserver cannot start (an argument it does not know): post-refresh
-    # waits for the node to be ready, it is not, and the hook fails.
+    # waits for the node to be ready, it is not, and the hook fails. The apiserver's own log shows
+    # that it was the broken revision that kept the node from being ready (not a slow start that a
+    # longer wait would have seen through), so the hook need not wait long.
     args = first.common / "args" / "kube-apiserver"
     good = args.read_text()
-    r = refresh(first, snap_root, post_timeout="60s", new_revision=lambda: args.write_text(good + '--no-such-flag="from a broken revision"\n'))
+    r = refresh(first, snap_root, post_timeout="20s", new_revision=lambda: args.write_text(good + '--no-such-flag="from a broken revision"\n'))
     assert r.returncode != 0, "post-refresh passed although the new revision's API server cannot start"
     assert "did not become ready" in r.stderr, r.stderr
+    apiserver_log = first.common / "var" / "log" / "kube-apiserver.log"
+    wait_for("kube-apiserver to refuse the broken revision's argument",
+             lambda: "unknown flag: --no-such-flag" in apiserver_log.read_text(errors="replace"), timeout=60, interval=1)
     # snapd reverts the node to the previous revision: its services stop and the old ones start.
     stop_services_as_snapd_does(first)
     args.write_text(good)

@@ -267,8 +267,7 @@ def test_ha_key_travels_on_join_and_the_other_node_rejoins_after_restore(testbed
         assert key2.read_bytes() == key1.read_bytes()
         assert secret_value(core_api(second), "ha-secret") == "ha-value"
     finally:
-        testbed.remove_node(second)
-        testbed.remove_node(first)
+        testbed.remove_nodes((second, first))
 
 
 def test_aesgcm_cluster_restores_with_its_encryption_config(testbed, tmp_path):

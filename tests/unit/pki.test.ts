@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NodeCryptoBackend } from '../../src/crypto/node.js';
-import { ensureCas, issueNodeCertificates, pkiFiles, PkiError, renderKubeconfig } from '../../src/pki/signer.js';
+import { backdated, ensureCas, issueNodeCertificates, pkiFiles, PkiError, renderKubeconfig } from '../../src/pki/signer.js';
 import { NodeIdentity, refreshableNames } from '../../src/pki/table.js';
 import { Layout } from '../../src/layout.js';
 
@@ -92,5 +92,23 @@ describe('PKI', () => {
     expect(text).toContain('server: https://127.0.0.1:6443');
     expect(text).toContain(Buffer.from('KEY').toString('base64'));
     expect(refreshableNames('worker')).toEqual(['kubelet', 'proxy.conf', 'kubelet.conf', 'flannel.conf']);
+  });
+});
+
+describe('back-dating', () => {
+  afterEach(() => vi.unstubAllEnvs());
+  const now = new Date('2026-01-01T12:00:00Z');
+
+  it('back-dates notBefore by 5 minutes', () => {
+    expect(backdated(now).toISOString()).toBe('2026-01-01T11:55:00.000Z');
+  });
+
+  it('takes the test hook K8S_TEST_CERT_BACKDATE_SECONDS, and ignores a value that is not a number of seconds', () => {
+    vi.stubEnv('K8S_TEST_CERT_BACKDATE_SECONDS', '60');
+    expect(backdated(now).toISOString()).toBe('2026-01-01T11:59:00.000Z');
+    vi.stubEnv('K8S_TEST_CERT_BACKDATE_SECONDS', 'soon');
+    expect(backdated(now).toISOString()).toBe('2026-01-01T11:55:00.000Z');
+    vi.stubEnv('K8S_TEST_CERT_BACKDATE_SECONDS', '-1');
+    expect(backdated(now).toISOString()).toBe('2026-01-01T11:55:00.000Z');
   });
 });

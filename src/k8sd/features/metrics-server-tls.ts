@@ -8,6 +8,7 @@
 import { CertificateTemplate, CryptoBackend, KeyAlgorithm } from '../../crypto/types.js';
 import { ClusterConfig } from '../../datastore/state.js';
 import { CA_KEY_USAGE, LEAF_KEY_USAGE } from '../../pki/table.js';
+import { backdated } from '../../pki/signer.js';
 import { renewalThresholdMs } from '../certs/renewal.js';
 import { metricsServerDnsNames } from './manifests.js';
 
@@ -42,7 +43,7 @@ export async function servingPairProblem(crypto: CryptoBackend, pair: ServingPai
 
 /** A new one-certificate CA and the serving certificate it signs; the CA key is dropped. */
 export async function issueServingPair(crypto: CryptoBackend, policy: ServingPolicy, now = new Date()): Promise<ServingPair> {
-  const notBefore = new Date(now.getTime() - 5 * 60_000);
+  const notBefore = backdated(now);
   const notAfter = new Date(now.getTime() + policy.certificates.lifetimeMs);
   const caKey = await crypto.generateKeyPair(policy.keyType);
   const caTemplate: CertificateTemplate = {

@@ -12,7 +12,7 @@
 import type { CertificatesV1Api, V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { CertificateTemplate } from '../../crypto/types.js';
-import { withChain } from '../../pki/signer.js';
+import { backdated, withChain } from '../../pki/signer.js';
 import { CaName, KUBELET_SERVING_CA, LEAF_KEY_USAGE } from '../../pki/table.js';
 import type { NameContext } from './admission.js';
 import { checkKubeletClientCsr, checkKubeletServingCsr, CsrDecision, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER, KubeletServingRequest, RegisteredNode } from './csr-approval.js';
@@ -165,7 +165,7 @@ export class KubeletServingSigner {
         isCA: false,
         keyUsage: LEAF_KEY_USAGE,
         extKeyUsage: [profile.extKeyUsage],
-        notBefore: new Date(now - 5 * 60_000),
+        notBefore: backdated(new Date(now)),
         notAfter: new Date(now + seconds * 1000),
       };
       // withChain: a rotation phase may give the CA a chain to send after its leaves.
