@@ -219,8 +219,10 @@ def dns_milestones(node, t0: float) -> list[tuple[float, str]]:
     marks = {"Successfully acquired lease": "kcm: lease acquired", "Starting controller": None, "Caches are synced": None}
     try:
         text = node.log("kube-controller-manager").read_text(errors="replace")
-        if os.environ.get("K8S_BENCH_KCM_LOG"):
-            Path(os.environ["K8S_BENCH_KCM_LOG"]).write_text(text)
+        if os.environ.get("K8S_BENCH_LOGS"):  # a directory: keep the services' logs of the run
+            for svc in ("kube-controller-manager", "etcd", "kube-apiserver", "kubelet"):
+                if node.log(svc).exists():
+                    shutil.copy(node.log(svc), Path(os.environ["K8S_BENCH_LOGS"]) / f"{svc}.log")
     except OSError:
         text = ""
     for line in text.splitlines():
