@@ -142,11 +142,10 @@ export class K8sd {
     const l = this.layout;
     const managedEtcd = existsSync(l.args('etcd'));
     if (managedEtcd) await this.host.services.start('etcd');
-    this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(l, managedEtcd));
-    this.state = new ClusterState(this.etcd, this.pkiKeys);
-    await waitEtcdHealthy(this.etcd, 60_000, crashWatch(this.host, 'etcd', l.log('etcd')));
+    const etcd = this.adoptDatastore(EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(l, managedEtcd)));
+    await waitEtcdHealthy(etcd, 60_000, crashWatch(this.host, 'etcd', l.log('etcd')));
     await this.wrapPlaintextPki();
-    const config = await this.state.getConfig();
+    const config = await this.state!.getConfig();
     if (!config) throw new Error('the datastore holds no cluster configuration');
     await this.security.beforeApiserver(config);
     await startKubernetesControlPlane(this.host, 120_000);
@@ -169,9 +168,26 @@ export class K8sd {
     const node = this.node();
     if (!node || !this.etcd) return;
     const old = this.etcd;
-    this.etcd = EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(this.layout, existsSync(this.layout.args('etcd'))));
-    this.state = new ClusterState(this.etcd, this.pkiKeys);
+    this.adoptDatastore(EtcdClient.fromFiles(node.etcdEndpoints, k8sdEtcdTlsFiles(this.layout, existsSync(this.layout.args('etcd')))));
     old.close();
+  }
+
+  /**
+   * The one place the node's datastore is set: at start, after bootstrap or a join, and when its
+   * client certificates are renewed. Modules read `etcd` and `state` (readonly in their contexts)
+   * and call this or forgetDatastore; they never assign them.
+   */
+  adoptDatastore(etcd: EtcdClient): EtcdClient {
+    this.etcd = etcd;
+    this.state = new ClusterState(etcd, this.pkiKeys);
+    return etcd;
+  }
+
+  /** The node left its cluster: closes and drops the datastore client. */
+  forgetDatastore(): void {
+    this.etcd?.close();
+    this.etcd = undefined;
+    this.state = undefined;
   }
 
   async stop(): Promise<void> {
@@ -292,8 +308,7 @@ export class K8sd {
             emit(e);
           },
         );
-        this.etcd = etcd;
-        this.state = new ClusterState(etcd, this.pkiKeys);
+        this.adoptDatastore(etcd);
         await this.clustered(this.node()!);
         this.log.info('bootstrap complete', { node: name, seconds: (Date.now() - started) / 1000 });
         return { name, address, seconds: (Date.now() - started) / 1000 };

@@ -121,6 +121,13 @@ describe('import rules', () => {
     expect(importers).toEqual(['k8sd/main.ts']);
   });
 
+  it("no module assigns the node's datastore: only daemon.ts sets etcd and state (adoptDatastore, forgetDatastore)", () => {
+    const assigns = [...GRAPH.keys()]
+      .filter((f) => under('k8sd')(f) && f !== 'k8sd/daemon.ts')
+      .filter((f) => /\b(?:d|m\.d|this\.d|node)\.(?:etcd|state)\s*=(?!=)/.test(readFileSync(path.join(SRC, f), 'utf8')));
+    expect(assigns).toEqual([]);
+  });
+
   it('src/k8sd has no import cycle, type-only imports included: it reads as a tree', () => {
     expect(cycleMembers('k8sd')).toEqual([]);
   });

@@ -2,7 +2,7 @@
 // node they run on and the Membership module's own state. The parts import this file rather than
 // index.ts, which imports them, so that the membership folder reads as a tree.
 import type { EtcdClient } from '../../datastore/etcd.js';
-import type { ClusterState, LocalNodeState } from '../../datastore/state.js';
+import type { LocalNodeState } from '../../datastore/state.js';
 import type { Logger } from '../../log.js';
 import type { PkiWrappingKeyFile } from '../../pki/key-wrap.js';
 import type { PeerIdentity } from '../cluster/peer.js';
@@ -13,16 +13,18 @@ import type { MembershipStore } from './store.js';
 
 /**
  * The node as membership sees it: the common context, plus what joining and leaving change. A
- * join adopts the datastore it joined (etcd, state) and runs the clustered hooks; leaving stops the
- * security services and forgets the datastore; a control plane's request to leave is checked
+ * join adopts the datastore it joined (adoptDatastore) and runs the clustered hooks; leaving stops
+ * the security services and forgets the datastore (forgetDatastore); a control plane's request to leave is checked
  * against the trusted peers. The daemon is one.
  */
 export interface MembershipNode extends NodeContext, ModuleRegistry {
   readonly pkiKeys: PkiWrappingKeyFile;
   readonly security: SecurityProvider;
   readonly trustedPeers: TrustedPeers;
-  etcd?: EtcdClient;
-  state?: ClusterState;
+  /** The datastore this node joined becomes the node's (etcd and state; see daemon.ts). */
+  adoptDatastore(etcd: EtcdClient): EtcdClient;
+  /** Leaving: the datastore client is closed and dropped. */
+  forgetDatastore(): void;
   clustered(node: LocalNodeState): Promise<void>;
 }
 

@@ -8,7 +8,6 @@
 import { ServerResponse } from 'node:http';
 import { canonicalIp, defaultNodeAddress } from '../../config/net.js';
 import { JoinConfig, parseJoinYaml } from '../../config/join.js';
-import { ClusterState } from '../../datastore/state.js';
 import { streamProgress } from '../cluster/progress.js';
 import { join, JoinClusterClient, JoinEvent, JoinParams } from '../flows/join.js';
 import { ApiError, Request } from '../http.js';
@@ -126,10 +125,7 @@ export async function handleJoinCluster(m: MembershipContext, req: Request, res:
         if (e.type !== 'info') m.log.info(e.type === 'step' ? `join: ${e.title}` : `join: rolled back ${e.step}`, e.type === 'rollback' && e.error ? { error: e.error } : {});
         emit(e);
       });
-      if (joined.etcd) {
-        d.etcd = joined.etcd;
-        d.state = new ClusterState(joined.etcd, d.pkiKeys);
-      }
+      if (joined.etcd) d.adoptDatastore(joined.etcd);
       await d.clustered(joined.node);
       const seconds = (Date.now() - started) / 1000;
       m.log.info('join complete', { node: params.name, role, seconds });

@@ -202,9 +202,7 @@ export async function leaveCluster(m: MembershipContext, reason: string): Promis
     if (existsSync(l.args('kubelet')) || existsSync(l.args('containerd'))) await stopNodeComponents(d.host, m.log, node?.role ?? 'worker').catch((err: Error) => m.log.warn('stopping node components', { error: err.message }));
     await d.host.services.stopAll();
     await d.security.stop().catch((err: Error) => m.log.warn('stopping security services', { error: err.message }));
-    d.etcd?.close();
-    d.etcd = undefined;
-    d.state = undefined;
+    d.forgetDatastore();
     for (const h of leaveHookList()) await h.run().catch((err: Error) => m.log.warn('leave hook failed', { hook: h.name, error: err.message }));
     await unmountUnder(nodeRuntimeDirsOf(m.d.layout), m.log);
     const paths = [
