@@ -1,5 +1,5 @@
-// POST /1.0/k8sd/worker/certificates/renew: a worker renews its certificates through the control
-// plane (for refresh-certs and automatic renewal).
+// POST /1.0/k8sd/worker/certificates/renew: a worker renews its certificates through the control plane (for
+// refresh-certs and automatic renewal).
 import { local } from '../../../api/index.js';
 import { parseRequest } from '../../../api/parse.js';
 import { at, ApiError, type Route } from '../../http.js';
