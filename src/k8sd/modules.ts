@@ -8,7 +8,7 @@ import type { ModuleRegistry } from './node-context.js';
 import { registerCertificates } from './certs/index.js';
 import { registerMembership, renewWorkerCertificates } from './membership/index.js';
 import { registerFeatures } from './features/index.js';
-import { registerSnapshots } from './snapshots.js';
+import { registerSnapshots } from './snapshots-module.js';
 import { registerMetrics } from './metrics.js';
 
 /** Everything the modules take from the node they run on, together. */
