@@ -294,5 +294,3 @@ export function registerMembership(d: MembershipNode): Membership {
   registerPkiKeyJoinPayload(d);
   return m;
 }
-
-export { renewWorkerCertificates, type WorkerCertificate } from './worker-certificates.js';
