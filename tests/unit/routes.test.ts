@@ -4,7 +4,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { peer, type Endpoint } from '../../src/api/index.js';
+import { local, peer, type Endpoint } from '../../src/api/index.js';
+import type { Route } from '../../src/k8sd/http.js';
 import type { z } from 'zod';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
@@ -74,5 +75,26 @@ describe('k8sd routes, one per file', () => {
       .filter((f) => /\bat\((local|peer)\.\w+\)/.test(code(f)))
       .map((f) => path.relative(SRC, f));
     expect(elsewhere).toEqual([]);
+  });
+
+  it('each builder gives its endpoint’s method and path, and the cluster API’s auth stays as it was', async () => {
+    // Token-authenticated (no member certificate), and control-plane callers only (checked before the body is read).
+    const untrusted = ['peer.memberJoin'];
+    const controlPlaneCallers = ['peer.caRotationApply', 'peer.caRotationCheck', 'peer.memberLeave'];
+    const groups: Record<string, Record<string, unknown>> = { local, peer };
+    const seen: Record<string, { untrusted: boolean; controlPlane: boolean }> = {};
+    for (const { file, text } of routeFiles) {
+      const [, group, name] = /\bat\((local|peer)\.(\w+)\)/.exec(text)!;
+      const mod = (await import(path.join(ROUTES, file))) as Record<string, (...args: unknown[]) => Route>;
+      // Builders only close over their context: nothing of it is used until a request comes.
+      const route = mod[`${name}Route`]!({}, {}, {});
+      const endpoint = groups[group!]![name!] as Endpoint<z.ZodType, unknown>;
+      expect({ file, method: route.method, path: route.path }).toEqual({ file, method: endpoint.method, path: endpoint.path });
+      expect(typeof route.handler).toBe('function');
+      expect(route.maxBodyBytes).toBeUndefined();
+      seen[`${group}.${name}`] = { untrusted: route.untrusted === true, controlPlane: route.caller === 'control-plane' };
+    }
+    expect(Object.keys(seen).filter((k) => seen[k]!.untrusted)).toEqual(untrusted);
+    expect(Object.keys(seen).filter((k) => seen[k]!.controlPlane).sort()).toEqual(controlPlaneCallers);
   });
 });
