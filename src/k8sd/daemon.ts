@@ -4,8 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http';
 import https from 'node:https';
 import { ServerResponse } from 'node:http';
-import { defaultNodeAddress, isLoopback, parseServerUrl, ServerUrlError } from '../config/net.js';
-import { kubeconfigWithServer } from '../pki/signer.js';
+import { defaultNodeAddress, isLoopback } from '../config/net.js';
 import { isIP } from 'node:net';
 import { CryptoBackend } from '../crypto/types.js';
 import { EtcdClient } from '../datastore/etcd.js';
@@ -21,14 +20,12 @@ import { servicesFor } from '../services/registry.js';
 import { crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
 import { bootstrap, SecurityProvider, AlreadyBootstrappedError } from './flows/bootstrap.js';
 import { StepEvent } from './flows/flow.js';
-import { at, ApiError, makeDispatcher, Request, Route } from './http.js';
-import { local, peer } from '../api/index.js';
-import { parseRequest } from '../api/parse.js';
+import { ApiError, makeDispatcher, Request, Route } from './http.js';
+import type { local, ParsedRequestOf } from '../api/index.js';
 import { ClusterIdentity, ensureClusterIdentity } from './identity.js';
 import { NodeOperationLock } from './node-lock.js';
 import { TrustedPeers } from './trusted-peers.js';
 import { trustedPeerSources } from './cluster/peer-auth.js';
-import { clusterStatus, datastoreReport } from './status.js';
 import { serverTlsOptions } from './tls.js';
 import { createCryptoBackend, fipsMode } from './runtime.js';
 import { FipsMode } from '../crypto/fips.js';
@@ -38,6 +35,13 @@ import { registerModules } from './modules.js';
 import { readWeakenedFlags, warnWeakenedFlags } from './overrides.js';
 import { K8SD_CLUSTER_PORT } from './cluster/port.js';
 import { streamProgress } from './cluster/progress.js';
+import { nodeInfoRoute } from './routes/node/node-info.js';
+import { bootstrapRoute } from './routes/node/bootstrap.js';
+import { clusterStatusRoute } from './routes/node/cluster-status.js';
+import { kubeconfigRoute } from './routes/node/kubeconfig.js';
+import { servicesRoute } from './routes/node/services.js';
+import { datastoreRoute } from './routes/node/datastore.js';
+import { nodeIdentityRoute } from './routes/peer/node-identity.js';
 
 
 /**
@@ -216,20 +220,13 @@ export class K8sd {
   private routes(): Route[] {
     return [
       ...this.extraLocalRoutes,
-      { ...at(local.nodeInfo), handler: async () => this.nodeInfo() },
-      { ...at(local.bootstrap), handler: (req, res) => this.handleBootstrap(req, res) },
-      { ...at(local.clusterStatus), handler: async () => clusterStatus(this) },
-      { ...at(local.kubeconfig), handler: async (req) => this.kubeconfig(req) },
-      { ...at(local.services), handler: async () => this.serviceStates() },
-      { ...at(local.datastore), handler: async () => datastoreReport(this) },
+      nodeInfoRoute(this),
+      bootstrapRoute(this),
+      clusterStatusRoute(this),
+      kubeconfigRoute(this),
+      servicesRoute(this),
+      datastoreRoute(this),
     ];
-  }
-
-  private nodeInfo(): unknown {
-    const node = this.node();
-    return node
-      ? { clustered: true, name: node.name, address: node.address, role: node.role }
-      : { clustered: false, name: this.host.hostname(), address: this.host.defaultAddress() };
   }
 
   requireControlPlane(): LocalNodeState {
@@ -237,23 +234,6 @@ export class K8sd {
     if (!node) throw new ApiError(409, 'this node is not part of a cluster; run "k8s bootstrap" or "k8s join-cluster" first');
     if (node.role !== 'control-plane') throw new ApiError(403, 'this command runs on a control-plane node only');
     return node;
-  }
-
-  private kubeconfig(req: Request): unknown {
-    this.requireControlPlane();
-    let text = readFileSync(this.layout.kubeconfig('admin.conf'), 'utf8');
-    const server = req.query.get('server');
-    if (server !== null) {
-      let url: string;
-      try {
-        url = parseServerUrl(server);
-      } catch (err) {
-        if (err instanceof ServerUrlError) throw new ApiError(400, `${err.message}; nothing was changed`);
-        throw err;
-      }
-      text = kubeconfigWithServer(text, url);
-    }
-    return { kubeconfig: text };
   }
 
   async serviceStates(): Promise<ServiceStatus[]> {
@@ -268,8 +248,8 @@ export class K8sd {
     return Promise.all(names.map((n) => this.host.services.status(n)));
   }
 
-  private async handleBootstrap(req: Request, res: ServerResponse): Promise<undefined> {
-    const body = parseRequest(local.bootstrap, req.body);
+  /** Bootstraps a cluster on this node (routes/node/bootstrap.ts parses the request). */
+  async bootstrapCluster(body: ParsedRequestOf<typeof local.bootstrap>, res: ServerResponse): Promise<undefined> {
     const existing = this.node();
     if (existing) throw new ApiError(409, new AlreadyBootstrappedError(existing.name, existing.role).message);
     this.lock.check('bootstrap');
@@ -347,7 +327,7 @@ export class K8sd {
 
   private async startClusterApi(node: LocalNodeState): Promise<void> {
     if (this.clusterServer) return;
-    const routes: Route[] = [{ ...at(peer.nodeIdentity), handler: async () => ({ name: node.name, role: node.role }) }, ...this.extraClusterRoutes];
+    const routes: Route[] = [nodeIdentityRoute(node), ...this.extraClusterRoutes];
     // Before any body is read (src/k8sd/http.ts): a member certificate, a control-plane one, or for
     // token-authenticated routes at least a client certificate (joiners present their cluster certificate).
     const authorize = async (route: Route, req: Request): Promise<void> => {

@@ -143,7 +143,7 @@ export function makeDispatcher(
   };
 }
 
-/** The method and path of an endpoint of src/api/, for a route that serves it: `{ ...at(local.nodeInfo), handler }`. */
+/** The method and path of an endpoint of src/api/, for the route that serves it (its file of routes/): `{ ...at(local.nodeInfo), handler }`. */
 export function at(endpoint: { method: Route['method']; path: string }): Pick<Route, 'method' | 'path'> {
   return { method: endpoint.method, path: endpoint.path };
 }

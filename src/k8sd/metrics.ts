@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ModuleRegistry, NodeContext } from './node-context.js';
 import { installAdvice } from '../install.js';
-import { featureStatuses } from './features/index.js';
+import { featureStatuses } from './features/cluster-config.js';
 import { serverTlsOptions } from './tls.js';
 
 export const K8SD_METRICS_PORT = 6401;

@@ -6,9 +6,10 @@ import type { MembershipNode } from './membership/context.js';
 import type { SnapshotNode } from './snapshots.js';
 import type { ModuleRegistry } from './node-context.js';
 import { registerCertificates } from './certs/index.js';
-import { registerMembership, renewWorkerCertificates } from './membership/index.js';
+import { registerMembership } from './membership/index.js';
+import { renewWorkerCertificates } from './membership/worker-certificates.js';
 import { registerFeatures } from './features/index.js';
-import { registerSnapshots } from './snapshots.js';
+import { registerSnapshots } from './snapshots-module.js';
 import { registerMetrics } from './metrics.js';
 
 /** Everything the modules take from the node they run on, together. */

@@ -7,7 +7,8 @@
 // So the node that runs `k8s secrets-encryption rotate` orchestrates: lock, collect, plan, stage,
 // activate (flows/rotate-keys.ts, each step with its undo); then re-encryption of every Secret
 // through this node's apiserver, as before. This file reaches the nodes, takes the lock, and
-// serves the routes the other nodes answer a rotation with.
+// holds what the secrets-encryption routes call (routes/secrets/, and routes/peer/encryption-keys-*.ts:
+// what the other nodes answer a rotation with).
 //
 // Joins: a joining control-plane node receives the keys in its join reply, which is built
 // while the join lock is held, and that lock is held until the node is promoted. Holding the
@@ -18,9 +19,12 @@
 // Key material travels only over the pinned mTLS cluster API, only to and from control-plane
 // members (checked here against the node records in etcd: workers are members too), and is
 // never logged; files that hold keys are written 0600.
+import { readFileSync } from 'node:fs';
 import { commitFileSet } from '../host/files.js';
 import type { ClusterConfig } from '../datastore/state.js';
 import {
+  encryptionPaths,
+  readAesgcmKeys,
   SecurityError,
   type EncryptionKeys,
   type EncryptionKeySummary,
@@ -30,11 +34,11 @@ import {
 import type { NodeContext } from './node-context.js';
 import { FlowError } from './flows/flow.js';
 import { describeFailures, eachNode, keyRotation, rotateKeys, type ControlPlaneHolders, type KeyHolder } from './flows/rotate-keys.js';
-import { at, ApiError, type Request, type Route } from './http.js';
-import { peer, type ClusterKeyStatus, type NodeKeyStatus } from '../api/index.js';
+import { ApiError, type Request } from './http.js';
+import { peer, type ClusterKeyStatus, type EncryptionStatus, type NodeKeyStatus, type ReencryptResult } from '../api/index.js';
 import { parseRequest } from '../api/parse.js';
 import { fingerprintOf } from './identity.js';
-import { apiserverGet } from './kube.js';
+import { apiserverGet, coreApi } from './kube.js';
 import { K8SD_CLUSTER_PORT } from './cluster/port.js';
 import { takeClusterLock } from './cluster/lock.js';
 import { joinHostPort, peerRequest, type PeerTarget } from './cluster/peer.js';
@@ -65,7 +69,8 @@ export interface RotationResult {
   outOfSync: string[];
 }
 
-async function clusterConfig(d: NodeContext): Promise<ClusterConfig> {
+/** The cluster configuration, on a control-plane node whose datastore is connected. */
+export async function clusterConfig(d: NodeContext): Promise<ClusterConfig> {
   d.requireControlPlane();
   const config = await d.state?.getConfig();
   if (!config) throw new ApiError(503, 'the datastore is not connected yet; retry in a few seconds');
@@ -235,7 +240,7 @@ export async function clusterKeyStatus(d: NodeContext, manager: SecurityManager,
  * material: the node records in etcd only (not the peers.json cache), and not a node that is
  * still joining.
  */
-async function requireControlPlaneCaller(d: NodeContext, req: Request): Promise<void> {
+export async function requireKeyHolderCaller(d: NodeContext, req: Request): Promise<void> {
   const caller = req.peerFingerprint
     ? (await membershipStore(d).members()).find((r) => fingerprintOf(d.crypto, r.clusterCert) === req.peerFingerprint)
     : undefined;
@@ -244,40 +249,39 @@ async function requireControlPlaneCaller(d: NodeContext, req: Request): Promise<
   }
 }
 
-function keyChangeBody(req: Request): { keys: EncryptionKeys; keyId: string } {
+/** The body of a stage or an activation (both parse with the stage endpoint's schema). */
+export function keyChangeBody(req: Request): { keys: EncryptionKeys; keyId: string } {
   return parseRequest(peer.encryptionKeysStage, req.body);
 }
 
-/** The routes other control-plane nodes call during a rotation (cluster API, mTLS). */
-export function secretsRotationClusterRoutes(d: NodeContext, manager: SecurityManager): Route[] {
-  const self = (): KeyHolder => localHolder(d, manager, d.requireControlPlane().name);
-  const guarded = (handler: (req: Request) => Promise<unknown>) => async (req: Request): Promise<unknown> => {
-    await requireControlPlaneCaller(d, req);
-    return handler(req);
-  };
-  return [
-    { ...at(peer.encryptionKeysGet), handler: guarded(async () => ({ keys: await self().keys() })) },
-    { ...at(peer.encryptionKeysSummary), handler: guarded(async () => self().summary()) },
-    {
-      ...at(peer.encryptionKeysStage),
-      handler: guarded(async (req) => {
-        const { keys, keyId } = keyChangeBody(req);
-        return self().stage(keys, keyId);
-      }),
-    },
-    {
-      ...at(peer.encryptionKeysActivate),
-      handler: guarded(async (req) => {
-        const { keys, keyId } = keyChangeBody(req);
-        return self().activate(keys, keyId);
-      }),
-    },
-    {
-      ...at(peer.encryptionKeysDiscard),
-      handler: guarded(async (req) => {
-        const { keyId } = parseRequest(peer.encryptionKeysDiscard, req.body);
-        return self().discard(keyId);
-      }),
-    },
-  ];
+/** This node's keys, as the routes other control-plane nodes call during a rotation answer with them (routes/peer/encryption-keys-*.ts). */
+export function thisNodeKeys(d: NodeContext, manager: SecurityManager): KeyHolder {
+  return localHolder(d, manager, d.requireControlPlane().name);
+}
+
+/** Re-encrypts every Secret through this node's apiserver, with the current write key. */
+export async function reencryptSecrets(d: NodeContext, manager: SecurityManager, c: ClusterConfig): Promise<ReencryptResult> {
+  // aesgcm: the apiserver must run with the current write key, or the rewrite keeps the old one.
+  // (KMS: manager.reencrypt waits for the apiserver to adopt the current KEK itself.)
+  if (c.secretsEncryption === 'aesgcm' && readAesgcmKeys(encryptionPaths(d.layout).configFile).length > 0) {
+    await waitForEncryptionConfig(d, readFileSync(encryptionPaths(d.layout).configFile, 'utf8'));
+  }
+  const report = await manager.reencrypt(c, await coreApi(d.layout.kubeconfig('admin.conf')));
+  return { rewritten: report.rewritten, failed: report.failed.length };
+}
+
+/** `k8s secrets-encryption status`: this node's provider and write key, and every control-plane node's keys. */
+export async function encryptionStatus(d: NodeContext, manager: SecurityManager): Promise<EncryptionStatus> {
+  const c = await clusterConfig(d);
+  const cluster = await clusterKeyStatus(d, manager, c);
+  return { ...manager.status(c), ...(cluster ? { controlPlane: cluster } : {}) };
+}
+
+/** `k8s secrets-encryption rotate`: a new key on every control-plane node, then (`reencrypt`) every Secret rewritten with it. */
+export async function rotateEncryptionKey(d: NodeContext, manager: SecurityManager, reencrypt: boolean): Promise<RotationResult & Partial<ReencryptResult>> {
+  return d.lock.run('key rotation', async () => {
+    const c = await clusterConfig(d);
+    const rotated = await rotateClusterKey(d, manager, c);
+    return { ...rotated, ...(reencrypt ? await reencryptSecrets(d, manager, c) : {}) };
+  });
 }

@@ -1,14 +1,16 @@
 // Adapter between k8sd and the security modules: audit policy, admission configuration
 // (Pod Security, EventRateLimit) and encryption at rest through k8sd's KMS v2 plugin.
-import { encryptionPaths, readAesgcmKeys, SecurityManager } from '../security/index.js';
-import { readFileSync } from 'node:fs';
+import { SecurityManager } from '../security/index.js';
 import { SecurityProvider } from './flows/bootstrap.js';
-import { at, ApiError } from './http.js';
-import { local } from '../api/index.js';
-import { parseRequest } from '../api/parse.js';
-import { coreApi } from './kube.js';
 import type { ModuleRegistry, NodeContext } from './node-context.js';
-import { clusterKeyStatus, rotateClusterKey, secretsRotationClusterRoutes, waitForEncryptionConfig } from './secrets-rotation.js';
+import { encryptionStatusRoute } from './routes/secrets/encryption-status.js';
+import { rotateEncryptionKeyRoute } from './routes/secrets/rotate-encryption-key.js';
+import { reencryptSecretsRoute } from './routes/secrets/reencrypt-secrets.js';
+import { encryptionKeysGetRoute } from './routes/peer/encryption-keys-get.js';
+import { encryptionKeysSummaryRoute } from './routes/peer/encryption-keys-summary.js';
+import { encryptionKeysStageRoute } from './routes/peer/encryption-keys-stage.js';
+import { encryptionKeysActivateRoute } from './routes/peer/encryption-keys-activate.js';
+import { encryptionKeysDiscardRoute } from './routes/peer/encryption-keys-discard.js';
 
 export function createSecurityProvider(d: NodeContext): SecurityProvider & { manager: SecurityManager } {
   const manager = new SecurityManager({
@@ -28,46 +30,15 @@ export function createSecurityProvider(d: NodeContext): SecurityProvider & { man
 /**
  * `k8s secrets-encryption status | rotate | reencrypt` on the local API, and the cluster-API
  * routes through which the rotating control-plane node stages and activates the new key on
- * the others (src/k8sd/secrets-rotation.ts).
+ * the others (src/k8sd/secrets-rotation.ts); each route is a file of routes/secrets/ or routes/peer/.
  */
 export function registerSecretsEncryption(d: NodeContext & ModuleRegistry, manager: SecurityManager): void {
-  const config = async () => {
-    d.requireControlPlane();
-    const c = await d.state?.getConfig();
-    if (!c) throw new ApiError(503, 'the datastore is not connected yet; retry in a few seconds');
-    return c;
-  };
-  const core = () => coreApi(d.layout.kubeconfig('admin.conf'));
-  const reencrypt = async (c: Awaited<ReturnType<typeof config>>) => {
-    // aesgcm: the apiserver must run with the current write key, or the rewrite keeps the old one.
-    // (KMS: manager.reencrypt waits for the apiserver to adopt the current KEK itself.)
-    if (c.secretsEncryption === 'aesgcm' && readAesgcmKeys(encryptionPaths(d.layout).configFile).length > 0) {
-      await waitForEncryptionConfig(d, readFileSync(encryptionPaths(d.layout).configFile, 'utf8'));
-    }
-    const report = await manager.reencrypt(c, await core());
-    return { rewritten: report.rewritten, failed: report.failed.length };
-  };
-  d.extraLocalRoutes.push(
-    {
-      ...at(local.encryptionStatus),
-      handler: async () => {
-        const c = await config();
-        const cluster = await clusterKeyStatus(d, manager, c);
-        return { ...manager.status(c), ...(cluster ? { controlPlane: cluster } : {}) };
-      },
-    },
-    {
-      ...at(local.rotateEncryptionKey),
-      handler: async (req) => {
-        const wanted = parseRequest(local.rotateEncryptionKey, req.body).reencrypt !== false;
-        return d.lock.run('key rotation', async () => {
-          const c = await config();
-          const rotated = await rotateClusterKey(d, manager, c);
-          return { ...rotated, ...(wanted ? await reencrypt(c) : {}) };
-        });
-      },
-    },
-    { ...at(local.reencryptSecrets), handler: async () => reencrypt(await config()) },
+  d.extraLocalRoutes.push(encryptionStatusRoute(d, manager), rotateEncryptionKeyRoute(d, manager), reencryptSecretsRoute(d, manager));
+  d.extraClusterRoutes.push(
+    encryptionKeysGetRoute(d, manager),
+    encryptionKeysSummaryRoute(d, manager),
+    encryptionKeysStageRoute(d, manager),
+    encryptionKeysActivateRoute(d, manager),
+    encryptionKeysDiscardRoute(d, manager),
   );
-  d.extraClusterRoutes.push(...secretsRotationClusterRoutes(d, manager));
 }

@@ -1,6 +1,5 @@
-// etcd snapshots on a control-plane node: `k8s snapshot save | list | restore` on the local API,
-// the schedule with retention (cluster config `etcd-snapshot.*`), and the snapshot key's travel to
-// joining control-plane nodes. Snapshots are sealed under the control-plane-only snapshot key
+// etcd snapshots on a control-plane node: what `k8s snapshot save | list | restore` (routes/snapshots/)
+// and the schedule (snapshots-module.ts, cluster config `etcd-snapshot.*`) do. Snapshots are sealed under the control-plane-only snapshot key
 // (src/snapshots/key.ts) in the format of src/snapshots/format.ts.
 //
 // Restore validates everything first (the file authenticates under this node's key, the database
@@ -16,7 +15,7 @@ import { ServerResponse } from 'node:http';
 import { execa } from 'execa';
 import type { ModuleRegistry, NodeContext } from './node-context.js';
 import type { PkiWrappingKeyFile } from '../pki/key-wrap.js';
-import { at, ApiError, Request } from './http.js';
+import { ApiError, Request } from './http.js';
 import { FlowError, runFlow, Step, StepEvent } from './flows/flow.js';
 import { coreApi } from './kube.js';
 import { crashWatch, k8sdEtcdTlsFiles, startKubernetesControlPlane, waitEtcdHealthy } from './controlplane.js';
@@ -27,7 +26,7 @@ import { readArgsFile } from '../services/args.js';
 import { encryptionPaths, kmsPaths, mergeKekRings, parseKekRing, readAesgcmKeys, ensureSecretDir, SECRET_FILE_MODE } from '../security/index.js';
 import { SnapshotKeyStore } from '../snapshots/key.js';
 import { openSnapshot, readSnapshotFileHeader, sealSnapshot, SnapshotFormatError, SnapshotManifest, SNAPSHOT_EXTENSION } from '../snapshots/format.js';
-import { DEFAULT_SNAPSHOT_SETTINGS, nextRun, parseSchedule, SnapshotSettings } from '../snapshots/schedule.js';
+import { DEFAULT_SNAPSHOT_SETTINGS, SnapshotSettings } from '../snapshots/schedule.js';
 import type { SecurityProvider } from './flows/bootstrap.js';
 
 /**
@@ -46,7 +45,6 @@ export interface SnapshotNode extends NodeContext, ModuleRegistry {
   clustered(node: LocalNodeState): Promise<void>;
 }
 import type { SecurityManager } from '../security/index.js';
-import { registerJoinPayload, registerLeaveHook } from './membership/extensions.js';
 import { local, type RestoreResult, type SnapshotInfo } from '../api/index.js';
 import { parseRequest } from '../api/parse.js';
 
@@ -66,7 +64,7 @@ export function snapshotSettingsOf(c: Pick<ClusterConfig, 'etcdSnapshot'>): Snap
   return c.etcdSnapshot ?? DEFAULT_SNAPSHOT_SETTINGS;
 }
 
-function keyStore(d: SnapshotNode): SnapshotKeyStore {
+export function keyStore(d: SnapshotNode): SnapshotKeyStore {
   return new SnapshotKeyStore(d.crypto, d.layout.snapshotKeyFile);
 }
 
@@ -100,7 +98,7 @@ function stagingDir(d: SnapshotNode): string {
 }
 
 /** Staging directories a killed k8sd left behind hold a plaintext database: they go at start-up. */
-function removeStaleStaging(d: SnapshotNode): void {
+export function removeStaleStaging(d: SnapshotNode): void {
   const dir = d.layout.snapshotsDir;
   if (!existsSync(dir)) return;
   for (const f of readdirSync(dir)) {
@@ -417,123 +415,8 @@ export async function restoreSnapshot(d: SnapshotNode, given: unknown, emit: (e:
   }
 }
 
-/** Runs scheduled snapshots on a control-plane node, re-reading the schedule each time. */
-class SnapshotScheduler {
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  private current = '';
-
-  constructor(private readonly d: SnapshotNode) {}
-
-  start(): void {
-    this.stopped = false;
-    void this.plan();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-  }
-
-  /** Re-plans the timer (after `k8s set etcd-snapshot.schedule=…`). */
-  trigger(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.current = '';
-    void this.plan();
-  }
-
-  private async plan(): Promise<void> {
-    if (this.stopped) return;
-    let settings = DEFAULT_SNAPSHOT_SETTINGS;
-    try {
-      const config = await this.d.state?.getConfig();
-      if (config) settings = snapshotSettingsOf(config);
-    } catch {
-      // datastore briefly unavailable: check again in a minute
-    }
-    this.current = settings.schedule;
-    const next = nextRun(parseSchedule(settings.schedule), new Date());
-    // Long waits are re-planned hourly so a changed schedule or a clock jump is picked up.
-    const wait = next ? Math.min(next.getTime() - Date.now(), 3_600_000) : 60_000;
-    const due = next !== undefined && next.getTime() - Date.now() <= 3_600_000;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.fire(due, settings), Math.max(wait, 0));
-    this.timer.unref();
-  }
-
-  private async fire(due: boolean, settings: SnapshotSettings): Promise<void> {
-    if (this.stopped) return;
-    if (due) {
-      try {
-        // Re-read: the schedule may have been turned off meanwhile.
-        const config = await this.d.state?.getConfig();
-        if (config && snapshotSettingsOf(config).schedule === settings.schedule) {
-          await saveSnapshot(this.d, undefined, true);
-          pruneScheduled(this.d, snapshotSettingsOf(config).retention);
-        }
-      } catch (err) {
-        this.d.log.error('scheduled etcd snapshot failed', { error: (err as Error).message });
-      }
-    }
-    await this.plan();
-  }
-}
-
-let scheduler: SnapshotScheduler | undefined;
-
-/** Re-plans the schedule after a settings change on this node. */
-export function snapshotSettingsChanged(): void {
-  scheduler?.trigger();
-}
-
-export function registerSnapshots(d: SnapshotNode): void {
-  d.extraLocalRoutes.push(
-    {
-      ...at(local.saveSnapshot),
-      handler: async (req) => {
-        const { name } = parseRequest(local.saveSnapshot, req.body);
-        return wrapErrors(() => saveSnapshot(d, name));
-      },
-    },
-    {
-      ...at(local.listSnapshots),
-      handler: async () => {
-        d.requireControlPlane();
-        return { directory: d.layout.snapshotsDir, snapshots: listSnapshots(d) };
-      },
-    },
-    { ...at(local.restoreSnapshot), handler: (req, res) => handleRestore(d, req, res) },
-  );
-  d.onClustered.push(async (node) => {
-    if (node.role !== 'control-plane') return;
-    removeStaleStaging(d);
-    // The bootstrap node (or a cluster's only control-plane node) creates the key; joiners receive it.
-    if (!keyStore(d).exists() && d.state) {
-      const others = (await d.state.listNodes()).filter((n) => n.role === 'control-plane' && n.name !== node.name);
-      if (others.length === 0) {
-        await keyStore(d).ensure();
-        d.log.info('created the etcd snapshot key', { file: d.layout.snapshotKeyFile });
-      } else {
-        d.log.warn('this control-plane node has no etcd snapshot key; copy it from another control-plane node to take or restore snapshots here', { file: d.layout.snapshotKeyFile });
-      }
-    }
-    scheduler ??= new SnapshotScheduler(d);
-    scheduler.start();
-  });
-  d.onStop.push(async () => scheduler?.stop());
-  registerJoinPayload({
-    key: 'etcd-snapshot-key',
-    export: async () => (await keyStore(d).load())?.document,
-    import: async (data) => {
-      if (data !== undefined && data !== null) await keyStore(d).install(data);
-    },
-    discard: async () => keyStore(d).remove(),
-  });
-  // A node that left can no longer open the cluster's snapshots.
-  registerLeaveHook('etcd-snapshot-key', async () => keyStore(d).remove());
-}
-
-async function wrapErrors<T>(f: () => Promise<T>): Promise<T> {
+/** Snapshot errors that say what is wrong with the request or the file become 400s. */
+export async function wrapErrors<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (err) {
@@ -545,7 +428,8 @@ async function wrapErrors<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-async function handleRestore(d: SnapshotNode, req: Request, res: ServerResponse): Promise<undefined> {
+/** `k8s snapshot restore`: checks, then streams the restore's steps (the first event starts the stream). */
+export async function handleRestore(d: SnapshotNode, req: Request, res: ServerResponse): Promise<undefined> {
   d.lock.check('snapshot restore');
   const body = parseRequest(local.restoreSnapshot, req.body);
   // Everything that can be checked without stopping anything is checked before the stream starts,

@@ -1,15 +1,14 @@
 // `k8s status`: readiness, membership, versions and service states of this node.
 import { existsSync } from 'node:fs';
-import type { ClusterStatus, DatastoreReport } from '../api/index.js';
+import type { ClusterStatus, DatastoreReport, NodeInfo } from '../api/index.js';
 import type { NodeContext } from './node-context.js';
 import { ApiError } from './http.js';
 import { apiserverGet, apiserverReady } from './kube.js';
-import { featureStatuses, FeatureStatus } from './features/index.js';
+import { featureStatuses } from './features/cluster-config.js';
+import type { FeatureStatus } from '../api/index.js';
 import { ServiceStatus } from '../services/manager.js';
 import { goFipsModule } from '../crypto/go-buildinfo.js';
 import { readWeakenedFlags } from './overrides.js';
-
-
 
 /** The Go component binaries a node of this role runs, as [component, binary]. */
 const GO_BINARIES: Array<[string, string]> = [
@@ -22,7 +21,7 @@ const GO_BINARIES: Array<[string, string]> = [
 ];
 
 /** What status reads: the node context and the states of this node's services. */
-type StatusSources = NodeContext & { serviceStates(): Promise<unknown> };
+export type StatusSources = NodeContext & { serviceStates(): Promise<unknown> };
 
 function goModules(d: StatusSources): Record<string, string> {
   const out: Record<string, string> = {};
@@ -36,6 +35,14 @@ function goModules(d: StatusSources): Record<string, string> {
     }
   }
   return out;
+}
+
+/** `k8s` asks who this node is: its membership record, or the host's name and address before it joins. */
+export function nodeInfo(d: Pick<NodeContext, 'node' | 'host'>): NodeInfo {
+  const node = d.node();
+  return node
+    ? { clustered: true, name: node.name, address: node.address, role: node.role }
+    : { clustered: false, name: d.host.hostname(), address: d.host.defaultAddress() };
 }
 
 export async function clusterStatus(d: StatusSources): Promise<ClusterStatus> {

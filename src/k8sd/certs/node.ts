@@ -4,7 +4,7 @@
 // receives it as a function (RenewWorkerCertificates), wired in modules.ts.
 import type { ServiceStatus } from '../../services/manager.js';
 import type { ServiceId } from '../../services/specs.js';
-import type { WorkerCertificate } from '../membership/index.js';
+import type { WorkerCertificate } from '../membership/worker-certificates.js';
 import type { NodeContext } from '../node-context.js';
 import type { TrustedPeers } from '../trusted-peers.js';
 

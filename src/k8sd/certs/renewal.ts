@@ -9,7 +9,7 @@ import type { CertsNode, RenewWorkerCertificates } from './node.js';
 import { CertEntry, inventory } from './inventory.js';
 import { refreshControlPlane } from './refresh.js';
 import { refreshableNames } from '../../pki/table.js';
-import type { WorkerCertificate } from '../membership/index.js';
+import type { WorkerCertificate } from '../membership/worker-certificates.js';
 
 /**
  * Remaining lifetime below which a certificate is renewed: the fraction of its lifetime

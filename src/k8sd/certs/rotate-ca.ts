@@ -1,6 +1,6 @@
 // CA rotation's side in the certificates module: the operations the rotation flow
 // (flows/rotate-ca.ts, which says what happens in which order) performs on this node, and the
-// cluster-API routes through which the orchestrating node has every other node apply a phase.
+// phases every other node applies when the orchestrating node asks (routes/peer/ca-rotation-*.ts).
 //  1. trust:   a new CA per kind goes into every trust bundle next to the old one;
 //  2. reissue: every leaf and kubeconfig is re-issued under the new CAs; serving leaves are sent
 //              with the new CA cross-signed by the old one, so clients that trust only the old
@@ -13,13 +13,13 @@ import { CaRotationPhase, CaRotationRecord, ClusterConfig, LocalNodeState, PkiRe
 import { caTemplate, CaMaterial, generateCa } from '../../pki/signer.js';
 import { CAS, ROTATED_CAS, RotatedCaName } from '../../pki/table.js';
 import type { CertsNode, RenewWorkerCertificates } from './node.js';
-import type { RotationCtx, RotationEvent, RotationOps, HeldLock } from '../flows/rotate-ca.js';
+import { rotateCas, type RotationCtx, type RotationEvent, type RotationOps, type HeldLock } from '../flows/rotate-ca.js';
 import type { Logger } from '../../log.js';
-import { at, ApiError, Request, Route } from '../http.js';
-import { peer } from '../../api/index.js';
-import { parseRequest } from '../../api/parse.js';
+import type { ServerResponse } from 'node:http';
+import { ApiError } from '../http.js';
+import { peer, type ParsedRequestOf } from '../../api/index.js';
+import { streamProgress } from '../cluster/progress.js';
 import { peerRecordOf } from '../membership/join-server.js';
-import { requireControlPlaneCaller } from '../cluster/peer-auth.js';
 import { PeerIdentity, peerRequest, peerTarget } from '../cluster/peer.js';
 import { caRotationLockHolder, MemberRecord, MembershipStore, rotatingNode } from '../membership/store.js';
 import { clusterContext } from './refresh.js';
@@ -32,7 +32,7 @@ const APPLY_TIMEOUT_MS = 600_000;
 const LOCK_TTL_SECONDS = 60;
 const LOCK_WAIT_MS = 30_000;
 
-interface CheckReply {
+export interface CheckReply {
   name: string;
   role: RotationMember['role'];
   /** Externally managed certificates signed by a rotated CA (control-plane nodes). */
@@ -180,45 +180,49 @@ export async function rotationContext(d: CertsNode, onEvent: (e: RotationEvent) 
   return { self: self.name, pki, state, ops, log: d.log, onEvent };
 }
 
-/** The cluster-API side, served by every node (workers too, so the routes check their caller themselves). */
-export function rotationClusterRoutes(d: CertsNode, renewWorker: RenewWorkerCertificates, exclusive: <T>(f: () => Promise<T>) => Promise<T>): Route[] {
-  const node = (): LocalNodeState => {
-    const n = d.node();
-    if (!n) throw new ApiError(409, 'this node is not part of a cluster');
-    return n;
-  };
-  return [
-    {
-      ...at(peer.caRotationCheck),
-      caller: 'control-plane',
-      handler: async (req: Request): Promise<CheckReply> => {
-        await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
-        const n = node();
-        return { name: n.name, role: n.role, external: n.role === 'control-plane' ? externalBlockers(d) : [] };
-      },
-    },
-    {
-      ...at(peer.caRotationApply),
-      caller: 'control-plane',
-      handler: async (req: Request) => {
-        await requireControlPlaneCaller(d, req, 'take part in a CA rotation');
-        const n = node();
-        const body = parseRequest(peer.caRotationApply, req.body);
-        const phase = body.phase;
-        return exclusive(async () => {
-          if (n.role === 'worker') {
-            const w = body.worker;
-            if (typeof w?.caCert !== 'string' || typeof w.clientCaCert !== 'string') throw new ApiError(400, 'malformed request: a worker needs the CA bundles');
-            return { node: n.name, role: n.role, detail: await applyOnWorker(d, renewWorker, phase, w) };
-          }
-          if (!d.state) throw new ApiError(503, 'the datastore is not connected on this node yet; retry in a few seconds');
-          const r = await d.state.getCaRotation();
-          if (!r || r.id !== body.id || r.phase !== phase) {
-            throw new ApiError(409, `the datastore records no CA rotation ${body.id} in its ${phase} phase (it holds ${r ? `${r.id} in its ${r.phase} phase` : 'none'})`);
-          }
-          return { node: n.name, role: n.role, detail: await applyOnControlPlane(d, r, phase) };
-        });
-      },
-    },
-  ];
+/** This node's record: CA rotation's cluster routes answer only on a node of a cluster. */
+export function clusteredNode(d: Pick<CertsNode, 'node'>): LocalNodeState {
+  const n = d.node();
+  if (!n) throw new ApiError(409, 'this node is not part of a cluster');
+  return n;
+}
+
+/** The check before a rotation (routes/peer/ca-rotation-check.ts): who this node is, and what would block it. */
+export function rotationCheck(d: CertsNode, n: LocalNodeState): CheckReply {
+  return { name: n.name, role: n.role, external: n.role === 'control-plane' ? externalBlockers(d) : [] };
+}
+
+/** Applies one phase of the rotation the datastore records on this node (routes/peer/ca-rotation-apply.ts), under the node's lock. */
+export async function applyPhase(
+  d: CertsNode,
+  renewWorker: RenewWorkerCertificates,
+  exclusive: <T>(f: () => Promise<T>) => Promise<T>,
+  n: LocalNodeState,
+  body: ParsedRequestOf<typeof peer.caRotationApply>,
+): Promise<{ node: string; role: string; detail: string }> {
+  const phase = body.phase;
+  return exclusive(async () => {
+    if (n.role === 'worker') {
+      const w = body.worker;
+      if (typeof w?.caCert !== 'string' || typeof w.clientCaCert !== 'string') throw new ApiError(400, 'malformed request: a worker needs the CA bundles');
+      return { node: n.name, role: n.role, detail: await applyOnWorker(d, renewWorker, phase, w) };
+    }
+    if (!d.state) throw new ApiError(503, 'the datastore is not connected on this node yet; retry in a few seconds');
+    const r = await d.state.getCaRotation();
+    if (!r || r.id !== body.id || r.phase !== phase) {
+      throw new ApiError(409, `the datastore records no CA rotation ${body.id} in its ${phase} phase (it holds ${r ? `${r.id} in its ${r.phase} phase` : 'none'})`);
+    }
+    return { node: n.name, role: n.role, detail: await applyOnControlPlane(d, r, phase) };
+  });
+}
+
+/** Runs a CA rotation from this node (routes/certs/rotate-ca.ts), streaming its progress as NDJSON. */
+export async function streamCaRotation(d: CertsNode, res: ServerResponse): Promise<undefined> {
+  return streamProgress<RotationEvent>(res, d.log, 'CA rotation', async (emit) => {
+    const ctx = await rotationContext(d, (e) => {
+      d.log.info(`rotate-ca: ${e.type === 'step' ? e.title : e.type === 'node' ? `${e.step} on ${e.node}: ${e.detail}` : e.message}`);
+      emit(e);
+    });
+    return rotateCas(ctx, (pem) => cnOf(d, pem));
+  });
 }

@@ -4,31 +4,37 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
-import { commitFileSet, FileSpec, writeFileAtomic } from '../../host/files.js';
-import { kubeconfigFiles } from '../../pki/signer.js';
-import { reloadingKubeconfigs } from '../certs/inventory.js';
-import { ServiceId } from '../../services/specs.js';
-import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, dropKubeletServingCert, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
+import { writeFileAtomic } from '../../host/files.js';
+import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
 import type { Logger } from '../../log.js';
-import type { NodeContext } from '../node-context.js';
 import type { MembershipContext, MembershipNode } from './context.js';
-import { at, ApiError } from '../http.js';
-import { local, peer } from '../../api/index.js';
-import { parseRequest } from '../../api/parse.js';
+import { ApiError } from '../http.js';
+import { peer } from '../../api/index.js';
 import { KubeletServingSigner } from './csr-signer.js';
 import { apiStatus, kubeClients, mergePatchOptions } from './kube-clients.js';
-import { handleJoinCluster } from './join-flow.js';
-import { controlPlanePeers, joinServerRoutes, MembersReply, WORKER_CLIENT_CERTS, WorkerClientCert, workerClientSubject } from './join-server.js';
+import { controlPlanePeers, MembersReply } from './join-server.js';
 import { startNodeComponents } from './node-components.js';
 import { K8SD_CLUSTER_PORT } from '../cluster/port.js';
-import { PeerIdentity, peerRequest, peerTarget, PeerRecord, readPeers, writePeers } from '../cluster/peer.js';
-import { removeRoutes } from './remove.js';
+import { PeerIdentity, peerRequest, peerTarget, readPeers, writePeers } from '../cluster/peer.js';
 import { registerSecurityJoinPayloads } from './security-join.js';
 import { registerPkiKeyJoinPayload } from './pki-key-join.js';
 import { MembershipStore } from './store.js';
 import { flannelMtu, syncNodeFeatures } from '../features/node.js';
 import { claimFirstPodCidrs, podCidrsOf } from './first-pod-cidr.js';
-import { purgeExpiredTokens, tokenRoutes } from './tokens-api.js';
+import { purgeExpiredTokens } from './tokens-api.js';
+import { peerIdentityOf } from './worker-certificates.js';
+import { issueTokenRoute } from '../routes/membership/issue-token.js';
+import { listTokensRoute } from '../routes/membership/list-tokens.js';
+import { revokeTokenRoute } from '../routes/membership/revoke-token.js';
+import { joinRoute } from '../routes/membership/join.js';
+import { removeNodeRoute } from '../routes/membership/remove-node.js';
+import { renewWorkerCertificatesRoute } from '../routes/membership/renew-worker-certificates.js';
+import { memberJoinRoute } from '../routes/peer/member-join.js';
+import { memberPromoteRoute } from '../routes/peer/member-promote.js';
+import { memberAbortRoute } from '../routes/peer/member-abort.js';
+import { membersRoute } from '../routes/peer/members.js';
+import { memberCertificatesRoute } from '../routes/peer/member-certificates.js';
+import { memberLeaveRoute } from '../routes/peer/member-leave.js';
 
 const SYNC_INTERVAL_MS = 15_000;
 
@@ -278,93 +284,13 @@ export class Membership implements MembershipContext {
   }
 }
 
-/** A node's certificate and key, for its calls to peers. */
-function peerIdentityOf(d: Pick<NodeContext, 'identity'>): PeerIdentity {
-  return { cert: d.identity.cert, key: d.identity.key };
-}
-
 export function registerMembership(d: MembershipNode): Membership {
   const m = new Membership(d);
-  const removal = removeRoutes(m);
-  d.extraLocalRoutes.push(
-    ...tokenRoutes(m),
-    { ...at(local.join), handler: (req, res) => handleJoinCluster(m, req, res) },
-    ...removal.local,
-    {
-      // Workers: renew certificates through the control plane (for refresh-certs and automatic renewal).
-      ...at(local.renewWorkerCertificates),
-      handler: async (req) => {
-        const wanted = parseRequest(local.renewWorkerCertificates, req.body).certificates ?? [...WORKER_CLIENT_CERTS, 'kubelet'];
-        const valid: WorkerCertificate[] = [...WORKER_CLIENT_CERTS, 'kubelet'];
-        if (!Array.isArray(wanted) || !wanted.length || !wanted.every((c) => valid.includes(c as WorkerCertificate))) {
-          throw new ApiError(400, `certificates must be a list of ${valid.join(', ')}`);
-        }
-        return renewWorkerCertificates(d, wanted as WorkerCertificate[]);
-      },
-    },
-  );
-  d.extraClusterRoutes.push(...joinServerRoutes(m), ...removal.cluster);
+  d.extraLocalRoutes.push(issueTokenRoute(m), listTokensRoute(m), revokeTokenRoute(m), joinRoute(m), removeNodeRoute(m), renewWorkerCertificatesRoute(d));
+  d.extraClusterRoutes.push(memberJoinRoute(m), memberPromoteRoute(m), memberAbortRoute(m), membersRoute(m), memberCertificatesRoute(m), memberLeaveRoute(m));
   d.onClustered.push((node) => m.onClustered(node));
   d.onStop.push(() => m.stop());
   registerSecurityJoinPayloads(d);
   registerPkiKeyJoinPayload(d);
   return m;
 }
-
-/** Certificates renewWorkerCertificates can renew: the two client kubeconfigs and the kubelet serving certificate. */
-export type WorkerCertificate = WorkerClientCert | 'kubelet';
-
-/**
- * Renews a worker's certificates: new keys and CSRs for the client certificates (kubelet.conf,
- * proxy.conf), signed by a control-plane k8sd over mTLS; for the kubelet serving certificate,
- * a fresh kubernetes.io/kubelet-serving CSR (the kubelet makes it when its current one is gone).
- * Restarts only the services whose certificates changed. For the certificates work (refresh-certs
- * and automatic renewal on workers).
- */
-export async function renewWorkerCertificates(d: NodeContext, names: WorkerCertificate[]): Promise<{ renewed: WorkerCertificate[]; restarted: ServiceId[] }> {
-  const node = d.node();
-  if (!node || node.role !== 'worker') throw new ApiError(409, 'renewWorkerCertificates runs on a worker node');
-  const l = d.layout;
-  const clientCerts = WORKER_CLIENT_CERTS.filter((c) => names.includes(c));
-  const restarted = new Set<ServiceId>();
-  if (clientCerts.length) {
-    const keys: Partial<Record<WorkerClientCert, string>> = {};
-    const csrs: Partial<Record<WorkerClientCert, string>> = {};
-    for (const c of clientCerts) {
-      const kp = await d.crypto.generateKeyPair('ecdsa-p256');
-      keys[c] = kp.privateKeyPem;
-      csrs[c] = await d.crypto.createCsr(workerClientSubject(c, node.name), kp);
-    }
-    const cps = readPeers(l).filter((p: PeerRecord) => p.role === 'control-plane');
-    let reply: { certificates: Partial<Record<WorkerClientCert, string>>; caCert: string } | undefined;
-    let last: Error | undefined;
-    for (const p of cps) {
-      try {
-        reply = await peerRequest(peerIdentityOf(d), peerTarget(p), 'POST', peer.memberCertificates.path, { name: node.name, csrs }, 30_000);
-        break;
-      } catch (err) {
-        last = err as Error;
-      }
-    }
-    if (!reply) throw new ApiError(503, `no control-plane node signed the renewed certificates: ${last?.message ?? 'none is known'}`);
-    const server = `https://127.0.0.1:${node.securePort}`;
-    // Decided before the write: a client that reloads its certificate files restarts only when its
-    // kubeconfig changes too or its current certificate is about to expire.
-    const files: FileSpec[] = clientCerts.flatMap((c) => kubeconfigFiles(l, c, server, [reply.caCert], reply.certificates[c]!, keys[c]!));
-    const reloading = reloadingKubeconfigs(l, d.crypto, clientCerts, files);
-    const mustRestart = clientCerts.filter((c) => !reloading.has(c));
-    commitFileSet(files, l.k8sdStateDir);
-    if (mustRestart.includes('kubelet.conf')) restarted.add('kubelet');
-    if (mustRestart.includes('proxy.conf')) restarted.add('kube-proxy');
-    if (mustRestart.includes('flannel.conf') && existsSync(l.args('flanneld'))) restarted.add('flanneld');
-  }
-  if (names.includes('kubelet')) {
-    // With serverTLSBootstrap the kubelet requests a new serving certificate when it has none.
-    dropKubeletServingCert(l);
-    restarted.add('kubelet');
-  }
-  for (const svc of restarted) await d.host.services.restart(svc);
-  d.log.info('renewed worker certificates', { certificates: names, restarted: [...restarted] });
-  return { renewed: names, restarted: [...restarted] };
-}
-

@@ -1,4 +1,4 @@
-// The control-plane side of joins, on the cluster API (port 6400).
+// The control-plane side of joins, on the cluster API (port 6400; routes/peer/).
 //   POST /1.0/k8sd/members/join        untrusted: authenticated by the join token
 //   POST /1.0/k8sd/members/promote     the joining control-plane node, once its etcd learner runs
 //   POST /1.0/k8sd/members/abort       the joining control-plane node, when its join fails (its token stays spent)
@@ -15,7 +15,7 @@ import { CertificateTemplate, CryptoBackend } from '../../crypto/types.js';
 import { leafTemplate, trustBundle } from '../../pki/signer.js';
 import { KUBECONFIGS, NodeIdentity } from '../../pki/table.js';
 import { etcdPeerUrl } from '../controlplane.js';
-import { at, ApiError, Request, Route } from '../http.js';
+import { ApiError, Request } from '../http.js';
 import { peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { fingerprintOf } from '../identity.js';
@@ -184,7 +184,7 @@ async function requireCallerIs(m: MembershipContext, store: MembershipStore, req
   return rec;
 }
 
-async function handleJoin(m: MembershipContext, req: Request): Promise<unknown> {
+export async function handleJoin(m: MembershipContext, req: Request): Promise<unknown> {
   const node = m.d.node();
   if (!node || node.role !== 'control-plane' || !m.d.state) {
     throw new ApiError(503, 'this node is not a control-plane member of a cluster; join through another control-plane node');
@@ -322,7 +322,7 @@ async function requireControlPlaneSelf(m: MembershipContext, store: MembershipSt
   return { rec, inFlight: inFlight?.name === name ? inFlight : undefined };
 }
 
-async function handlePromote(m: MembershipContext, req: Request): Promise<unknown> {
+export async function handlePromote(m: MembershipContext, req: Request): Promise<unknown> {
   const { name, memberId } = parseRequest(peer.memberPromote, req.body);
   const store = m.store();
   const { rec, inFlight } = await requireControlPlaneSelf(m, store, req, name, 'promote');
@@ -361,7 +361,7 @@ async function handlePromote(m: MembershipContext, req: Request): Promise<unknow
  * material, so the token has served. A worker cannot abort (its certificates were issued with the
  * reply); an operator removes it with "k8s remove-node".
  */
-async function handleAbort(m: MembershipContext, req: Request): Promise<unknown> {
+export async function handleAbort(m: MembershipContext, req: Request): Promise<unknown> {
   const { name, memberId } = parseRequest(peer.memberAbort, req.body);
   const store = m.store();
   // Nothing registered under that name: nothing this caller may undo.
@@ -381,7 +381,7 @@ async function handleAbort(m: MembershipContext, req: Request): Promise<unknown>
   return { aborted: true };
 }
 
-async function handleMembers(m: MembershipContext): Promise<MembersReply> {
+export async function handleMembers(m: MembershipContext): Promise<MembersReply> {
   const store = m.store();
   const { config, pki } = await requireConfig(store);
   const members = await controlPlanePeers(m, store);
@@ -394,7 +394,7 @@ async function handleMembers(m: MembershipContext): Promise<MembersReply> {
   };
 }
 
-async function handleCertificates(m: MembershipContext, req: Request): Promise<unknown> {
+export async function handleCertificates(m: MembershipContext, req: Request): Promise<unknown> {
   const { name, csrs } = parseRequest(peer.memberCertificates, req.body);
   const store = m.store();
   const rec = await requireCallerIs(m, store, req, name);
@@ -406,14 +406,4 @@ async function handleCertificates(m: MembershipContext, req: Request): Promise<u
   const certificates = await signWorkerCsrs(m, name, checked, config, pki);
   m.log.info('signed renewed worker client certificates', { node: name, certificates: wanted });
   return { certificates, caCert: trustBundle(pki.cas.ca), clientCaCert: trustBundle(pki.cas['client-ca']) };
-}
-
-export function joinServerRoutes(m: MembershipContext): Route[] {
-  return [
-    { ...at(peer.memberJoin), untrusted: true, handler: (req) => handleJoin(m, req) },
-    { ...at(peer.memberPromote), handler: (req) => handlePromote(m, req) },
-    { ...at(peer.memberAbort), handler: (req) => handleAbort(m, req) },
-    { ...at(peer.members), handler: () => handleMembers(m) },
-    { ...at(peer.memberCertificates), handler: (req) => handleCertificates(m, req) },
-  ];
 }

@@ -12,7 +12,7 @@ import { EtcdClient, EtcdMember } from '../../datastore/etcd.js';
 import { removeLocalNode } from '../../datastore/state.js';
 import { KUBECONFIGS } from '../../pki/table.js';
 import { etcdPeerUrl, k8sdEtcdTlsFiles } from '../controlplane.js';
-import { at, ApiError, Request, Route } from '../http.js';
+import { ApiError, Request } from '../http.js';
 import { local, peer } from '../../api/index.js';
 import { parseRequest } from '../../api/parse.js';
 import { fingerprintOf } from '../identity.js';
@@ -82,7 +82,7 @@ function etcdMemberOf(members: EtcdMember[], name: string, rec: MemberRecord | u
   return members.find((x) => x.name === name) ?? (rec ? members.find((x) => x.peerURLs.includes(etcdPeerUrl(rec.address, peerPort))) : undefined);
 }
 
-async function handleRemove(m: MembershipContext, req: Request, res: ServerResponse): Promise<RemoveReply> {
+export async function handleRemove(m: MembershipContext, req: Request, res: ServerResponse): Promise<RemoveReply> {
   const { name, force } = parseRequest(local.removeNode, req.body);
   if (typeof name !== 'string' || !NAME_RE.test(name)) throw new ApiError(400, 'give the name of the node to remove (see "k8s status" or "k8s kubectl get nodes")');
   const self = m.d.node();
@@ -181,7 +181,7 @@ function scheduleSelfCleanup(m: MembershipContext, res: ServerResponse, name: st
   return { removed: name, self: true, warnings };
 }
 
-async function handleLeave(m: MembershipContext, req: Request, res: ServerResponse): Promise<unknown> {
+export async function handleLeave(m: MembershipContext, req: Request, res: ServerResponse): Promise<unknown> {
   const node = m.d.node();
   if (!node) return { leaving: false };
   await requireControlPlaneCaller(m.d, req, 'ask it to leave');
@@ -224,11 +224,4 @@ export async function leaveCluster(m: MembershipContext, reason: string): Promis
   } finally {
     m.leaving = false;
   }
-}
-
-export function removeRoutes(m: MembershipContext): { local: Route[]; cluster: Route[] } {
-  return {
-    local: [{ ...at(local.removeNode), handler: (req, res) => handleRemove(m, req, res) }],
-    cluster: [{ ...at(peer.memberLeave), caller: 'control-plane', handler: (req, res) => handleLeave(m, req, res) }],
-  };
 }

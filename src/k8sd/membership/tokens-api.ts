@@ -1,8 +1,8 @@
-// Join tokens on the local API (control-plane nodes only):
+// Join tokens, issued, listed and revoked on the local API (control-plane nodes only; routes/membership/):
 //   POST /1.0/k8sd/cluster/tokens         {name?, worker?, expiresInSeconds?, address?} → the token, once
 //   GET  /1.0/k8sd/cluster/tokens         open tokens (names, roles, expiry; never secrets)
 //   POST /1.0/k8sd/cluster/tokens/revoke  {name}
-import { at, ApiError, Request, Route } from '../http.js';
+import { ApiError, Request } from '../http.js';
 import type { MembershipContext } from './context.js';
 import { kubernetesNodeExists } from './kube-clients.js';
 import { joinHostPort } from '../cluster/peer.js';
@@ -19,9 +19,7 @@ const MIN_TTL_SECONDS = 1;
 const MAX_TTL_SECONDS = 365 * 24 * 3600;
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-
-
-async function createToken(m: MembershipContext, req: Request): Promise<IssuedToken> {
+export async function createToken(m: MembershipContext, req: Request): Promise<IssuedToken> {
   const self = m.d.requireControlPlane();
   const body = parseRequest(local.issueToken, req.body);
   const role = body.worker ? 'worker' : 'control-plane';
@@ -86,13 +84,13 @@ export function tokenInfo(r: JoinTokenRecord, now = Date.now()): TokenInfo {
   };
 }
 
-async function listTokens(m: MembershipContext): Promise<{ tokens: TokenInfo[] }> {
+export async function listTokens(m: MembershipContext): Promise<{ tokens: TokenInfo[] }> {
   m.d.requireControlPlane();
   const tokens = (await m.store().tokens()).map((r) => tokenInfo(r)).sort((a, b) => a.name.localeCompare(b.name));
   return { tokens };
 }
 
-async function revokeToken(m: MembershipContext, req: Request): Promise<{ revoked: string }> {
+export async function revokeToken(m: MembershipContext, req: Request): Promise<{ revoked: string }> {
   m.d.requireControlPlane();
   const { name } = parseRequest(local.revokeToken, req.body);
   if (typeof name !== 'string' || !name) throw new ApiError(400, 'give the name of the token to revoke (see "k8s list-join-tokens")');
@@ -112,12 +110,4 @@ export async function purgeExpiredTokens(m: MembershipContext): Promise<number> 
     }
   }
   return n;
-}
-
-export function tokenRoutes(m: MembershipContext): Route[] {
-  return [
-    { ...at(local.issueToken), handler: (req) => createToken(m, req) },
-    { ...at(local.listTokens), handler: () => listTokens(m) },
-    { ...at(local.revokeToken), handler: (req) => revokeToken(m, req) },
-  ];
 }
