@@ -2,7 +2,7 @@
 // kube-proxy and k8s-apiserver-proxy. Argument builders with secure defaults plus the
 // config files they read. CIS Kubernetes Benchmark ids next to the settings they satisfy.
 import yaml from 'js-yaml';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Layout } from '../layout.js';
 import { Args } from './args.js';
@@ -351,6 +351,17 @@ export function renderCniConflist(l: Layout, podCidrs: string[], opts: PodNetwor
       2,
     ) + '\n'
   );
+}
+
+/**
+ * A node's CNI config over `podCidrs`: with the network feature (flanneld's args file) it needs
+ * flanneld's MTU, asked of `flannelMtu` only then; undefined while that MTU is not known.
+ */
+export async function podNetworkConflist(l: Layout, podCidrs: string[], flannelMtu: () => number | undefined | Promise<number | undefined>): Promise<string | undefined> {
+  const network = existsSync(l.args('flanneld'));
+  const mtu = network ? await flannelMtu() : undefined;
+  if (network && !mtu) return undefined;
+  return renderCniConflist(l, podCidrs, { network, ...(mtu ? { mtu } : {}) });
 }
 
 export const NODE_ARG_BUILDERS: Record<NodeServiceId, (ctx: NodeServiceContext) => Args> = {

@@ -13,7 +13,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
 import { missingDirs, removeEmptyDirs, writeFileAtomic } from '../../host/files.js';
 import type { Layout } from '../../layout.js';
-import { cniConflistPath, renderCniConflist } from '../../services/worker-specs.js';
+import { cniConflistPath, podNetworkConflist } from '../../services/worker-specs.js';
 import { firstNodePodCidrs } from '../membership/first-pod-cidr.js';
 import type { Step } from './flow.js';
 
@@ -53,10 +53,7 @@ export async function expectedFlannelMtu(address: string): Promise<number | unde
 export async function firstNodeConflist(l: Layout, clusterPodCidr: string, address: string): Promise<string | undefined> {
   const cidrs = firstNodePodCidrs(clusterPodCidr);
   if (!cidrs) return undefined;
-  const network = existsSync(l.args('flanneld'));
-  const mtu = network ? await expectedFlannelMtu(address) : undefined;
-  if (network && !mtu) return undefined;
-  return renderCniConflist(l, cidrs, { network, ...(mtu ? { mtu } : {}) });
+  return podNetworkConflist(l, cidrs, () => expectedFlannelMtu(address));
 }
 
 interface FirstPodNetworkCtx {

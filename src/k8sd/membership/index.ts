@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import path from 'node:path';
 import { LocalNodeState } from '../../datastore/state.js';
 import { writeFileAtomic } from '../../host/files.js';
-import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, renderApiserverProxyEndpoints, renderCniConflist } from '../../services/worker-specs.js';
+import { apiserverProxyEndpointsPath, CNI_NETWORK_NAME, cniConflistPath, renderApiserverProxyEndpoints, podNetworkConflist } from '../../services/worker-specs.js';
 import type { Logger } from '../../log.js';
 import type { MembershipContext, MembershipNode } from './context.js';
 import { ApiError } from '../http.js';
@@ -267,10 +267,8 @@ export class Membership implements MembershipContext {
     }
     if (!cidrs.length) return false;
     // With the network feature, wait for flanneld's subnet file: pods need its MTU from the start.
-    const network = existsSync(l.args('flanneld'));
-    const mtu = network ? flannelMtu(l.flannelSubnetFile) : undefined;
-    if (network && !mtu) return false;
-    const text = renderCniConflist(l, cidrs, { network, ...(mtu ? { mtu } : {}) });
+    const text = await podNetworkConflist(l, cidrs, () => flannelMtu(l.flannelSubnetFile));
+    if (!text) return false;
     const file = cniConflistPath(l);
     if (existsSync(file) && readFileSync(file, 'utf8') === text) return false;
     // CIS 1.1.9/1.1.10: CNI files 600, root:root.
