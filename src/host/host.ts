@@ -16,6 +16,8 @@ export interface HostFacts {
   cgroupVersion(): 1 | 2;
   /** True when a TCP listener could bind address:port right now. */
   portFree(address: string, port: number): Promise<boolean>;
+  /** True when something in this network namespace listens on TCP `port` (any address); binds nothing. */
+  listening(port: number): Promise<boolean>;
 }
 
 const CGROUP2_MAGIC = 0x63677270;
@@ -47,6 +49,33 @@ export class LocalHost implements HostFacts {
       srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(true)));
     });
   }
+
+  async listening(port: number): Promise<boolean> {
+    // A trial bind (portFree) could win the race against the service and make it fail: read the
+    // kernel's socket tables instead, which list this network namespace's sockets.
+    for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+      let text: string;
+      try {
+        text = readFileSync(table, 'utf8');
+      } catch {
+        continue;
+      }
+      if (listensOn(text, port)) return true;
+    }
+    return false;
+  }
+}
+
+/** Whether a /proc/net/tcp{,6} table lists a socket in LISTEN state (0A) on `port`. */
+export function listensOn(table: string, port: number): boolean {
+  const want = port.toString(16).toUpperCase().padStart(4, '0');
+  return table
+    .split('\n')
+    .slice(1)
+    .some((line) => {
+      const f = line.trim().split(/\s+/);
+      return f.length > 3 && f[1]!.endsWith(`:${want}`) && f[3] === '0A';
+    });
 }
 
 /** 1 on hybrid/legacy cgroup v1 hosts, 2 on unified hosts. */

@@ -99,9 +99,10 @@ export function controlPlaneArgsFiles(
   });
 }
 
-export async function waitEtcdHealthy(client: EtcdClient, timeoutMs: number, isAlive: () => Promise<string | undefined>): Promise<void> {
+export async function waitEtcdHealthy(client: EtcdClient, timeoutMs: number, isAlive: () => Promise<string | undefined>, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     if (await client.health()) return;
     const dead = await isAlive();
     if (dead) throw new Error(dead);
@@ -122,7 +123,12 @@ export function crashWatch(host: Host, name: ServiceId, logHint: string): () => 
   };
 }
 
-export async function startKubernetesControlPlane(host: Host, timeoutMs: number): Promise<void> {
+export async function startKubernetesControlPlane(host: Host, timeoutMs: number, opts: { waitReady?: boolean } = {}): Promise<void> {
   for (const svc of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const) await host.services.start(svc);
+  if (opts.waitReady ?? true) await waitKubernetesControlPlane(host, timeoutMs);
+}
+
+/** Waits for kube-apiserver's /readyz, failing fast when it keeps exiting. */
+export async function waitKubernetesControlPlane(host: Host, timeoutMs: number): Promise<void> {
   await waitApiserverReady(host.layout.kubeconfig('admin.conf'), timeoutMs, crashWatch(host, 'kube-apiserver', host.layout.log('kube-apiserver')));
 }

@@ -249,9 +249,9 @@ export async function requireKeyHolderCaller(d: NodeContext, req: Request): Prom
   }
 }
 
-/** The body of a stage or an activation (both parse with the stage endpoint's schema). */
-export function keyChangeBody(req: Request): { keys: EncryptionKeys; keyId: string } {
-  return parseRequest(peer.encryptionKeysStage, req.body);
+/** The body of a stage or an activation, parsed with that endpoint's schema: an error names the path called. */
+export function keyChangeBody(e: typeof peer.encryptionKeysStage | typeof peer.encryptionKeysActivate, req: Request): { keys: EncryptionKeys; keyId: string } {
+  return parseRequest(e, req.body);
 }
 
 /** This node's keys, as the routes other control-plane nodes call during a rotation answer with them (routes/peer/encryption-keys-*.ts). */

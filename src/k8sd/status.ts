@@ -21,7 +21,7 @@ const GO_BINARIES: Array<[string, string]> = [
 ];
 
 /** What status reads: the node context and the states of this node's services. */
-export type StatusSources = NodeContext & { serviceStates(): Promise<unknown> };
+export type StatusSources = NodeContext & { serviceStates(): Promise<ServiceStatus[]> };
 
 function goModules(d: StatusSources): Record<string, string> {
   const out: Record<string, string> = {};
@@ -63,7 +63,7 @@ export async function clusterStatus(d: StatusSources): Promise<ClusterStatus> {
   const kubeconfig = l.kubeconfig(node.role === 'worker' ? 'kubelet.conf' : 'admin.conf');
   const [apiReady, services, datastore, nodeReady, features] = await Promise.all([
     apiserverReady(kubeconfig, 1500),
-    d.serviceStates() as Promise<ServiceStatus[]>,
+    d.serviceStates(),
     (async () => {
       // Workers are not datastore clients.
       if (!d.etcd) return { type: managed ? 'etcd' : 'external', members: [], ...(node.role === 'worker' ? {} : { error: 'datastore not connected' }) } as ClusterStatus['datastore'];

@@ -6,7 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateBootstrapConfig } from '../../src/config/bootstrap.js';
 import { NodeCryptoBackend } from '../../src/crypto/node.js';
 import { writeLocalNode } from '../../src/datastore/state.js';
-import { bootstrap, SecurityProvider } from '../../src/k8sd/flows/bootstrap.js';
+import { bootstrap, bootstrapSteps, SecurityProvider } from '../../src/k8sd/flows/bootstrap.js';
+import { waitListening } from '../../src/k8sd/flows/node-steps.js';
+import { listensOn } from '../../src/host/host.js';
 import type { StepEvent } from '../../src/api/index.js';
 import { Layout } from '../../src/layout.js';
 import { createLogger } from '../../src/log.js';
@@ -84,4 +86,46 @@ describe('the bootstrap flow on a fake host', () => {
     expect(host.services.calls).toEqual(['start etcd', 'stop etcd']);
     expect(tree(root).filter((f) => f !== 'test.log')).toEqual(before);
   });
+});
+
+describe('the bootstrap steps around the datastore', () => {
+  const names = (t: 'etcd' | 'external'): string[] => bootstrapSteps(t).map((s) => s.name);
+
+  it('managed etcd: kube-apiserver starts while etcd comes up, and k8sd stores the state before waiting for /readyz', () => {
+    expect(names('etcd')).toEqual(['preflight', 'pki', 'write-config', 'pod-network', 'start-datastore', 'start-control-plane', 'store-state', 'control-plane-ready', 'start-node', 'mark-bootstrapped']);
+  });
+
+  it('an external datastore is checked for an earlier cluster before any kube-apiserver starts against it', () => {
+    expect(names('external')).toEqual(['preflight', 'pki', 'write-config', 'pod-network', 'start-datastore', 'store-state', 'start-control-plane', 'start-node', 'mark-bootstrapped']);
+  });
+});
+
+describe('waiting for a service to listen', () => {
+  const host = new FakeHost(new Layout({ K8S_ROOT: os.tmpdir() }), { listening: [2379] });
+  const alive = async (): Promise<string | undefined> => undefined;
+
+  it('returns once the port listens', async () => {
+    await expect(waitListening(host, 'etcd', 2379, 1000, alive)).resolves.toBeUndefined();
+  });
+
+  it('fails with the crash report when the service keeps exiting', async () => {
+    await expect(waitListening(host, 'etcd', 2380, 5000, async () => 'etcd keeps exiting (exit 1); see etcd.log')).rejects.toThrow('etcd keeps exiting (exit 1); see etcd.log');
+  });
+
+  it('gives up at its deadline, naming the service and the port', async () => {
+    await expect(waitListening(host, 'etcd', 2380, 50, alive)).rejects.toThrow(/^etcd did not listen on port 2380 within 0 s; see its log$/);
+  });
+});
+
+describe("reading the kernel's TCP tables", () => {
+  // /proc/net/tcp: etcd listening on 127.0.0.1:2379 (0x094B) and an established connection on 2380 (0x094C).
+  const table = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:094B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0',
+    '   1: 0500000A:094C 0600000A:D431 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1',
+  ].join('\n');
+
+  it('finds a listener by port, on any address', () => expect(listensOn(table, 2379)).toBe(true));
+  it('does not count a connected socket as a listener', () => expect(listensOn(table, 2380)).toBe(false));
+  it('does not match the header or a port not there', () => expect(listensOn(table, 6443)).toBe(false));
 });

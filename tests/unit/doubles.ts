@@ -58,6 +58,8 @@ export interface FakeHostOptions {
   cgroupVersion?: 1 | 2;
   /** "address:port" pairs that are taken. */
   portsInUse?: string[];
+  /** Ports something listens on (any address), beside those of portsInUse. */
+  listening?: number[];
   services?: FakeServiceManager;
 }
 
@@ -89,6 +91,10 @@ export class FakeHost implements Host, HostFacts {
 
   async portFree(address: string, port: number): Promise<boolean> {
     return !(this.opts.portsInUse ?? []).includes(`${address}:${port}`);
+  }
+
+  async listening(port: number): Promise<boolean> {
+    return (this.opts.listening ?? []).includes(port) || (this.opts.portsInUse ?? []).some((p) => p.endsWith(`:${port}`));
   }
 }
 

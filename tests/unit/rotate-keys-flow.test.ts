@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import type { StepEvent } from '../../src/k8sd/flows/flow.js';
 import { FlowError } from '../../src/k8sd/flows/flow.js';
 import { keyRotation, rotateKeys, rotateKeysSteps } from '../../src/k8sd/flows/rotate-keys.js';
-import { ApiError } from '../../src/k8sd/http.js';
+import { ApiError, type Request } from '../../src/k8sd/http.js';
+import { keyChangeBody } from '../../src/k8sd/secrets-rotation.js';
+import { peer } from '../../src/api/index.js';
 import { fakeKeyRotation, KeyHolderCall } from './doubles.js';
 
 async function rotate(failing: Record<string, KeyHolderCall[]> = {}) {
@@ -97,5 +99,14 @@ describe('key rotation as steps', () => {
     expect(ctx.activatedOn).toEqual(['cp-1', 'cp-2']);
     expect(ctx.notActivated.map((n) => n.holder.name)).toEqual(['cp-3']);
     expect(calls.at(-1)).toBe('unlock lease-1');
+  });
+});
+
+describe('the key-change routes parse with their own endpoint', () => {
+  const malformed = { body: { keyId: 7 } } as unknown as Request;
+
+  it('a malformed activation names POST …/keys/activate, a malformed stage …/keys/stage', () => {
+    expect(() => keyChangeBody(peer.encryptionKeysActivate, malformed)).toThrow(/^malformed request to POST \S+\/keys\/activate: field "/);
+    expect(() => keyChangeBody(peer.encryptionKeysStage, malformed)).toThrow(/^malformed request to POST \S+\/keys\/stage: field "/);
   });
 });

@@ -19,6 +19,7 @@ import { runFlow, Step, StepEvent } from './flow.js';
 import {
   AlreadyBootstrappedError,
   controlPlaneFiles,
+  controlPlaneReadyStep,
   controlPlanePorts,
   NodeFlowCtx,
   preflightStep,
@@ -83,7 +84,7 @@ export function clusterConfigFrom(c: BootstrapConfig): ClusterConfig {
   };
 }
 
-const steps: Step<Ctx>[] = [
+const leadingSteps: Step<Ctx>[] = [
   preflightStep<Ctx>({
     role: 'control-plane',
     controlPlane: (ctx) => controlPlaneServices(ctx.cluster),
@@ -148,29 +149,32 @@ const steps: Step<Ctx>[] = [
     (ctx) => [ctx.host.layout.runDir, ctx.host.layout.etcdDataDir],
   ),
   firstPodNetworkStep<Ctx>(),
-  startDatastoreStep<Ctx>('Starting etcd'),
-  {
-    name: 'store-state',
-    title: 'Storing cluster state',
-    async run(ctx) {
-      const state = new ClusterState(ctx.etcd!, ctx.pkiKeys);
-      if (await state.getConfig()) {
-        throw new Error('the datastore already holds a k8sd cluster; use an empty etcd, or join that cluster instead');
-      }
-      // A new cluster gets a new wrapping key (a file left by an earlier cluster is replaced).
-      ctx.pkiKeys.install((await PkiKeyWrapper.generate(ctx.crypto)).document);
-      const b = ctx.bundle!;
-      await state.putPki({ cas: b.cas, serviceAccountKey: b.serviceAccountKey });
-      await state.putConfig(ctx.cluster);
-      await state.putNode({ name: ctx.req.name, address: ctx.req.address, role: 'control-plane', clusterCert: ctx.identity.cert, joinedAt: new Date().toISOString() });
-    },
-    async rollback(ctx) {
-      // Only reached with an external datastore (managed etcd data is removed wholesale).
-      if (ctx.cluster.datastoreType === 'external' && ctx.etcd) await ctx.etcd.deletePrefix('/k8sd/').catch(() => 0);
-      ctx.pkiKeys.remove();
-    },
+];
+
+const storeStateStep: Step<Ctx> = {
+  name: 'store-state',
+  title: 'Storing cluster state',
+  async run(ctx) {
+    await ctx.datastoreReady;
+    const state = new ClusterState(ctx.etcd!, ctx.pkiKeys);
+    if (await state.getConfig()) {
+      throw new Error('the datastore already holds a k8sd cluster; use an empty etcd, or join that cluster instead');
+    }
+    // A new cluster gets a new wrapping key (a file left by an earlier cluster is replaced).
+    ctx.pkiKeys.install((await PkiKeyWrapper.generate(ctx.crypto)).document);
+    const b = ctx.bundle!;
+    await state.putPki({ cas: b.cas, serviceAccountKey: b.serviceAccountKey });
+    await state.putConfig(ctx.cluster);
+    await state.putNode({ name: ctx.req.name, address: ctx.req.address, role: 'control-plane', clusterCert: ctx.identity.cert, joinedAt: new Date().toISOString() });
   },
-  startControlPlaneStep<Ctx>(),
+  async rollback(ctx) {
+    // Only reached with an external datastore (managed etcd data is removed wholesale).
+    if (ctx.cluster.datastoreType === 'external' && ctx.etcd) await ctx.etcd.deletePrefix('/k8sd/').catch(() => 0);
+    ctx.pkiKeys.remove();
+  },
+};
+
+const trailingSteps: Step<Ctx>[] = [
   startNodeStep<Ctx>('control-plane', 'start-node', 'Starting containerd, kubelet and kube-proxy'),
   recordNodeStep<Ctx>('mark-bootstrapped', (ctx) => ({
     node: {
@@ -185,6 +189,20 @@ const steps: Step<Ctx>[] = [
   })),
 ];
 
+/**
+ * The bootstrap's steps. With managed etcd (a new, empty data dir) kube-apiserver starts while
+ * etcd elects itself and k8sd stores the cluster state (issue 17: etcd's first answer took 0.3-1 s
+ * of the time to /readyz). An external datastore is checked for an earlier k8sd cluster first,
+ * before any kube-apiserver writes to it.
+ */
+export function bootstrapSteps(datastoreType: ClusterConfig['datastoreType']): Step<Ctx>[] {
+  const datastore: Step<Ctx>[] =
+    datastoreType === 'etcd'
+      ? [startDatastoreStep<Ctx>('Starting etcd', { early: true }), startControlPlaneStep<Ctx>({ waitReady: false }), storeStateStep, controlPlaneReadyStep<Ctx>()]
+      : [startDatastoreStep<Ctx>('Connecting to the datastore'), storeStateStep, startControlPlaneStep<Ctx>()];
+  return [...leadingSteps, ...datastore, ...trailingSteps];
+}
+
 export async function bootstrap(deps: BootstrapDeps, req: BootstrapRequest, onEvent?: (e: StepEvent) => void): Promise<{ etcd: EtcdClient; cluster: ClusterConfig }> {
   const ctx: Ctx = {
     ...deps,
@@ -195,6 +213,6 @@ export async function bootstrap(deps: BootstrapDeps, req: BootstrapRequest, onEv
     createdDirs: [],
     deadline: Date.now() + req.timeoutMs,
   };
-  await runFlow('bootstrap', steps, ctx, onEvent);
+  await runFlow('bootstrap', bootstrapSteps(ctx.cluster.datastoreType), ctx, onEvent);
   return { etcd: ctx.etcd!, cluster: ctx.cluster };
 }

@@ -13,7 +13,7 @@ import { assertComponents } from '../../services/binaries.js';
 import { Host } from '../../services/host.js';
 import { NodeRole } from '../../services/registry.js';
 import { apiServerUrl, BINARIES, localAddress, ServiceId } from '../../services/specs.js';
-import { controlPlaneArgsFiles, controlPlaneServices, crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, NodeParams, serviceContext, startKubernetesControlPlane, waitEtcdHealthy } from '../controlplane.js';
+import { controlPlaneArgsFiles, controlPlaneServices, crashWatch, etcdClientUrl, k8sdEtcdTlsFiles, NodeParams, serviceContext, startKubernetesControlPlane, waitEtcdHealthy, waitKubernetesControlPlane } from '../controlplane.js';
 import { PeerRecord, writePeers } from '../cluster/peer.js';
 import { controlPlaneNodeContext, nodeBinaries, nodeComponentFiles, prepareContainerd, removeNodeComponents, startNodeServices } from '../membership/node-components.js';
 import type { WeakenedFlag } from '../../config/overrides.js';
@@ -43,6 +43,10 @@ export interface NodeFlowCtx {
   written: string[];
   createdDirs: string[];
   etcd?: EtcdClient;
+  /** Set when the datastore step went on before etcd answered: settles once it does. */
+  datastoreReady?: Promise<void>;
+  /** Ends that wait (on rollback). */
+  datastoreWait?: AbortController;
   /** containerd's preparation, started beside the control plane: settles to its error, or null. */
   containerdPrepared?: Promise<Error | null>;
   /** Whether the record step wrote peers.json. */
@@ -166,8 +170,16 @@ export function writeConfigStep<C extends NodeFlowCtx>(files: (ctx: C) => Promis
   };
 }
 
-/** Starts managed etcd (or connects to the external datastore) and waits until it answers. */
-export function startDatastoreStep<C extends NodeFlowCtx>(title: string): Step<C> {
+/**
+ * Starts managed etcd (or connects to the external datastore) and waits until it answers.
+ *
+ * `early` (a new cluster's managed etcd, whose data dir is empty): the step ends once etcd
+ * listens, and `ctx.datastoreReady` settles when it answers, so kube-apiserver starts meanwhile.
+ * etcd completes the TLS handshakes it has queued once it is ready, so kube-apiserver's client,
+ * which waits on a connecting handshake, gets through at that moment; a refused connection
+ * would cost it gRPC's ~1 s reconnect backoff instead, hence the wait for the listener.
+ */
+export function startDatastoreStep<C extends NodeFlowCtx>(title: string, opts: { early?: boolean } = {}): Step<C> {
   return {
     name: 'start-datastore',
     title,
@@ -179,9 +191,17 @@ export function startDatastoreStep<C extends NodeFlowCtx>(title: string): Step<C
       if (managed) await host.services.start('etcd');
       const endpoints = managed ? [etcdClientUrl(localAddress({ nodeAddress: node.address }), cluster.etcdPort)] : cluster.datastoreServers;
       ctx.etcd = EtcdClient.fromFiles(endpoints, k8sdEtcdTlsFiles(l, managed));
-      await waitEtcdHealthy(ctx.etcd, remaining(ctx), crashWatch(host, 'etcd', l.log('etcd')));
+      const crashed = crashWatch(host, 'etcd', l.log('etcd'));
+      ctx.datastoreWait = new AbortController();
+      const healthy = waitEtcdHealthy(ctx.etcd, remaining(ctx), crashed, ctx.datastoreWait.signal);
+      if (!(opts.early && managed)) return healthy;
+      ctx.datastoreReady = healthy;
+      healthy.catch(() => undefined); // awaited by a later step; a failure before then ends this one (below)
+      await Promise.race([waitListening(host, 'etcd', cluster.etcdPort, remaining(ctx), crashed), healthy]);
     },
     async rollback(ctx) {
+      ctx.datastoreWait?.abort();
+      await ctx.datastoreReady?.catch(() => undefined);
       ctx.etcd?.close();
       if (ctx.cluster?.datastoreType === 'etcd') {
         await ctx.host.services.stop('etcd');
@@ -191,8 +211,23 @@ export function startDatastoreStep<C extends NodeFlowCtx>(title: string): Step<C
   };
 }
 
-/** Starts kube-apiserver, kube-controller-manager and kube-scheduler; containerd is prepared meanwhile. */
-export function startControlPlaneStep<C extends NodeFlowCtx>(): Step<C> {
+/** Waits until `service` listens on `port`, failing fast when it keeps exiting. */
+export async function waitListening(host: Host, service: string, port: number, timeoutMs: number, isAlive: () => Promise<string | undefined>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await host.listening(port)) return;
+    const dead = await isAlive();
+    if (dead) throw new Error(dead);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${service} did not listen on port ${port} within ${Math.round(timeoutMs / 1000)} s; see its log`);
+}
+
+/**
+ * Starts kube-apiserver, kube-controller-manager and kube-scheduler; containerd is prepared meanwhile.
+ * With `waitReady: false` the step ends once they are started, and `controlPlaneReadyStep` waits.
+ */
+export function startControlPlaneStep<C extends NodeFlowCtx>(opts: { waitReady?: boolean } = {}): Step<C> {
   return {
     name: 'start-control-plane',
     title: 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
@@ -203,7 +238,7 @@ export function startControlPlaneStep<C extends NodeFlowCtx>(): Step<C> {
         (err: Error) => err,
       );
       await ctx.security.beforeApiserver(ctx.cluster!);
-      await startKubernetesControlPlane(ctx.host, remaining(ctx));
+      await startKubernetesControlPlane(ctx.host, remaining(ctx), opts);
     },
     async rollback(ctx) {
       for (const s of ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const) await ctx.host.services.stop(s);
@@ -212,6 +247,17 @@ export function startControlPlaneStep<C extends NodeFlowCtx>(): Step<C> {
         await ctx.containerdPrepared;
         await removeNodeComponents(ctx.host, ctx.log, 'control-plane');
       }
+    },
+  };
+}
+
+/** Waits for kube-apiserver's /readyz after `startControlPlaneStep({ waitReady: false })`; undone by that step. */
+export function controlPlaneReadyStep<C extends NodeFlowCtx>(): Step<C> {
+  return {
+    name: 'control-plane-ready',
+    title: 'Waiting for kube-apiserver to be ready',
+    async run(ctx) {
+      await waitKubernetesControlPlane(ctx.host, remaining(ctx));
     },
   };
 }

@@ -11,7 +11,7 @@ export function encryptionKeysActivateRoute(d: NodeContext, manager: SecurityMan
     ...at(peer.encryptionKeysActivate),
     handler: async (req) => {
       await requireKeyHolderCaller(d, req);
-      const { keys, keyId } = keyChangeBody(req);
+      const { keys, keyId } = keyChangeBody(peer.encryptionKeysActivate, req);
       return thisNodeKeys(d, manager).activate(keys, keyId);
     },
   };

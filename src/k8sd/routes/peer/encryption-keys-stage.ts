@@ -11,7 +11,7 @@ export function encryptionKeysStageRoute(d: NodeContext, manager: SecurityManage
     ...at(peer.encryptionKeysStage),
     handler: async (req) => {
       await requireKeyHolderCaller(d, req);
-      const { keys, keyId } = keyChangeBody(req);
+      const { keys, keyId } = keyChangeBody(peer.encryptionKeysStage, req);
       return thisNodeKeys(d, manager).stage(keys, keyId);
     },
   };
