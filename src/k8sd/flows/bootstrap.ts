@@ -192,13 +192,14 @@ const trailingSteps: Step<Ctx>[] = [
 /**
  * The bootstrap's steps. With managed etcd (a new, empty data dir) kube-apiserver starts while
  * etcd elects itself and k8sd stores the cluster state (issue 17: etcd's first answer took 0.3-1 s
- * of the time to /readyz). An external datastore is checked for an earlier k8sd cluster first,
- * before any kube-apiserver writes to it.
+ * of the time to /readyz), and the controller manager and the scheduler start once it is ready.
+ * An external datastore is checked for an earlier k8sd cluster first, before any kube-apiserver
+ * writes to it.
  */
 export function bootstrapSteps(datastoreType: ClusterConfig['datastoreType']): Step<Ctx>[] {
   const datastore: Step<Ctx>[] =
     datastoreType === 'etcd'
-      ? [startDatastoreStep<Ctx>('Starting etcd', { early: true }), startControlPlaneStep<Ctx>({ waitReady: false }), storeStateStep, controlPlaneReadyStep<Ctx>()]
+      ? [startDatastoreStep<Ctx>('Starting etcd', { early: true }), startControlPlaneStep<Ctx>({ apiserverFirst: true }), storeStateStep, controlPlaneReadyStep<Ctx>()]
       : [startDatastoreStep<Ctx>('Connecting to the datastore'), storeStateStep, startControlPlaneStep<Ctx>()];
   return [...leadingSteps, ...datastore, ...trailingSteps];
 }

@@ -49,6 +49,8 @@ export interface NodeFlowCtx {
   datastoreWait?: AbortController;
   /** containerd's preparation, started beside the control plane: settles to its error, or null. */
   containerdPrepared?: Promise<Error | null>;
+  /** Lets that preparation import the images of features that are off (true), or skip them (false). */
+  releaseDeferredImages?: (go: boolean) => void;
   /** Whether the record step wrote peers.json. */
   wrotePeers?: boolean;
 }
@@ -225,24 +227,33 @@ export async function waitListening(host: Host, service: string, port: number, t
 
 /**
  * Starts kube-apiserver, kube-controller-manager and kube-scheduler; containerd is prepared meanwhile.
- * With `waitReady: false` the step ends once they are started, and `controlPlaneReadyStep` waits.
+ *
+ * `apiserverFirst` (bootstrap): the step starts kube-apiserver alone and `controlPlaneReadyStep`
+ * starts the other two once it is ready. Started beside it they spend ~1 CPU-second of this
+ * machine's two on their own start-up while kube-apiserver starts, then wait out their leader
+ * election's 2 s retry period; started at /readyz they take the lease at their first try.
  */
-export function startControlPlaneStep<C extends NodeFlowCtx>(opts: { waitReady?: boolean } = {}): Step<C> {
+export function startControlPlaneStep<C extends NodeFlowCtx>(opts: { apiserverFirst?: boolean } = {}): Step<C> {
   return {
     name: 'start-control-plane',
-    title: 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
+    title: opts.apiserverFirst ? 'Starting kube-apiserver' : 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
     async run(ctx) {
-      // containerd needs nothing from the control plane: it starts and imports its images meanwhile.
-      ctx.containerdPrepared = prepareContainerd(ctx.host, ctx.log, containerdTimeout(ctx)).then(
+      // containerd needs nothing from the control plane: it starts and imports the images the node
+      // needs meanwhile. The images of features that are off (~5 s of unpacking for containerd on
+      // this machine's 2 CPUs) wait until kube-apiserver is ready: they would slow its start.
+      const deferred = new Promise<boolean>((resolve) => (ctx.releaseDeferredImages = resolve));
+      ctx.containerdPrepared = prepareContainerd(ctx.host, ctx.log, containerdTimeout(ctx), deferred).then(
         () => null,
         (err: Error) => err,
       );
       await ctx.security.beforeApiserver(ctx.cluster!);
-      await startKubernetesControlPlane(ctx.host, remaining(ctx), opts);
+      if (opts.apiserverFirst) await ctx.host.services.start('kube-apiserver');
+      else await startKubernetesControlPlane(ctx.host, remaining(ctx));
     },
     async rollback(ctx) {
       for (const s of ['kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const) await ctx.host.services.stop(s);
       await ctx.security.stop();
+      ctx.releaseDeferredImages?.(false);
       if (ctx.containerdPrepared) {
         await ctx.containerdPrepared;
         await removeNodeComponents(ctx.host, ctx.log, 'control-plane');
@@ -251,13 +262,17 @@ export function startControlPlaneStep<C extends NodeFlowCtx>(opts: { waitReady?:
   };
 }
 
-/** Waits for kube-apiserver's /readyz after `startControlPlaneStep({ waitReady: false })`; undone by that step. */
+/**
+ * After `startControlPlaneStep({ apiserverFirst: true })`: waits for kube-apiserver's /readyz, then
+ * starts kube-controller-manager and kube-scheduler. That step's undo stops them.
+ */
 export function controlPlaneReadyStep<C extends NodeFlowCtx>(): Step<C> {
   return {
     name: 'control-plane-ready',
-    title: 'Waiting for kube-apiserver to be ready',
+    title: 'Waiting for kube-apiserver, then starting kube-controller-manager and kube-scheduler',
     async run(ctx) {
       await waitKubernetesControlPlane(ctx.host, remaining(ctx));
+      for (const s of ['kube-controller-manager', 'kube-scheduler'] as const) await ctx.host.services.start(s);
     },
   };
 }
@@ -268,6 +283,7 @@ export function startNodeStep<C extends NodeFlowCtx>(role: NodeRole, name: strin
     name,
     title,
     async run(ctx) {
+      ctx.releaseDeferredImages?.(true); // the control plane is ready by now
       const failed = await (ctx.containerdPrepared ?? prepareContainerd(ctx.host, ctx.log, containerdTimeout(ctx)).then(() => null));
       if (failed) throw failed;
       await startNodeServices(ctx.host, role);

@@ -263,12 +263,16 @@ async function importArchive(l: Layout, log: Logger, file: string): Promise<void
   log.info('side-loaded image archive', { file, ms: Date.now() - started });
 }
 
-/** Side-loads what the node needs to start, then returns; `rest` settles when the other archives are in. */
-export async function sideLoadImages(l: Layout, log: Logger): Promise<{ rest: Promise<void> }> {
+/**
+ * Side-loads what the node needs to start, then returns; `rest` settles when the other archives are
+ * in. With `restAfter`, the other archives wait for it (and are skipped when it gives false).
+ */
+export async function sideLoadImages(l: Layout, log: Logger, restAfter?: Promise<boolean>): Promise<{ rest: Promise<void> }> {
   const files = imageArchives(l);
   const later = files.filter((f) => DEFERRED_ARCHIVES.has(path.basename(f)));
   for (const file of files.filter((f) => !later.includes(f))) await importArchive(l, log, file);
   const rest = (async () => {
+    if (restAfter && !(await restAfter)) return;
     for (const file of later) await importArchive(l, log, file);
   })();
   return { rest };
@@ -300,9 +304,10 @@ export async function startNodeComponents(host: Host, log: Logger, role: 'contro
 
 /**
  * The part of the node components that needs no cluster: containerd running with its CRI plugin and
- * the bundled images imported. Bootstrap runs it while kube-apiserver starts (issue 17).
+ * the bundled images imported. Bootstrap runs it while kube-apiserver starts (issue 17); the images
+ * of features that are off then wait for `deferredImagesAfter` (see sideLoadImages).
  */
-export async function prepareContainerd(host: Host, log: Logger, timeoutMs: number): Promise<void> {
+export async function prepareContainerd(host: Host, log: Logger, timeoutMs: number, deferredImagesAfter?: Promise<boolean>): Promise<void> {
   const l = host.layout;
   linkCniPlugins(l);
   for (const dir of [l.cniConfDir, l.cniStateDir, l.kubeletRootDir, l.podLogsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -320,7 +325,7 @@ export async function prepareContainerd(host: Host, log: Logger, timeoutMs: numb
     if (!cri.ok && cri.error) throw new Error(`containerd runs without its CRI plugin, so the kubelet cannot start: ${cri.error}; see ${l.log('containerd')}`);
   }
   // Not awaited: the node starts while the images of features that are off load.
-  void (await sideLoadImages(l, log)).rest;
+  void (await sideLoadImages(l, log, deferredImagesAfter)).rest;
 }
 
 /** The kubelet, kube-proxy and flanneld, once containerd is prepared. */
