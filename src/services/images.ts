@@ -1,4 +1,5 @@
 // The images a node side-loads (no registry is needed): what the features run, and where they are named.
+import type { FeatureName } from '../config/features.js';
 import type { Layout } from '../layout.js';
 import { PAUSE_IMAGE } from './worker-specs.js';
 
@@ -12,6 +13,22 @@ export const FEATURE_IMAGES = {
   'metrics-server': ['metrics-server', 'metrics-server.tar'],
   traefik: ['traefik', 'traefik.tar'],
 } as const;
+
+/** The features whose pods run each image. */
+export const IMAGE_FEATURES: Record<keyof typeof FEATURE_IMAGES, readonly FeatureName[]> = {
+  coredns: ['dns'],
+  'local-path-provisioner': ['local-storage'],
+  'local-path-helper': ['local-storage'],
+  'metrics-server': ['metrics-server'],
+  traefik: ['ingress', 'gateway'],
+};
+
+/** The OCI archives (file names) of the images that the enabled features run. */
+export function archivesOfFeatures(enabled: (feature: FeatureName) => boolean): Set<string> {
+  return new Set(
+    (Object.keys(FEATURE_IMAGES) as (keyof typeof FEATURE_IMAGES)[]).filter((image) => IMAGE_FEATURES[image].some(enabled)).map((image) => FEATURE_IMAGES[image][1]),
+  );
+}
 
 export function imageRef(name: keyof typeof FEATURE_IMAGES, version: string): string {
   return `${IMAGE_REGISTRY}/${name}:${version}`;

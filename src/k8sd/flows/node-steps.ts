@@ -3,13 +3,14 @@
 // control-plane join and the worker join differ only in what they feed these steps.
 import { existsSync, rmSync } from 'node:fs';
 import { EtcdClient } from '../../datastore/etcd.js';
-import { ClusterConfig, LocalNodeState, readLocalNode, removeLocalNode, writeLocalNode } from '../../datastore/state.js';
+import { ClusterConfig, featuresOf, LocalNodeState, readLocalNode, removeLocalNode, writeLocalNode } from '../../datastore/state.js';
 import { onPath } from '../../host/host.js';
 import { commitFileSet, FileSpec, missingDirs, removeEmptyDirs, removeFiles } from '../../host/files.js';
 import { Logger } from '../../log.js';
 import { PkiBundle, pkiFiles } from '../../pki/signer.js';
 import { ArgOverrides, Args } from '../../services/args.js';
 import { assertComponents } from '../../services/binaries.js';
+import { archivesOfFeatures } from '../../services/images.js';
 import { Host } from '../../services/host.js';
 import { NodeRole } from '../../services/registry.js';
 import { apiServerUrl, BINARIES, localAddress, ServiceId } from '../../services/specs.js';
@@ -49,7 +50,7 @@ export interface NodeFlowCtx {
   datastoreWait?: AbortController;
   /** containerd's preparation, started beside the control plane: settles to its error, or null. */
   containerdPrepared?: Promise<Error | null>;
-  /** Lets that preparation import the images of features that are off (true), or skip them (false). */
+  /** Lets that preparation import the images of the features that are off (true), or skip them (false). */
   releaseDeferredImages?: (go: boolean) => void;
   /** Whether the record step wrote peers.json. */
   wrotePeers?: boolean;
@@ -239,10 +240,13 @@ export function startControlPlaneStep<C extends NodeFlowCtx>(opts: { apiserverFi
     title: opts.apiserverFirst ? 'Starting kube-apiserver' : 'Starting kube-apiserver, kube-controller-manager and kube-scheduler',
     async run(ctx) {
       // containerd needs nothing from the control plane: it starts and imports the images the node
-      // needs meanwhile. The images of features that are off (~5 s of unpacking for containerd on
-      // this machine's 2 CPUs) wait until kube-apiserver is ready: they would slow its start.
-      const deferred = new Promise<boolean>((resolve) => (ctx.releaseDeferredImages = resolve));
-      ctx.containerdPrepared = prepareContainerd(ctx.host, ctx.log, containerdTimeout(ctx), deferred).then(
+      // needs meanwhile, then those of the enabled features. The images of features that are off
+      // (up to ~5 s of unpacking for containerd on this machine's 2 CPUs) wait until kube-apiserver
+      // is ready: they would slow its start, and nothing runs them yet.
+      const features = featuresOf(ctx.cluster!);
+      const soon = archivesOfFeatures((f) => features[f].enabled);
+      const laterAfter = new Promise<boolean>((resolve) => (ctx.releaseDeferredImages = resolve));
+      ctx.containerdPrepared = prepareContainerd(ctx.host, ctx.log, containerdTimeout(ctx), { soon: (a) => soon.has(a), laterAfter }).then(
         () => null,
         (err: Error) => err,
       );

@@ -244,8 +244,8 @@ export function imageArchives(l: Layout): string[] {
 }
 
 /**
- * Archives a node can start without: the images of features that are off after a plain bootstrap.
- * They load in the background once the kubelet can start; a feature enabled right away finds its
+ * Archives a node can start without: the images of every feature but dns. They load in the
+ * background, so the kubelet starts without waiting for them; a feature enabled right away finds its
  * image a few seconds later (its pod waits: ErrImageNeverPull, retried). The sandbox image, CoreDNS
  * and any other archive (an operator's own, in the images directory) load first.
  */
@@ -263,17 +263,26 @@ async function importArchive(l: Layout, log: Logger, file: string): Promise<void
   log.info('side-loaded image archive', { file, ms: Date.now() - started });
 }
 
+/** When the archives a node can start without load: those `soon` right away, the others after `laterAfter` (skipped when it gives false). */
+export interface DeferredImages {
+  soon(archive: string): boolean;
+  laterAfter: Promise<boolean>;
+}
+
 /**
  * Side-loads what the node needs to start, then returns; `rest` settles when the other archives are
- * in. With `restAfter`, the other archives wait for it (and are skipped when it gives false).
+ * in. They load right away unless `deferred` says otherwise.
  */
-export async function sideLoadImages(l: Layout, log: Logger, restAfter?: Promise<boolean>): Promise<{ rest: Promise<void> }> {
+export async function sideLoadImages(l: Layout, log: Logger, deferred?: DeferredImages): Promise<{ rest: Promise<void> }> {
   const files = imageArchives(l);
   const later = files.filter((f) => DEFERRED_ARCHIVES.has(path.basename(f)));
   for (const file of files.filter((f) => !later.includes(f))) await importArchive(l, log, file);
+  const soon = deferred ? later.filter((f) => deferred.soon(path.basename(f))) : later;
   const rest = (async () => {
-    if (restAfter && !(await restAfter)) return;
-    for (const file of later) await importArchive(l, log, file);
+    for (const file of soon) await importArchive(l, log, file);
+    const last = later.filter((f) => !soon.includes(f));
+    if (last.length && deferred && !(await deferred.laterAfter)) return;
+    for (const file of last) await importArchive(l, log, file);
   })();
   return { rest };
 }
@@ -304,10 +313,10 @@ export async function startNodeComponents(host: Host, log: Logger, role: 'contro
 
 /**
  * The part of the node components that needs no cluster: containerd running with its CRI plugin and
- * the bundled images imported. Bootstrap runs it while kube-apiserver starts (issue 17); the images
- * of features that are off then wait for `deferredImagesAfter` (see sideLoadImages).
+ * the bundled images imported. Bootstrap runs it while kube-apiserver starts (issue 17); `deferred`
+ * says when the images the node can start without load (see sideLoadImages).
  */
-export async function prepareContainerd(host: Host, log: Logger, timeoutMs: number, deferredImagesAfter?: Promise<boolean>): Promise<void> {
+export async function prepareContainerd(host: Host, log: Logger, timeoutMs: number, deferred?: DeferredImages): Promise<void> {
   const l = host.layout;
   linkCniPlugins(l);
   for (const dir of [l.cniConfDir, l.cniStateDir, l.kubeletRootDir, l.podLogsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -325,7 +334,7 @@ export async function prepareContainerd(host: Host, log: Logger, timeoutMs: numb
     if (!cri.ok && cri.error) throw new Error(`containerd runs without its CRI plugin, so the kubelet cannot start: ${cri.error}; see ${l.log('containerd')}`);
   }
   // Not awaited: the node starts while the images of features that are off load.
-  void (await sideLoadImages(l, log, deferredImagesAfter)).rest;
+  void (await sideLoadImages(l, log, deferred)).rest;
 }
 
 /** The kubelet, kube-proxy and flanneld, once containerd is prepared. */
