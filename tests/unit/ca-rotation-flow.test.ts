@@ -11,30 +11,16 @@ import { HeldLock, RotationCtx, RotationEvent, RotationOps, rotateCas, rotateCaS
 import { ApiError } from '../../src/k8sd/http.js';
 import type { MemberRecord } from '../../src/k8sd/membership/store.js';
 import { createLogger } from '../../src/log.js';
-import type { CaMaterial } from '../../src/pki/signer.js';
-import { FakeRotationState } from './doubles.js';
+import { caRotationRecord, fakeCa, FakeRotationState } from './doubles.js';
 
-const ca = (name: string): CaMaterial => ({ cert: `${name}-cert`, key: `${name}-key` });
+const ca = fakeCa;
 
 const PKI: PkiRecord = {
   cas: { ca: ca('old-ca'), 'client-ca': ca('old-client'), 'front-proxy-ca': ca('old-proxy'), 'etcd-ca': ca('etcd'), 'kubelet-ca': ca('old-kubelet') },
   serviceAccountKey: 'sa-key',
 } as PkiRecord;
 
-function rotation(over: Partial<CaRotationRecord> = {}): CaRotationRecord {
-  return {
-    id: 'r1',
-    startedAt: '2026-12-07T18:00:00Z',
-    startedOn: 'cp-1',
-    phase: 'trust',
-    done: [],
-    old: { ca: ca('old-ca'), 'client-ca': ca('old-client'), 'front-proxy-ca': ca('old-proxy'), 'kubelet-ca': ca('old-kubelet') },
-    fresh: { ca: ca('new-ca'), 'client-ca': ca('new-client'), 'front-proxy-ca': ca('new-proxy'), 'kubelet-ca': ca('new-kubelet') },
-    crossSignedCa: 'cross',
-    crossSignedKubeletCa: 'cross-kubelet',
-    ...over,
-  };
-}
+const rotation = (over: Partial<CaRotationRecord> = {}): CaRotationRecord => caRotationRecord({ startedOn: 'cp-1', startedAt: '2026-12-07T18:00:00Z', ...over });
 
 const member = (name: string, role: MemberRecord['role']): MemberRecord => ({ name, address: `10.0.0.${name.length}`, role, clusterCert: 'C', joinedAt: '' });
 const MEMBERS = [member('w-1', 'worker'), member('cp-2', 'control-plane'), member('cp-1', 'control-plane')];

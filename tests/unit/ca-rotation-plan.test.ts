@@ -3,8 +3,9 @@ import { CaRotationRecord } from '../../src/datastore/state.js';
 import { caSetFor, recordDone, recordPhase, remainingSteps, rotationOrder, RotationMember } from '../../src/k8sd/certs/rotation-plan.js';
 import { CaMaterial } from '../../src/pki/signer.js';
 import { CaName } from '../../src/pki/table.js';
+import { caRotationRecord, fakeCa } from './doubles.js';
 
-const ca = (name: string): CaMaterial => ({ cert: `${name}-cert`, key: `${name}-key` });
+const ca = fakeCa;
 
 const current: Record<CaName, CaMaterial> = {
   ca: ca('old-ca'),
@@ -14,20 +15,7 @@ const current: Record<CaName, CaMaterial> = {
   'kubelet-ca': ca('old-kubelet'),
 };
 
-function record(over: Partial<CaRotationRecord> = {}): CaRotationRecord {
-  return {
-    id: 'r1',
-    startedAt: '2026-01-01T00:00:00Z',
-    startedOn: 'cp1',
-    phase: 'trust',
-    done: [],
-    old: { ca: ca('old-ca'), 'client-ca': ca('old-client'), 'front-proxy-ca': ca('old-proxy'), 'kubelet-ca': ca('old-kubelet') },
-    fresh: { ca: ca('new-ca'), 'client-ca': ca('new-client'), 'front-proxy-ca': ca('new-proxy'), 'kubelet-ca': ca('new-kubelet') },
-    crossSignedCa: 'cross',
-    crossSignedKubeletCa: 'cross-kubelet',
-    ...over,
-  };
-}
+const record = caRotationRecord;
 
 const members: RotationMember[] = [
   { name: 'w2', role: 'worker' },

@@ -12,6 +12,7 @@ import type { Layout } from '../../src/layout.js';
 import type { Host } from '../../src/services/host.js';
 import type { ServiceManager, ServiceStatus } from '../../src/services/manager.js';
 import type { ServiceId } from '../../src/services/specs.js';
+import type { CaMaterial } from '../../src/pki/signer.js';
 
 export type ServiceCall = `${'start' | 'stop' | 'restart'} ${ServiceId}`;
 
@@ -214,4 +215,23 @@ export function fakeKeyRotation(peers: string[], failing: Record<string, KeyHold
     planRotation: async (collected) => (calls.push(`plan from ${collected.map((c) => c.node).join(',')}`), plan),
   };
   return { deps, calls };
+}
+
+/** A stand-in CA: its "certificate" and "key" are names, enough for code that only moves them around. */
+export const fakeCa = (name: string): CaMaterial => ({ cert: `${name}-cert`, key: `${name}-key` });
+
+/** A CA rotation record in its trust phase, old CAs "old-*", new ones "new-*"; `over` replaces fields. */
+export function caRotationRecord(over: Partial<CaRotationRecord> = {}): CaRotationRecord {
+  return {
+    id: 'r1',
+    startedAt: '2026-01-01T00:00:00Z',
+    startedOn: 'cp1',
+    phase: 'trust',
+    done: [],
+    old: { ca: fakeCa('old-ca'), 'client-ca': fakeCa('old-client'), 'front-proxy-ca': fakeCa('old-proxy'), 'kubelet-ca': fakeCa('old-kubelet') },
+    fresh: { ca: fakeCa('new-ca'), 'client-ca': fakeCa('new-client'), 'front-proxy-ca': fakeCa('new-proxy'), 'kubelet-ca': fakeCa('new-kubelet') },
+    crossSignedCa: 'cross',
+    crossSignedKubeletCa: 'cross-kubelet',
+    ...over,
+  };
 }
