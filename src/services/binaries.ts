@@ -52,17 +52,18 @@ export function verifyGoFips(layout: Layout, component: string, file: string): s
 const hashByIdentity = new Map<string, string>();
 
 /**
- * Files of a cache entry already found to match SHA256SUMS, by identity, kept in the entry
- * (`.verified`), so that a bootstrap does not hash ~300 MB of binaries again (0.3 s of its preflight,
- * issue 17). Any write to a file, a copy or a replacement changes its identity (ctime cannot be set
- * back), and the file is hashed again.
+ * Files of a cache entry already found to match SHA256SUMS, by identity, kept beside the entry
+ * (`<entry>.verified`), so that a bootstrap does not hash ~300 MB of binaries again (0.3 s of its
+ * preflight, issue 17). Any write to a file, a copy or a replacement changes its identity (ctime
+ * cannot be set back), and the file is hashed again. Beside, not in it: the entry is what a part
+ * of the snap stages.
  */
-const VERIFIED_FILE = '.verified';
+export const verifiedRecordOf = (entry: string): string => `${entry}.verified`;
 type VerifiedRecord = Record<string, { identity: string; sha256: string }>;
 
 function readVerified(entry: string): VerifiedRecord {
   try {
-    const v = JSON.parse(readFileSync(path.join(entry, VERIFIED_FILE), 'utf8')) as unknown;
+    const v = JSON.parse(readFileSync(verifiedRecordOf(entry), 'utf8')) as unknown;
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as VerifiedRecord) : {};
   } catch {
     return {};
@@ -71,7 +72,7 @@ function readVerified(entry: string): VerifiedRecord {
 
 function recordVerified(entry: string, rel: string, identity: string, sha256: string): void {
   try {
-    writeFileAtomic(path.join(entry, VERIFIED_FILE), JSON.stringify({ ...readVerified(entry), [rel]: { identity, sha256 } }) + '\n');
+    writeFileAtomic(verifiedRecordOf(entry), JSON.stringify({ ...readVerified(entry), [rel]: { identity, sha256 } }) + '\n');
   } catch {
     // a read-only cache: the file is hashed again next time
   }

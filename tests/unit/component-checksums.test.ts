@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { Layout } from '../../src/layout.js';
-import { ComponentError, verifyComponentChecksum } from '../../src/services/binaries.js';
+import { ComponentError, verifiedRecordOf, verifyComponentChecksum } from '../../src/services/binaries.js';
 import { installComponent, recordChecksums } from './component-cache.js';
 
 const BIN_DIR_SH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../snap/components/bin-dir.sh');
@@ -61,7 +61,8 @@ describe('component checksums', () => {
     const l = layoutFor();
     const file = installComponent(l, 'etcd', 'etcd', '#!/bin/sh\necho verified\n');
     verifyComponentChecksum(l, 'etcd', file);
-    const stamp = path.join(entryOf(file), '.verified');
+    const stamp = verifiedRecordOf(entryOf(file));
+    expect(stamp).toBe(`${entryOf(file)}.verified`); // beside the entry, which a snap part stages whole
     const record = JSON.parse(readFileSync(stamp, 'utf8')) as Record<string, { identity: string; sha256: string }>;
     const st = statSync(file, { bigint: true });
     expect(record['bin/etcd']).toEqual({ identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
@@ -76,7 +77,7 @@ describe('component checksums', () => {
     const file = installComponent(l, 'etcd', 'etcd', '#!/bin/sh\necho recorded\n');
     const st = statSync(file, { bigint: true });
     // What the record says is what counts for this identity: a wrong hash in it is reported as the file's.
-    writeFileSync(path.join(entryOf(file), '.verified'), JSON.stringify({ 'bin/etcd': { identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, sha256: 'f'.repeat(64) } }));
+    writeFileSync(verifiedRecordOf(entryOf(file)), JSON.stringify({ 'bin/etcd': { identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, sha256: 'f'.repeat(64) } }));
     expect(() => verifyComponentChecksum(l, 'etcd', file)).toThrow(`checksum mismatch: ${file} has SHA-256 ${'f'.repeat(64)}`);
   });
 
