@@ -114,14 +114,19 @@ export function verifyComponentChecksum(layout: Layout, component: string, file:
   if (!expected) throw new ComponentError(`${file} is not listed in ${sums}; refusing to run it; ${rebuild}`);
   const st = statSync(file, { bigint: true });
   const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-  const seen = readVerified(entry)[rel];
-  const known = hashByIdentity.get(identity) ?? (seen?.identity === identity ? seen.sha256 : undefined);
-  const actual = known ?? sha256File(file);
+  // Known in this process, else from the record beside the entry (read only then), else hashed.
+  let actual = hashByIdentity.get(identity);
+  let hashed = false;
+  if (actual === undefined) {
+    const seen = readVerified(entry)[rel];
+    hashed = seen?.identity !== identity;
+    actual = hashed ? sha256File(file) : seen!.sha256;
+  }
   if (actual !== expected) {
     throw new ComponentError(`checksum mismatch: ${file} has SHA-256 ${actual}, but ${sums} recorded ${expected} when it was built; refusing to run it; ${rebuild}`);
   }
   hashByIdentity.set(identity, actual);
-  if (seen?.identity !== identity || seen.sha256 !== actual) recordVerified(entry, rel, identity, actual);
+  if (hashed) recordVerified(entry, rel, identity, actual);
 }
 
 /** Throws a ComponentError naming every missing or (in FIPS mode) non-FIPS binary and how to build it. */

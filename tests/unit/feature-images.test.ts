@@ -4,24 +4,24 @@ import { describe, expect, it } from 'vitest';
 import { FEATURE_NAMES, type FeatureName } from '../../src/config/features.js';
 import { archivesOfFeatures, FEATURE_IMAGES, IMAGE_FEATURES } from '../../src/services/images.js';
 
-const only = (...on: FeatureName[]) => archivesOfFeatures((f) => on.includes(f));
+const archivesFor = (...on: FeatureName[]) => archivesOfFeatures((f) => on.includes(f));
 
 describe('the image archives of the enabled features', () => {
   it('a lean bootstrap (network and dns) needs only CoreDNS', () => {
-    expect([...only('network', 'dns')]).toEqual(['coredns.tar']);
+    expect([...archivesFor('network', 'dns')]).toEqual(['coredns.tar']);
   });
 
   it("CK8s's plain bootstrap (network, dns, gateway, local-storage, metrics-server) needs every bundled image", () => {
-    expect([...only('network', 'dns', 'gateway', 'local-storage', 'metrics-server')].sort()).toEqual(
+    expect([...archivesFor('network', 'dns', 'gateway', 'local-storage', 'metrics-server')].sort()).toEqual(
       ['coredns.tar', 'local-path-helper.tar', 'local-path-provisioner.tar', 'metrics-server.tar', 'traefik.tar'],
     );
   });
 
   it('ingress and gateway share traefik; local-storage runs two images', () => {
-    expect([...only('ingress')]).toEqual(['traefik.tar']);
-    expect([...only('gateway')]).toEqual(['traefik.tar']);
-    expect([...only('local-storage')].sort()).toEqual(['local-path-helper.tar', 'local-path-provisioner.tar']);
-    expect([...only('network', 'load-balancer')]).toEqual([]);
+    expect([...archivesFor('ingress')]).toEqual(['traefik.tar']);
+    expect([...archivesFor('gateway')]).toEqual(['traefik.tar']);
+    expect([...archivesFor('local-storage')].sort()).toEqual(['local-path-helper.tar', 'local-path-provisioner.tar']);
+    expect([...archivesFor('network', 'load-balancer')]).toEqual([]);
   });
 
   it('every image is run by some feature, and names only known features', () => {
